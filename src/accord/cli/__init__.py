@@ -1,0 +1,60 @@
+"""The ``accord`` command line (CONTRACT.md, "Command line").
+
+Each command lives in its own small module and registers itself on :data:`app`.
+Errors print one line on standard error, never a traceback (set ``ACCORD_DEBUG=1`` to
+see one): a deliberate :class:`~accord.errors.AccordError` exits 2, anything else 70.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from accord.errors import AccordError
+
+app = typer.Typer(
+    name="accord",
+    help="Accord: an integration engine for medical imaging (HL7 v2, MLLP, DICOM MWL/MPPS).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    typer.echo(f"accord: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``accord`` script."""
+    _register()
+    try:
+        app(standalone_mode=True)
+    except AccordError as exc:
+        if os.environ.get("ACCORD_DEBUG"):
+            raise
+        where = f" ({exc.location})" if exc.location else ""
+        print(f"accord: error: {exc}{where}".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, BrokenPipeError):
+        sys.exit(130)
+    except Exception as exc:  # the one place a bug becomes one line, not a traceback
+        if os.environ.get("ACCORD_DEBUG"):
+            raise
+        print(f"accord: internal error: {type(exc).__name__}: {exc}".replace("\n", " "),
+              file=sys.stderr)
+        sys.exit(70)
