@@ -1,0 +1,268 @@
+"""The engine's settings: a YAML file, defaults from CONTRACT.md, command-line overrides.
+
+Rules: the file is read with ``yaml.safe_load`` semantics (SafeLoader, no tags); every key
+is known (an unknown key is an error, so a typo never silently falls back to a default);
+a bad value raises :class:`~accord.errors.ConfigError` naming the key path *and* the file
+line, e.g. ``destinations[1].port: must be an integer (accord.yaml line 7)``. The models
+are frozen pydantic models: the runtime reads them, nobody changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from accord.errors import ConfigError
+
+Category = Literal["adt", "orders", "reports", "status"]
+MIB = 1024 * 1024
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Limits(_Model):
+    """MLLP listener limits (issue 3 defaults)."""
+
+    max_message_bytes: int = Field(default=10 * MIB, gt=0)
+    frame_deadline: float = Field(default=30.0, gt=0)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    max_connections: int = Field(default=100, gt=0)
+    max_per_peer: int = Field(default=20, gt=0)
+
+
+class TlsServer(_Model):
+    """TLS 1.2+ on the listener; ``require_client_cert`` asks for mutual authentication."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    require_client_cert: bool = False
+
+
+class TlsClient(_Model):
+    """TLS towards a destination: ``ca`` verifies it, ``cert``/``key`` authenticate us."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_hostname: str | None = None
+
+
+class Sender(_Model):
+    """One allowed sender: MSH-3 (application) and, when given, MSH-4 (facility)."""
+
+    app: str
+    facility: str | None = None
+
+
+class MllpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=2575, ge=0, le=65535)
+    limits: Limits = Field(default_factory=Limits)
+    tls: TlsServer | None = None
+    allowed_senders: tuple[Sender, ...] = ()
+
+
+class DicomConfig(_Model):
+    ae_title: str = Field(default="ACCORD", min_length=1, max_length=16)
+    host: str = "127.0.0.1"
+    port: int = Field(default=11112, ge=0, le=65535)
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class StoreConfig(_Model):
+    """``url`` wins; else SQLite under ``data_dir``. ``retention_days`` None keeps all."""
+
+    url: str | None = None
+    data_dir: Path = Path("accord-data")
+    retention_days: int | None = Field(default=None, gt=0)
+    prune_interval: float = Field(default=3600.0, gt=0)
+    prune_block: int = Field(default=1000, gt=0)
+
+    def resolved_url(self) -> str:
+        """The SQLAlchemy URL of the store."""
+        if self.url:
+            return self.url
+        return f"sqlite:///{(self.data_dir / 'accord.db').resolve()}"
+
+
+class Backoff(_Model):
+    """Capped exponential backoff between attempts: ``min(cap, base * 2**n)`` seconds."""
+
+    base: float = Field(default=1.0, gt=0)
+    cap: float = Field(default=60.0, gt=0)
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2 ** max(0, attempt)))
+
+
+class Destination(_Model):
+    """A downstream system (CONTRACT form) and how to deliver to it."""
+
+    name: str = Field(min_length=1)
+    host: str
+    port: int = Field(ge=1, le=65535)
+    send: tuple[Category, ...] = Field(min_length=1)
+    tls: TlsClient | None = None
+    connect_timeout: float = Field(default=10.0, gt=0)
+    ack_timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+    backoff: Backoff = Field(default_factory=Backoff)
+    per_patient: bool = False
+    workers: int = Field(default=4, ge=1, le=64)
+    rotate: bool = False
+    dialect: str | None = None
+
+
+class Config(_Model):
+    """Everything the runtime needs. Build with :func:`load_config`."""
+
+    node_id: str | None = None
+    mllp: MllpConfig = Field(default_factory=MllpConfig)
+    dicom: DicomConfig = Field(default_factory=DicomConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    destinations: tuple[Destination, ...] = ()
+    dialects: dict[str, dict[str, Any]] = {}
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_names(cls, v: tuple[Destination, ...]) -> tuple[Destination, ...]:
+        names = [d.name for d in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"destination names must be unique: {', '.join(dupes)}")
+        return v
+
+
+# Dotted override keys accepted from the command line (None values are ignored).
+OVERRIDE_KEYS = (
+    "mllp.port", "dicom.port", "http.port", "store.url", "store.data_dir", "node_id",
+)
+
+_MESSAGES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read ``path`` (YAML; None for defaults only), apply ``overrides`` and validate.
+
+    ``overrides`` maps dotted keys (``"mllp.port"``) to values; None values are skipped,
+    so CLI flags that were not given change nothing.
+    """
+    raw: Any = {}
+    lines: dict[tuple[str | int, ...], int] = {}
+    name = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+        raw, lines = _parse_yaml(text, p.name)
+        name = p.name
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: the top level must be a mapping of keys")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, key, value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, lines, name)) from None
+
+
+def _parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{problem} ({name}{where})") from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: tuple[str | int, ...],
+                 out: dict[tuple[str | int, ...], int]) -> None:
+    """Map each key path to the 1-based line where it appears in the file."""
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
+            out[(*path, key)] = k.start_mark.line + 1
+            _index_lines(v, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), out)
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = raw
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _describe(exc: ValidationError, lines: dict[tuple[str | int, ...], int],
+              name: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = tuple(x for x in err["loc"] if isinstance(x, str | int))
+        text = _MESSAGES.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            text = f"must be one of {err.get('ctx', {}).get('expected', '')}"
+        where = _line_of(loc, lines)
+        suffix = f" ({name} line {where})" if where else f" ({name})"
+        parts.append(f"{_format_path(loc) or '<top>'}: {text}{suffix}")
+    return "; ".join(parts)
+
+
+def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return 0
+
+
+def _format_path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out

@@ -1,0 +1,114 @@
+"""Tests for accord.config: CONTRACT defaults, key path + line in errors, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accord.config import Config, load_config
+from accord.errors import ConfigError
+
+CONTRACT_FORM = """\
+destinations:
+  - name: ris            # gets procedure status updates
+    host: 127.0.0.1
+    port: 2576
+    send: [status]
+  - name: pacs
+    host: 127.0.0.1
+    port: 2577
+    send: [adt, orders, reports]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "accord.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_follow_contract() -> None:
+    cfg = load_config(None)
+    assert (cfg.mllp.host, cfg.mllp.port) == ("127.0.0.1", 2575)
+    assert (cfg.dicom.ae_title, cfg.dicom.port) == ("ACCORD", 11112)
+    assert cfg.http.port == 8080
+    assert cfg.mllp.limits.max_message_bytes == 10 * 1024 * 1024
+    assert cfg.mllp.limits.frame_deadline == 30
+    assert cfg.mllp.limits.idle_timeout == 300
+    assert (cfg.mllp.limits.max_connections, cfg.mllp.limits.max_per_peer) == (100, 20)
+    assert cfg.store.data_dir == Path("accord-data")
+    assert cfg.store.resolved_url().startswith("sqlite:///")
+    assert cfg.destinations == ()
+
+
+def test_contract_destination_form(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, CONTRACT_FORM))
+    ris, pacs = cfg.destinations
+    assert (ris.name, ris.port, ris.send) == ("ris", 2576, ("status",))
+    assert pacs.send == ("adt", "orders", "reports")
+    assert pacs.retries == 3 and not pacs.per_patient and not pacs.rotate
+    assert pacs.backoff.delay(0) == 1.0 and pacs.backoff.delay(20) == 60.0
+
+
+def test_bad_port_names_path_and_line(tmp_path: Path) -> None:
+    bad = CONTRACT_FORM.replace("port: 2577", "port: seven")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, bad))
+    assert str(info.value) == "destinations[1].port: must be an integer (accord.yaml line 8)"
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "mllp:\n  port: 2575\n  prot: 1\n"))
+    assert str(info.value) == "mllp.prot: unknown key (accord.yaml line 3)"
+
+
+def test_bad_category_and_missing_host(tmp_path: Path) -> None:
+    text = "destinations:\n  - name: x\n    port: 1\n    send: [adt, images]\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    msg = str(info.value)
+    assert "destinations[0].host: is required (accord.yaml line 2)" in msg
+    assert "destinations[0].send[1]: must be one of" in msg
+    assert "(accord.yaml line 4)" in msg
+
+
+def test_duplicate_destination_names(tmp_path: Path) -> None:
+    text = CONTRACT_FORM.replace("name: pacs", "name: ris")
+    with pytest.raises(ConfigError, match=r"destinations: .*unique: ris \(accord.yaml line 1\)"):
+        load_config(write(tmp_path, text))
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"accord.yaml line 3"):
+        load_config(write(tmp_path, "mllp:\n  port: 1\n host: x\n"))
+
+
+def test_top_level_must_be_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="top level"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_python_tags_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, "node_id: !!python/object/apply:os.getcwd []\n"))
+
+
+def test_overrides_win_and_none_is_ignored(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "mllp:\n  port: 3000\n"),
+                      {"mllp.port": 3001, "http.port": None, "store.data_dir": str(tmp_path)})
+    assert cfg.mllp.port == 3001 and cfg.http.port == 8080
+    assert cfg.store.data_dir == tmp_path
+    assert cfg.store.resolved_url() == f"sqlite:///{(tmp_path / 'accord.db').resolve()}"
+
+
+def test_db_url_wins_over_data_dir() -> None:
+    cfg = load_config(None, {"store.url": "postgresql+psycopg://postgres@127.0.0.1/test"})
+    assert cfg.store.resolved_url().startswith("postgresql")
+
+
+def test_config_is_frozen() -> None:
+    cfg = Config()
+    with pytest.raises(Exception, match="frozen"):
+        cfg.node_id = "x"  # type: ignore[misc]
