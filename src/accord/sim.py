@@ -1,0 +1,158 @@
+"""Simulated radiology department traffic for ``accord demo`` and benchmarks.
+
+Each *exam* is the life of one order as a HIS/RIS would report it: registration
+(ADT^A04), sometimes a demographics update (ADT^A08), the order (ORM^O01 ORC-1 NW, with a
+ZDS segment carrying the Study Instance UID), status updates (ORM^O01 ORC-1 SC with
+ORC-5 IP then CM) and the final report (ORU^R01, OBR-25 F). Names and identifiers are
+synthetic, drawn from small built-in lists: no real person is described.
+
+Rule: pure — the caller passes the random generator and the time; no I/O here.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from accord.clock import uid_from_uuid
+
+GIVEN = ("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hugo", "Ines",
+         "Jonas", "Karin", "Leo", "Maria", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tara")
+FAMILY = ("Adler", "Berger", "Conti", "Dietz", "Engel", "Fischer", "Garcia", "Hansen",
+          "Ivanova", "Jansen", "Keller", "Lund", "Moreau", "Novak", "Olsen", "Petit",
+          "Quinn", "Rossi", "Schmidt", "Tanaka", "Vogel", "Weber")
+STREETS = ("Lindenweg", "Main St", "Rue Verte", "Harbour Rd", "Oak Ave", "Mill Lane")
+CITIES = ("Springfield", "Riverton", "Lakeside", "Hillview")
+# Procedure code, description, modality, station AE title.
+PROCEDURES = (
+    ("CT-CHEST", "CT Chest with contrast", "CT", "CT1"),
+    ("CT-HEAD", "CT Head without contrast", "CT", "CT1"),
+    ("MR-KNEE", "MR Knee left", "MR", "MR1"),
+    ("MR-BRAIN", "MR Brain", "MR", "MR1"),
+    ("US-ABD", "US Abdomen", "US", "US1"),
+    ("XR-CHEST", "XR Chest 2 views", "CR", "DX1"),
+)
+SENDER = ("RIS", "RADIOLOGY")
+RECEIVER = ("ACCORD", "RADIOLOGY")
+
+
+@dataclass(frozen=True, slots=True)
+class SimPatient:
+    mrn: str
+    family: str
+    given: str
+    birth_date: str
+    sex: str
+    street: str
+    city: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exam:
+    """One order's messages, in the order the RIS would send them (ER7, ``\\r``)."""
+
+    patient: SimPatient
+    accession: str
+    messages: tuple[str, ...]
+
+
+class Department:
+    """Makes exams for synthetic patients; deterministic for a given ``seed``."""
+
+    def __init__(self, seed: int | None = None, *, control_prefix: str = "SIM") -> None:
+        self._rng = random.Random(seed)
+        self._prefix = control_prefix
+        self._counter = 0
+        self._accessions = 0
+
+    def patient(self) -> SimPatient:
+        r = self._rng
+        born = datetime(1930, 1, 1) + timedelta(days=r.randrange(0, 33000))
+        return SimPatient(
+            mrn=f"MRN{r.randrange(10**6, 10**7)}", family=r.choice(FAMILY),
+            given=r.choice(GIVEN), birth_date=born.strftime("%Y%m%d"), sex=r.choice("MF"),
+            street=f"{r.randrange(1, 200)} {r.choice(STREETS)}", city=r.choice(CITIES))
+
+    def exam(self, now: datetime, patient: SimPatient | None = None) -> Exam:
+        """A full exam: A04, maybe A08, ORM NW + ZDS, ORM SC IP, ORM SC CM, ORU final."""
+        p = patient or self.patient()
+        self._accessions += 1
+        acc = f"ACC{now:%y%m%d}{self._accessions:05d}"
+        code, desc, modality, station = self._rng.choice(PROCEDURES)
+        uid = uid_from_uuid(_uuid_from(self._rng))
+        when = now + timedelta(minutes=self._rng.randrange(5, 240))
+        msgs = [self._adt(now, p, "A04")]
+        if self._rng.random() < 0.3:
+            msgs.append(self._adt(now, p, "A08"))
+        msgs.append(self._orm(now, p, acc, "NW", "SC", code, desc, modality, station, when, uid))
+        msgs.append(self._orm(now, p, acc, "SC", "IP", code, desc, modality, station, when, uid))
+        msgs.append(self._orm(now, p, acc, "SC", "CM", code, desc, modality, station, when, uid))
+        msgs.append(self._oru(now, p, acc, code, desc))
+        return Exam(patient=p, accession=acc, messages=tuple(msgs))
+
+    def _msh(self, now: datetime, trigger: str) -> str:
+        self._counter += 1
+        return (f"MSH|^~\\&|{SENDER[0]}|{SENDER[1]}|{RECEIVER[0]}|{RECEIVER[1]}|"
+                f"{now:%Y%m%d%H%M%S}||{trigger}|{self._prefix}{self._counter:08d}|P|2.5.1"
+                f"|||AL|NE||UNICODE UTF-8")
+
+    @staticmethod
+    def _pid(p: SimPatient) -> str:
+        return (f"PID|1||{p.mrn}^^^HOSP^MR||{p.family}^{p.given}||{p.birth_date}|{p.sex}|||"
+                f"{p.street}^^{p.city}^^12345^XX||555-0100")
+
+    @staticmethod
+    def _pv1(p: SimPatient) -> str:
+        return f"PV1|1|O|RAD^^^RADIOLOGY||||1234^Welby^Marcus|||||||||||V{p.mrn[3:]}"
+
+    def _adt(self, now: datetime, p: SimPatient, event: str) -> str:
+        segs = [self._msh(now, f"ADT^{event}^ADT_A01"), f"EVN|{event}|{now:%Y%m%d%H%M%S}",
+                self._pid(p), self._pv1(p)]
+        return "\r".join(segs) + "\r"
+
+    def _orm(self, now: datetime, p: SimPatient, acc: str, control: str, status: str,
+             code: str, desc: str, modality: str, station: str, when: datetime,
+             uid: str) -> str:
+        placer = f"P{acc[3:]}"
+        segs = [
+            self._msh(now, "ORM^O01^ORM_O01"), self._pid(p), self._pv1(p),
+            f"ORC|{control}|{placer}^RIS|{acc}^PACS||{status}||^^^{when:%Y%m%d%H%M}^^R"
+            f"||{now:%Y%m%d%H%M%S}|||1234^Welby^Marcus",
+            f"OBR|1|{placer}^RIS|{acc}^PACS|{code}^{desc}^LOCAL|||{when:%Y%m%d%H%M}|||||||||"
+            f"1234^Welby^Marcus||{acc}|{acc}|{code}|{station}||||{modality}|||1^^^"
+            f"{when:%Y%m%d%H%M}^^R",
+            f"ZDS|{uid}^Accord^Application^DICOM",
+        ]
+        return "\r".join(segs) + "\r"
+
+    def _oru(self, now: datetime, p: SimPatient, acc: str, code: str, desc: str) -> str:
+        placer = f"P{acc[3:]}"
+        segs = [
+            self._msh(now, "ORU^R01^ORU_R01"), self._pid(p), self._pv1(p),
+            f"ORC|RE|{placer}^RIS|{acc}^PACS||CM",
+            f"OBR|1|{placer}^RIS|{acc}^PACS|{code}^{desc}^LOCAL|||{now:%Y%m%d%H%M}|||||||||"
+            f"1234^Welby^Marcus||{acc}||||{now:%Y%m%d%H%M}|||F",
+            f"OBX|1|TX|{code}^{desc}^LOCAL|1|Findings: no acute abnormality.||||||F",
+            "OBX|2|TX|IMP^Impression^LOCAL|2|Impression: normal study.||||||F",
+        ]
+        return "\r".join(segs) + "\r"
+
+
+def _uuid_from(rng: random.Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def orm_of_size(n_bytes: int = 1024, control_id: str = "BENCH00000001") -> str:
+    """One ORM^O01 NW of about ``n_bytes`` (padded with an NTE comment), for benchmarks."""
+    dept = Department(seed=1)
+    now = datetime(2026, 1, 1, 8, 0)
+    p = dept.patient()
+    orm = dept._orm(now, p, "ACC2601010001", "NW", "SC", *PROCEDURES[0], now, "1.2.3.4")
+    head, _, rest = orm.partition("\r")
+    fields = head.split("|")
+    fields[9] = control_id
+    orm = "|".join(fields) + "\r" + rest
+    pad = max(0, n_bytes - len(orm) - 8)
+    return orm + (f"NTE|1||{'x' * pad}\r" if pad else "")
