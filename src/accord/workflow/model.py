@@ -60,6 +60,10 @@ class Demographics:
     phone: str = ""
     national_id: str = ""  # PID-19 (SSN) or a CX with type SS/NI in PID-3
     mothers_maiden_name: str = ""
+    # PID-5 repetitions with XPN-8 "I" / "P" (table 4000): the DICOM PN ideographic and
+    # phonetic component groups (PS3.5 §6.2.1.2).
+    ideographic_name: PersonName | None = None
+    phonetic_name: PersonName | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,7 @@ class Order:
     reason: str = ""
     steps: tuple[ProcedureStep, ...] = ()
     source: str = ""  # the sending system (MSH-3) that placed it
+    charset: str = ""  # MSH-18 of the message that placed it ("" = ASCII / default)
 
 
 @dataclass(frozen=True, slots=True)
