@@ -1,0 +1,162 @@
+"""``parse``: bytes or text in, one ``Message`` out (HL7 v2.5.1 §2.5-2.7, §2.15.9).
+
+Rules of this module:
+- Pure: no I/O. Raises ``accord.errors.ParseError`` and nothing else, for any input,
+  with a message naming the place (segment number, field).
+- Segment terminators CR, LF, CRLF or mixed all end a segment (§2.5.2 says CR; real
+  senders write all of them). A leading BOM, leading blank lines and trailing
+  terminators are dropped; everything else is kept for an exact ``to_er7``.
+- Delimiters come from MSH-1/MSH-2; MSH-2 may carry the v2.7 truncation character.
+- Strategy for speed: split into segments and validate each segment ID up front;
+  fields, repetitions and components are split later, only when read.
+"""
+
+from __future__ import annotations
+
+from accord.errors import ParseError
+from accord.hl7.charset import codec_for, decode
+from accord.hl7.encoding import Encoding
+from accord.hl7.message import Message
+
+__all__ = ["parse", "read_encoding", "split_lines"]
+
+_BATCH_HEADERS = ("FHS", "BHS", "BTS", "FTS")
+_valid_ids: set[str] = set()
+
+
+def _is_segment_id(text: str) -> bool:
+    if text in _valid_ids:
+        return True
+    ok = (
+        len(text) == 3
+        and text.isascii()
+        and text.isalnum()
+        and text[0].isalpha()
+        and text.upper() == text
+    )
+    if ok:
+        _valid_ids.add(text)
+    return ok
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of ER7 text: BOM and leading blank lines dropped, any terminator, trailing
+    blank lines dropped."""
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    if text[:3] not in ("MSH", "FHS", "BHS"):
+        text = text.lstrip(" \t\r\n\ufeff")
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    lines = text.split("\r")
+    while lines and (not lines[-1] or lines[-1].isspace()):
+        lines.pop()
+    return lines
+
+
+def _preview(line: str) -> str:
+    return repr(line[:20] + ("…" if len(line) > 20 else ""))
+
+
+def read_encoding(header: str, where: str = "segment 1") -> tuple[Encoding, tuple[str, ...]]:
+    """Delimiters from a header segment's first two fields (MSH-1, MSH-2; also FHS/BHS).
+
+    Raises ParseError when they are unusable. The linuxforhealth spelling ``^~\\\\&`` (the
+    escape character doubled) is read as ``^~\\&`` with a warning.
+    """
+    name = header[:3]
+    if len(header) < 5:
+        raise ParseError(f"{where}: {name} is too short to hold {name}-1 and {name}-2",
+                         location=f"{name}-1")
+    fs = header[3]
+    if fs.isalnum() or fs.isspace():
+        raise ParseError(f"{where}: {name}-1 (field separator) {fs!r} is not a delimiter",
+                         location=f"{name}-1")
+    end = header.find(fs, 4)
+    chars = header[4:] if end < 0 else header[4:end]
+    if not chars:
+        raise ParseError(f"{where}: {name}-2 (encoding characters) is empty", location=f"{name}-2")
+    if end < 0 and name == "MSH":
+        raise ParseError(f"{where}: MSH ends after MSH-2; it has no MSH-3…MSH-12",
+                         location="MSH-3")
+    warnings: tuple[str, ...] = ()
+    if len(chars) == 5 and chars[2] == chars[3]:
+        warnings = (f"{name}-2 is {chars!r}: escape character doubled; read as "
+                    f"{chars[:3] + chars[4]!r}",)
+        chars = chars[:3] + chars[4]
+    bad = (
+        len(chars) > 5
+        or len(set(chars)) != len(chars)
+        or fs in chars
+        or any(c.isalnum() or c.isspace() for c in chars)
+    )
+    if bad:
+        raise ParseError(f"{where}: {name}-2 (encoding characters) {chars!r} is not usable: "
+                         "up to 5 distinct delimiters expected", location=f"{name}-2")
+    padded = chars + "\0" * (5 - len(chars))
+    enc = Encoding(fs, *(c if c != "\0" else "" for c in padded))
+    return enc, warnings
+
+
+def build_message(
+    lines: list[str], charset: str | None, declared: str | None, warnings: tuple[str, ...],
+    where: str = "",
+) -> Message:
+    """A Message from the lines of one message (first line MSH), checking segment IDs."""
+    if not lines:
+        raise ParseError(f"{where}empty input: no MSH segment", location="MSH")
+    first = lines[0]
+    if first[:3] != "MSH":
+        if first[:3] in _BATCH_HEADERS:
+            raise ParseError(f"{where}segment 1 is {first[:3]}: a batch file; use parse_batch",
+                             location=first[:3])
+        raise ParseError(f"{where}segment 1 {_preview(first)} is not MSH: not an HL7 v2 message",
+                         location="MSH")
+    enc, enc_warnings = read_encoding(first, f"{where}segment 1")
+    fs = enc.field
+    segments: list[str] = []
+    gaps: dict[int, list[str]] | None = None
+    for number, line in enumerate(lines, 1):
+        seg_id = line[:3]
+        if (len(line) == 3 or line[3:4] == fs) and _is_segment_id(seg_id):
+            if seg_id == "MSH" and number > 1:
+                raise ParseError(f"{where}segment {number} is a second MSH: the input holds "
+                                 "several messages; use parse_batch", location="MSH")
+            segments.append(line)
+        elif not line or line.isspace():
+            gaps = gaps or {}
+            gaps.setdefault(len(segments), []).append(line)
+        else:
+            raise ParseError(
+                f"{where}segment {number} {_preview(line)}: a segment starts with "
+                f"a 3-character ID (A-Z, 0-9) then {fs!r}",
+                location=f"segment {number}",
+            )
+    if declared is None:
+        msh = segments[0].split(fs)
+        declared = msh[17] if len(msh) > 17 else ""
+    if charset is None:
+        codec = codec_for(declared) if declared else None
+        charset = "utf-8" if codec in (None, "utf-16", "utf-32") else codec
+    return Message(segments, encoding=enc, charset=charset, declared_charset=declared,
+                   warnings=warnings + enc_warnings, gaps=gaps)
+
+
+def parse(data: bytes | str) -> Message:
+    """Parse exactly one HL7 v2 message from bytes (decoded per MSH-18) or text.
+
+    Raises ``ParseError`` (and nothing else) when ``data`` is not one HL7 v2 message; a
+    file of several messages or a FHS/BHS batch goes to ``parse_batch``.
+    """
+    try:
+        if isinstance(data, str):
+            return build_message(split_lines(data), None, None, ())
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            decoded = decode(bytes(data))
+            return build_message(split_lines(decoded.text), decoded.charset, decoded.declared,
+                                 decoded.warnings)
+    except ParseError:
+        raise
+    except Exception as exc:  # a bug; still keep the promise that only ParseError escapes
+        raise ParseError(f"internal error while parsing: {exc!r}") from exc
+    raise ParseError(f"cannot parse a {type(data).__name__}: bytes or str expected")
