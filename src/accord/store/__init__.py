@@ -1,1 +1,283 @@
-"""Accord store layer."""
+"""The durable store: one narrow interface, two databases (SQLite embedded, PostgreSQL).
+
+Rules:
+- Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
+  and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
+- Nothing outside ``accord.store`` imports SQLAlchemy. Database failures surface as
+  :class:`accord.errors.StoreError` (answer AE / retry later; nothing was committed).
+- All times are timezone-aware UTC and are passed in (``now``): the store never reads
+  the clock, so tests drive it with a FixedClock.
+- Additive changes only: ingest, delivery, the console and the workflow build on this.
+
+Usage::
+
+    store = open_store(sqlite_url("./accord-data"))      # or "postgresql://host/db"
+    with store.transaction() as tx:
+        for msg in waiting:                              # group commit
+            with tx.savepoint():                         # one message's failure is isolated
+                first = tx.find_first(app, fac, control_id)
+                ...
+    rows = store.claim("pacs", node="n1", now=now, lease_seconds=60, limit=1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from accord.errors import StoreError
+from accord.store.records import (
+    MESSAGE_STATUSES,
+    OUTBOX_STATUSES,
+    ErrorEntry,
+    InboundMessage,
+    JsonDict,
+    MessageStatus,
+    OutboxItem,
+    OutboxRow,
+    OutboxStatus,
+    Page,
+    StoredMessage,
+)
+
+__all__ = [
+    "MESSAGE_STATUSES",
+    "OUTBOX_STATUSES",
+    "ErrorEntry",
+    "InboundMessage",
+    "InvalidStateError",
+    "JsonDict",
+    "MessageStatus",
+    "NotFoundError",
+    "OutboxItem",
+    "OutboxRow",
+    "OutboxStatus",
+    "Page",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "Tx",
+    "open_store",
+    "sqlite_url",
+]
+
+
+class NotFoundError(StoreError, LookupError):
+    """No message or outbox row with that id (the console answers 404)."""
+
+
+class InvalidStateError(StoreError):
+    """The operation does not apply in the record's current state (e.g. reprocessing a
+    delivered row; the console answers 409)."""
+
+
+class Tx(Protocol):
+    """A write transaction, committed when the ``with store.transaction()`` block exits
+    normally and rolled back when it raises."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: if the block raises, only its writes are undone (and the
+        exception propagates); the rest of the transaction stays. Group commit wraps each
+        message in one so a failing message does not lose the others."""
+        ...
+
+    def save_inbound(self, msg: InboundMessage) -> int:
+        """Store a received message (raw bytes, header keys, outcome, ACK) and its search
+        keys (``patient_ids``, ``accessions``); returns its id. When ``msg.reprocess_of``
+        is set, the original is marked ``superseded_by`` this one (it leaves the error
+        queue). Does NOT claim the control ID: see :meth:`claim_control_id`."""
+        ...
+
+    def find_first(
+        self, sending_app: str, sending_facility: str, control_id: str
+    ) -> StoredMessage | None:
+        """The message that holds the dedupe claim for MSH-3 + MSH-4 + MSH-10, if any.
+        A resend is answered with ``first.ack`` and saved with status ``duplicate``."""
+        ...
+
+    def claim_control_id(
+        self,
+        sending_app: str,
+        sending_facility: str,
+        control_id: str,
+        message_id: int,
+        *,
+        takeover_from: int | None = None,
+    ) -> bool:
+        """Claim MSH-3 + MSH-4 + MSH-10 for ``message_id``. The UNIQUE constraint decides
+        races across connections and nodes: returns False when another message holds the
+        claim (the caller undoes its work, e.g. by raising out of its savepoint, and
+        answers with :meth:`find_first`'s ACK). On PostgreSQL a concurrent claimer waits
+        until the holder commits or rolls back. ``takeover_from``: a reprocess attempt
+        moves the claim from the original message so later resends get the new ACK."""
+        ...
+
+    def enqueue(self, items: Sequence[OutboxItem], now: datetime) -> list[int]:
+        """Add outbox rows (status ``pending``, due ``now``), in order; returns their ids.
+        Rows of one destination are delivered in id order (FIFO)."""
+        ...
+
+
+class Store(Protocol):
+    """The durable store (SQLite or PostgreSQL); safe to share between threads."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgresql"``."""
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``). Commit at exit; a commit
+        that fails raises StoreError and nothing of the block is kept."""
+        ...
+
+    # -- inbound messages -------------------------------------------------------------
+    def get_message(self, message_id: int) -> StoredMessage:
+        """One stored message; raises NotFoundError."""
+        ...
+
+    def search_messages(
+        self,
+        *,
+        control_id: str | None = None,
+        message_type: str | None = None,
+        sender: str | None = None,
+        patient_id: str | None = None,
+        accession: str | None = None,
+        status: MessageStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[StoredMessage]:
+        """Messages matching every given filter, newest first, keyset-paginated.
+        ``sender`` is MSH-3, or ``"MSH-3^MSH-4"``; ``message_type`` matches MSH-9 exactly
+        (``"ORM^O01"``) or its message code alone (``"ORM"``); ``since`` is inclusive,
+        ``until`` exclusive (``received_at``). ``limit`` is capped at 1000."""
+        ...
+
+    def reprocess_message(self, message_id: int) -> StoredMessage:
+        """The error-queue message to run through ingest again (status ``error`` or
+        ``rejected``, not yet superseded). Ingest saves the new attempt with
+        ``reprocess_of=message_id``; raises NotFoundError / InvalidStateError."""
+        ...
+
+    # -- outbox -----------------------------------------------------------------------
+    def claim(
+        self,
+        destination: str,
+        node: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int = 1,
+        per_patient: bool = False,
+    ) -> list[OutboxRow]:
+        """Hand out rows to deliver, marked ``in_flight`` for ``node`` until
+        ``now + lease_seconds``. FIFO per destination: only the oldest unfinished row
+        (pending or in flight) may be handed out, once due (``next_attempt_at <= now``).
+        ``per_patient``: the oldest unfinished row of each ``patient_key`` instead, up to
+        ``limit``, so one patient's rows are never two in flight and never overtake.
+        A row whose lease expired is handed out again (takeover after a node died);
+        PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so nodes never share a row."""
+        ...
+
+    def mark_delivered(self, row_id: int, node: str, ack: bytes, now: datetime) -> bool:
+        """AA received: ``delivered``. False (and nothing changed) when ``node`` no longer
+        holds the row (its lease was taken over)."""
+        ...
+
+    def mark_retry(self, row_id: int, node: str, error: str, next_attempt_at: datetime) -> bool:
+        """Transient failure: back to ``pending``, due at ``next_attempt_at`` (it stays at
+        the head of its queue). False when ``node`` no longer holds the row."""
+        ...
+
+    def mark_error(self, row_id: int, node: str, error: str, ack: bytes | None) -> bool:
+        """Failed for good (AR/CR, or AE past the retry policy): ``error`` (the error
+        queue); the queue moves on. False when ``node`` no longer holds the row."""
+        ...
+
+    def rotate(self, row_id: int, node: str, error: str, now: datetime) -> int | None:
+        """Move a failing row behind its queue so it cannot block it forever: the row
+        becomes ``cancelled`` (``last_error`` records why) and a copy (same payload and
+        MSH-10, ``rotated_from`` set) is enqueued at the tail. Returns the new id, or None
+        when ``node`` no longer holds the row."""
+        ...
+
+    def reprocess_outbox(self, row_id: int, now: datetime) -> int:
+        """Send an ``error`` (or ``cancelled``) row again: a new pending row with the same
+        payload and MSH-10, ``reprocess_of`` the original (which leaves the error queue).
+        Raises NotFoundError / InvalidStateError."""
+        ...
+
+    def get_outbox(self, row_id: int) -> OutboxRow:
+        """One outbox row; raises NotFoundError."""
+        ...
+
+    def list_outbox(
+        self,
+        *,
+        destination: str | None = None,
+        status: OutboxStatus | None = None,
+        source_message_id: int | None = None,
+        control_id: str | None = None,
+        oldest_first: bool = False,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[OutboxRow]:
+        """Outbox rows matching every given filter, newest first (or oldest first)."""
+        ...
+
+    def error_queue(self, *, cursor: str | None = None, limit: int = 100) -> Page[ErrorEntry]:
+        """Inbound messages with status ``error`` and outbox rows with status ``error``
+        that have not been reprocessed, newest first."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Counts for the whole store (all nodes): ``messages``, ``processed``,
+        ``errors`` (error queue, inbound), ``rejected``, ``duplicates``,
+        ``outbox_pending``, ``outbox_in_flight``, ``outbox_delivered``, ``outbox_error``
+        (error queue, outbound), ``outbox_cancelled``."""
+        ...
+
+    # -- housekeeping ---------------------------------------------------------------------
+    def prune(self, older_than: datetime, block_size: int = 1000) -> int:
+        """Retention: delete messages received before ``older_than`` with their search
+        keys, dedupe claims and finished outbox rows, ``block_size`` per short
+        transaction; returns how many messages were deleted. Never deletes a message
+        that still has an outbox row pending, in flight or in error, nor one in the error
+        queue. Consequence: once a message is pruned its MSH-10 claim is gone, so a
+        resend of it after retention is applied again."""
+        ...
+
+    def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
+        """Take (or renew) the lease on background job ``name`` for ``node`` until
+        ``now + ttl_seconds``; False when another node holds an unexpired lease. Run
+        pruning/reconciliation only while this returns True."""
+        ...
+
+    def release_job_lock(self, name: str, node: str) -> None:
+        """Give the lease back early (only if ``node`` holds it)."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the database answers (health checks)."""
+        ...
+
+    def close(self) -> None:
+        """Release every connection."""
+        ...
+
+
+def sqlite_url(data_dir: str | Path) -> str:
+    """The URL of the embedded store in a data directory: ``<data_dir>/accord.db``."""
+    return f"sqlite:///{Path(data_dir).resolve() / 'accord.db'}"
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate to the latest schema) the store at ``url``:
+    ``sqlite:///path/accord.db`` or ``postgresql://user@host:port/db``. Several nodes may
+    open one PostgreSQL database at once: migrations run under an advisory lock."""
+    from accord.store.sql import SqlStore
+
+    return SqlStore.open(url)

@@ -1,0 +1,1 @@
+"""Migration revisions, one module each (``NNNN_area.py``), applied in chain order."""

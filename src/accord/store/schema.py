@@ -1,0 +1,169 @@
+"""The store's tables: SQLAlchemy Core ``Table``s on one ``MetaData``.
+
+Rule: this module is the schema as the code sees it; ``migrations/versions`` is how a
+database gets there (a test checks the two agree). Other parts add their tables to the
+same ``metadata`` in their own ``schema_<area>.py`` and their own migration revision.
+Times are stored as UTC (:class:`UtcDateTime`); raw messages and ACKs as bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, aware UTC out, on both databases (SQLite has no zones:
+    stored as naive UTC text, which also sorts correctly)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("peer", String(255), nullable=False, server_default=""),
+    Column("listener", String(64), nullable=False, server_default=""),
+    Column("raw", LargeBinary(), nullable=False),
+    Column("charset", String(32), nullable=False, server_default=""),
+    Column("sending_app", String(227), nullable=False, server_default=""),
+    Column("sending_facility", String(227), nullable=False, server_default=""),
+    Column("receiving_app", String(227), nullable=False, server_default=""),
+    Column("receiving_facility", String(227), nullable=False, server_default=""),
+    Column("message_type", String(64), nullable=False, server_default=""),
+    Column("control_id", String(199), nullable=False, server_default=""),
+    Column("version", String(16), nullable=False, server_default=""),
+    Column("parse_error", Text(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("ack_code", String(2), nullable=False, server_default=""),
+    Column("ack", LargeBinary(), nullable=False),
+    Column("outcome", Json, nullable=False),
+    # Links between messages are plain ids, not foreign keys: they may outlive the
+    # message they name (retention), and FK checks would scan on every pruned row.
+    Column("duplicate_of", Id, nullable=True),
+    Column("reprocess_of", Id, nullable=True),
+    Column("superseded_by", Id, nullable=True),
+    CheckConstraint("status IN ('processed', 'error', 'rejected', 'duplicate')", name="status"),
+    Index("ix_messages_received_at", "received_at"),
+    Index("ix_messages_control_id", "control_id"),
+    Index("ix_messages_type", "message_type"),
+    Index("ix_messages_sender", "sending_app", "sending_facility"),
+    Index("ix_messages_status", "status", "id"),
+)
+
+# Search keys: one row per PID-3 identifier or accession of a message (kind, value).
+message_keys = Table(
+    "message_keys",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(255), nullable=False),
+    CheckConstraint("kind IN ('patient', 'accession')", name="kind"),
+    Index("ix_message_keys_lookup", "kind", "value", "message_id"),
+    Index("ix_message_keys_message", "message_id"),
+)
+
+# Dedupe by MSH-3 + MSH-4 + MSH-10: the UNIQUE constraint decides races between nodes.
+dedupe = Table(
+    "dedupe",
+    metadata,
+    Column("sending_app", String(227), nullable=False),
+    Column("sending_facility", String(227), nullable=False),
+    Column("control_id", String(199), nullable=False),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    UniqueConstraint("sending_app", "sending_facility", "control_id", name="uq_dedupe_key"),
+    Index("ix_dedupe_message", "message_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("destination", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("patient_key", String(255), nullable=False, server_default=""),
+    Column("control_id", String(199), nullable=False),
+    Column("payload", LargeBinary(), nullable=False),
+    Column("source_message_id", Id, ForeignKey("messages.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("last_ack", LargeBinary(), nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("reprocess_of", Id, nullable=True),  # plain ids, as in messages
+    Column("rotated_from", Id, nullable=True),
+    Column("superseded_by", Id, nullable=True),
+    CheckConstraint(
+        "status IN ('pending', 'in_flight', 'delivered', 'error', 'cancelled')", name="status"
+    ),
+    # The claim query: unfinished rows of a destination (per patient key) in id order.
+    Index("ix_outbox_queue", "destination", "status", "patient_key", "id"),
+    Index("ix_outbox_status", "status", "id"),
+    Index("ix_outbox_source", "source_message_id"),
+    Index("ix_outbox_control_id", "control_id"),
+)
+
+# Background job leases (pruning, reconciliation): one node at a time.
+job_locks = Table(
+    "job_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("node", String(128), nullable=False),
+    Column("lease_until", UtcDateTime(), nullable=False),
+)

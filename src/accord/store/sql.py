@@ -1,0 +1,339 @@
+"""SqlStore: the one implementation of :class:`accord.store.Store` over SQLAlchemy Core.
+
+Rules:
+- The same SQL runs on SQLite and PostgreSQL; what must differ comes from
+  ``sqlite.py`` (pragmas, BEGIN IMMEDIATE) and ``postgres.py`` (row and advisory locks).
+- Every public method is one short transaction; ingest's group commit uses
+  :meth:`SqlStore.transaction` and savepoints. Database errors become StoreError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, or_, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from accord.errors import StoreError
+from accord.store import InvalidStateError, NotFoundError
+from accord.store import sql_messages as msgs
+from accord.store import sql_outbox as box
+from accord.store.migrations import upgrade
+from accord.store.records import (
+    ErrorEntry,
+    InboundMessage,
+    MessageStatus,
+    OutboxItem,
+    OutboxRow,
+    OutboxStatus,
+    Page,
+    StoredMessage,
+)
+from accord.store.schema import job_locks, outbox
+from accord.store.sql_queries import error_queue, stats
+
+
+@contextmanager
+def db_errors() -> Iterator[None]:
+    """Database failures as StoreError (only the driver's first line: no parameters,
+    which may carry patient data)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first_line = (str(orig).splitlines() or [""])[0]
+        raise StoreError(f"database error: {type(orig).__name__}: {first_line}") from exc
+
+
+class SqlTx:
+    """A write transaction on one connection (see :class:`accord.store.Tx`).
+
+    ``connection`` is for store modules that add their own tables (workflow): they run
+    their SQL in the same transaction. Nothing outside ``accord.store`` should use it.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.connection.begin_nested():
+            yield
+
+    def save_inbound(self, msg: InboundMessage) -> int:
+        return msgs.save_inbound(self.connection, msg)
+
+    def find_first(
+        self, sending_app: str, sending_facility: str, control_id: str
+    ) -> StoredMessage | None:
+        return msgs.find_first(self.connection, sending_app, sending_facility, control_id)
+
+    def claim_control_id(
+        self,
+        sending_app: str,
+        sending_facility: str,
+        control_id: str,
+        message_id: int,
+        *,
+        takeover_from: int | None = None,
+    ) -> bool:
+        key = (sending_app, sending_facility, control_id)
+        return msgs.claim_control_id(self.connection, key, message_id, takeover_from)
+
+    def enqueue(self, items: Sequence[OutboxItem], now: datetime) -> list[int]:
+        return box.enqueue(self.connection, items, now)
+
+
+class SqlStore:
+    """The store over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str) -> SqlStore:
+        """Connect, then upgrade the schema to head (under a lock on PostgreSQL)."""
+        if url.startswith("sqlite"):
+            from accord.store.sqlite import create_sqlite_engine
+
+            engine = create_sqlite_engine(url)
+        elif url.startswith(("postgresql", "postgres:")):
+            from accord.store.postgres import create_postgres_engine
+
+            engine = create_postgres_engine(url)
+        else:
+            raise StoreError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
+        store = cls(engine)
+        try:
+            store.migrate()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def migrate(self) -> None:
+        """Apply pending migrations; idempotent, safe when nodes start together."""
+        with db_errors(), self._write() as conn:
+            if self.dialect == "postgresql":
+                from accord.store.postgres import lock_migrations
+
+                lock_migrations(conn)
+            upgrade(conn)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(accord_write=True)  # SQLite: BEGIN IMMEDIATE
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with db_errors(), self.engine.connect() as conn:
+            yield conn
+
+    def transaction(self) -> AbstractContextManager[SqlTx]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[SqlTx]:
+        with db_errors(), self._write() as conn:
+            yield SqlTx(conn)
+
+    # -- inbound ---------------------------------------------------------------------
+    def get_message(self, message_id: int) -> StoredMessage:
+        with self._read() as conn:
+            found = msgs.get_message(conn, message_id)
+        if found is None:
+            raise NotFoundError(f"no message {message_id}")
+        return found
+
+    def search_messages(
+        self,
+        *,
+        control_id: str | None = None,
+        message_type: str | None = None,
+        sender: str | None = None,
+        patient_id: str | None = None,
+        accession: str | None = None,
+        status: MessageStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[StoredMessage]:
+        where = msgs.message_filters(
+            control_id=control_id,
+            message_type=message_type,
+            sender=sender,
+            patient_id=patient_id,
+            accession=accession,
+            status=status,
+            since=since,
+            until=until,
+        )
+        with self._read() as conn:
+            return msgs.search(conn, where, cursor, limit)
+
+    def reprocess_message(self, message_id: int) -> StoredMessage:
+        found = self.get_message(message_id)
+        if found.status not in ("error", "rejected") or found.superseded_by is not None:
+            raise InvalidStateError(
+                f"message {message_id} is {found.status}"
+                + (f", reprocessed as {found.superseded_by}" if found.superseded_by else "")
+            )
+        return found
+
+    # -- outbox ----------------------------------------------------------------------
+    def claim(
+        self,
+        destination: str,
+        node: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int = 1,
+        per_patient: bool = False,
+    ) -> list[OutboxRow]:
+        lock = None
+        if self.dialect == "postgresql":
+            from accord.store.postgres import lock_claimed
+
+            def lock(stmt: Any) -> Any:
+                return lock_claimed(stmt, outbox)
+
+        lease = timedelta(seconds=lease_seconds)
+        with self._transaction() as tx:
+            return box.claim(tx.connection, destination, node, now, lease, limit, per_patient, lock)
+
+    def mark_delivered(self, row_id: int, node: str, ack: bytes, now: datetime) -> bool:
+        values = {"status": "delivered", "last_ack": ack, "delivered_at": now, "lease_until": None}
+        with self._transaction() as tx:
+            return box.finish(tx.connection, row_id, node, values)
+
+    def mark_retry(self, row_id: int, node: str, error: str, next_attempt_at: datetime) -> bool:
+        values = {
+            "status": "pending",
+            "last_error": error,
+            "next_attempt_at": next_attempt_at,
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        with self._transaction() as tx:
+            return box.finish(tx.connection, row_id, node, values)
+
+    def mark_error(self, row_id: int, node: str, error: str, ack: bytes | None) -> bool:
+        values = {"status": "error", "last_error": error, "last_ack": ack, "lease_until": None}
+        with self._transaction() as tx:
+            return box.finish(tx.connection, row_id, node, values)
+
+    def rotate(self, row_id: int, node: str, error: str, now: datetime) -> int | None:
+        with self._transaction() as tx:
+            return box.rotate(tx.connection, row_id, node, error, now)
+
+    def reprocess_outbox(self, row_id: int, now: datetime) -> int:
+        with self._transaction() as tx:
+            original = box.get_row(tx.connection, row_id)
+            if original is None:
+                raise NotFoundError(f"no outbox row {row_id}")
+            if original.status not in ("error", "cancelled") or original.superseded_by:
+                raise InvalidStateError(
+                    f"outbox row {row_id} is {original.status}"
+                    + (f", resent as {original.superseded_by}" if original.superseded_by else "")
+                )
+            return box.reprocess(tx.connection, original, now)
+
+    def get_outbox(self, row_id: int) -> OutboxRow:
+        with self._read() as conn:
+            found = box.get_row(conn, row_id)
+        if found is None:
+            raise NotFoundError(f"no outbox row {row_id}")
+        return found
+
+    def list_outbox(
+        self,
+        *,
+        destination: str | None = None,
+        status: OutboxStatus | None = None,
+        source_message_id: int | None = None,
+        control_id: str | None = None,
+        oldest_first: bool = False,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[OutboxRow]:
+        where = box.outbox_filters(
+            destination=destination,
+            status=status,
+            source_message_id=source_message_id,
+            control_id=control_id,
+        )
+        with self._read() as conn:
+            return box.list_rows(conn, where, oldest_first, cursor, limit)
+
+    def error_queue(self, *, cursor: str | None = None, limit: int = 100) -> Page[ErrorEntry]:
+        with self._read() as conn:
+            return error_queue(conn, cursor, limit)
+
+    def stats(self) -> dict[str, int]:
+        with self._read() as conn:
+            return stats(conn)
+
+    # -- housekeeping ----------------------------------------------------------------
+    def prune(self, older_than: datetime, block_size: int = 1000) -> int:
+        total = self._in_blocks(msgs.prune_block, older_than, block_size)
+        self._in_blocks(box.prune_orphans_block, older_than, block_size)
+        return total
+
+    def _in_blocks(
+        self, step: Callable[[Connection, datetime, int], int], older_than: datetime, size: int
+    ) -> int:
+        """Run ``step`` in short transactions until a block comes back short."""
+        size = max(1, size)
+        total = 0
+        while True:
+            with self._transaction() as tx:
+                deleted = step(tx.connection, older_than, size)
+            total += deleted
+            if deleted < size:
+                return total
+
+    def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
+        until = now + timedelta(seconds=ttl_seconds)
+        with self._transaction() as tx:
+            conn = tx.connection
+            renewed = conn.execute(
+                update(job_locks)
+                .where(
+                    job_locks.c.name == name,
+                    or_(job_locks.c.node == node, job_locks.c.lease_until < now),
+                )
+                .values(node=node, lease_until=until)
+            )
+            if renewed.rowcount == 1:
+                return True
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(job_locks).values(name=name, node=node, lease_until=until))
+            except IntegrityError:
+                return False
+            return True
+
+    def release_job_lock(self, name: str, node: str) -> None:
+        with self._transaction() as tx:
+            tx.connection.execute(
+                delete(job_locks).where(job_locks.c.name == name, job_locks.c.node == node)
+            )
+
+    def ping(self) -> bool:
+        try:
+            with self._read() as conn:
+                conn.execute(text("SELECT 1"))
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,281 @@
+"""Inbound messages: save with search keys, dedupe by MSH-3 + MSH-4 + MSH-10, search,
+reprocess, retention. Functions over one open :class:`Connection`; the caller owns the
+transaction.
+
+Rule: the dedupe decision is the UNIQUE constraint ``uq_dedupe_key``, never a read
+followed by a write, so two nodes receiving the same resend cannot both apply it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from accord.store.records import InboundMessage, Page, StoredMessage
+from accord.store.schema import dedupe, message_keys, messages, outbox
+
+MAX_LIMIT = 1000
+KEY_LENGTH = 255
+UNFINISHED = ("pending", "in_flight")
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """Keyset cursors are row ids as decimal text."""
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit():
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return int(cursor)
+
+
+def clamp_limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_LIMIT))
+
+
+def save_inbound(conn: Connection, msg: InboundMessage) -> int:
+    values = {
+        "received_at": msg.received_at,
+        "peer": msg.peer,
+        "listener": msg.listener,
+        "raw": msg.raw,
+        "charset": msg.charset,
+        "sending_app": msg.sending_app,
+        "sending_facility": msg.sending_facility,
+        "receiving_app": msg.receiving_app,
+        "receiving_facility": msg.receiving_facility,
+        "message_type": msg.message_type,
+        "control_id": msg.control_id,
+        "version": msg.version,
+        "parse_error": msg.parse_error,
+        "status": msg.status,
+        "ack_code": msg.ack_code,
+        "ack": msg.ack,
+        "outcome": msg.outcome,
+        "duplicate_of": msg.duplicate_of,
+        "reprocess_of": msg.reprocess_of,
+    }
+    message_id = int(
+        conn.execute(insert(messages).values(values).returning(messages.c.id)).scalar_one()
+    )
+    keys = _key_rows(message_id, msg.patient_ids, msg.accessions)
+    if keys:
+        conn.execute(insert(message_keys), keys)
+    if msg.reprocess_of is not None:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == msg.reprocess_of)
+            .values(superseded_by=message_id)
+        )
+    return message_id
+
+
+def _key_rows(
+    message_id: int, patient_ids: Iterable[str], accessions: Iterable[str]
+) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    for kind, values in (("patient", patient_ids), ("accession", accessions)):
+        for value in values:
+            if value:
+                seen.add((kind, value[:KEY_LENGTH]))
+    return [{"message_id": message_id, "kind": k, "value": v} for k, v in sorted(seen)]
+
+
+def find_first(conn: Connection, app: str, facility: str, control_id: str) -> StoredMessage | None:
+    row = conn.execute(
+        select(messages)
+        .join(dedupe, dedupe.c.message_id == messages.c.id)
+        .where(
+            dedupe.c.sending_app == app,
+            dedupe.c.sending_facility == facility,
+            dedupe.c.control_id == control_id,
+        )
+    ).first()
+    return None if row is None else load_messages(conn, [row])[0]
+
+
+def claim_control_id(
+    conn: Connection,
+    key: tuple[str, str, str],
+    message_id: int,
+    takeover_from: int | None,
+) -> bool:
+    app, facility, control_id = key
+    match = and_(
+        dedupe.c.sending_app == app,
+        dedupe.c.sending_facility == facility,
+        dedupe.c.control_id == control_id,
+    )
+    if takeover_from is not None:
+        moved = conn.execute(
+            update(dedupe)
+            .where(match, dedupe.c.message_id == takeover_from)
+            .values(message_id=message_id)
+        )
+        if moved.rowcount == 1:
+            return True
+    try:
+        with conn.begin_nested():  # a lost race must not abort the caller's transaction
+            conn.execute(
+                insert(dedupe).values(
+                    sending_app=app,
+                    sending_facility=facility,
+                    control_id=control_id,
+                    message_id=message_id,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def load_messages(conn: Connection, rows: Sequence[Row[Any]]) -> list[StoredMessage]:
+    """Rows of ``messages`` to records, with their search keys (one extra query)."""
+    ids = [row.id for row in rows]
+    keys: dict[int, dict[str, list[str]]] = {i: {"patient": [], "accession": []} for i in ids}
+    if ids:
+        for key in conn.execute(
+            select(message_keys)
+            .where(message_keys.c.message_id.in_(ids))
+            .order_by(message_keys.c.message_id, message_keys.c.kind, message_keys.c.value)
+        ):
+            keys[key.message_id][key.kind].append(key.value)
+    return [_to_record(row, keys[row.id]) for row in rows]
+
+
+def _to_record(row: Row[Any], keys: dict[str, list[str]]) -> StoredMessage:
+    m = row._mapping
+    return StoredMessage(
+        id=m["id"],
+        received_at=m["received_at"],
+        peer=m["peer"],
+        listener=m["listener"],
+        raw=bytes(m["raw"]),
+        charset=m["charset"],
+        sending_app=m["sending_app"],
+        sending_facility=m["sending_facility"],
+        receiving_app=m["receiving_app"],
+        receiving_facility=m["receiving_facility"],
+        message_type=m["message_type"],
+        control_id=m["control_id"],
+        version=m["version"],
+        parse_error=m["parse_error"],
+        status=m["status"],
+        ack_code=m["ack_code"],
+        ack=bytes(m["ack"]),
+        outcome=dict(m["outcome"] or {}),
+        patient_ids=tuple(keys["patient"]),
+        accessions=tuple(keys["accession"]),
+        duplicate_of=m["duplicate_of"],
+        reprocess_of=m["reprocess_of"],
+        superseded_by=m["superseded_by"],
+    )
+
+
+def get_message(conn: Connection, message_id: int) -> StoredMessage | None:
+    row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+    return None if row is None else load_messages(conn, [row])[0]
+
+
+def message_filters(
+    *,
+    control_id: str | None,
+    message_type: str | None,
+    sender: str | None,
+    patient_id: str | None,
+    accession: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a message search (every given filter must hold)."""
+    c = messages.c
+    where: list[ColumnElement[bool]] = []
+    if control_id is not None:
+        where.append(c.control_id == control_id)
+    if message_type is not None:
+        where.append(
+            c.message_type == message_type
+            if "^" in message_type
+            else or_(c.message_type == message_type, c.message_type.like(f"{message_type}^%"))
+        )
+    if sender is not None:
+        app, _, facility = sender.partition("^")
+        where.append(c.sending_app == app)
+        if facility:
+            where.append(c.sending_facility == facility)
+    for kind, value in (("patient", patient_id), ("accession", accession)):
+        if value is not None:
+            where.append(
+                c.id.in_(
+                    select(message_keys.c.message_id).where(
+                        message_keys.c.kind == kind, message_keys.c.value == value[:KEY_LENGTH]
+                    )
+                )
+            )
+    if status is not None:
+        where.append(c.status == status)
+    if since is not None:
+        where.append(c.received_at >= since)
+    if until is not None:
+        where.append(c.received_at < until)
+    return where
+
+
+def search(
+    conn: Connection, where: list[ColumnElement[bool]], cursor: str | None, limit: int
+) -> Page[StoredMessage]:
+    limit = clamp_limit(limit)
+    after = parse_cursor(cursor)
+    if after is not None:
+        where = [*where, messages.c.id < after]
+    rows = conn.execute(
+        select(messages).where(*where).order_by(messages.c.id.desc()).limit(limit + 1)
+    ).all()
+    items = load_messages(conn, rows[:limit])
+    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    return Page(tuple(items), next_cursor)
+
+
+def in_error_queue() -> ColumnElement[bool]:
+    return and_(messages.c.status == "error", messages.c.superseded_by.is_(None))
+
+
+def prune_block(conn: Connection, older_than: datetime, block_size: int) -> int:
+    """Delete one block of expired messages that nothing still needs; returns how many."""
+    held = exists().where(
+        outbox.c.source_message_id == messages.c.id,
+        or_(
+            outbox.c.status.in_(UNFINISHED),
+            and_(outbox.c.status == "error", outbox.c.superseded_by.is_(None)),
+        ),
+    )
+    ids = list(
+        conn.scalars(
+            select(messages.c.id)
+            .where(messages.c.received_at < older_than, ~in_error_queue(), ~held)
+            .order_by(messages.c.id)
+            .limit(block_size)
+        )
+    )
+    if not ids:
+        return 0
+    conn.execute(delete(outbox).where(outbox.c.source_message_id.in_(ids)))
+    conn.execute(delete(message_keys).where(message_keys.c.message_id.in_(ids)))
+    conn.execute(delete(dedupe).where(dedupe.c.message_id.in_(ids)))
+    conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+    return len(ids)
