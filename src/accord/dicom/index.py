@@ -1,0 +1,227 @@
+"""The in-memory worklist index: every scheduled procedure step, indexed by the keys
+modalities query on.
+
+Rules: no I/O; the runtime keeps it in sync with the workflow (order placed, rescheduled,
+cancelled, patient updated or merged) by calling :meth:`WorklistIndex.put_order`,
+:meth:`remove`, :meth:`update_patient` and :meth:`merge_patient`. Each item's MWL dataset
+is built once, when it changes, not per query. A query is narrowed by the most selective
+of its exact keys (station AE, SPS start date or date range, modality, accession, patient
+ID, family-name prefix) and then matched in full (:mod:`accord.dicom.query`), so the index
+only ever narrows: it never decides a match. Thread-safe: SCP associations read while the
+runtime writes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+
+from pydicom.dataset import Dataset
+
+from accord.dicom.query import Hints, Query
+from accord.dicom.worklist import WorklistItem, local_start, mwl_dataset
+from accord.workflow.model import Order, Patient
+
+Key = tuple[str, str]  # (order id, SPS ID)
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistEntry:
+    """An item with its prebuilt MWL dataset (never mutated once built)."""
+
+    item: WorklistItem
+    dataset: Dataset
+    sort_key: tuple[str, str, str] = ("", "", "")
+
+
+@dataclass(slots=True)
+class _Postings:
+    """value -> keys, with the values kept sorted for range and prefix scans."""
+
+    by_value: dict[str, set[Key]] = field(default_factory=dict)
+    ordered: list[str] = field(default_factory=list)
+
+    def add(self, value: str, key: Key) -> None:
+        keys = self.by_value.get(value)
+        if keys is None:
+            keys = self.by_value[value] = set()
+            bisect.insort(self.ordered, value)
+        keys.add(key)
+
+    def discard(self, value: str, key: Key) -> None:
+        keys = self.by_value.get(value)
+        if keys is None:
+            return
+        keys.discard(key)
+        if not keys:
+            del self.by_value[value]
+            del self.ordered[bisect.bisect_left(self.ordered, value)]
+
+    def exact(self, value: str) -> set[Key]:
+        return set(self.by_value.get(value, ()))
+
+    def between(self, low: str, high: str) -> set[Key]:
+        lo = bisect.bisect_left(self.ordered, low)
+        hi = bisect.bisect_right(self.ordered, high)
+        out: set[Key] = set()
+        for value in self.ordered[lo:hi]:
+            out |= self.by_value[value]
+        return out
+
+    def prefix(self, start: str) -> set[Key]:
+        return self.between(start, start + "\U0010ffff")
+
+
+def _index_values(entry: WorklistEntry) -> dict[str, list[str]]:
+    """The values each posting list holds for one entry."""
+    item, ds = entry.item, entry.dataset
+    start = entry.sort_key[0]
+    families = [g.split("^")[0].strip().casefold() for g in str(ds.PatientName).split("=")]
+    return {
+        "station": list(item.step.station_ae_titles),
+        "date": [start] if start else [],
+        "modality": [item.step.modality] if item.step.modality else [],
+        "accession": [item.order.accession] if item.order.accession else [],
+        "patient_id": [ds.PatientID] if ds.PatientID else [],
+        "family": [f for f in families if f],
+        "study_uid": [item.order.study_instance_uid] if item.order.study_instance_uid else [],
+        "sps_id": [item.step.sps_id],
+        "order": [item.order.id],
+        "patient": [item.patient.id],
+    }
+
+
+class WorklistIndex:
+    """Scheduled procedure steps, indexed for C-FIND (PS3.4 K.6) and MPPS lookups."""
+
+    def __init__(self, *, tz: tzinfo = UTC, coding_scheme: str = "99LOCAL") -> None:
+        self._tz = tz
+        self._scheme = coding_scheme
+        self._lock = threading.RLock()
+        self._entries: dict[Key, WorklistEntry] = {}
+        self._postings: dict[str, _Postings] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _build(self, item: WorklistItem) -> WorklistEntry:
+        ds = mwl_dataset(item, tz=self._tz, coding_scheme=self._scheme)
+        start = local_start(item.step, self._tz)
+        sort_key = (start.strftime("%Y%m%d") if start else "",
+                    start.strftime("%H%M%S") if start else "", item.order.accession)
+        return WorklistEntry(item, ds, sort_key)
+
+    def _add(self, entry: WorklistEntry) -> None:
+        key = entry.item.key
+        self._drop(key)
+        self._entries[key] = entry
+        for name, values in _index_values(entry).items():
+            postings = self._postings.setdefault(name, _Postings())
+            for value in values:
+                postings.add(value, key)
+
+    def _drop(self, key: Key) -> bool:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return False
+        for name, values in _index_values(entry).items():
+            for value in values:
+                self._postings[name].discard(value, key)
+        return True
+
+    def _keys(self, name: str, value: str) -> set[Key]:
+        postings = self._postings.get(name)
+        return postings.exact(value) if postings else set()
+
+    def upsert(self, item: WorklistItem) -> None:
+        """Add or replace one step (keyed by order id and SPS ID)."""
+        entry = self._build(item)
+        with self._lock:
+            self._add(entry)
+
+    def put_order(self, order: Order, patient: Patient) -> None:
+        """Make the index hold exactly ``order``'s steps (new, rescheduled, steps dropped)."""
+        entries = [self._build(WorklistItem(patient, order, step)) for step in order.steps]
+        with self._lock:
+            for key in self._keys("order", order.id) - {e.item.key for e in entries}:
+                self._drop(key)
+            for entry in entries:
+                self._add(entry)
+
+    def remove(self, order_id: str, sps_id: str | None = None) -> int:
+        """Remove an order's steps (a cancel), or one step; returns how many went."""
+        with self._lock:
+            keys = self._keys("order", order_id)
+            return sum(self._drop(k) for k in keys if sps_id is None or k[1] == sps_id)
+
+    def update_patient(self, patient: Patient) -> int:
+        """Re-render every item of ``patient`` (demographics or identifiers changed)."""
+        return self.merge_patient(patient.id, patient)
+
+    def merge_patient(self, old_patient_id: str, survivor: Patient) -> int:
+        """Re-point the items of ``old_patient_id`` to ``survivor`` (ADT^A40 merge)."""
+        with self._lock:
+            items = [self._entries[k].item for k in self._keys("patient", old_patient_id)]
+            for item in items:
+                self._add(self._build(WorklistItem(survivor, item.order, item.step)))
+            return len(items)
+
+    def candidates(self, query: Query) -> list[WorklistEntry]:
+        """Entries that may match ``query``, in start order; the caller matches in full."""
+        with self._lock:
+            keys = self._narrow(query.hints)
+            entries = (list(self._entries.values()) if keys is None
+                       else [self._entries[k] for k in keys])
+        entries.sort(key=lambda e: e.sort_key)
+        return entries
+
+    def _narrow(self, hints: Hints) -> set[Key] | None:
+        sets: list[set[Key]] = []
+        exact = {"station": hints.station, "modality": hints.modality,
+                 "accession": hints.accession, "patient_id": hints.patient_id}
+        for name, value in exact.items():
+            if value is not None:
+                sets.append(self._keys(name, value))
+        postings = self._postings.get("date", _Postings())
+        if hints.date_from is not None or hints.date_to is not None:
+            sets.append(postings.between(hints.date_from or "", hints.date_to or "~"))
+        if hints.name_prefix:
+            sets.append(self._postings.get("family", _Postings()).prefix(hints.name_prefix))
+        if not sets:
+            return None
+        sets.sort(key=len)
+        return sets[0].intersection(*sets[1:])
+
+    def referenced(
+        self, *, study_uids: Iterable[str] = (), accessions: Iterable[str] = (),
+        sps_ids: Iterable[str] = (),
+    ) -> list[WorklistItem]:
+        """Items (any status) with one of these Study Instance UIDs, accessions or SPS IDs:
+        the steps an MPPS may reference (PS3.4 F.7.2.1)."""
+        with self._lock:
+            keys: set[Key] = set()
+            for name, values in (("study_uid", study_uids), ("accession", accessions),
+                                 ("sps_id", sps_ids)):
+                for value in values:
+                    keys |= self._keys(name, value)
+            return [self._entries[k].item for k in sorted(keys)]
+
+    def patients(self, *, patient_id: str = "", family: str = "") -> list[Patient]:
+        """Patients on the worklist with this ID, or whose family name starts the same."""
+        with self._lock:
+            keys = self._keys("patient_id", patient_id) if patient_id else set()
+            if family.strip():
+                keys |= self._postings.get("family", _Postings()).prefix(
+                    family.strip().casefold()[:3])
+            found = {self._entries[k].item.patient.id: self._entries[k].item.patient
+                     for k in sorted(keys)}
+        return list(found.values())
+
+    def items(self) -> list[WorklistItem]:
+        """Every item, in start order."""
+        with self._lock:
+            entries = list(self._entries.values())
+        return [e.item for e in sorted(entries, key=lambda e: e.sort_key)]
