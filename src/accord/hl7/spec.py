@@ -10,8 +10,11 @@ The table is the v2.5.1 one whatever MSH-12 says: names and types are stable eno
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from accord.hl7._spec_data import COMPOSITES, SEGMENT_FIELDS
+from accord.hl7.encoding import unescape
+from accord.hl7.message import HEADER_SEGMENTS, Message, Segment
 
 __all__ = [
     "PRIMITIVES",
@@ -20,6 +23,7 @@ __all__ = [
     "component_name",
     "component_names",
     "component_type",
+    "describe",
     "field_name",
     "field_spec",
     "field_type",
@@ -158,3 +162,72 @@ def component_type(data_type: str, position: int) -> str:
     """Data type of component ``position`` (1-based) of ``data_type``, or ""."""
     comps = COMPOSITES.get(data_type, ())
     return comps[position - 1][1] if 1 <= position <= len(comps) else ""
+
+
+def _split(raw: str, sep: str) -> list[str]:
+    return raw.split(sep) if sep else [raw]
+
+
+def _field_json(msg: Message, seg: Segment, n: int, where: str) -> dict[str, Any] | None:
+    raw = seg.get_raw(str(n))
+    if not raw:
+        return None
+    dtype = field_type(seg.id, n)
+    enc = msg.encoding
+    if seg.id in HEADER_SEGMENTS and n <= 2:  # the delimiters themselves: never split
+        reps = [[[raw]]]
+    else:
+        reps = [
+            [[unescape(s, enc, msg.charset) for s in _split(c, enc.subcomponent)]
+             for c in _split(r, enc.component)]
+            for r in _split(raw, enc.repetition)
+        ]
+    return {
+        "path": f"{where}-{n}",
+        "position": n,
+        "name": field_name(seg.id, n),
+        "type": dtype,
+        "components": list(component_names(dtype)),
+        "raw": raw,
+        "repetitions": reps,
+    }
+
+
+def describe(msg: Message) -> dict[str, Any]:
+    """A message as plain JSON-ready data, with names from this table.
+
+    Shape (``accord parse --json``, the console's message viewer)::
+
+        {"message_type": "ORM^O01", "control_id": "...", "version": "2.5.1",
+         "charset": "utf-8", "declared_charset": "8859/1", "warnings": [...],
+         "segments": [{"id": "PID", "name": "Patient Identification", "occurrence": 1,
+                       "fields": [{"path": "PID-3", "position": 3,
+                                   "name": "Patient Identifier List", "type": "CX",
+                                   "components": ["ID Number", ...], "raw": "...",
+                                   "repetitions": [[["ID"], [""], [""], ["ADT1"]]]}]}]}
+
+    Only valued fields are listed. ``repetitions`` holds, per repetition, the components,
+    each a list of its unescaped sub-components. ``path`` carries the segment occurrence
+    (``OBX[2]-5``) when the segment ID occurs more than once.
+    """
+    seen: dict[str, int] = {}
+    segments = []
+    for seg in msg.segments:
+        seen[seg.id] = occ = seen.get(seg.id, 0) + 1
+        where = f"{seg.id}[{occ}]" if msg.count(seg.id) > 1 else seg.id
+        fields = [_field_json(msg, seg, n, where) for n in range(1, seg.field_count + 1)]
+        segments.append({
+            "id": seg.id,
+            "name": segment_name(seg.id),
+            "occurrence": occ,
+            "fields": [f for f in fields if f is not None],
+        })
+    return {
+        "message_type": msg.message_type,
+        "control_id": msg.control_id,
+        "version": msg.version,
+        "charset": msg.charset,
+        "declared_charset": msg.declared_charset,
+        "warnings": list(msg.warnings),
+        "segments": segments,
+    }
