@@ -133,7 +133,9 @@ def decode(data: bytes) -> Decoded:
             return Decoded(text, codec, declared, ())
     utf8 = _try(data, "utf-8")
     if utf8 is not None:
-        if codec != "utf-8":
+        # A UTF-8 byte order mark with no MSH-18 is a declaration in itself.
+        bom = data.startswith(b"\xef\xbb\xbf") and codec is None and not warnings
+        if codec != "utf-8" and not bom:
             said = f"MSH-18 says {declared}" if declared else "MSH-18 is empty"
             warnings.append(f"{said} but the bytes are UTF-8; decoded as UTF-8")
         return Decoded(utf8, "utf-8", declared, tuple(warnings))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["DEFAULT_ENCODING", "Encoding", "escape", "formatted_text", "unescape"]
 
@@ -184,18 +185,17 @@ def escape(value: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
 _FORMAT = re.compile(r"\.(br|fi|nf|ce|sp|in|ti|sk) ?([+-]?\d+)?|H|N")
 
 
-def formatted_text(text: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
-    """Unescaped text laid out for display (§2.7.6 formatted text, FT data type).
+def formatted_text(value: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
+    """A value as ``get`` returns it, laid out for display (§2.7.6, FT data type).
 
     ``\\.br\\`` is a line break, ``\\.sp n\\`` n line breaks, ``\\.sk n\\`` n spaces;
-    ``\\.in\\ \\.ti\\ \\.ce\\ \\.fi\\ \\.nf\\`` and highlighting ``\\H\\ \\N\\`` are dropped.
-    Other escapes are resolved as by ``unescape``.
+    ``\\.in\\ \\.ti\\ \\.ce\\ \\.fi\\ \\.nf\\`` and highlighting ``\\H\\ \\N\\`` are
+    dropped. Takes the already unescaped value: it does not unescape again.
     """
-    plain = unescape(text, encoding)
     esc = encoding.escape
-    if not esc or esc not in plain:
-        return plain
-    pattern = re.compile(re.escape(esc) + "(" + _FORMAT.pattern + ")" + re.escape(esc))
+    if not esc or esc not in value:
+        return value
+    pattern = _format_pattern(esc)
 
     def layout(match: re.Match[str]) -> str:
         command, number = match.group(2), match.group(3)
@@ -208,4 +208,9 @@ def formatted_text(text: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
             return " " * max(count, 0)
         return ""
 
-    return pattern.sub(layout, plain)
+    return pattern.sub(layout, value)
+
+
+@lru_cache(maxsize=16)
+def _format_pattern(esc: str) -> re.Pattern[str]:
+    return re.compile(re.escape(esc) + "(" + _FORMAT.pattern + ")" + re.escape(esc))
