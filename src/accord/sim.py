@@ -6,17 +6,25 @@ ZDS segment carrying the Study Instance UID), status updates (ORM^O01 ORC-1 SC w
 ORC-5 IP then CM) and the final report (ORU^R01, OBR-25 F). Names and identifiers are
 synthetic, drawn from small built-in lists: no real person is described.
 
-Rule: pure — the caller passes the random generator and the time; no I/O here.
+Rule: the generator is pure — the caller passes the seed and the time. The one piece of
+I/O is :class:`Receiver`, a simulated downstream system (an MLLP listener that records
+what it gets and answers AA), used by the demo and by tests as a fake peer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from accord.clock import uid_from_uuid
+from accord.clock import ControlIds, uid_from_uuid
+from accord.errors import ParseError
+from accord.hl7 import Message, parse
+from accord.hl7.ack import build_ack
+from accord.mllp.server import MllpServer, PeerInfo
 
 GIVEN = ("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hugo", "Ines",
          "Jonas", "Karin", "Leo", "Maria", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tara")
@@ -96,7 +104,7 @@ class Department:
         self._counter += 1
         return (f"MSH|^~\\&|{SENDER[0]}|{SENDER[1]}|{RECEIVER[0]}|{RECEIVER[1]}|"
                 f"{now:%Y%m%d%H%M%S}||{trigger}|{self._prefix}{self._counter:08d}|P|2.5.1"
-                f"|||AL|NE||UNICODE UTF-8")
+                f"||||||UNICODE UTF-8")
 
     @staticmethod
     def _pid(p: SimPatient) -> str:
@@ -156,3 +164,59 @@ def orm_of_size(n_bytes: int = 1024, control_id: str = "BENCH00000001") -> str:
     orm = "|".join(fields) + "\r" + rest
     pad = max(0, n_bytes - len(orm) - 8)
     return orm + (f"NTE|1||{'x' * pad}\r" if pad else "")
+
+
+Responder = Callable[[Message], "bytes | str | None"]
+
+
+@dataclass
+class Receiver:
+    """A simulated downstream system (RIS, PACS): records every message and answers it.
+
+    ``respond`` chooses the answer: an ACK code (``"AA"``, ``"AE"``, ``"AR"``), raw bytes
+    to send as they are, or None to send nothing (the sender times out). ``unique`` keeps
+    the first copy per MSH-10, as a receiver that deduplicates resends would.
+    """
+
+    respond: Responder = lambda _msg: "AA"
+    host: str = "127.0.0.1"
+    port: int = 0
+    received: list[Message] = field(default_factory=list)
+    unique: dict[str, Message] = field(default_factory=dict)
+    _server: MllpServer | None = None
+    _ids: ControlIds = field(default_factory=lambda: ControlIds("RCV"))
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> int:
+        """Listen; returns the bound port."""
+        self._server = MllpServer(self._handle, host=self.host, port=self.port,
+                                  name="sim-receiver")
+        await self._server.start()
+        self.port = self._server.port
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` distinct MSH-10 values arrived (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout):
+            while len(self.unique) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def _handle(self, payload: bytes, peer: PeerInfo) -> bytes | None:
+        try:
+            msg = parse(payload)
+        except ParseError:
+            return None
+        self.received.append(msg)
+        self.unique.setdefault(msg.control_id, msg)
+        self._arrived.set()
+        answer = self.respond(msg)
+        if answer is None or isinstance(answer, bytes):
+            return answer
+        ack = build_ack(msg, answer, now=datetime.now(UTC), control_id=self._ids.next())
+        return ack.to_er7().encode("utf-8")
