@@ -1,0 +1,296 @@
+"""Field comparisons for demographic matching: PID-5, -7, -8, -11, -13, -19, -6 side by side.
+
+Rule: pure functions, no I/O. Demographics are normalised once into ``Features`` (upper-case
+ASCII names, YYYYMMDD birth date, last seven phone digits...), then each comparison puts
+a pair of values into one of a few ordered *levels*, strongest agreement first and plain
+disagreement last, as Splink's comparison levels do. A missing value on either side is
+level ``NULL`` (-1): it weighs nothing, so an empty field is never taken as disagreement.
+
+Given and family names may have been typed into each other's place (PID-5.1 vs PID-5.2):
+when the names disagree as written but agree crossed over, the crossed levels are used
+and the pair is marked ``transposed``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from functools import lru_cache
+from typing import NamedTuple
+
+import jellyfish
+from rapidfuzz import fuzz
+from rapidfuzz.distance import JaroWinkler
+
+from accord.workflow.model import Demographics
+from accord.workflow.nicknames import are_nicknames
+
+NULL = -1  # a value is missing on one side: neutral weight
+
+# Comparison name -> its level labels, strongest agreement first, disagreement last.
+COMPARISONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("family_name", ("exact", "close", "phonetic", "similar", "different")),
+    ("given_name", ("exact", "nickname", "close", "phonetic", "similar", "different")),
+    ("birth_date", ("exact", "day_month_swap", "one_digit", "year_off_by_one", "different")),
+    ("sex", ("exact", "different")),
+    ("street", ("same", "similar", "different")),
+    ("locality", ("postal_code", "city", "postal_area", "different")),
+    ("phone", ("exact", "one_digit", "different")),
+    ("national_id", ("exact", "one_edit", "different")),
+    ("mothers_maiden_name", ("exact", "similar", "different")),
+)
+COMPARISON_NAMES: tuple[str, ...] = tuple(name for name, _ in COMPARISONS)
+
+_CLOSE = 0.92  # Jaro–Winkler at or above: a typo away (Splink's default 0.92 level)
+_SIMILAR = 0.80
+_NOT_LETTER = re.compile(r"[^A-Z ]+")
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
+_NOT_DIGIT = re.compile(r"[^0-9]+")
+_STREET_WORDS = {
+    "ST": "STREET", "STR": "STRASSE", "AVE": "AVENUE", "AV": "AVENUE", "RD": "ROAD",
+    "DR": "DRIVE", "LN": "LANE", "BLVD": "BOULEVARD", "CT": "COURT", "PL": "PLACE",
+    "SQ": "SQUARE", "HWY": "HIGHWAY", "APT": "APARTMENT", "STE": "SUITE",
+    "PKWY": "PARKWAY", "TER": "TERRACE", "CIR": "CIRCLE", "BD": "BOULEVARD",
+}
+
+
+class Features(NamedTuple):
+    """One person's demographics, normalised for comparison and blocking."""
+
+    family: str
+    given: str
+    family_code: str  # metaphone of family
+    given_code: str  # metaphone of given
+    birth: str  # YYYYMMDD, or ""
+    sex: str  # "M", "F", "O", or ""
+    street: str
+    postal: str
+    city: str
+    phone: str  # last seven digits, or ""
+    national_id: str
+    mothers_maiden: str
+
+
+@lru_cache(maxsize=1 << 17)
+def normalise_name(text: str) -> str:
+    """Upper-case ASCII letters and single spaces (``Müller-Lüdenscheidt`` -> ``MULLER
+    LUDENSCHEIDT``), so spelling variants of accents and hyphens compare equal."""
+    folded = unicodedata.normalize("NFKD", text.replace("ß", "ss").replace("-", " "))
+    ascii_only = folded.encode("ascii", "ignore").decode("ascii").upper()
+    return " ".join(_NOT_LETTER.sub("", ascii_only).split())
+
+
+@lru_cache(maxsize=1 << 17)
+def phonetic(name: str) -> str:
+    """Metaphone code of a normalised name (jellyfish), for the ``phonetic`` levels."""
+    return jellyfish.metaphone(name) if name else ""
+
+
+@lru_cache(maxsize=1 << 17)
+def soundex(name: str) -> str:
+    """Soundex code of a normalised name, for blocking keys."""
+    return jellyfish.soundex(name) if name else ""
+
+
+def _street(text: str) -> str:
+    words = _NOT_ALNUM.sub(" ", normalise_name_keep_digits(text)).split()
+    return " ".join(_STREET_WORDS.get(word, word) for word in words)
+
+
+@lru_cache(maxsize=1 << 16)
+def normalise_name_keep_digits(text: str) -> str:
+    """Like ``normalise_name`` but digits stay (house numbers, postal codes)."""
+    folded = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
+    return folded.encode("ascii", "ignore").decode("ascii").upper()
+
+
+def _sex(value: str) -> str:
+    code = value.strip().upper()[:1]
+    return code if code in ("M", "F", "O") else ""  # U, A, N, "": unknown, compare as missing
+
+
+def features(demographics: Demographics) -> Features:
+    """Normalise demographics once; everything downstream compares ``Features``."""
+    name = demographics.name
+    family = normalise_name(name.family)
+    given_all = normalise_name(name.given)
+    given = given_all.split(" ", 1)[0] if given_all else ""
+    birth = demographics.birth_date
+    address = demographics.address
+    phone = _NOT_DIGIT.sub("", demographics.phone)
+    postal = _NOT_ALNUM.sub("", address.postal_code.upper())
+    if len(postal) == 9 and postal.isdigit():
+        postal = postal[:5]  # ZIP+4: the ZIP is what registrations agree on
+    return Features(
+        family=family,
+        given=given,
+        family_code=phonetic(family),
+        given_code=phonetic(given),
+        birth=_birth(birth),
+        sex=_sex(demographics.sex),
+        street=_street(" ".join(p for p in (address.street, address.other) if p)),
+        postal=postal,
+        city=normalise_name(address.city),
+        phone=phone[-7:] if len(phone) >= 7 else "",
+        national_id=_NOT_ALNUM.sub("", demographics.national_id.upper()),
+        mothers_maiden=normalise_name(demographics.mothers_maiden_name),
+    )
+
+
+def _birth(value: date | None) -> str:
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}" if value is not None else ""
+
+
+def one_edit(a: str, b: str) -> bool:
+    """Same length and one character replaced, or two neighbours swapped (``1234``/``1243``)."""
+    if len(a) != len(b) or a == b:
+        return False
+    diffs = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diffs) == 1:
+        return True
+    return (
+        len(diffs) == 2
+        and diffs[1] == diffs[0] + 1
+        and a[diffs[0]] == b[diffs[1]]
+        and a[diffs[1]] == b[diffs[0]]
+    )
+
+
+def compare_family(a: str, b: str, code_a: str, code_b: str) -> int:
+    """Family name (PID-5.1): exact, Jaro–Winkler ≥ 0.92 or one name inside a double
+    name, same metaphone, Jaro–Winkler ≥ 0.80, different."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    if JaroWinkler.similarity(a, b) >= _CLOSE or _one_part_of_other(a, b):
+        return 1
+    if code_a == code_b:
+        return 2
+    return 3 if JaroWinkler.similarity(a, b) >= _SIMILAR else 4
+
+
+def _one_part_of_other(a: str, b: str) -> bool:
+    if " " not in a and " " not in b:
+        return False
+    return set(a.split()) <= set(b.split()) or set(b.split()) <= set(a.split())
+
+
+def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
+    """Given name (PID-5.2): exact, nickname (Bill/William), Jaro–Winkler ≥ 0.92, same
+    metaphone, Jaro–Winkler ≥ 0.80 or an initial of the other, different."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    if are_nicknames(a, b):
+        return 1
+    similarity = JaroWinkler.similarity(a, b)
+    if similarity >= _CLOSE:
+        return 2
+    if code_a == code_b:
+        return 3
+    if similarity >= _SIMILAR or (min(len(a), len(b)) == 1 and a[0] == b[0]):
+        return 4
+    return 5
+
+
+def compare_names(a: Features, b: Features) -> tuple[int, int, bool]:
+    """Family and given levels, trying the crossed-over reading when the names disagree."""
+    family = compare_family(a.family, b.family, a.family_code, b.family_code)
+    given = compare_given(a.given, b.given, a.given_code, b.given_code)
+    if family < 3 or given == NULL or family == NULL:
+        return family, given, False
+    crossed_family = compare_family(a.family, b.given, a.family_code, b.given_code)
+    if crossed_family > 1:
+        return family, given, False
+    crossed_given = compare_given(a.given, b.family, a.given_code, b.family_code)
+    if crossed_given > 2 or crossed_family + crossed_given >= family + given:
+        return family, given, False
+    return crossed_family, crossed_given, True
+
+
+def compare_birth_date(a: str, b: str) -> int:
+    """Birth date (PID-7) as YYYYMMDD: exact, day and month swapped (04/03 vs 03/04), one
+    digit typed wrong or two neighbours swapped, year off by one, different."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
+        return 1
+    if one_edit(a, b):
+        return 2
+    if a[4:] == b[4:] and abs(int(a[:4]) - int(b[:4])) == 1:
+        return 3
+    return 4
+
+
+def compare_exact(a: str, b: str) -> int:
+    """Two levels: equal, different (PID-8 sex)."""
+    if not a or not b:
+        return NULL
+    return 0 if a == b else 1
+
+
+def compare_street(a: str, b: str) -> int:
+    """Street (PID-11.1/.2) by token-set similarity: ≥ 95 same, ≥ 80 similar."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    ratio = fuzz.token_set_ratio(a, b)
+    if ratio >= 95:
+        return 0
+    return 1 if ratio >= 80 else 2
+
+
+def compare_locality(a: Features, b: Features) -> int:
+    """Postal code (PID-11.5), else city (PID-11.3), else the postal area (first 3)."""
+    has_a = a.postal or a.city
+    has_b = b.postal or b.city
+    if not has_a or not has_b:
+        return NULL
+    if a.postal and a.postal == b.postal:
+        return 0
+    if a.city and a.city == b.city:
+        return 1
+    if len(a.postal) >= 3 and a.postal[:3] == b.postal[:3]:
+        return 2
+    return 3
+
+
+def compare_one_edit(a: str, b: str) -> int:
+    """Phone (PID-13, last 7 digits) or national ID (PID-19): exact, one edit, different."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    return 1 if one_edit(a, b) else 2
+
+
+def compare_maiden(a: str, b: str) -> int:
+    """Mother's maiden name (PID-6): exact, Jaro–Winkler ≥ 0.90, different."""
+    if not a or not b:
+        return NULL
+    if a == b:
+        return 0
+    return 1 if JaroWinkler.similarity(a, b) >= 0.90 else 2
+
+
+def compare(a: Features, b: Features) -> tuple[tuple[int, ...], bool]:
+    """The comparison vector of a pair, in ``COMPARISONS`` order, and ``transposed``."""
+    family, given, transposed = compare_names(a, b)
+    vector = (
+        family,
+        given,
+        compare_birth_date(a.birth, b.birth),
+        compare_exact(a.sex, b.sex),
+        compare_street(a.street, b.street),
+        compare_locality(a, b),
+        compare_one_edit(a.phone, b.phone),
+        compare_one_edit(a.national_id, b.national_id),
+        compare_maiden(a.mothers_maiden, b.mothers_maiden),
+    )
+    return vector, transposed

@@ -1,0 +1,206 @@
+"""Estimate Fellegi–Sunter weights from the data itself, as Splink does.
+
+Rule: pure, deterministic for a given seed (``random.Random(seed)``), no I/O, no clock.
+
+1. ``u``: comparison levels among random pairs of records — almost all non-matches.
+2. ``m``: expectation–maximisation (Dempster, Laird and Rubin 1977; Winkler 1988 for
+   record linkage) over pairs sharing a blocking key, ``u`` held fixed. A blocked pair
+   agrees on its blocking field by construction, which says nothing about matching, so
+   each session leaves those comparisons out and two sessions with different rules
+   (birth date; family + given name) together estimate every comparison.
+3. ``prior`` λ, the chance that two random records are one person: the matches found in
+   the birth-date session divided by the share of matches whose birth dates agree
+   exactly (m of that level, from the other session), over all pairs.
+
+Too little data (few records, or a session with few pairs) keeps the default values for
+what could not be estimated.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
+from accord.workflow.identity_compare import COMPARISON_NAMES, NULL, Features, compare, features
+from accord.workflow.identity_index import blocking_keys
+from accord.workflow.model import Demographics, Patient
+
+MIN_RECORDS = 50
+MIN_PAIRS = 100
+_FLOOR = 1e-6  # no level is impossible: keeps log2(m/u) finite
+_BIRTH = COMPARISON_NAMES.index("birth_date")
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_GIVEN = COMPARISON_NAMES.index("given_name")
+Vectors = Counter[tuple[int, ...]]
+
+
+def _birth_key(f: Features) -> str:
+    return f.birth
+
+
+def _name_key(f: Features) -> str:
+    return blocking_keys(f)[1]
+
+
+# (key function, comparisons it conditions on)
+_SESSIONS: tuple[tuple[Callable[[Features], str], frozenset[int]], ...] = (
+    (_birth_key, frozenset({_BIRTH})),
+    (_name_key, frozenset({_FAMILY, _GIVEN})),
+)
+
+
+def train(
+    records: Iterable[Patient | Demographics],
+    *,
+    seed: int = 0,
+    u_pairs: int = 200_000,
+    max_pairs: int = 200_000,
+    iterations: int = 50,
+    tolerance: float = 1e-5,
+) -> Weights:
+    """Estimate ``Weights`` from a sample of stored patients (tombstones are skipped)."""
+    feats = [
+        features(r.demographics if isinstance(r, Patient) else r)
+        for r in records
+        if not (isinstance(r, Patient) and r.merged_into is not None)
+    ]
+    if len(feats) < MIN_RECORDS:
+        return DEFAULT_WEIGHTS
+    rng = random.Random(seed)
+    u = estimate_u(feats, rng, u_pairs)
+    m_sums: list[list[list[float]]] = [[] for _ in COMPARISON_NAMES]
+    found_by_birth: float | None = None
+    for key, excluded in _SESSIONS:
+        vectors = blocked_vectors(feats, key, rng, max_pairs)
+        if sum(vectors.values()) < MIN_PAIRS:
+            continue
+        m, lam = expectation_maximisation(vectors, u, excluded, iterations, tolerance)
+        for i, levels in enumerate(m):
+            if i not in excluded:
+                m_sums[i].append(levels)
+        if excluded == {_BIRTH}:
+            found_by_birth = lam * sum(vectors.values())
+    m_final = [
+        _mean(estimates) if estimates else list(DEFAULT_WEIGHTS.comparisons[i].m)
+        for i, estimates in enumerate(m_sums)
+    ]
+    prior = DEFAULT_WEIGHTS.prior
+    if found_by_birth is not None:
+        all_pairs = len(feats) * (len(feats) - 1) / 2
+        prior = min(0.5, max(1e-9, found_by_birth / m_final[_BIRTH][0] / all_pairs))
+    comparisons = tuple(
+        ComparisonWeights(c.name, c.levels, tuple(m_final[i]), tuple(u[i]))
+        for i, c in enumerate(DEFAULT_WEIGHTS.comparisons)
+    )
+    return Weights(comparisons, prior, trained_on=len(feats))
+
+
+def estimate_u(feats: Sequence[Features], rng: random.Random, pairs: int) -> list[list[float]]:
+    """Level frequencies among random pairs; unseen levels fall back to the default u."""
+    counts = [[0] * len(c.u) for c in DEFAULT_WEIGHTS.comparisons]
+    n = len(feats)
+    for _ in range(pairs):
+        i = rng.randrange(n)
+        j = rng.randrange(n - 1)
+        j += j >= i  # a different record, uniformly
+        levels, _ = compare(feats[i], feats[j])
+        for k, level in enumerate(levels):
+            if level != NULL:
+                counts[k][level] += 1
+    u: list[list[float]] = []
+    for k, row in enumerate(counts):
+        total = sum(row)
+        default = DEFAULT_WEIGHTS.comparisons[k].u
+        if total < MIN_PAIRS:
+            u.append(list(default))
+            continue
+        seen = [c / total if c else min(default[level], 0.5 / total) for level, c in enumerate(row)]
+        u.append(_normalise(seen))
+    return u
+
+
+def blocked_vectors(
+    feats: Sequence[Features],
+    key: Callable[[Features], str],
+    rng: random.Random,
+    max_pairs: int,
+    max_block: int = 200,
+) -> Vectors:
+    """Comparison vectors (with counts) of the pairs that share ``key``."""
+    blocks: dict[str, list[int]] = {}
+    for index, f in enumerate(feats):
+        k = key(f)
+        if k:
+            blocks.setdefault(k, []).append(index)
+    keys = sorted(k for k, members in blocks.items() if 1 < len(members) <= max_block)
+    rng.shuffle(keys)
+    vectors: Vectors = Counter()
+    budget = max_pairs
+    for k in keys:
+        members = blocks[k]
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                vectors[compare(feats[members[a]], feats[members[b]])[0]] += 1
+        budget -= len(members) * (len(members) - 1) // 2
+        if budget <= 0:
+            break
+    return vectors
+
+
+def expectation_maximisation(
+    vectors: Vectors,
+    u: Sequence[Sequence[float]],
+    excluded: frozenset[int],
+    iterations: int,
+    tolerance: float,
+) -> tuple[list[list[float]], float]:
+    """m per level and λ for these pairs, ``u`` fixed, ``excluded`` comparisons ignored."""
+    m = [list(c.m) for c in DEFAULT_WEIGHTS.comparisons]
+    lam = 0.2
+    total = sum(vectors.values())
+    used = [i for i in range(len(m)) if i not in excluded]
+    for _ in range(iterations):
+        sums = [[0.0] * len(row) for row in m]
+        matched = 0.0
+        for vector, count in vectors.items():
+            weight = count * _posterior(vector, m, u, used, lam)
+            matched += weight
+            for i in used:
+                if vector[i] != NULL:
+                    sums[i][vector[i]] += weight
+        new_m = [_normalise([max(s, _FLOOR) for s in row]) if sum(row) > 0 else m[i]
+                 for i, row in enumerate(sums)]
+        change = max(abs(a - b) for i in used for a, b in zip(new_m[i], m[i], strict=True))
+        m, lam = new_m, min(max(matched / total, _FLOOR), 1 - _FLOOR)
+        if change < tolerance:
+            break
+    return m, lam
+
+
+def _posterior(
+    vector: tuple[int, ...],
+    m: Sequence[Sequence[float]],
+    u: Sequence[Sequence[float]],
+    used: Sequence[int],
+    lam: float,
+) -> float:
+    log_odds = math.log(lam / (1 - lam))
+    for i in used:
+        level = vector[i]
+        if level != NULL:
+            log_odds += math.log(m[i][level] / u[i][level])
+    if log_odds > 50:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-log_odds))
+
+
+def _normalise(row: Sequence[float]) -> list[float]:
+    total = sum(row)
+    return [max(p / total, _FLOOR) for p in row]
+
+
+def _mean(rows: Sequence[Sequence[float]]) -> list[float]:
+    return _normalise([sum(col) / len(rows) for col in zip(*rows, strict=True)])
