@@ -47,8 +47,30 @@ def clamp_limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_LIMIT))
 
 
+def fit(column: str, value: str) -> str:
+    """Cut a wire value to its column (PostgreSQL enforces lengths, SQLite does not), so
+    an over-long MSH field is stored (and dedupes) the same way on both."""
+    length = getattr(messages.c[column].type, "length", None)
+    return value[:length] if length else value
+
+
+_HEADER = (
+    "peer",
+    "listener",
+    "charset",
+    "sending_app",
+    "sending_facility",
+    "receiving_app",
+    "receiving_facility",
+    "message_type",
+    "control_id",
+    "version",
+    "ack_code",
+)
+
+
 def save_inbound(conn: Connection, msg: InboundMessage) -> int:
-    values = {
+    values: dict[str, Any] = {
         "received_at": msg.received_at,
         "peer": msg.peer,
         "listener": msg.listener,
@@ -69,6 +91,7 @@ def save_inbound(conn: Connection, msg: InboundMessage) -> int:
         "duplicate_of": msg.duplicate_of,
         "reprocess_of": msg.reprocess_of,
     }
+    values.update({name: fit(name, values[name]) for name in _HEADER})
     message_id = int(
         conn.execute(insert(messages).values(values).returning(messages.c.id)).scalar_one()
     )
@@ -96,6 +119,8 @@ def _key_rows(
 
 
 def find_first(conn: Connection, app: str, facility: str, control_id: str) -> StoredMessage | None:
+    app, facility = fit("sending_app", app), fit("sending_facility", facility)
+    control_id = fit("control_id", control_id)
     row = conn.execute(
         select(messages)
         .join(dedupe, dedupe.c.message_id == messages.c.id)
@@ -114,7 +139,8 @@ def claim_control_id(
     message_id: int,
     takeover_from: int | None,
 ) -> bool:
-    app, facility, control_id = key
+    app, facility = fit("sending_app", key[0]), fit("sending_facility", key[1])
+    control_id = fit("control_id", key[2])
     match = and_(
         dedupe.c.sending_app == app,
         dedupe.c.sending_facility == facility,
@@ -206,7 +232,7 @@ def message_filters(
     c = messages.c
     where: list[ColumnElement[bool]] = []
     if control_id is not None:
-        where.append(c.control_id == control_id)
+        where.append(c.control_id == fit("control_id", control_id))
     if message_type is not None:
         where.append(
             c.message_type == message_type

@@ -35,6 +35,7 @@ from accord.store.schema import outbox
 from accord.store.sql_messages import clamp_limit, parse_cursor
 
 UNFINISHED = ("pending", "in_flight")
+PATIENT_KEY_LENGTH = 255
 Locker = Callable[[Select[Any]], Select[Any]]
 
 
@@ -45,7 +46,7 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
         {
             "destination": item.destination,
             "kind": item.kind,
-            "patient_key": item.patient_key,
+            "patient_key": item.patient_key[:PATIENT_KEY_LENGTH],
             "control_id": item.control_id,
             "payload": item.payload,
             "source_message_id": item.source_message_id,
