@@ -4,16 +4,20 @@
 ``tls`` builds TLS 1.2+ contexts for both.
 """
 
+from accord.mllp.client import AckMismatchError, AckResult, MllpClient
 from accord.mllp.framing import EmptyFrame, Event, Frame, Framer, Junk, Oversize, Truncated
 from accord.mllp.server import MllpLimits, MllpServer, PeerInfo, ServerStats
 from accord.mllp.tls import client_context, server_context
 
 __all__ = [
+    "AckMismatchError",
+    "AckResult",
     "EmptyFrame",
     "Event",
     "Frame",
     "Framer",
     "Junk",
+    "MllpClient",
     "MllpLimits",
     "MllpServer",
     "Oversize",
