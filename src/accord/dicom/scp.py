@@ -1,0 +1,254 @@
+"""The DICOM edge: Modality Worklist C-FIND SCP, MPPS N-CREATE/N-SET SCP, C-ECHO.
+
+Rules: this is where pynetdicom lives; matching and MPPS rules are pure code in
+:mod:`accord.dicom.query` and :mod:`accord.dicom.mpps`. The SCP depends on two small
+protocols the runtime implements: a :class:`WorklistSource` (the in-memory
+:class:`~accord.dicom.index.WorklistIndex` implements it) and an :class:`MppsSink` whose
+``record()`` returns only once the instance and its outcome are durable, so the N-CREATE /
+N-SET response is sent after persistence (issue 5). Nothing received ever names a file:
+UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
+association socket: without it each DIMSE exchange stalls ~40 ms (NOTES.md).
+No PHI in logs at INFO or above.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from typing import Any, Protocol
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+
+from accord.dicom.index import WorklistEntry
+from accord.dicom.mpps import (
+    MppsInstance,
+    MppsRejected,
+    MppsResult,
+    Outcome,
+    n_create,
+    n_set,
+    references,
+)
+from accord.dicom.query import Query, QueryRejected, compile_query, response
+from accord.dicom.worklist import SERVABLE, WorklistItem
+from accord.errors import AccordError
+from accord.workflow.model import Patient
+from accord.workflow.status import Status
+
+LOG = logging.getLogger(__name__)
+# SOP Class UIDs (PS3.4 Annex A.4 / K / F; PS3.6 Annex A).
+VERIFICATION = "1.2.840.10008.1.1"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+MPPS = "1.2.840.10008.3.1.2.3.3"
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+class WorklistSource(Protocol):
+    """Where the worklist and MPPS lookups read scheduled procedure steps from."""
+
+    def candidates(self, query: Query) -> Iterable[WorklistEntry]:
+        """Entries that may match ``query`` (a superset; the SCP matches in full)."""
+        ...
+
+    def referenced(
+        self, *, study_uids: Iterable[str] = (), accessions: Iterable[str] = (),
+        sps_ids: Iterable[str] = (),
+    ) -> list[WorklistItem]:
+        """Steps in any status with one of these Study Instance UIDs, accessions, SPS IDs."""
+        ...
+
+    def patients(self, *, patient_id: str = "", family: str = "") -> list[Patient]:
+        """Patients with this ID or a similar family name (unscheduled MPPS matching)."""
+        ...
+
+
+class MppsSink(Protocol):
+    """Durable MPPS instances and the status commands/findings they produce."""
+
+    def instance(self, sop_instance_uid: str) -> MppsInstance | None:
+        """The instance as last recorded, or None."""
+        ...
+
+    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
+        """Persist ``instance`` and ``outcome`` together; return only once durable.
+        Raise an :class:`~accord.errors.AccordError` (e.g. StoreError) when it cannot."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScpConfig:
+    """The DICOM listener's settings (CONTRACT defaults: AE ``ACCORD``, 127.0.0.1:11112)."""
+
+    ae_title: str = "ACCORD"
+    host: str = "127.0.0.1"
+    port: int = 11112
+    maximum_pdu_size: int = 65536  # bytes we accept per P-DATA PDU (PS3.8 D.3.3.1)
+    maximum_associations: int = 16
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 30.0
+    network_timeout: float = 60.0
+    require_called_ae: bool = False  # refuse associations not addressed to ae_title
+    scope_to_station: bool = False  # a calling AE sees only steps for its station AE title
+    statuses: frozenset[Status] = field(default=SERVABLE)  # steps served by C-FIND
+    tz: tzinfo = UTC  # the department's zone for MPPS DA/TM
+
+
+def set_nodelay(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: disable Nagle on the association socket (NOTES.md)."""
+    transport = event.assoc.dul.socket
+    sock = getattr(transport, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _on_echo(event: evt.Event) -> int:
+    return 0x0000
+
+
+def _visible(entry: WorklistEntry, calling_ae: str, config: ScpConfig) -> bool:
+    step = entry.item.step
+    if step.status not in config.statuses:
+        return False
+    return not config.scope_to_station or calling_ae in step.station_ae_titles
+
+
+def _on_find(
+    event: evt.Event, source: WorklistSource, config: ScpConfig
+) -> Iterator[tuple[int, Dataset | None]]:
+    """Modality Worklist C-FIND (PS3.4 K.4.1.3): one pending response per matching SPS;
+    C-CANCEL is checked between responses (PS3.7 9.3.2.3)."""
+    query = compile_query(event.identifier)
+    if isinstance(query, QueryRejected):
+        LOG.info("C-FIND refused: %s", query.reason)
+        yield query.status, None
+        return
+    calling = str(event.assoc.requestor.ae_title).strip()
+    sent = 0
+    for entry in source.candidates(query):
+        if event.is_cancelled:
+            yield 0xFE00, None
+            return
+        if _visible(entry, calling, config) and query.matches(entry.dataset):
+            sent += 1
+            yield 0xFF00, response(query, entry.dataset)
+    LOG.debug("C-FIND from %s: %d matches", calling, sent)
+
+
+def _failure(rejected: MppsRejected) -> Dataset:
+    status = Dataset()
+    status.Status = rejected.status
+    status.ErrorComment = rejected.comment[:64]
+    return status
+
+
+def _lookup(source: WorklistSource, ds: Dataset) -> tuple[list[WorklistItem], list[Patient]]:
+    refs = references(ds)
+    items = source.referenced(study_uids=refs.study_uids, accessions=refs.accessions,
+                              sps_ids=refs.sps_ids)
+    name = str(ds.get("PatientName") or "")
+    patients = source.patients(patient_id=str(ds.get("PatientID") or ""),
+                               family=name.split("=")[0].split("^")[0])
+    return items, patients
+
+
+def _persist(sink: MppsSink, result: MppsResult | MppsRejected) -> tuple[Dataset, Dataset | None]:
+    if isinstance(result, MppsRejected):
+        LOG.info("MPPS refused: %04X %s", result.status, result.comment)
+        return _failure(result), None
+    try:
+        sink.record(result.instance, result.outcome)
+    except AccordError as exc:
+        LOG.warning("MPPS not stored: %s", exc)
+        return _failure(MppsRejected(0x0110, "not stored; retry")), None
+    ok = Dataset()
+    ok.Status = 0x0000
+    return ok, result.instance.dataset
+
+
+class _Mpps:
+    """MPPS N-CREATE/N-SET handlers (PS3.4 F.7), serialised so that a read-modify-record
+    of one instance never interleaves with another."""
+
+    def __init__(self, source: WorklistSource, sink: MppsSink, config: ScpConfig) -> None:
+        self._source, self._sink, self._config = source, sink, config
+        self._lock = threading.Lock()
+
+    def on_create(self, event: evt.Event) -> tuple[Dataset, Dataset | None]:
+        request: Any = event.request
+        uid = str(request.AffectedSOPInstanceUID or "")
+        if not (_UID.fullmatch(uid) and len(uid) <= 64):
+            return _failure(MppsRejected(0x0117, "invalid SOP Instance UID")), None
+        attributes = event.attribute_list
+        with self._lock:
+            items, patients = _lookup(self._source, attributes)
+            result = n_create(uid, attributes, self._sink.instance(uid), items, patients,
+                              self._config.tz)
+            return _persist(self._sink, result)
+
+    def on_set(self, event: evt.Event) -> tuple[Dataset, Dataset | None]:
+        request: Any = event.request
+        uid = str(request.RequestedSOPInstanceUID or "")
+        mods = event.modification_list
+        with self._lock:
+            current = self._sink.instance(uid) if _UID.fullmatch(uid) else None
+            items, patients = _lookup(self._source, current.dataset if current else mods)
+            result = n_set(current, mods, items, patients, self._config.tz)
+            return _persist(self._sink, result)
+
+
+def build_ae(config: ScpConfig) -> AE:
+    """The acceptor AE: MWL Find, MPPS and Verification contexts, limits and timeouts."""
+    ae = AE(ae_title=config.ae_title)
+    for sop_class in (MODALITY_WORKLIST_FIND, MPPS, VERIFICATION):
+        ae.add_supported_context(sop_class)
+    ae.maximum_pdu_size = config.maximum_pdu_size
+    ae.maximum_associations = config.maximum_associations
+    ae.acse_timeout = config.acse_timeout
+    ae.dimse_timeout = config.dimse_timeout
+    ae.network_timeout = config.network_timeout
+    ae.require_called_aet = config.require_called_ae
+    return ae
+
+
+class DicomServer:
+    """A running SCP; :meth:`stop` closes the listener and its associations."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink) -> DicomServer:
+    """Start the MWL + MPPS + Verification SCP on ``config.host:config.port`` (0 = any
+    free port) in background threads; returns once it listens."""
+    ae = build_ae(config)
+    mpps = _Mpps(source, sink, config)
+    handlers: list[Any] = [
+        (evt.EVT_CONN_OPEN, set_nodelay),
+        (evt.EVT_C_ECHO, _on_echo),
+        (evt.EVT_C_FIND, _on_find, [source, config]),
+        (evt.EVT_N_CREATE, mpps.on_create),
+        (evt.EVT_N_SET, mpps.on_set),
+    ]
+    server: Any = ae.start_server((config.host, config.port), block=False,
+                                  evt_handlers=handlers)
+    dicom = DicomServer(server)
+    LOG.info("DICOM SCP %s listening on %s:%d", config.ae_title, *dicom.address)
+    return dicom
