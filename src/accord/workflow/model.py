@@ -126,6 +126,9 @@ class Order:
     reason: str = ""
     steps: tuple[ProcedureStep, ...] = ()
     source: str = ""  # the sending system (MSH-3) that placed it
+    coding_system: str = ""  # OBR-4.3
+    body_part: str = ""  # from the procedure code table
+    hold_reason: str = ""  # why it is kept off the worklist (unmapped code, policy hold)
     charset: str = ""  # MSH-18 of the message that placed it ("" = ASCII / default)
 
 
@@ -141,3 +144,7 @@ class Report:
     observed_at: datetime | None = None  # OBR-7 / OBR-22
     visit_number: str = ""
     order_id: str | None = None  # None until the order is known (out-of-order arrival)
+    patient_id: str = ""  # the patient the report named (PID-3), once resolved
+    placer_number: str = ""  # OBR-2, to link when the order arrives later
+    filler_number: str = ""  # OBR-3
+    source: str = ""  # the sending system (MSH-3)

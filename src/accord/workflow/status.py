@@ -1,12 +1,39 @@
-"""Canonical order status (DESIGN.md, "The canonical model").
+"""Canonical order status: one meaning everywhere (DESIGN.md, "The canonical model").
 
-One meaning everywhere; each connected system's dialect maps its own codes onto these.
-The transition table and ``apply()`` live here too (issue: the imaging workflow).
+Each connected system's dialect maps its own codes (ORC-1/ORC-5 pairs, OBR-25, SCH-25,
+MPPS states) onto :class:`Status`; this module says which moves between them make sense.
+
+Rules of the transition table (``TRANSITIONS``), from IHE RAD TF-2 (RAD-2/RAD-3 placer
+and filler order management: NW, CA, DC, XO and the ORC-5 order status; RAD-4 procedure
+scheduled; RAD-13 procedure update) and DICOM PS3.4 F.7 (MPPS: IN PROGRESS →
+COMPLETED or DISCONTINUED, both final):
+
+0. Staying in the same status is always allowed: a resend, or new details
+   (a reschedule is SCHEDULED → SCHEDULED). :func:`apply` treats it as no change.
+1. Forward along the exam: ordered → scheduled → arrived → in_progress → completed →
+   preliminary → final → amended. Steps may be skipped (no MPPS, no check-in, a report
+   with no "completed" before it): a later stage is evidence the earlier ones happened.
+2. Before acquisition starts, an order is stopped by a cancel (→ cancelled); after it
+   started, by a discontinue (→ discontinued, PS3.4 F.7.2.1 DISCONTINUED).
+3. A check-in may be undone (A11 cancel admit, SIU reschedule): arrived → scheduled.
+4. A preliminary report may be updated (preliminary → preliminary, rule 0) and
+   signed; a final report can only be amended (OBR-25 C), never made preliminary.
+5. cancelled and discontinued are final: nothing is performed or reported after them.
+   Evidence that it was (MPPS, a report) is ``cancelled_but_performed``; a cancel after
+   acquisition started is ``cancelled_but_performed`` too; every other move not in the
+   table is ``status_regression``. Neither is applied (DESIGN: recorded, not applied).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from accord.workflow.findings import Finding
+    from accord.workflow.model import Order
 
 
 class Status(StrEnum):
@@ -20,3 +47,82 @@ class Status(StrEnum):
     AMENDED = "amended"  # corrected after final (OBR-25 C after F)
     CANCELLED = "cancelled"  # stopped before start (ORC-1 CA, ORC-5 CA)
     DISCONTINUED = "discontinued"  # stopped after start (ORC-1 DC, MPPS DISCONTINUED)
+
+
+_S = Status
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    _S.ORDERED: frozenset({
+        _S.SCHEDULED, _S.ARRIVED, _S.IN_PROGRESS, _S.COMPLETED,
+        _S.PRELIMINARY, _S.FINAL, _S.CANCELLED,
+    }),
+    _S.SCHEDULED: frozenset({
+        _S.ARRIVED, _S.IN_PROGRESS, _S.COMPLETED, _S.PRELIMINARY, _S.FINAL, _S.CANCELLED,
+    }),
+    _S.ARRIVED: frozenset({
+        _S.SCHEDULED, _S.IN_PROGRESS, _S.COMPLETED, _S.PRELIMINARY, _S.FINAL, _S.CANCELLED,
+    }),
+    _S.IN_PROGRESS: frozenset({_S.COMPLETED, _S.PRELIMINARY, _S.FINAL, _S.DISCONTINUED}),
+    _S.COMPLETED: frozenset({_S.PRELIMINARY, _S.FINAL}),
+    _S.PRELIMINARY: frozenset({_S.FINAL}),
+    _S.FINAL: frozenset({_S.AMENDED}),
+    _S.AMENDED: frozenset(),
+    _S.CANCELLED: frozenset(),
+    _S.DISCONTINUED: frozenset(),
+}
+
+STOPPED = frozenset({_S.CANCELLED, _S.DISCONTINUED})
+# Statuses that prove acquisition started (rule 5).
+PERFORMED = frozenset({
+    _S.IN_PROGRESS, _S.COMPLETED, _S.PRELIMINARY, _S.FINAL, _S.AMENDED,
+})
+# Statuses an order may still appear on the worklist in (DICOM PS3.4 K.6).
+ON_WORKLIST = frozenset({_S.SCHEDULED, _S.ARRIVED})
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a status change was asked for: who said it, in which message, with what code."""
+
+    at: datetime
+    source: str = ""  # sending system (MSH-3) or "MPPS" / "console"
+    message: str = ""  # message ref: SENDER/MSH-10
+    code: str = ""  # the sender's words, e.g. "ORC-1 SC, ORC-5 CM" or "OBR-25 F"
+
+
+def allowed(old: Status, new: Status) -> bool:
+    """Whether the table allows ``old`` → ``new`` (rule 0 included)."""
+    return old == new or new in TRANSITIONS[old]
+
+
+def refusal_kind(old: Status, new: Status) -> str:
+    """The finding kind for a forbidden move (rule 5)."""
+    if new in STOPPED and old in PERFORMED:
+        return "cancelled_but_performed"
+    if old in STOPPED and new in PERFORMED:
+        return "cancelled_but_performed"
+    return "status_regression"
+
+
+def apply(order: Order, new: Status, evidence: Evidence) -> Order | Finding:
+    """``order`` in status ``new``, or the Finding that explains why not.
+
+    Rule 0: the same status gives the same order back. A forbidden transition is not
+    applied; the finding names both statuses and the evidence.
+    """
+    from accord.workflow.findings import Finding, FindingKind
+
+    if allowed(order.status, new):
+        return order if order.status == new else replace(order, status=new)
+    kind = FindingKind(refusal_kind(order.status, new))
+    said = f" ({evidence.code})" if evidence.code else ""
+    return Finding(
+        kind=kind,
+        detail=f"{order.status.value} → {new.value}{said} is not allowed; not applied",
+        first_seen=evidence.at,
+        accession=order.accession,
+        patient_id=order.patient_id,
+        subject=f"{order.status.value}->{new.value}",
+        source=evidence.source,
+        messages=(evidence.message,) if evidence.message else (),
+    )

@@ -1,0 +1,164 @@
+"""An in-memory Repository: the embedded/test implementation of the workflow state.
+
+Dictionaries keyed by id with small indexes; ``candidates`` blocks on the first letter of
+the family name or the birth date, the way a SQL index would. Also
+:class:`SequentialIds`, a deterministic id/UID source for tests and simulations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+
+from accord.clock import uid_from_uuid
+from accord.workflow.findings import FieldStats, Finding
+from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
+from accord.workflow.trace import TraceEvent
+
+
+class MemoryRepository:
+    """Everything in dictionaries; satisfies ``accord.workflow.repository.Repository``."""
+
+    def __init__(self) -> None:
+        self.patients: dict[str, Patient] = {}
+        self.visits: dict[str, Visit] = {}
+        self.orders: dict[str, Order] = {}
+        self.reports: dict[str, Report] = {}
+        self.findings: dict[str, Finding] = {}
+        self.stats: dict[str, FieldStats] = {}
+        self.events: list[TraceEvent] = []
+        self._by_identifier: dict[tuple[str, str], str] = {}
+
+    # --- patients -----------------------------------------------------------------------
+    def patient(self, patient_id: str) -> Patient | None:
+        return self.patients.get(patient_id)
+
+    def patient_by_identifier(self, identifier: Identifier) -> Patient | None:
+        pid = self._by_identifier.get((identifier.value, identifier.authority))
+        return self.patients.get(pid) if pid else None
+
+    def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
+        family = demographics.name.family[:1].upper()
+        found: list[Patient] = []
+        for p in self.patients.values():
+            if p.merged_into is not None:
+                continue
+            d = p.demographics
+            same_initial = bool(family) and d.name.family[:1].upper() == family
+            same_birth = demographics.birth_date is not None and d.birth_date == (
+                demographics.birth_date
+            )
+            if same_initial or same_birth:
+                found.append(p)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def save_patient(self, patient: Patient) -> None:
+        old = self.patients.get(patient.id)
+        if old is not None:
+            for ident in old.identifiers:
+                if self._by_identifier.get((ident.value, ident.authority)) == patient.id:
+                    del self._by_identifier[(ident.value, ident.authority)]
+        self.patients[patient.id] = patient
+        for ident in patient.identifiers:
+            self._by_identifier[(ident.value, ident.authority)] = patient.id
+
+    # --- visits -------------------------------------------------------------------------
+    def visit(self, visit_number: str) -> Visit | None:
+        return self.visits.get(visit_number)
+
+    def visits_of(self, patient_id: str) -> Sequence[Visit]:
+        return [v for v in self.visits.values() if v.patient_id == patient_id]
+
+    def save_visit(self, visit: Visit) -> None:
+        self.visits[visit.visit_number] = visit
+
+    # --- orders -------------------------------------------------------------------------
+    def order(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id)
+
+    def orders_by(self, key: str, value: str) -> Sequence[Order]:
+        if not value:
+            return []
+        if key == "sps_id":
+            return [o for o in self.orders.values() if any(s.sps_id == value for s in o.steps)]
+        return [o for o in self.orders.values() if getattr(o, key) == value]
+
+    def orders_of(self, patient_id: str) -> Sequence[Order]:
+        return [o for o in self.orders.values() if o.patient_id == patient_id]
+
+    def save_order(self, order: Order) -> None:
+        self.orders[order.id] = order
+
+    # --- reports ------------------------------------------------------------------------
+    def reports_by(self, key: str, value: str) -> Sequence[Report]:
+        if not value:
+            return []
+        return [r for r in self.reports.values() if getattr(r, key) == value]
+
+    def reports_of(self, patient_id: str) -> Sequence[Report]:
+        return [r for r in self.reports.values() if r.patient_id == patient_id]
+
+    def save_report(self, report: Report) -> None:
+        self.reports[report.id] = report
+
+    # --- findings, statistics, trace -----------------------------------------------------
+    def finding(self, key: str) -> Finding | None:
+        return self.findings.get(key)
+
+    def findings_about(self, accession: str = "", patient_id: str = "") -> Sequence[Finding]:
+        return [
+            f for f in self.findings.values()
+            if (accession and f.accession == accession)
+            or (patient_id and f.patient_id == patient_id)
+        ]
+
+    def save_finding(self, finding: Finding) -> None:
+        self.findings[finding.key] = finding
+
+    def field_stats(self, sender: str) -> FieldStats:
+        return self.stats.get(sender) or FieldStats(sender)
+
+    def save_field_stats(self, stats: FieldStats) -> None:
+        self.stats[stats.sender] = stats
+
+    def add_trace(self, event: TraceEvent) -> None:
+        self.events.append(event)
+
+    def trace(self, order_id: str = "", accession: str = "") -> Sequence[TraceEvent]:
+        found = [
+            e for e in self.events
+            if (order_id and e.order_id == order_id) or (accession and e.accession == accession)
+        ]
+        return sorted(found, key=lambda e: e.at)
+
+
+class SequentialIds:
+    """Deterministic ids (``P1``, ``O1``…) and UIDs under a root: for tests and demos."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, itertools.count[int]] = {}
+        self._uids = itertools.count(1)
+
+    def new_id(self, kind: str) -> str:
+        counter = self._counters.setdefault(kind, itertools.count(1))
+        return f"{kind}{next(counter)}"
+
+    def new_uid(self, root: str) -> str:
+        return f"{root}.{next(self._uids)}" if root else f"2.25.{next(self._uids)}"
+
+
+class RandomIds:
+    """Random ids (UUID4) and UIDs: a UID root gets a UUID-derived suffix, else 2.25."""
+
+    def new_id(self, kind: str) -> str:
+        return f"{kind}-{uuid.uuid4().hex}"
+
+    def new_uid(self, root: str) -> str:
+        u = uuid.uuid4()
+        if not root:
+            return uid_from_uuid(u)
+        # PS3.5 §9.1: at most 64 characters; keep as many UUID digits as fit.
+        return f"{root}.{u.int}"[:64].rstrip(".")
