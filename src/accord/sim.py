@@ -174,11 +174,13 @@ class Receiver:
     """A simulated downstream system (RIS, PACS): records every message and answers it.
 
     ``respond`` chooses the answer: an ACK code (``"AA"``, ``"AE"``, ``"AR"``), raw bytes
-    to send as they are, or None to send nothing (the sender times out). ``unique`` keeps
+    to send as they are, or None to send nothing (the sender times out); ``delay`` how
+    many seconds to wait before answering. ``unique`` keeps
     the first copy per MSH-10, as a receiver that deduplicates resends would.
     """
 
     respond: Responder = lambda _msg: "AA"
+    delay: Callable[[Message], float] = lambda _msg: 0.0
     host: str = "127.0.0.1"
     port: int = 0
     received: list[Message] = field(default_factory=list)
@@ -215,6 +217,9 @@ class Receiver:
         self.received.append(msg)
         self.unique.setdefault(msg.control_id, msg)
         self._arrived.set()
+        pause = self.delay(msg)
+        if pause > 0:
+            await asyncio.sleep(pause)
         answer = self.respond(msg)
         if answer is None or isinstance(answer, bytes):
             return answer

@@ -1,0 +1,171 @@
+"""Delivery: outbox rows to downstream systems over MLLP, in order, at least once.
+
+Rules (issue 3 "Outbound"; HL7 v2.5.1 §2.9.2 for the ACK codes, table 0008):
+
+1. Rows are claimed from the store under a lease, so a node that dies mid-send loses
+   nothing: the row is handed out again when the lease expires. FIFO per destination —
+   one worker; with ``per_patient`` several workers, the store never hands out two rows
+   of one patient at once, so each patient's order is kept.
+2. A reply counts only when MSA-2 equals the row's MSH-10 (``MllpClient.send_message``
+   enforces it; a late or mismatched ACK raises and the connection is closed).
+3. AA/CA → delivered. AR/CR → error queue at once (resending cannot help). AE/CE →
+   resent after a capped exponential backoff, up to ``retries`` times, then error queue.
+   No usable reply (refused, timeout, lost connection, wrong MSA-2) is an outage: resent
+   with backoff for as long as it takes — or, with ``rotate``, moved behind its queue
+   after ``retries`` failures so one message cannot block the others forever.
+4. The row keeps its MSH-10 on every resend, so the receiver can recognise a resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from accord.clock import Clock
+from accord.config import Destination
+from accord.errors import DeliveryError
+from accord.mllp.client import AckResult, MllpClient
+from accord.mllp.tls import client_context
+from accord.store import OutboxRow, Store
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[Destination], MllpClient]
+ACCEPTED = frozenset({"AA", "CA"})
+REJECTED = frozenset({"AR", "CR"})
+IDLE_POLL = 0.5
+"""Seconds an idle worker waits before looking again (sooner when woken)."""
+
+
+def default_client_factory(dest: Destination) -> MllpClient:
+    """An :class:`MllpClient` for ``dest`` with its timeouts and TLS settings."""
+    ctx = None
+    hostname = None
+    if dest.tls is not None:
+        ctx = client_context(dest.tls.ca, dest.tls.cert, dest.tls.key)
+        hostname = dest.tls.server_hostname
+    return MllpClient(dest.host, dest.port, ssl_context=ctx, server_hostname=hostname,
+                      connect_timeout=dest.connect_timeout, ack_timeout=dest.ack_timeout)
+
+
+class Deliverer:
+    """One asyncio worker per destination (``workers`` of them when ``per_patient``)."""
+
+    def __init__(self, store: Store, destinations: Sequence[Destination], clock: Clock,
+                 node_id: str, client_factory: ClientFactory = default_client_factory,
+                 *, idle_poll: float = IDLE_POLL) -> None:
+        self._store = store
+        self._destinations = {d.name: d for d in destinations}
+        self._clock = clock
+        self._node = node_id
+        self._factory = client_factory
+        self._idle_poll = idle_poll
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ae_answers: dict[int, int] = {}
+        self.delivered = 0
+
+    async def start(self) -> None:
+        """Start the workers (idempotent)."""
+        if self._tasks:
+            return
+        for dest in self._destinations.values():
+            self._wake[dest.name] = asyncio.Event()
+            for slot in range(dest.workers if dest.per_patient else 1):
+                self._tasks.append(asyncio.create_task(
+                    self._worker(dest), name=f"accord-deliver-{dest.name}-{slot}"))
+
+    async def stop(self) -> None:
+        """Stop the workers; a row being sent stays leased and is sent again later."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self, destinations: Sequence[str] | None = None) -> None:
+        """New rows were committed: let idle workers look now instead of at the next poll."""
+        for name, event in self._wake.items():
+            if destinations is None or name in destinations:
+                event.set()
+
+    async def reprocess(self, row_id: int) -> int:
+        """Send an error-queue row again: a new row linked to the original (its id)."""
+        new_id = await asyncio.to_thread(self._store.reprocess_outbox, row_id,
+                                         self._clock.now())
+        self.wake()
+        return new_id
+
+    async def _worker(self, dest: Destination) -> None:
+        client = self._factory(dest)
+        wake = self._wake[dest.name]
+        try:
+            while True:
+                rows = await asyncio.to_thread(
+                    self._store.claim, dest.name, self._node, self._clock.now(),
+                    _lease_seconds(dest), 1, dest.per_patient)
+                if not rows:
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._idle_poll):
+                            await wake.wait()
+                    continue
+                for row in rows:
+                    await self._deliver(client, dest, row)
+        finally:
+            await client.close()
+
+    async def _deliver(self, client: MllpClient, dest: Destination, row: OutboxRow) -> None:
+        try:
+            result = await client.send_message(row.payload, row.control_id)
+        except DeliveryError as exc:
+            await self._outage(dest, row, str(exc))
+            return
+        await asyncio.to_thread(self._record, dest, row, result)
+
+    def _record(self, dest: Destination, row: OutboxRow, result: AckResult) -> None:
+        """Blocking: write the outcome of one matched ACK."""
+        now = self._clock.now()
+        if result.code in ACCEPTED:
+            self._ae_answers.pop(row.id, None)
+            if self._store.mark_delivered(row.id, self._node, result.ack, now):
+                self.delivered += 1
+            return
+        reason = f"{result.code}: {result.text}".strip()
+        if result.code in REJECTED:
+            log.warning("%s rejected outbox row %d (%s)", dest.name, row.id, result.code)
+            self._store.mark_error(row.id, self._node, reason, result.ack)
+            return
+        answers = self._ae_answers.get(row.id, 0) + 1
+        if answers > dest.retries:
+            self._ae_answers.pop(row.id, None)
+            log.warning("%s answered %s %d times for outbox row %d: error queue",
+                        dest.name, result.code, answers, row.id)
+            self._store.mark_error(row.id, self._node, reason, result.ack)
+            return
+        self._ae_answers[row.id] = answers
+        due = now + timedelta(seconds=dest.backoff.delay(answers - 1))
+        self._store.mark_retry(row.id, self._node, reason, due)
+
+    async def _outage(self, dest: Destination, row: OutboxRow, error: str) -> None:
+        now = self._clock.now()
+        failures = max(1, row.attempts)
+        if dest.rotate and failures > dest.retries:
+            log.warning("%s: outbox row %d failed %d times, moved behind its queue: %s",
+                        dest.name, row.id, failures, error)
+            await asyncio.to_thread(self._store.rotate, row.id, self._node, error, now)
+            return
+        delay = dest.backoff.delay(failures - 1)
+        log.info("%s unreachable (%s); outbox row %d retried in %.1f s",
+                 dest.name, error, row.id, delay)
+        await asyncio.to_thread(self._store.mark_retry, row.id, self._node, error,
+                                now + timedelta(seconds=delay))
+
+
+def _lease_seconds(dest: Destination) -> float:
+    """Long enough for one connect + one ACK wait, with margin for a slow store."""
+    return dest.connect_timeout + dest.ack_timeout + 5.0
