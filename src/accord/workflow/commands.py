@@ -54,16 +54,16 @@ class OrderRef:
     requested_procedure_id: str = ""  # OBR-19 / IPC-2
     sps_id: str = ""  # OBR-20 / IPC-4
 
-    def keys(self) -> list[tuple[str, str]]:
+    def numbers(self) -> list[tuple[str, str]]:
         """The (key, value) pairs that are filled, most specific first."""
         return [(k, getattr(self, k)) for k in ORDER_KEYS if getattr(self, k)]
 
     def __bool__(self) -> bool:
-        return bool(self.keys())
+        return bool(self.numbers())
 
     def describe(self) -> str:
         """Plain words: ``accession A1, placer P1``."""
-        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.keys()) or "no number"
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.numbers()) or "no number"
 
 
 @dataclass(frozen=True, slots=True)

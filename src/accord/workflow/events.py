@@ -25,6 +25,7 @@ class OrderStatusChanged:
     patient: Patient
     before: Status
     after: Status
+    by: str = ""  # the system whose message caused it (deliveries skip echoing it back)
 
     @property
     def category(self) -> Category:

@@ -20,10 +20,26 @@ from accord.workflow.model import Demographics, Order, Patient
 from accord.workflow.repository import Repository
 from accord.workflow.trace import Change, TraceEvent
 
-#: The identity matcher (``accord.workflow.identity``): scores ``candidates`` against
-#: new demographics; each match is (patient id, score, agreeing fields, disagreeing fields).
-Match = tuple[str, float, tuple[str, ...], tuple[str, ...]]
-Matcher = Callable[[Demographics, Sequence[Patient]], list[Match]]
+
+class Match(Protocol):
+    """One scored candidate (``accord.workflow.identity.MatchResult`` fits)."""
+
+    @property
+    def patient_id(self) -> str: ...
+
+    @property
+    def probability(self) -> float: ...
+
+    @property
+    def agreeing(self) -> tuple[str, ...]: ...
+
+    @property
+    def disagreeing(self) -> tuple[str, ...]: ...
+
+
+#: The identity matcher (``accord.workflow.identity.Matcher()``): scores ``candidates``
+#: against a new registration; returns the pairs worth a person's review, best first.
+Matcher = Callable[[Demographics, Sequence[Patient]], Sequence[Match]]
 
 
 class IdSource(Protocol):
