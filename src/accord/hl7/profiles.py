@@ -113,19 +113,26 @@ _PID = (
     Need(("PID-5",), "patient name (PID-5)"),
 )
 
-_ORDER = (
-    Need(("ORC-1",), "order control (ORC-1)"),
-    Need(("ORC-2", "OBR-2"), "placer order number (ORC-2)"),
-    Need(("ORC-3", "OBR-3"), "filler order number (ORC-3)"),
-    Need(("OBR-4",), "universal service identifier (OBR-4)"),
-    Need(("OBR-18", "IPC-1"), "accession number (OBR-18 or IPC-1)"),
-    Need(("OBR-19", "IPC-2"), "requested procedure ID (OBR-19 or IPC-2)"),
-    Need(("OBR-20", "IPC-4"), "scheduled procedure step ID (OBR-20 or IPC-4)"),
-    Need(("ZDS-1", "IPC-3"), "Study Instance UID (ZDS-1 or IPC-3)"),
-    Need(("OBR-27.4", "TQ1-7"), "scheduled start date/time (OBR-27.4 or TQ1-7)",
-         timestamp=True),
-    Need(("OBR-24", "IPC-5"), "modality (OBR-24 or IPC-5)"),
-)
+def _order(ipc_first: bool) -> tuple[Need, ...]:
+    """Order needs; an OMI^O23 names the IPC/TQ1 field first, an ORM^O01 the OBR/ZDS one."""
+
+    def alt(obr: str, ipc: str, what: str, timestamp: bool = False) -> Need:
+        paths = (ipc, obr) if ipc_first else (obr, ipc)
+        return Need(paths, f"{what} ({paths[0]} or {paths[1]})", timestamp=timestamp)
+
+    return (
+        Need(("ORC-1",), "order control (ORC-1)"),
+        Need(("ORC-2", "OBR-2"), "placer order number (ORC-2 or OBR-2)"),
+        Need(("ORC-3", "OBR-3"), "filler order number (ORC-3 or OBR-3)"),
+        Need(("OBR-4",), "universal service identifier (OBR-4)"),
+        alt("OBR-18", "IPC-1", "accession number"),
+        alt("OBR-19", "IPC-2", "requested procedure ID"),
+        alt("OBR-20", "IPC-4", "scheduled procedure step ID"),
+        alt("ZDS-1", "IPC-3", "Study Instance UID"),
+        alt("OBR-27.4", "TQ1-7", "scheduled start date/time", timestamp=True),
+        alt("OBR-24", "IPC-5", "modality"),
+    )
+
 
 _ORDER_TABLES = (TableCheck("ORC-1", "0119"), TableCheck("ORC-5", "0038"))
 
@@ -148,8 +155,10 @@ IHE_SWF = ProfileSpec(
              Need(("MRG-1.4",), "assigning authority of the prior identifier (MRG-1.4)")),
         ),
         MessageRule(("ADT^*",), ("PID",), _PID),
-        MessageRule(("ORM^O01",), ("PID", "ORC", "OBR"), (*_PID, *_ORDER), _ORDER_TABLES),
-        MessageRule(("OMI^O23",), ("PID", "ORC", "OBR"), (*_PID, *_ORDER), _ORDER_TABLES),
+        MessageRule(("ORM^O01",), ("PID", "ORC", "OBR"), (*_PID, *_order(False)),
+                    _ORDER_TABLES),
+        MessageRule(("OMI^O23",), ("PID", "ORC", "OBR"), (*_PID, *_order(True)),
+                    _ORDER_TABLES),
         MessageRule(
             ("ORU^R01",),
             ("PID", "OBR", "OBX"),

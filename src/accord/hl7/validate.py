@@ -176,7 +176,7 @@ def _missing(msg: Message, path: str) -> list[int] | None:
     return [i for i, seg in enumerate(segs, start=1) if not seg.get_raw(field_path)]
 
 
-def _need(msg: Message, need: Need) -> Iterator[Problem]:
+def _need(msg: Message, need: Need, absent: set[str]) -> Iterator[Problem]:
     reported: tuple[str, list[int]] | None = None
     for path in need.paths:
         missing = _missing(msg, path)
@@ -187,7 +187,8 @@ def _need(msg: Message, need: Need) -> Iterator[Problem]:
         if reported is None and missing is not None:
             reported = (path, missing)
     if reported is None:  # no alternative's segment is there at all
-        yield Problem(need.severity, need.paths[0], "101", f"{need.what} missing")
+        if need.paths[0].partition("-")[0] not in absent:  # else already said: 100
+            yield Problem(need.severity, need.paths[0], "101", f"{need.what} missing")
         return
     path, missing = reported
     seg_id, _, rest = path.partition("-")
@@ -225,11 +226,12 @@ def _profile(msg: Message, profile: ProfileSpec) -> Iterator[Problem]:
             yield Problem("warning", "MSH-9", "200",
                           f"message type {msg.message_type!r} not covered by {profile.name}")
         return
+    absent = {seg_id for seg_id in rule.segments if not msg.count(seg_id)}
     for seg_id in rule.segments:
-        if not msg.count(seg_id):
+        if seg_id in absent:
             yield Problem("error", seg_id, "100", f"required segment {seg_id} missing")
     for need in rule.needs:
-        yield from _need(msg, need)
+        yield from _need(msg, need, absent)
     for check in rule.tables:
         yield from _table(msg, check)
 

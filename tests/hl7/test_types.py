@@ -1,0 +1,230 @@
+"""Typed readers (accord.hl7.types): TS/DTM, CX, XPN, XCN, XAD, XTN, EI, CE/CWE."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import sample
+
+from accord.hl7 import parse, parse_batch
+from accord.hl7.types import (
+    CX,
+    HD,
+    TS,
+    XPN,
+    format_ts,
+    parse_dtm,
+    read_ce,
+    read_cwe,
+    read_cx,
+    read_ei,
+    read_hd,
+    read_ts,
+    read_xad,
+    read_xcn,
+    read_xpn,
+    read_xtn,
+    values_at,
+)
+
+
+@pytest.fixture
+def adt():
+    return parse(sample("hl7x_adt_a04_types.hl7"))
+
+
+@pytest.fixture
+def orm():
+    return parse(sample("hl7x_orm_o01_v231.hl7"))
+
+
+@pytest.mark.parametrize(
+    ("text", "precision", "parts"),
+    [
+        ("2024", "year", (2024, None, None, None, None, None)),
+        ("202403", "month", (2024, 3, None, None, None, None)),
+        ("20240315", "day", (2024, 3, 15, None, None, None)),
+        ("2024031508", "hour", (2024, 3, 15, 8, None, None)),
+        ("202403150830", "minute", (2024, 3, 15, 8, 30, None)),
+        ("20240315083012", "second", (2024, 3, 15, 8, 30, 12)),
+        ("20240315083012.5", "fraction", (2024, 3, 15, 8, 30, 12)),
+    ],
+)
+def test_dtm_precision(text, precision, parts):
+    ts = parse_dtm(text)
+    assert ts is not None
+    assert ts.precision == precision
+    assert (ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second) == parts
+    assert ts.utc_offset is None
+
+
+def test_dtm_fraction_and_offsets():
+    ts = parse_dtm("20240315083012.1234-0500")
+    assert ts is not None
+    assert ts.microsecond == 123400
+    assert ts.utc_offset == timedelta(hours=-5)
+    assert parse_dtm("202101151620+0215").utc_offset == timedelta(hours=2, minutes=15)
+    assert parse_dtm("20240315+0000").utc_offset == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "24", "2024-03-15", "20241315", "20230229", "2024031524", "202403150860",
+     "20240315083061", "20240315+2500", "2024031508.5", "20240315083012.1234567",
+     "201702291252-0500"],
+)
+def test_dtm_invalid_is_none(text):
+    assert parse_dtm(text) is None
+
+
+def test_to_datetime_aware_naive_default_tz():
+    aware = parse_dtm("20240315083012-0500").to_datetime()
+    assert aware == datetime(2024, 3, 15, 13, 30, 12, tzinfo=UTC)
+    naive = parse_dtm("202403150830").to_datetime()
+    assert naive.tzinfo is None and naive == datetime(2024, 3, 15, 8, 30)
+    paris = ZoneInfo("Europe/Paris")
+    local = parse_dtm("202403150830").to_datetime(paris)
+    assert local.tzinfo is paris
+    # the sender's offset wins over the default zone
+    assert parse_dtm("202403150830+0000").to_datetime(paris).utcoffset() == timedelta(0)
+    assert parse_dtm("2024").to_datetime() == datetime(2024, 1, 1)
+    assert parse_dtm("20240315").to_date() == date(2024, 3, 15)
+
+
+def test_format_ts_round_trips():
+    dt = datetime(2024, 3, 15, 8, 30, 12, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    assert format_ts(dt) == "20240315083012-0500"
+    assert format_ts(dt, "minute") == "202403150830-0500"
+    assert format_ts(dt, "day") == "20240315"
+    assert format_ts(dt, "fraction") == "20240315083012.1234-0500"
+    assert format_ts(datetime(2024, 3, 15, 8, 30), "second") == "20240315083000"
+    assert format_ts(date(2024, 3, 15), "day") == "20240315"
+    back = parse_dtm(format_ts(dt))
+    assert back is not None and back.to_datetime() == dt.replace(microsecond=0)
+    assert format_ts(datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+                     "hour") == "2024010100+0545"
+
+
+def test_read_ts_on_sample(adt):
+    msh7 = read_ts(adt, "MSH-7")
+    assert msh7 == TS(2024, 3, 15, 8, 30, 12, 123400, timedelta(hours=-5), "fraction")
+    assert read_ts(adt, "EVN-2").precision == "minute"
+    assert read_ts(adt, "EVN-6") == TS(2024, precision="year")
+    assert read_ts(adt, "PID-7").to_date() == date(1980, 2, 29)
+    assert read_ts(adt, "OBX-14").utc_offset == timedelta(hours=1)
+    assert read_ts(adt, "PID-29") is None  # absent
+    assert read_ts(adt, "PID-8") is None  # "M" is not a DTM: None, no exception
+
+
+def test_read_ts_inside_a_component(orm):
+    # OBR-27 is TQ; its 4th component is a TS whose DTM is the first sub-component.
+    start = read_ts(orm, "OBR-27.4")
+    assert start is not None and start.to_datetime() == datetime(2024, 3, 16, 11, 30)
+    assert read_ts(orm, "ORC-7.4") == start
+
+
+def test_read_cx_with_hd(adt):
+    ids = read_cx(adt, "PID-3")
+    assert ids == [
+        CX("MRN7001", HD("HOSP", "1.2.840.99999.2", "ISO"), "MR", HD("WARD7")),
+        CX("NHS-42", HD("NHS"), "NH"),
+    ]  # the third repetition has no ID: left out
+    assert read_cx(adt, "PID-3[2]") == [CX("NHS-42", HD("NHS"), "NH")]
+    assert read_cx(adt, "PID-18")[0].type_code == "AN"
+    assert read_cx(adt, "MRG-1") == []
+
+
+def test_read_xpn_repetitions(adt):
+    names = read_xpn(adt, "PID-5")
+    assert names == [
+        XPN("TESTER", "ALEX", "Q", "JR", "DR", "PHD", "L"),
+        XPN("TESTER", "AL", name_type="A"),
+    ]
+
+
+def test_read_xcn(adt):
+    (doctor,) = read_xcn(adt, "PV1-7")
+    assert (doctor.id, doctor.family, doctor.given, doctor.prefix, doctor.degree) == (
+        "1234", "SMITH", "JOHN", "DR", "MD")
+    assert doctor.assigning_authority == HD("HOSP", "1.2.840.99999.3", "ISO")
+
+
+def test_read_xad(adt):
+    (home,) = read_xad(adt, "PID-11")
+    assert (home.street, home.other_designation, home.city, home.state) == (
+        "12 Example Rd", "Apt 4", "Springfield", "IL")
+    assert (home.postal_code, home.country, home.address_type, home.county) == (
+        "62701", "USA", "H", "SANGAMON")
+
+
+def test_read_xtn_old_and_v25_forms(adt):
+    old, new, mail = read_xtn(adt, "PID-13")
+    assert old.number == "(217)555-1234X22"
+    assert (old.area_code, old.local_number, old.extension) == ("217", "555-1234", "22")
+    assert (new.use_code, new.equipment_type, new.country_code, new.area_code,
+            new.local_number, new.extension) == ("PRN", "PH", "1", "217", "5550100", "7")
+    assert (mail.use_code, mail.equipment_type, mail.email) == (
+        "NET", "Internet", "alex@example.invalid")
+
+
+def test_read_ei_cwe_hd(orm, adt):
+    placer = read_ei(orm, "ORC-2")
+    assert placer is not None and placer.entity_id == "PLC0310"
+    assert read_ei(orm, "ORC-4") is None
+    (code,) = read_cwe(orm, "OBR-4")
+    assert (code.identifier, code.text, code.coding_system) == ("74150", "CT ABDOMEN", "CPT4")
+    assert read_ce is read_cwe
+    assert read_cwe(adt, "OBX-3")[0].coding_system == "LN"
+    assert read_hd(adt, "MSH-4") == [HD("GENERAL", "1.2.840.99999.1", "ISO")]
+
+
+def test_values_are_unescaped():
+    batch = parse_batch(sample("hl7x_two_messages.hl7"))
+    second = batch.messages[1]
+    assert read_xpn(second, "PID-5") == [XPN("TWO", "SECOND^PART")]
+    assert values_at(second, "PID-5.2") == [[["SECOND^PART"]]]
+    assert values_at(second, "PID-99") == []
+
+
+def test_values_are_frozen(adt):
+    cx = read_cx(adt, "PID-3")[0]
+    with pytest.raises(AttributeError):
+        cx.id = "x"  # type: ignore[misc]
+
+
+# --- real corpus fields -------------------------------------------------------------
+
+def test_corpus_siu_cx_xpn_ts(corpus: Path):
+    msg = parse((corpus / "microsoft-FHIR-Converter" / "SIU-S12-01.hl7").read_bytes())
+    ids = read_cx(msg, "PID-3")
+    assert ids[0] == CX("PATID1234", HD("test1", "2.16.1", "HCD"), "MR",
+                        HD("GOOD HEALTH HOSPITAL"), "5")
+    assert ids[1] == CX("123456789", HD("USSSA"), "SS")
+    names = read_xpn(msg, "PID-5")
+    assert len(names) == 2
+    assert names[0] == XPN("EVERYMAN", "ADAM", "A", "III", "Dr.", "MD", "D")
+    assert (names[1].family, names[1].middle, names[1].name_type) == ("Josh", "stanley", "L")
+    birth = read_ts(msg, "PID-7")
+    assert birth is not None and birth.precision == "minute"
+    assert birth.to_datetime() == datetime(1988, 8, 18, 9, 11, tzinfo=UTC)
+    assert read_ts(msg, "PID-29").utc_offset == timedelta(hours=1, minutes=15)
+    # TQ1-7 start date/time with an offset
+    assert read_ts(msg, "TQ1-7").to_datetime().isoformat() == "2021-09-24T09:30:00+02:15"
+
+
+def test_corpus_impossible_date_is_none(corpus: Path):
+    path = corpus / "cdcgov-trusted-intermediary" / "examples" / "NewSTEPs"
+    msg = parse((path / "002_NewSTEPs_ORU_R01.hl7").read_bytes())
+    assert msg.get("OBX[2]-14") == "201702291252-0500"  # 29 February 2017 does not exist
+    assert read_ts(msg, "OBX[2]-14") is None
+
+
+def test_corpus_dcm4che_order(corpus: Path):
+    msg = parse((corpus / "dcm4che" / "OMI^O23-ImagingOrder.hl7").read_bytes())
+    assert read_cx(msg, "PID-3") == [CX("PID_1", HD("ADT1"))]
+    assert read_ei(msg, "IPC-3").entity_id == "1.2.392.200036.9125.0.198811291108.7"
+    assert read_ts(msg, "TQ1-7") == TS(2000, 8, 16, 15, 10, precision="minute")
+    assert [c.identifier for c in read_cwe(msg, "IPC-5")] == ["CT"]
