@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -242,3 +243,36 @@ def test_tls(receiver: Callable[..., Receiver], tmp_path: Path) -> None:
     untrusted = accord_send(sample, "--to", rcv.to, "--tls")  # system CAs do not know it
     assert_one_line_error(untrusted)
     assert_one_line_error(accord_send(sample, "--to", rcv.to, "--ca", tmp_path / "nope.pem"))
+
+
+def _run_with_terminal_stderr(*args: str | Path) -> tuple[int, str, bytes]:
+    """Run ``accord send`` with standard error on a pseudo-terminal (as a user sees it)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(ACCORD), "send", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=slave)
+    out, _ = proc.communicate(timeout=120)
+    os.close(slave)
+    err = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal has nothing more
+        while chunk := os.read(master, 65536):
+            err += chunk
+    os.close(master)
+    return proc.returncode, out.decode(), err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a Linux pty")
+def test_progress_bar_on_a_terminal_only_when_sending_many(
+    receiver: Callable[..., Receiver], tmp_path: Path
+) -> None:
+    template = (SAMPLES / "send_orm_o01.hl7").read_bytes()
+    many = tmp_path / "many.hl7"
+    many.write_bytes(b"".join(template.replace(b"SEND0001", b"BAR%04d" % i) for i in range(25)))
+    rcv = receiver()
+    code, out, err = _run_with_terminal_stderr(many, "--to", rcv.to)
+    assert code == 0 and len(out.splitlines()) == 25
+    assert b"sending" in err and b"25/25" in err
+    code, out, err = _run_with_terminal_stderr(SAMPLES / "send_orm_o01.hl7", "--to", rcv.to)
+    assert code == 0 and out.splitlines() == ["SEND0001 AA"]
+    assert b"sending" not in err

@@ -135,19 +135,23 @@ class _Connection:
                     await self.writer.drain()
             finally:
                 self.busy = False
+            if self._frame_started is not None:
+                # A pipelined block began in an earlier read: its deadline counts from now,
+                # not through the time our own handler took.
+                self._frame_started = asyncio.get_running_loop().time()
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         limits = self.server.limits
-        timeout = limits.idle_timeout
+        timeout, deadline = limits.idle_timeout, False
         if self._frame_started is not None:
-            left = limits.frame_deadline - (loop.time() - self._frame_started)
-            timeout = min(timeout, max(left, 0.0))
+            left = max(limits.frame_deadline - (loop.time() - self._frame_started), 0.0)
+            timeout, deadline = min(timeout, left), left <= timeout
         try:
             async with asyncio.timeout(timeout):
                 data = await self.reader.read(_READ_SIZE)
         except TimeoutError:
-            self._log_timeout()
+            self._log_timeout(deadline)
             raise _Closed from None
         if not data:
             self.framer.receive_eof()
@@ -158,9 +162,9 @@ class _Connection:
         elif self._frame_started is None:
             self._frame_started = loop.time()
 
-    def _log_timeout(self) -> None:
+    def _log_timeout(self, deadline: bool) -> None:
         stats, name = self.server.stats, self.server.name
-        if self._frame_started is not None:
+        if deadline:
             stats.frame_timeouts += 1
             log.warning("%s: closing %s:%d: block not ended within the frame deadline",
                         name, self.peer.host, self.peer.port)
