@@ -75,10 +75,12 @@ def lookup(ctx: Context, code: str, location: str, ref: OrderRef, out: Partial) 
                       f" (code table version {version})"]
     current = ctx.catalog.table.current
     number = current.number if current else 0
+    # Keyed by sender and code, not by order: the same unknown code is one finding.
     out.findings.append(ctx.finding(
         FindingKind.UNMAPPED_CODE,
-        f"{location} code {code} is not in the procedure code table (version {number})",
-        accession=ref.accession, subject=code, location=location,
+        f"{location} code {code} is not in the procedure code table (version {number});"
+        f" last seen on {ref.describe()}",
+        subject=code, location=location,
     ))
     return None, [f"{location} code {code} is not mapped in the procedure code table"]
 
