@@ -34,9 +34,7 @@ COMPARISONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("given_name", ("exact", "nickname", "close", "phonetic", "similar", "different")),
     ("birth_date", ("exact", "day_month_swap", "one_digit", "year_off_by_one", "different")),
     ("sex", ("exact", "different")),
-    ("street", ("same", "similar", "different")),
-    ("locality", ("postal_code", "city", "postal_area", "different")),
-    ("phone", ("exact", "one_digit", "different")),
+    ("contact", ("address_and_phone", "address", "phone", "same_area", "different")),
     ("national_id", ("exact", "one_edit", "different")),
     ("mothers_maiden_name", ("exact", "similar", "different")),
 )
@@ -279,6 +277,24 @@ def compare_maiden(a: str, b: str) -> int:
     return 1 if JaroWinkler.similarity(a, b) >= 0.90 else 2
 
 
+def compare_contact(a: Features, b: Features) -> int:
+    """Address (PID-11) and phone (PID-13) as ONE comparison: a household shares both,
+    so counting them as independent evidence would make a spouse look like a duplicate.
+    Levels: address and phone agree, address agrees, phone agrees, same postal code or
+    city only, different."""
+    street = compare_street(a.street, b.street)
+    locality = compare_locality(a, b)
+    phone = compare_one_edit(a.phone, b.phone)
+    if street == NULL and locality == NULL and phone == NULL:
+        return NULL
+    address = (street == 0 and locality in (0, 1, NULL)) or (street == 1 and locality in (0, 1))
+    if phone in (0, 1):
+        return 0 if address else 2
+    if address:
+        return 1
+    return 3 if locality in (0, 1) else 4
+
+
 def compare(a: Features, b: Features) -> tuple[tuple[int, ...], bool]:
     """The comparison vector of a pair, in ``COMPARISONS`` order, and ``transposed``."""
     family, given, transposed = compare_names(a, b)
@@ -287,9 +303,7 @@ def compare(a: Features, b: Features) -> tuple[tuple[int, ...], bool]:
         given,
         compare_birth_date(a.birth, b.birth),
         compare_exact(a.sex, b.sex),
-        compare_street(a.street, b.street),
-        compare_locality(a, b),
-        compare_one_edit(a.phone, b.phone),
+        compare_contact(a, b),
         compare_one_edit(a.national_id, b.national_id),
         compare_maiden(a.mothers_maiden, b.mothers_maiden),
     )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
 from accord.workflow.identity_compare import COMPARISON_NAMES, NULL, Features, compare, features
-from accord.workflow.identity_index import blocking_keys
+from accord.workflow.identity_index import BLOCKING_RULES, blocking_keys
 from accord.workflow.model import Demographics, Patient
 
 MIN_RECORDS = 50
@@ -34,21 +34,28 @@ _FLOOR = 1e-6  # no level is impossible: keeps log2(m/u) finite
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
+_CONTACT = COMPARISON_NAMES.index("contact")
+_NATIONAL_ID = COMPARISON_NAMES.index("national_id")
 Vectors = Counter[tuple[int, ...]]
 
 
-def _birth_key(f: Features) -> str:
-    return f.birth
+def _rule(name: str) -> Callable[[Features], str]:
+    position = BLOCKING_RULES.index(name)
+    return lambda f: blocking_keys(f)[position]
 
 
-def _name_key(f: Features) -> str:
-    return blocking_keys(f)[1]
-
-
-# (key function, comparisons it conditions on)
-_SESSIONS: tuple[tuple[Callable[[Features], str], frozenset[int]], ...] = (
-    (_birth_key, frozenset({_BIRTH})),
-    (_name_key, frozenset({_FAMILY, _GIVEN})),
+# (blocking rule, comparisons it conditions on). Rules whose non-matches look like random
+# pairs on the other fields: household members share family name, address and phone, so
+# blocks on those would fill the match class with spouses and children; a birth-date
+# block holds only the rare twins, a given-name-and-postal-code block the rare namesake
+# son, a national-ID block none. ``contact`` is conditioned on by the postal code.
+# Even so, a twin or a namesake son agrees on every household field: those fields
+# (``_HOUSEHOLD``) never vote in the posterior, their m is read off it.
+_HOUSEHOLD = frozenset({_FAMILY, _CONTACT})
+_SESSIONS: tuple[tuple[str, frozenset[int]], ...] = (
+    ("birth_date", frozenset({_BIRTH})),
+    ("given_postal", frozenset({_GIVEN, _CONTACT})),
+    ("national_id", frozenset({_NATIONAL_ID})),
 )
 
 
@@ -73,11 +80,13 @@ def train(
     u = estimate_u(feats, rng, u_pairs)
     m_sums: list[list[list[float]]] = [[] for _ in COMPARISON_NAMES]
     found_by_birth: float | None = None
-    for key, excluded in _SESSIONS:
-        vectors = blocked_vectors(feats, key, rng, max_pairs)
+    for rule, excluded in _SESSIONS:
+        vectors = blocked_vectors(feats, _rule(rule), rng, max_pairs)
         if sum(vectors.values()) < MIN_PAIRS:
             continue
-        m, lam = expectation_maximisation(vectors, u, excluded, iterations, tolerance)
+        m, lam = expectation_maximisation(
+            vectors, u, excluded, _HOUSEHOLD, iterations=iterations, tolerance=tolerance
+        )
         for i, levels in enumerate(m):
             if i not in excluded:
                 m_sums[i].append(levels)
@@ -154,19 +163,23 @@ def expectation_maximisation(
     vectors: Vectors,
     u: Sequence[Sequence[float]],
     excluded: frozenset[int],
-    iterations: int,
-    tolerance: float,
+    held_out: frozenset[int] = frozenset(),
+    *,
+    iterations: int = 50,
+    tolerance: float = 1e-5,
 ) -> tuple[list[list[float]], float]:
-    """m per level and λ for these pairs, ``u`` fixed, ``excluded`` comparisons ignored."""
+    """m per level and λ for these pairs, ``u`` fixed, ``excluded`` comparisons ignored;
+    ``held_out`` ones get their m from the posteriors without shaping them."""
     m = [list(c.m) for c in DEFAULT_WEIGHTS.comparisons]
     lam = 0.2
     total = sum(vectors.values())
+    voting = [i for i in range(len(m)) if i not in excluded and i not in held_out]
     used = [i for i in range(len(m)) if i not in excluded]
     for _ in range(iterations):
         sums = [[0.0] * len(row) for row in m]
         matched = 0.0
         for vector, count in vectors.items():
-            weight = count * _posterior(vector, m, u, used, lam)
+            weight = count * _posterior(vector, m, u, voting, lam)
             matched += weight
             for i in used:
                 if vector[i] != NULL:

@@ -1,0 +1,325 @@
+"""Benchmark: duplicate-patient detection quality and latency (``make bench`` only).
+
+1. Quality. A labelled set of dirty duplicates: synthetic people from Faker (seeded;
+   en_US with some de_DE and fr_FR), then duplicates whose fields are corrupted — typos,
+   nicknames, given/family swapped, day/month swapped, digit typos, year off by one,
+   missing values, moved address, new phone — each field with probability 10%, 30%, 50%.
+   Accord (EM-trained Fellegi–Sunter over its blocking index, registrations matched in
+   arrival order) and the peer, recordlinkage 0.16 (its standard approach: blocking on
+   the same keys, string/exact comparisons, ECM classifier), run on the SAME records in
+   one run; precision, recall and F1 over true duplicate pairs.
+2. Latency. One new registration against 1,000,000 stored patients (names sampled from
+   Faker-made pools), p50/p99 over the queries, index build time and memory.
+
+Run: ``.venv/bin/python bench/identity.py`` (about 2–4 minutes). Writes its section of
+bench/RESULTS.md. The peer needs ``recordlinkage`` (bench-only dependency).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+from faker import Faker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section  # noqa: E402
+
+from accord.workflow.identity import PatientIndex, Weights, train  # noqa: E402
+from accord.workflow.identity_compare import normalise_name  # noqa: E402
+from accord.workflow.model import Address, Demographics, Identifier, PersonName, Patient  # noqa: E402
+from accord.workflow.nicknames import NICKNAME_GROUPS, nickname_groups  # noqa: E402
+
+SEED = 20261129
+LOCALES = (("en_US", 0.7), ("de_DE", 0.15), ("fr_FR", 0.15))
+BASE_PEOPLE = 6000
+RELATIVE_SHARE = 0.3  # base people who share a household with an earlier one
+DUPLICATE_SHARE = 0.5
+ERROR_RATES = (0.1, 0.3, 0.5)
+THRESHOLD = 0.5
+BIG = 1_000_000
+QUERIES = 300
+TODAY = date(2026, 11, 29)  # fixed: the benchmark must not depend on the clock
+
+
+# --------------------------------------------------------------------------- people
+
+
+def _person(fake: Faker, locale: str, rng: random.Random, pid: str) -> Patient:
+    f = fake[locale]
+    sex = rng.choice("MF")
+    given = f.first_name_male() if sex == "M" else f.first_name_female()
+    birth = TODAY - timedelta(days=rng.randrange(365, 95 * 365))
+    street = f.street_address()
+    national_id = f.ssn() if locale == "en_US" and rng.random() < 0.6 else ""
+    demographics = Demographics(
+        name=PersonName(family=f.last_name(), given=given),
+        birth_date=birth,
+        sex=sex,
+        address=Address(street=street, city=f.city(), postal_code=f.postcode()),
+        phone=f.phone_number() if rng.random() < 0.85 else "",
+        national_id=national_id,
+        mothers_maiden_name=f.last_name() if rng.random() < 0.25 else "",
+    )
+    return Patient(pid, (Identifier(pid, "BENCH", "MR"),), demographics)
+
+
+def relative(kin: Patient, pid: str, rng: random.Random, fake: Faker, locale: str) -> Patient:
+    """A different person who shares a household with ``kin``: the hard non-matches
+    (spouse, child, twin, namesake son) that share family name, address and phone."""
+    d = kin.demographics
+    born = d.birth_date or TODAY
+    kind = rng.choices(("spouse", "child", "twin", "junior"), (45, 45, 3, 7))[0]
+    sex = rng.choice("MF") if kind != "spouse" else ("F" if d.sex == "M" else "M")
+    given = fake[locale].first_name_male() if sex == "M" else fake[locale].first_name_female()
+    if kind == "junior":
+        sex, given = d.sex, d.name.given
+    years = {"spouse": rng.randint(-6, 6), "twin": 0}.get(kind, rng.choice((-1, 1)) * rng.randint(20, 35))
+    birth = born + timedelta(days=365 * years + (rng.randint(-180, 180) if years else 0))
+    if birth > TODAY:
+        birth = born - (birth - born)  # the parent, then, not the child
+    demographics = replace(
+        d,
+        name=replace(d.name, given=given),
+        birth_date=birth,
+        sex=sex,
+        national_id=fake[locale].ssn() if d.national_id else "",
+        mothers_maiden_name="" if kind == "spouse" else d.mothers_maiden_name,
+    )
+    return Patient(pid, (Identifier(pid, "BENCH", "MR"),), demographics)
+
+
+def _locale(rng: random.Random) -> str:
+    x = rng.random()
+    for locale, share in LOCALES:
+        if x < share:
+            return locale
+        x -= share
+    return LOCALES[0][0]
+
+
+# --------------------------------------------------------------------------- corruption
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def typo(text: str, rng: random.Random) -> str:
+    """One keyboard slip: substitute, delete, insert or swap two neighbours."""
+    if len(text) < 2:
+        return text + rng.choice(_LETTERS)
+    i = rng.randrange(len(text) - 1)
+    op = rng.randrange(4)
+    if op == 0:
+        return text[:i] + rng.choice(_LETTERS) + text[i + 1 :]
+    if op == 1:
+        return text[:i] + text[i + 1 :]
+    if op == 2:
+        return text[:i] + rng.choice(_LETTERS) + text[i:]
+    return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+
+
+def _digit_typo(text: str, rng: random.Random) -> str:
+    positions = [i for i, c in enumerate(text) if c.isdigit()]
+    if not positions:
+        return text
+    i = rng.choice(positions)
+    if rng.random() < 0.5 and i + 1 < len(text) and text[i + 1].isdigit():
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    return text[:i] + rng.choice("0123456789".replace(text[i], "")) + text[i + 1 :]
+
+
+def _nickname(given: str, rng: random.Random) -> str:
+    groups = nickname_groups(normalise_name(given))
+    if not groups:
+        return typo(given, rng)
+    others = [n for g in sorted(groups) for n in NICKNAME_GROUPS[g] if n != normalise_name(given)]
+    return rng.choice(others).title()
+
+
+def _birth(value: date, rng: random.Random) -> date | None:
+    kind = rng.randrange(4)
+    if kind == 0 and value.day <= 12 and value.day != value.month:
+        return value.replace(month=value.day, day=value.month)
+    if kind == 1:
+        return value.replace(year=value.year + rng.choice((-1, 1)), day=min(value.day, 28))
+    if kind == 2:
+        return None
+    for _ in range(20):
+        text = _digit_typo(value.strftime("%Y%m%d"), rng)
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        except ValueError:
+            continue
+    return value
+
+
+def corrupt(
+    p: Patient, pid: str, rate: float, rng: random.Random, fake: Faker, locale: str
+) -> Patient:
+    """A second registration of ``p``: each field corrupted with probability ``rate``."""
+    d = p.demographics
+    name, birth, address = d.name, d.birth_date, d.address
+    hit: Callable[[], bool] = lambda: rng.random() < rate  # noqa: E731
+    if hit():
+        name = replace(name, family=rng.choice((typo(name.family, rng), "", _married(fake, locale))))
+    if hit():
+        given = name.given
+        name = replace(name, given=rng.choice((typo(given, rng), _nickname(given, rng), given[:1], "")))
+    if hit() and rng.random() < 0.4:
+        name = replace(name, family=name.given, given=name.family)
+    if hit() and birth is not None:
+        birth = _birth(birth, rng)
+    if hit():
+        moved = Address(fake[locale].street_address(), "", fake[locale].city(), "", fake[locale].postcode())
+        street = address.street.replace("Street", "St").replace("Avenue", "Ave")
+        abbreviated = replace(address, street=street if street != address.street else typo(street, rng))
+        address = rng.choice((moved, abbreviated, Address()))
+    phone, national_id, maiden, sex = d.phone, d.national_id, d.mothers_maiden_name, d.sex
+    if hit():
+        phone = rng.choice((_digit_typo(phone, rng), fake[locale].phone_number(), ""))
+    if hit():
+        national_id = rng.choice((_digit_typo(national_id, rng), ""))
+    if hit():
+        maiden = rng.choice((typo(maiden, rng), "")) if maiden else ""
+    if hit():
+        sex = rng.choice(("U", ""))
+    demographics = Demographics(name, birth, sex, address, phone, national_id, maiden)
+    return Patient(pid, (Identifier(pid, "BENCH", "MR"),), demographics)
+
+
+def _married(fake: Faker, locale: str) -> str:
+    return str(fake[locale].last_name())
+
+
+def dataset(
+    base: Sequence[tuple[Patient, str]], rate: float, fake: Faker, seed: int
+) -> tuple[list[Patient], set[frozenset[str]]]:
+    """Base people plus their dirty duplicates, shuffled; and the true pairs."""
+    rng = random.Random(seed)
+    records = [p for p, _ in base]
+    truth: set[frozenset[str]] = set()
+    for n, (p, locale) in enumerate(base):
+        if rng.random() < DUPLICATE_SHARE:
+            dup = corrupt(p, f"D{n}", rate, rng, fake, locale)
+            records.append(dup)
+            truth.add(frozenset((p.id, dup.id)))
+    rng.shuffle(records)
+    return records, truth
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def scores(predicted: set[frozenset[str]], truth: set[frozenset[str]]) -> tuple[float, float, float]:
+    """Precision, recall, F1 over unordered pairs."""
+    tp = len(predicted & truth)
+    precision = tp / len(predicted) if predicted else 0.0
+    recall = tp / len(truth) if truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def run_accord(records: Sequence[Patient], weights: Weights) -> tuple[set[frozenset[str]], int]:
+    """Registrations in arrival order, each matched against those before it."""
+    index = PatientIndex(weights)
+    predicted: set[frozenset[str]] = set()
+    compared = 0
+    for patient in records:
+        compared += len(index.candidates(patient.demographics))
+        for result in index.match(patient.demographics, THRESHOLD):
+            predicted.add(frozenset((patient.id, result.patient_id)))
+        index.add(patient)
+    return predicted, compared
+
+
+def run_recordlinkage(records: Sequence[Patient]) -> tuple[set[frozenset[str]], int]:
+    """recordlinkage's standard recipe: clean, block, compare, ECM (unsupervised)."""
+    import pandas as pd
+    import recordlinkage
+    from recordlinkage.preprocessing import clean, phonetic
+
+    rows = [_row(p) for p in records]
+    df = pd.DataFrame(rows).set_index("id")
+    for column in ("family", "given", "street", "city", "maiden"):
+        df[column] = clean(df[column].fillna(""))
+    df["family_sdx"] = phonetic(df["family"], "soundex")
+    df["given_sdx"] = phonetic(df["given"], "soundex")
+    df["year"] = df["birth"].str[:4]
+    indexer = recordlinkage.Index()
+    for keys in (["family_sdx", "year"], ["family_sdx", "given_sdx"], ["birth"],
+                 ["given_sdx", "postal"], ["phone"], ["national_id"]):
+        indexer.block(keys)
+    pairs = indexer.index(df.replace("", None))
+    compare = recordlinkage.Compare()
+    compare.string("family", "family", method="jarowinkler", threshold=0.85, label="family")
+    compare.string("given", "given", method="jarowinkler", threshold=0.85, label="given")
+    compare.exact("birth", "birth", label="birth")
+    compare.exact("sex", "sex", label="sex")
+    compare.string("street", "street", method="levenshtein", threshold=0.85, label="street")
+    compare.exact("postal", "postal", label="postal")
+    compare.exact("phone", "phone", label="phone")
+    compare.exact("national_id", "national_id", label="national_id")
+    compare.string("maiden", "maiden", method="jarowinkler", threshold=0.85, label="maiden")
+    vectors = compare.compute(pairs, df.replace("", None))
+    matches = recordlinkage.ECMClassifier().fit_predict(vectors)
+    return {frozenset(pair) for pair in matches}, len(pairs)
+
+
+def _row(p: Patient) -> dict[str, str | None]:
+    d = p.demographics
+    digits = "".join(c for c in d.phone if c.isdigit())
+    return {
+        "id": p.id,
+        "family": d.name.family,
+        "given": d.name.given,
+        "birth": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
+        "sex": d.sex if d.sex in ("M", "F") else "",
+        "street": d.address.street,
+        "city": d.address.city,
+        "postal": d.address.postal_code,
+        "phone": digits[-7:] if len(digits) >= 7 else "",
+        "national_id": "".join(c for c in d.national_id if c.isalnum()),
+        "maiden": d.mothers_maiden_name,
+    }
+
+
+def quality(fake: Faker) -> list[str]:
+    """The P/R/F1 table rows, Accord and the peer at each error rate."""
+    rng = random.Random(SEED)
+    base: list[tuple[Patient, str]] = []
+    for n in range(BASE_PEOPLE):
+        if base and rng.random() < RELATIVE_SHARE:
+            kin, locale = rng.choice(base)
+            base.append((relative(kin, f"P{n}", rng, fake, locale), locale))
+        else:
+            locale = _locale(rng)
+            base.append((_person(fake, locale, rng, f"P{n}"), locale))
+    lines = []
+    for rate in ERROR_RATES:
+        records, truth = dataset(base, rate, fake, SEED + int(rate * 100))
+        t0 = time.perf_counter()
+        weights = train(records, seed=SEED)
+        t1 = time.perf_counter()
+        ours, ours_pairs = run_accord(records, weights)
+        t2 = time.perf_counter()
+        try:
+            peer, peer_pairs = run_recordlinkage(records)
+            peer_cells = "{:.3f} | {:.3f} | **{:.3f}** | {:,} | {:.1f}".format(
+                *scores(peer, truth), peer_pairs, time.perf_counter() - t2
+            )
+        except ImportError:
+            peer_cells = "n/a | n/a | n/a | n/a | n/a"
+        p, r, f = scores(ours, truth)
+        lines.append(
+            f"| {rate:.0%} | {len(records):,} | {len(truth):,} | {p:.3f} | {r:.3f} | **{f:.3f}** "
+            f"| {ours_pairs:,} | {t1 - t0:.1f} + {t2 - t1:.1f} | {peer_cells} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
