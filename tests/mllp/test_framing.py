@@ -154,3 +154,10 @@ def test_frame_wraps_and_refuses_end_block_inside() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Framer(max_frame_bytes=0)
+
+
+def test_bytearray_input_gives_bytes_payloads() -> None:
+    framer = Framer()
+    framer.receive_data(bytearray(framed(b"abc")))  # type: ignore[arg-type]
+    event = framer.next_event()
+    assert event == Frame(b"abc") and type(event.payload) is bytes  # type: ignore[union-attr]

@@ -296,3 +296,14 @@ def test_format_subject() -> None:
     assert format_subject(cert) == "CN=ris,O=Hospital"
     assert format_subject({}) is None
     assert format_subject(None) is None
+
+
+async def test_unframeable_answer_is_a_handler_error(serve: ServeFactory) -> None:
+    async def handler(payload: bytes, peer: PeerInfo) -> bytes:
+        return b"MSA|AA\x1c\rrest"  # holds the end block: cannot be sent as one block
+
+    server = await serve(handler)
+    peer = await Peer.open(server.port)
+    await peer.send(b"m")
+    assert await peer.is_closed_by_server()
+    assert server.stats.handler_errors == 1

@@ -145,6 +145,8 @@ class Framer:
         """Feed bytes as received. An empty ``data`` is ignored (use :meth:`receive_eof`)."""
         if self._state is _State.CLOSED:
             raise RuntimeError("receive_data after receive_eof")
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray/memoryview must not leak into Frame payloads
         pos, n = 0, len(data)
         while pos < n:
             if self._state is _State.BETWEEN:

@@ -129,9 +129,9 @@ class _Connection:
                 continue
             self.busy = True  # from here until the answer is sent, stop() waits for us
             try:
-                reply = await self._dispatch(event)
-                if reply is not None:
-                    self.writer.write(Framer.frame(reply))
+                block = await self._dispatch(event)
+                if block is not None:
+                    self.writer.write(block)
                     await self.writer.drain()
             finally:
                 self.busy = False
@@ -175,6 +175,7 @@ class _Connection:
 
     async def _dispatch(self, event: Frame | EmptyFrame | Oversize | Truncated | Junk,
                         ) -> bytes | None:
+        """The framed answer to ``event``, or None to send nothing."""
         server, stats = self.server, self.server.stats
         if isinstance(event, Junk):
             stats.junk_bytes += event.size
@@ -187,7 +188,8 @@ class _Connection:
                         server.name, self.peer.host, self.peer.port, event.size)
             return None
         try:
-            return await self._answer(event)
+            reply = await self._answer(event)
+            return None if reply is None else Framer.frame(reply)
         except _Closed:
             raise
         except Exception as exc:
