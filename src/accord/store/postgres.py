@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, Table, create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from accord.errors import ConfigError
 
 # Arbitrary constant naming "Accord schema migration" in pg_advisory_xact_lock.
 MIGRATION_LOCK_ID = 0x4143_434F_5244_0001
@@ -21,10 +24,13 @@ S = TypeVar("S", bound=Select[Any])
 
 def psycopg_url(url: str) -> URL:
     """``postgresql://…`` (or ``postgres://…``) mapped to the psycopg 3 driver."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    try:
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    except ArgumentError as exc:
+        raise ConfigError(f"invalid PostgreSQL URL: {exc}") from exc
     if parsed.drivername in ("postgresql", "postgresql+psycopg"):
         return parsed.set(drivername="postgresql+psycopg")
-    raise ValueError(f"not a PostgreSQL URL for psycopg 3: {parsed.drivername}")
+    raise ConfigError(f"not a PostgreSQL URL for psycopg 3: {parsed.drivername}")
 
 
 def create_postgres_engine(url: str) -> Engine:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, or_, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from accord.errors import StoreError
+from accord.errors import ConfigError, StoreError
 from accord.store import InvalidStateError, NotFoundError
 from accord.store import sql_messages as msgs
 from accord.store import sql_outbox as box
@@ -106,7 +106,7 @@ class SqlStore:
 
             engine = create_postgres_engine(url)
         else:
-            raise StoreError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
+            raise ConfigError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
         store = cls(engine)
         try:
             store.migrate()

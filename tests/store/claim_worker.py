@@ -1,0 +1,60 @@
+"""A delivery node for the multi-process claim test: claims rows of one destination,
+checks the ordering promise at the moment it holds each row, marks them delivered."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from accord.store import open_store
+from accord.store.schema import outbox
+from accord.store.sql import SqlStore
+
+
+def _check(store: SqlStore, destination: str, per_patient: bool, row_id: int, key: str) -> str:
+    """'' when the promise holds for a row just claimed, else what is wrong."""
+    same_queue = outbox.c.destination == destination
+    if per_patient:
+        same_queue = same_queue & (outbox.c.patient_key == key)
+    with store.engine.connect() as conn:
+        in_flight = conn.scalar(
+            select(func.count()).where(same_queue, outbox.c.status == "in_flight")
+        )
+        older_open = conn.scalar(
+            select(func.count()).where(
+                same_queue, outbox.c.id < row_id, outbox.c.status != "delivered"
+            )
+        )
+    if in_flight != 1 or older_open != 0:
+        return f"row {row_id} key {key!r}: {in_flight} in flight, {older_open} older open"
+    return ""
+
+
+def run(url: str, destination: str, node: str, per_patient: bool) -> tuple[list[int], list[str]]:
+    """Deliver until the destination's queue is empty; returns (claimed ids, violations)."""
+    store = open_store(url)
+    assert isinstance(store, SqlStore)
+    claimed: list[int] = []
+    violations: list[str] = []
+    try:
+        while True:
+            rows = store.claim(
+                destination, node, datetime.now(UTC), 300, limit=4, per_patient=per_patient
+            )
+            if not rows:
+                stats = store.stats()
+                if stats["outbox_pending"] == 0 and stats["outbox_in_flight"] == 0:
+                    return claimed, violations
+                time.sleep(0.002)
+                continue
+            for row in rows:
+                problem = _check(store, destination, per_patient, row.id, row.patient_key)
+                if problem:
+                    violations.append(problem)
+                claimed.append(row.id)
+                if not store.mark_delivered(row.id, node, b"MSA|AA\r", datetime.now(UTC)):
+                    violations.append(f"row {row.id}: lost its claim")
+    finally:
+        store.close()
