@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from conftest import sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +25,13 @@ from accord.hl7.ack import (
 )
 
 NOW = datetime(2024, 3, 15, 8, 31, 2, tzinfo=UTC)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def sample(name: str) -> bytes:
+    """The bytes of ``tests/samples/<name>`` (sources in tests/samples/hl7x_README.md)."""
+    return (SAMPLES / name).read_bytes()
 
 
 def original() -> Message:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from conftest import sample
 
 from accord.hl7 import parse, parse_batch
 from accord.hl7._spec_data import COMPOSITES
@@ -28,6 +28,13 @@ REQUIRED_SEGMENTS = (
     "SCH", "AIS", "AIG", "AIL", "AIP", "RGS", "IPC", "ZDS", "MSA", "ERR", "AL1", "DG1", "IN1",
     "GT1", "TXA", "SPM", "QRD", "BHS", "BTS", "FHS", "FTS", "SFT", "PRT",
 )
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def sample(name: str) -> bytes:
+    """The bytes of ``tests/samples/<name>`` (sources in tests/samples/hl7x_README.md)."""
+    return (SAMPLES / name).read_bytes()
 
 
 def test_every_asked_segment_is_defined_with_contiguous_fields():

@@ -7,7 +7,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import sample
 
 from accord.hl7 import parse, parse_batch
 from accord.hl7.types import (
@@ -29,6 +28,13 @@ from accord.hl7.types import (
     read_xtn,
     values_at,
 )
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def sample(name: str) -> bytes:
+    """The bytes of ``tests/samples/<name>`` (sources in tests/samples/hl7x_README.md)."""
+    return (SAMPLES / name).read_bytes()
 
 
 @pytest.fixture

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import sample
 
 from accord.hl7 import Message, ParseError, parse, parse_batch
 from accord.hl7.validate import PROFILES, Problem, validate
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def sample(name: str) -> bytes:
+    """The bytes of ``tests/samples/<name>`` (sources in tests/samples/hl7x_README.md)."""
+    return (SAMPLES / name).read_bytes()
 
 
 def errors(problems: list[Problem]) -> list[Problem]:
