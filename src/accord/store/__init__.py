@@ -120,6 +120,17 @@ class Tx(Protocol):
         Rows of one destination are delivered in id order (FIFO)."""
         ...
 
+    def save_inbound_many(self, records: Sequence[InboundMessage]) -> list[int]:
+        """Group commit's fast path: :meth:`save_inbound` for many messages at once (one
+        statement per table); returns their ids in order. No ``reprocess_of`` records."""
+        ...
+
+    def claim_control_ids(self, claims: Sequence[tuple[str, str, str, int]]) -> bool:
+        """:meth:`claim_control_id` for many ``(MSH-3, MSH-4, MSH-10, message_id)`` at
+        once, all or nothing: False when any is already held (nothing claimed; the
+        transaction stays usable, so the caller can fall back to one at a time)."""
+        ...
+
 
 class Store(Protocol):
     """The durable store (SQLite or PostgreSQL); safe to share between threads."""

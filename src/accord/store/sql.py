@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from accord.errors import ConfigError, StoreError
 from accord.store import InvalidStateError, NotFoundError
+from accord.store import sql_bulk as bulk
 from accord.store import sql_messages as msgs
 from accord.store import sql_outbox as box
 from accord.store.migrations import upgrade
@@ -85,6 +86,12 @@ class SqlTx:
 
     def enqueue(self, items: Sequence[OutboxItem], now: datetime) -> list[int]:
         return box.enqueue(self.connection, items, now)
+
+    def save_inbound_many(self, records: Sequence[InboundMessage]) -> list[int]:
+        return bulk.save_inbound_many(self.connection, records)
+
+    def claim_control_ids(self, claims: Sequence[tuple[str, str, str, int]]) -> bool:
+        return bulk.claim_control_ids(self.connection, claims)
 
 
 class SqlStore:
