@@ -200,7 +200,8 @@ def test_scenario(path: Path) -> None:
             assert outcome.error_location == step["error_location"], where
         if "new_findings" in step:
             new = sorted(f.kind.value for f in outcome.findings if before.get(f.key) != f.count)
-            assert new == sorted(step["new_findings"]), (where, [f.detail for f in outcome.findings])
+            details = [f.detail for f in outcome.findings]
+            assert new == sorted(step["new_findings"]), (where, details)
         if "outbound" in step:
             got = sorted(e.category for e in outcome.outbound_events)
             assert got == sorted(step["outbound"]), (where, outcome.outbound_events)

@@ -196,14 +196,9 @@ def report_text(g: Group) -> str:
         full = g.path("OBX-5", nth)
         count = g.msg.repetitions(full)
         for rep in range(1, count + 1):
-            raw = g.msg.get_raw(f"{full}[{rep}]")
-            lines.append(formatted_text(raw, g.msg.encoding) if value_type == "FT"
-                         else _plain(g.msg, f"{full}[{rep}]"))
+            # get() resolves escapes and keeps formatting sequences for formatted_text
+            # (senders put \.br\ in TX too, so every type is laid out the same way).
+            lines.append(formatted_text(g.msg.get(f"{full}[{rep}]"), g.msg.encoding))
         if count == 0:
             lines.append("")
     return "\n".join(lines).strip("\n")
-
-
-def _plain(msg: Message, path: str) -> str:
-    """TX/ST text: escapes resolved; formatting sequences laid out as for FT."""
-    return formatted_text(msg.get_raw(path), msg.encoding)
