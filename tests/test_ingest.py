@@ -201,7 +201,9 @@ async def test_group_commit_batches_concurrent_messages(store: CountingStore,
     assert [parse(a).get("MSA-2") for a in acks] == [f"C{i:04d}" for i in range(50)]
     assert {parse(a).get("MSA-1") for a in acks} == {"AA"}
     assert store.commits == 1 and ing.stats.largest_batch == 50
+    assert ing.stats.slow_batches == 0  # one statement per table for the batch
     assert store.stats()["processed"] == 50
+    assert store.stats()["outbox_pending"] == 100
 
 
 async def test_one_failing_message_does_not_sink_its_batch(store: CountingStore,
@@ -211,7 +213,7 @@ async def test_one_failing_message_does_not_sink_its_batch(store: CountingStore,
     acks = [parse(a) for a in await asyncio.gather(*(ing.handle(p, PEER) for p in batch))]
     assert [a.get("MSA-1") for a in acks] == ["AA", "AR", "AA", "AA"]
     assert acks[3].to_er7() == acks[0].to_er7()  # same batch, second copy: the first ACK
-    assert store.commits == 1
+    assert store.commits == 1 and ing.stats.slow_batches == 1
     stats = store.stats()
     assert (stats["processed"], stats["rejected"], stats["duplicates"]) == (2, 1, 1)
 
@@ -250,3 +252,27 @@ async def test_messages_are_searchable_by_patient_and_accession(
     msg = parse(ORM)
     assert len(store.search_messages(patient_id=msg.get("PID-3.1")).items) == 1
     assert len(store.search_messages(accession=msg.get("OBR-18")).items) == 1
+
+
+class RefusesOne:
+    """Routes like the default, but cannot apply the message whose MSH-10 is ``BAD``."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.router = Router(cfg.destinations, ControlIds("R"))
+
+    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        if msg.control_id == "BAD":
+            raise ApplyError("missing accession", location="OBR-18", error_code="101")
+        return self.router.process(msg, tx, now)
+
+
+async def test_apply_error_in_a_batch_touches_no_other_message(
+        store: CountingStore, tmp_path: Path) -> None:
+    cfg = config(tmp_path, DESTS)
+    ing = ingestor(store, cfg, RefusesOne(cfg))
+    names = ["C1", "C2", "BAD", "C3"]
+    acks = await asyncio.gather(*(ing.handle(with_control_id(ORM, n), PEER) for n in names))
+    assert [parse(a).get("MSA-1") for a in acks] == ["AA", "AA", "AE", "AA"]
+    assert store.commits == 1
+    stats = store.stats()
+    assert (stats["processed"], stats["errors"], stats["outbox_pending"]) == (3, 1, 6)

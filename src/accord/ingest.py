@@ -6,15 +6,17 @@ Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowled
    outcome, dedupe claim and outbox rows are written in one store transaction; the ACK
    bytes are handed back only after it committed. If the commit fails nobody gets an ACK
    (the MLLP server closes the connection; the sender resends).
-2. Group commit. One writer takes every message waiting, processes each inside its own
-   ``tx.savepoint()`` and commits once, so concurrent connections share one fsync. A
-   message whose processing fails is rolled back alone and stored as an error.
+2. Group commit. One writer takes every message waiting and commits them together, so
+   concurrent connections share one fsync. Fast path: each table written with one
+   statement for the whole batch. When anything is out of the ordinary (a processor
+   error, a resend, a lost dedupe race) that attempt is rolled back and the batch is
+   redone one message at a time, each in its own ``tx.savepoint()``, so one message's
+   failure touches no other.
 3. Every input is stored, whatever its answer: unparseable → ``rejected`` + AR; sender not
    on the allow-list → ``rejected`` + AR; cannot be applied (:class:`ApplyError`) →
    ``error`` + AE with an ERR segment naming the field; resend with the same MSH-3 +
    MSH-4 + MSH-10 → ``duplicate``, answered with the FIRST ACK bytes, applied once.
-4. Processing is a seam (:class:`Processor`): the default routes by message category to
-   the destinations whose ``send:`` list includes it; the workflow plugs in here.
+4. Processing is a seam (:class:`~accord.routing.Processor`, see ``accord.routing``).
 """
 
 from __future__ import annotations
@@ -23,137 +25,51 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from accord.clock import Clock, ControlIds
-from accord.config import Category, Config, Destination, Sender
+from accord.config import Config
 from accord.errors import AccordError, ApplyError, ParseError, RejectError
 from accord.hl7 import Message, parse
 from accord.hl7.ack import AckError, build_ack, build_reject
-from accord.hl7.charset import codec_for
 from accord.mllp.server import PeerInfo
+from accord.routing import (
+    CATEGORY_OF,
+    Outcome,
+    Processor,
+    Router,
+    accessions,
+    encode_like,
+    patient_identifiers,
+    patient_key,
+    reencode,
+    sender_allowed,
+)
 from accord.store import InboundMessage, JsonDict, MessageStatus, OutboxItem, Store, Tx
+
+__all__ = [
+    "CATEGORY_OF", "IngestStats", "Ingestor", "Outcome", "Processor", "Router",
+    "accessions", "patient_identifiers", "patient_key", "reencode",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 """Most messages committed together (bounds the latency of the first one in a batch)."""
 
-# MSH-9.1 message code → CONTRACT ``send:`` category.
-CATEGORY_OF: dict[str, Category] = {
-    "ADT": "adt", "ORM": "orders", "OMI": "orders", "OMG": "orders", "SIU": "orders",
-    "ORU": "reports",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What processing did: a JSON-able ``detail`` for the stored outcome and the outbox
-    items to enqueue (``source_message_id`` is filled in by ingest)."""
-
-    detail: JsonDict = field(default_factory=dict)
-    outbox: tuple[OutboxItem, ...] = ()
-
-
-class Processor(Protocol):
-    """The processing seam. Runs inside the ingest transaction (``tx``) and inside a
-    savepoint of its own: raise :class:`ApplyError` (with ``location``, e.g. ``"OBR-4"``)
-    to answer AE — every write it made is undone and the message is stored as ``error``."""
-
-    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome: ...
-
-
-class Router:
-    """The default processor: routes by category (ADT → adt; ORM/OMI/OMG/SIU → orders;
-    ORU → reports) to each destination whose ``send:`` includes it. Each copy gets its
-    own new MSH-10 from ``control_ids``, kept in the outbox row so a resend reuses it."""
-
-    def __init__(self, destinations: Sequence[Destination], control_ids: ControlIds) -> None:
-        self._destinations = tuple(destinations)
-        self._ids = control_ids
-
-    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
-        kind = CATEGORY_OF.get(msg.get("MSH-9.1").upper())
-        targets = [d for d in self._destinations if kind is not None and kind in d.send]
-        items = []
-        for dest in targets:
-            control_id = self._ids.next()
-            items.append(OutboxItem(destination=dest.name, kind=kind or "",
-                                    control_id=control_id,
-                                    payload=reencode(msg, control_id),
-                                    patient_key=patient_key(msg)))
-        detail: JsonDict = {"category": kind,
-                            "routed": [{"destination": i.destination,
-                                        "control_id": i.control_id} for i in items]}
-        return Outcome(detail=detail, outbox=tuple(items))
-
-
-def reencode(msg: Message, control_id: str) -> bytes:
-    """The message as ER7 with MSH-10 replaced, in its own charset (MSH-18)."""
-    text = msg.to_er7()
-    head, sep, rest = text.partition("\r")
-    fields = head.split(head[3]) if len(head) > 3 else [head]
-    while len(fields) < 10:
-        fields.append("")
-    fields[9] = control_id
-    out = head[3].join(fields) + sep + rest
-    return _encode(out, msg)
-
-
-def patient_identifiers(msg: Message) -> tuple[str, ...]:
-    """Search keys from PID-3: each repetition's CX-1, and ``CX-1^^^CX-4`` when it has an
-    assigning authority (HL7 v2.5.1 §2.A.14 CX)."""
-    keys: list[str] = []
-    for rep in range(1, 21):
-        ident = msg.get(f"PID-3[{rep}].1")
-        if not ident:
-            if not msg.get(f"PID-3[{rep}]"):
-                break
-            continue
-        keys.append(ident)
-        authority = msg.get(f"PID-3[{rep}].4.1")
-        if authority:
-            keys.append(f"{ident}^^^{authority}")
-    return tuple(dict.fromkeys(keys))
-
-
-def accessions(msg: Message) -> tuple[str, ...]:
-    """Search keys: OBR-18 of every OBR and IPC-1 of every IPC (the accession number)."""
-    keys = []
-    for seg, path in (("OBR", "18"), ("IPC", "1.1")):
-        for n in range(1, 1 + msg.count(seg)):
-            value = msg.get(f"{seg}[{n}]-{path}")
-            if value:
-                keys.append(value)
-    return tuple(dict.fromkeys(keys))
-
-
-def patient_key(msg: Message) -> str:
-    """The per-patient ordering key of outbox rows: the first PID-3 id with authority."""
-    ident = msg.get("PID-3.1")
-    return f"{ident}^^^{msg.get('PID-3.4.1')}" if ident else ""
-
-
-def sender_allowed(allowed: Sequence[Sender], app: str, facility: str) -> bool:
-    """Allow-list by MSH-3 (and MSH-4 when the entry names one); empty list allows all."""
-    if not allowed:
-        return True
-    app, facility = app.split("^")[0], facility.split("^")[0]  # HD-1, namespace ID
-    return any(s.app == app and (s.facility is None or s.facility == facility)
-               for s in allowed)
-
 
 @dataclass(slots=True)
 class IngestStats:
-    """Counters for metrics: messages answered, commits (fsyncs), largest batch."""
+    """Counters for metrics: messages answered, commits (fsyncs), largest batch, and
+    batches that needed the one-at-a-time path."""
 
     messages: int = 0
     commits: int = 0
     failed_commits: int = 0
     largest_batch: int = 0
+    slow_batches: int = 0
 
 
 @dataclass(slots=True)
@@ -163,6 +79,17 @@ class _Pending:
     received_at: datetime
     future: asyncio.Future[bytes]
     refused: str | None = None  # a block that carried no message (oversize, empty)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    record: InboundMessage
+    claim: bool
+    outbox: tuple[OutboxItem, ...] = ()
+
+
+class _SlowPath(Exception):
+    """The fast path cannot take this batch: roll it back, redo one at a time."""
 
 
 class _ClaimLost(Exception):
@@ -246,7 +173,52 @@ class Ingestor:
                     pending.future.set_exception(result)
 
     def _commit(self, batch: list[_Pending]) -> list[bytes | Exception]:
-        """Blocking: one transaction for the whole batch, one savepoint per message."""
+        """Blocking: the whole batch in one transaction (fast path, else one at a time)."""
+        try:
+            results = self._commit_fast(batch)
+        except _SlowPath:
+            self.stats.slow_batches += 1
+            results = self._commit_slow(batch)
+        self.stats.commits += 1
+        self.stats.messages += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        return results
+
+    # -- fast path: one statement per table for the batch ---------------------------------
+    def _commit_fast(self, batch: list[_Pending]) -> list[bytes | Exception]:
+        with self._store.transaction() as tx:
+            plans = [self._plan(tx, p) for p in batch]
+            ids = tx.save_inbound_many([plan.record for plan in plans])
+            claims = [(plan.record.sending_app, plan.record.sending_facility,
+                       plan.record.control_id, mid)
+                      for plan, mid in zip(plans, ids, strict=True) if plan.claim]
+            if len({c[:3] for c in claims}) < len(claims) or not tx.claim_control_ids(claims):
+                raise _SlowPath  # a resend (or the same message twice in this batch)
+            items = [dataclasses.replace(item, source_message_id=mid)
+                     for plan, mid in zip(plans, ids, strict=True) for item in plan.outbox]
+            if items:
+                tx.enqueue(items, batch[0].received_at)
+        return [plan.record.ack for plan in plans]
+
+    def _plan(self, tx: Tx, p: _Pending) -> _Planned:
+        """Parse and process one message; any surprise sends the batch to the slow path."""
+        if p.refused is not None:
+            return _Planned(self._rejected(p, ParseError(p.refused)), claim=False)
+        try:
+            msg = parse(p.payload)
+        except ParseError as exc:
+            return _Planned(self._rejected(p, exc), claim=False)
+        base = self._inbound(p, msg)
+        if not sender_allowed(self._allowed, base.sending_app, base.sending_facility):
+            return _Planned(self._refused(msg, base), claim=False)
+        try:
+            outcome = self._processor.process(msg, tx, base.received_at)
+        except Exception:
+            raise _SlowPath from None  # its writes cannot be undone alone without a savepoint
+        return _Planned(self._processed(msg, base, outcome), claim=True, outbox=outcome.outbox)
+
+    # -- slow path: one savepoint per message ------------------------------------------
+    def _commit_slow(self, batch: list[_Pending]) -> list[bytes | Exception]:
         results: list[bytes | Exception] = []
         with self._store.transaction() as tx:
             for pending in batch:
@@ -255,91 +227,87 @@ class Ingestor:
                 except Exception as exc:  # this message alone gets no ACK
                     log.exception("could not store a message from %s", pending.peer)
                     results.append(exc)
-        self.stats.commits += 1
-        self.stats.messages += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         return results
 
     def _one(self, tx: Tx, p: _Pending) -> bytes:
         if p.refused is not None:
-            return self._reject_raw(tx, p, ParseError(p.refused))
+            return self._save(tx, self._rejected(p, ParseError(p.refused)))
         try:
             msg = parse(p.payload)
         except ParseError as exc:
-            return self._reject_raw(tx, p, exc)
+            return self._save(tx, self._rejected(p, exc))
         base = self._inbound(p, msg)
         if not sender_allowed(self._allowed, base.sending_app, base.sending_facility):
-            refused = RejectError("sending application/facility not allowed", location="MSH-3")
-            return self._answer_error(tx, msg, base, refused, claim=False)
+            return self._save(tx, self._refused(msg, base))
         first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
         if first is None:
             try:
                 with tx.savepoint():
-                    return self._apply(tx, msg, base)
+                    outcome = self._processor.process(msg, tx, base.received_at)
+                    return self._save(tx, self._processed(msg, base, outcome), claim=True,
+                                      outbox=outcome.outbox)
             except _ClaimLost:
-                first = tx.find_first(base.sending_app, base.sending_facility,
-                                      base.control_id)
-            except AccordError as exc:
-                return self._answer_error(tx, msg, base, exc, claim=True)
-            except Exception as exc:  # a bug in processing: stored, answered AE
-                log.exception("processing %s %s failed", base.message_type, base.control_id)
-                err = ApplyError(f"internal error: {type(exc).__name__}")
-                return self._answer_error(tx, msg, base, err, claim=True)
+                pass
+            except Exception as exc:
+                err = exc if isinstance(exc, AccordError) else _internal(exc, base)
+                with contextlib.suppress(_ClaimLost):
+                    return self._save(tx, self._failed(msg, base, err), claim=True)
+            first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
         if first is None:
             raise RuntimeError("dedupe claim lost but no holder found")
-        with tx.savepoint():
-            tx.save_inbound(dataclasses.replace(
-                base, status="duplicate", duplicate_of=first.id, ack=first.ack,
-                ack_code=first.ack_code, outcome={"duplicate_of": first.id}))
         log.info("duplicate %s %s answered with the first ACK", base.message_type,
                  base.control_id)
-        return first.ack
+        return self._save(tx, dataclasses.replace(
+            base, status="duplicate", duplicate_of=first.id, ack=first.ack,
+            ack_code=first.ack_code, outcome={"duplicate_of": first.id}))
 
-    def _apply(self, tx: Tx, msg: Message, base: InboundMessage) -> bytes:
-        outcome = self._processor.process(msg, tx, base.received_at)
+    def _save(self, tx: Tx, record: InboundMessage, *, claim: bool = False,
+              outbox: tuple[OutboxItem, ...] = ()) -> bytes:
+        with tx.savepoint():
+            mid = tx.save_inbound(record)
+            if claim and not tx.claim_control_id(record.sending_app,
+                                                 record.sending_facility,
+                                                 record.control_id, mid):
+                raise _ClaimLost
+            if outbox:
+                tx.enqueue([dataclasses.replace(i, source_message_id=mid) for i in outbox],
+                           record.received_at)
+        return record.ack
+
+    # -- records and ACKs (both paths) ----------------------------------------------------
+    def _processed(self, msg: Message, base: InboundMessage, outcome: Outcome) -> InboundMessage:
         ack = self._ack(msg, "AA", base.received_at, None)
-        mid = tx.save_inbound(dataclasses.replace(
-            base, status="processed", ack_code="AA", ack=ack, outcome=outcome.detail))
-        if not tx.claim_control_id(base.sending_app, base.sending_facility,
-                                   base.control_id, mid):
-            raise _ClaimLost
-        if outcome.outbox:
-            tx.enqueue([dataclasses.replace(i, source_message_id=mid) for i in outcome.outbox],
-                       base.received_at)
-        return ack
+        return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
+                                   outcome=outcome.detail)
 
-    def _answer_error(self, tx: Tx, msg: Message, base: InboundMessage, err: AccordError,
-                      *, claim: bool) -> bytes:
+    def _failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
         code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"
-        ack = self._ack(msg, code, base.received_at, err)
         status: MessageStatus = "rejected" if code == "AR" else "error"
         detail: JsonDict = {"error": str(err), "location": err.location,
                             "error_code": err.error_code}
-        with tx.savepoint():
-            mid = tx.save_inbound(dataclasses.replace(
-                base, status=status, ack_code=code, ack=ack, outcome=detail))
-            if claim and not tx.claim_control_id(base.sending_app, base.sending_facility,
-                                                 base.control_id, mid):
-                raise _ClaimLost
         log.info("%s %s answered %s at %s", base.message_type, base.control_id, code,
                  err.location or "-")
-        return ack
+        return dataclasses.replace(base, status=status, ack_code=code, outcome=detail,
+                                   ack=self._ack(msg, code, base.received_at, err))
 
-    def _reject_raw(self, tx: Tx, p: _Pending, err: ParseError) -> bytes:
-        ack = _as_bytes(build_reject(p.payload, reason=str(err), now=p.received_at,
-                                     control_id=self._ids.next()))
-        with tx.savepoint():
-            tx.save_inbound(InboundMessage(
-                received_at=p.received_at, raw=p.payload, peer=p.peer,
-                listener=self._listener, parse_error=str(err), status="rejected",
-                ack_code="AR", ack=ack, outcome={"error": str(err)}))
+    def _refused(self, msg: Message, base: InboundMessage) -> InboundMessage:
+        return self._failed(msg, base, RejectError(
+            "sending application/facility not allowed", location="MSH-3"))
+
+    def _rejected(self, p: _Pending, err: ParseError) -> InboundMessage:
+        ack = build_reject(p.payload, reason=str(err), now=p.received_at,
+                           control_id=self._ids.next())
         log.info("unparseable input from %s answered AR", p.peer)
-        return ack
+        return InboundMessage(
+            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
+            parse_error=str(err), status="rejected", ack_code="AR",
+            ack=ack if isinstance(ack, bytes) else ack.encode("utf-8"),
+            outcome={"error": str(err)})
 
     def _ack(self, msg: Message, code: str, now: datetime, err: AccordError | None) -> bytes:
         error = AckError.from_exception(err) if err is not None else None
         ack = build_ack(msg, code, now=now, control_id=self._ids.next(), error=error)
-        return _encode(ack.to_er7(), msg)
+        return encode_like(ack.to_er7(), msg)
 
     def _inbound(self, p: _Pending, msg: Message) -> InboundMessage:
         return InboundMessage(
@@ -351,14 +319,8 @@ class Ingestor:
             patient_ids=patient_identifiers(msg), accessions=accessions(msg))
 
 
-def _encode(text: str, msg: Message) -> bytes:
-    """Text in the message's own character set (MSH-18), UTF-8 when it cannot hold it."""
-    codec = codec_for(msg.declared_charset) or msg.charset or "utf-8"
-    try:
-        return text.encode(codec)
-    except (UnicodeEncodeError, LookupError):
-        return text.encode("utf-8")
-
-
-def _as_bytes(ack: bytes | str) -> bytes:
-    return ack if isinstance(ack, bytes) else ack.encode("utf-8")
+def _internal(exc: Exception, base: InboundMessage) -> ApplyError:
+    """A bug in processing: stored and answered AE (table 0357 code 207), never a crash."""
+    log.error("processing %s %s failed: %s", base.message_type, base.control_id,
+              type(exc).__name__, exc_info=exc)
+    return ApplyError(f"internal error: {type(exc).__name__}")
