@@ -229,7 +229,7 @@ def test_build_reject_other_separators():
         "C77", "APP", "ACK%A01%ACK")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from([b"", b"MSH|^~\\&|", b"MSH|", b"MSH"]))
 def test_build_reject_always_parses(junk, prefix):
     out = build_reject(prefix + junk, reason="junk | with ^ separators\r", now=NOW,
@@ -237,3 +237,12 @@ def test_build_reject_always_parses(junk, prefix):
     ack = parse(out)
     assert ack_code_of(ack) == "AR"
     assert ack.control_id == "R"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["MSH|^~\\&|", "MSH#%~\\&#", "MSH^^^^^", "x\rMSH|"]))
+def test_build_reject_of_any_text_parses(text, prefix):
+    out = build_reject(prefix + text, reason="bad", now=NOW, control_id="R")
+    assert isinstance(out, str)
+    ack = parse(out)
+    assert (ack_code_of(ack), ack.control_id) == ("AR", "R")

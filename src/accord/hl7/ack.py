@@ -223,29 +223,34 @@ _MSH = re.compile(r"MSH([^A-Za-z0-9\r\n])")
 def _salvage(raw: str) -> _Header:
     """Best-effort MSH fields from input that did not parse (for an AR, §2.9.2)."""
     m = _MSH.search(raw)
-    if m is None:
+    if m is None or not m.group(1).isprintable() or m.group(1).isspace():
         return _Header(DEFAULT_ENCODING, DEFAULT_ENCODING.msh2)
     sep = m.group(1)
     line = re.split(r"[\r\n]", raw[m.start():], maxsplit=1)[0]
     fields = line.split(sep)
     msh2 = fields[1] if len(fields) > 1 else ""
-    if len(msh2) < 4 or len(set(msh2 + sep)) != len(msh2) + 1 or any(ch.isalnum() for ch in msh2):
-        return _Header(DEFAULT_ENCODING, DEFAULT_ENCODING.msh2, **_fields_of(fields, "|"))
+    chars = msh2 + sep
+    if (len(msh2) < 4 or len(set(chars)) != len(chars)
+            or not all(ch.isprintable() and not ch.isalnum() and not ch.isspace() for ch in chars)):
+        # No usable MSH-2: keep the standard delimiters, dropping them from the values.
+        enc = DEFAULT_ENCODING
+        return _Header(enc, enc.msh2, **_fields_of(fields, "^", drop=enc.separators))
     enc = Encoding(sep, msh2[0], msh2[1], msh2[2], msh2[3], msh2[4:5])
     return _Header(enc, msh2, **_fields_of(fields, msh2[0]))
 
 
-def _fields_of(fields: list[str], component: str) -> dict[str, str]:
+def _fields_of(fields: list[str], component: str, drop: str = "") -> dict[str, str]:
     # fields[0] is "MSH", fields[1] MSH-2, so MSH-n is fields[n - 1].
     def at(n: int) -> str:
         value = fields[n - 1] if len(fields) >= n else ""
-        return "".join(ch for ch in value if ch.isprintable())
+        return "".join(ch for ch in value if ch.isprintable() and ch not in drop)
 
-    msg_type = at(9).split(component)
+    msg_type = (fields[8] if len(fields) >= 9 else "").split(component)
+    trigger = msg_type[1] if len(msg_type) > 1 else ""
     return {
         "sending_app": at(3), "sending_facility": at(4),
         "receiving_app": at(5), "receiving_facility": at(6),
-        "trigger": msg_type[1] if len(msg_type) > 1 else "",
+        "trigger": "".join(ch for ch in trigger if ch.isalnum()),
         "control_id": at(10), "processing_id": at(11)[:1] or "P",
         "version": at(12) or "2.5.1",
     }
