@@ -310,3 +310,35 @@ def test_error_queue_merges_inbound_and_outbound(store: SqlStore) -> None:
         ("StoredMessage", m_ids[1]),
         ("StoredMessage", m_ids[0]),
     ]
+
+
+def test_bulk_save_matches_one_by_one(store: SqlStore) -> None:
+    """Group commit's fast path stores the same rows and keys as save_inbound."""
+    batch = [inbound(n, patient_ids=(f"P{n}", "SHARED")) for n in range(4)]
+    with store.transaction() as tx:
+        ids = tx.save_inbound_many(batch)
+        assert tx.claim_control_ids([("RIS", "HOSP", f"C{n}", ids[n]) for n in range(4)])
+        assert tx.save_inbound_many([]) == [] and tx.claim_control_ids([])
+    assert ids == sorted(ids)
+    for n, mid in enumerate(ids):
+        got = store.get_message(mid)
+        assert (got.raw, got.control_id, got.patient_ids) == (
+            batch[n].raw,
+            f"C{n}",
+            tuple(sorted((f"P{n}", "SHARED"))),
+        )
+    assert len(store.search_messages(patient_id="SHARED").items) == 4
+    with pytest.raises(ValueError), store.transaction() as tx:
+        tx.save_inbound_many([inbound(9, reprocess_of=ids[0])])
+
+
+def test_bulk_claim_is_all_or_nothing(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        held = tx.save_inbound(inbound(1))
+        assert tx.claim_control_id("RIS", "HOSP", "C1", held)
+        a, b = tx.save_inbound_many([inbound(2), inbound(1)])
+        assert not tx.claim_control_ids([("RIS", "HOSP", "C2", a), ("RIS", "HOSP", "C1", b)])
+        assert tx.find_first("RIS", "HOSP", "C2") is None  # nothing of the batch claimed
+        assert not tx.claim_control_ids([("RIS", "HOSP", "C3", a), ("RIS", "HOSP", "C3", b)])
+        assert tx.claim_control_id("RIS", "HOSP", "C2", a)  # the transaction is usable
+    assert store.stats()["messages"] == 3

@@ -17,12 +17,27 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.store.records import InboundMessage
 from accord.store.schema import dedupe, message_keys, messages
-from accord.store.sql_messages import _HEADER, _key_rows, fit
+from accord.store.sql_messages import HEADER_FIELDS, fit, key_rows
 
 _COLUMNS = (
-    "received_at", "peer", "listener", "raw", "charset", "sending_app", "sending_facility",
-    "receiving_app", "receiving_facility", "message_type", "control_id", "version",
-    "parse_error", "status", "ack_code", "ack", "outcome", "duplicate_of",
+    "received_at",
+    "peer",
+    "listener",
+    "raw",
+    "charset",
+    "sending_app",
+    "sending_facility",
+    "receiving_app",
+    "receiving_facility",
+    "message_type",
+    "control_id",
+    "version",
+    "parse_error",
+    "status",
+    "ack_code",
+    "ack",
+    "outcome",
+    "duplicate_of",
 )
 
 
@@ -36,13 +51,16 @@ def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> li
     rows: list[dict[str, Any]] = []
     for r in records:
         values = {name: getattr(r, name) for name in _COLUMNS}
-        values.update({name: fit(name, values[name]) for name in _HEADER})
+        values.update({name: fit(name, values[name]) for name in HEADER_FIELDS})
         values["reprocess_of"] = None
         rows.append(values)
     stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
     ids = [int(row.id) for row in conn.execute(stmt, rows)]
-    keys = [k for mid, r in zip(ids, records, strict=True)
-            for k in _key_rows(mid, r.patient_ids, r.accessions)]
+    keys = [
+        k
+        for mid, r in zip(ids, records, strict=True)
+        for k in key_rows(mid, r.patient_ids, r.accessions)
+    ]
     if keys:
         conn.execute(insert(message_keys), keys)
     return ids
@@ -53,10 +71,15 @@ def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, in
     already (or appears twice), with nothing claimed and the transaction still usable."""
     if not claims:
         return True
-    rows = [{"sending_app": fit("sending_app", app),
-             "sending_facility": fit("sending_facility", fac),
-             "control_id": fit("control_id", cid), "message_id": mid}
-            for app, fac, cid, mid in claims]
+    rows = [
+        {
+            "sending_app": fit("sending_app", app),
+            "sending_facility": fit("sending_facility", fac),
+            "control_id": fit("control_id", cid),
+            "message_id": mid,
+        }
+        for app, fac, cid, mid in claims
+    ]
     try:
         with conn.begin_nested():
             conn.execute(insert(dedupe), rows)

@@ -54,7 +54,7 @@ def fit(column: str, value: str) -> str:
     return value[:length] if length else value
 
 
-_HEADER = (
+HEADER_FIELDS = (
     "peer",
     "listener",
     "charset",
@@ -91,11 +91,11 @@ def save_inbound(conn: Connection, msg: InboundMessage) -> int:
         "duplicate_of": msg.duplicate_of,
         "reprocess_of": msg.reprocess_of,
     }
-    values.update({name: fit(name, values[name]) for name in _HEADER})
+    values.update({name: fit(name, values[name]) for name in HEADER_FIELDS})
     message_id = int(
         conn.execute(insert(messages).values(values).returning(messages.c.id)).scalar_one()
     )
-    keys = _key_rows(message_id, msg.patient_ids, msg.accessions)
+    keys = key_rows(message_id, msg.patient_ids, msg.accessions)
     if keys:
         conn.execute(insert(message_keys), keys)
     if msg.reprocess_of is not None:
@@ -107,7 +107,7 @@ def save_inbound(conn: Connection, msg: InboundMessage) -> int:
     return message_id
 
 
-def _key_rows(
+def key_rows(
     message_id: int, patient_ids: Iterable[str], accessions: Iterable[str]
 ) -> list[dict[str, Any]]:
     seen: set[tuple[str, str]] = set()
