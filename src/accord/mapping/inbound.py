@@ -38,6 +38,8 @@ from accord.workflow.commands import (
     RegisterPatient,
     ReportResult,
     UpdatePatient,
+    VisitAction,
+    VisitData,
     VisitEvent,
 )
 from accord.workflow.findings import Finding, FindingKind
@@ -59,10 +61,13 @@ class Mapped:
 
 
 _REGISTER = frozenset({"A01", "A04", "A05", "A28"})
-_MERGE = frozenset({"A40", "A34", "A18", "A30", "A39", "A41", "A42"})
-_VISIT = {"A10": "arrived", "A11": "undo_arrival", "A12": "update", "A13": "update",
-          "A02": "update", "A03": "update", "A06": "update", "A07": "update", "A38": "update"}
-_ORDERS = frozenset({"ORM^O01", "OMI^O23", "OMG^O19", "ORR^O02"})
+# Patient merges (A41/A42 merge accounts and visits, not patients: plain updates here).
+_MERGE = frozenset({"A40", "A34", "A18", "A30", "A39"})
+_VISIT: dict[str, VisitAction] = {
+    "A10": "arrived", "A11": "undo_arrival", "A12": "update", "A13": "update",
+    "A02": "update", "A03": "update", "A06": "update", "A07": "update", "A38": "update",
+}
+_ORDERS = frozenset({"ORM^O01", "OMI^O23", "OMG^O19"})
 _DICOM_REFS = frozenset({"113014", "112002", "121139"})
 
 
@@ -127,10 +132,10 @@ def _adt(ctx: Context, trigger: str, out: Partial) -> None:
         out.refusal = Refusal("PID-3", "no patient identifier in PID-3")
         return
     vis = visit(msg)
-    if trigger in _VISIT and vis is not None:
+    if trigger in _VISIT:
         out.commands.append(UpdatePatient(pat, trigger, vis))
-        action = _VISIT[trigger]
-        out.commands.append(VisitEvent(pat, vis, trigger, action))  # type: ignore[arg-type]
+        if _VISIT[trigger] != "update":  # no PV1-19: every open order of the patient
+            out.commands.append(VisitEvent(pat, vis or VisitData(""), trigger, _VISIT[trigger]))
     elif trigger in _REGISTER:
         out.commands.append(RegisterPatient(pat, trigger, vis))
     else:

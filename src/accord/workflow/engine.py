@@ -137,6 +137,7 @@ def _visit_event(s: Session, cmd: VisitEvent) -> None:
         else ((Status.ARRIVED,), Status.SCHEDULED)
     )
     for order in s.repo.orders_of(patient.id):
-        same_visit = not order.visit_number or order.visit_number == cmd.visit.visit_number
+        number = cmd.visit.visit_number
+        same_visit = not number or not order.visit_number or order.visit_number == number
         if order.status in wanted and same_visit:
             set_status(s, order, new, f"ADT^{cmd.trigger}")
