@@ -19,10 +19,12 @@ from accord.hl7.ack import (
     ack_code_of,
     ack_mode,
     acked_control_id,
+    application_ack_wanted,
     build_ack,
     build_reject,
     erl_of,
 )
+from accord.hl7.validate import Problem
 
 NOW = datetime(2024, 3, 15, 8, 31, 2, tzinfo=UTC)
 
@@ -190,9 +192,37 @@ def test_accept_ack_wanted(msh15, ok, error):
     assert accept_ack_wanted(msg, "CR") is error
 
 
+def test_application_ack_wanted_follows_msh16():
+    msg = enhanced()  # MSH-16 NE
+    assert not application_ack_wanted(msg, "AA")
+    assert not application_ack_wanted(msg, "AE")
+    msg.set("MSH-16", "ER")
+    assert (application_ack_wanted(msg, "AA"), application_ack_wanted(msg, "AE")) == (
+        False, True)
+    msg.set("MSH-16", "")
+    assert ack_mode(msg) == "enhanced"  # MSH-15 AL alone keeps enhanced mode
+    assert application_ack_wanted(msg, "AA")
+
+
 def test_original_mode_always_wants_an_ack():
     assert accept_ack_wanted(original(), "AA")
     assert accept_ack_wanted(original(), "AR")
+    assert application_ack_wanted(original(), "AE")
+
+
+def test_several_errors_from_validation_problems():
+    problems = [Problem("error", "PID-3.4", "101", "assigning authority missing"),
+                Problem("warning", "OBX[2]-14", "102", "bad date")]
+    ack = build_ack(original(), "AE", now=NOW, control_id="X",
+                    error=[AckError.from_problem(p) for p in problems])
+    assert [s.id for s in ack.segments] == ["MSH", "MSA", "ERR", "ERR"]
+    assert (ack.get("ERR[1]-2"), ack.get("ERR[1]-3.1"), ack.get("ERR[1]-4")) == (
+        "PID^1^3^1^4", "101", "E")
+    assert (ack.get("ERR[2]-2"), ack.get("ERR[2]-3.1"), ack.get("ERR[2]-4")) == (
+        "OBX^2^14^1", "102", "W")
+    assert ack.get("ERR[2]-8") == "bad date"
+    assert [s.id for s in build_ack(original(), "AA", now=NOW, control_id="X",
+                                    error=[]).segments] == ["MSH", "MSA"]
 
 
 def test_build_reject_salvages_header():

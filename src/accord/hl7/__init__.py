@@ -7,6 +7,7 @@ from accord.hl7.ack import (
     ack_code_of,
     ack_mode,
     acked_control_id,
+    application_ack_wanted,
     build_ack,
     build_reject,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ack_code_of",
     "ack_mode",
     "acked_control_id",
+    "application_ack_wanted",
     "build_ack",
     "build_reject",
     "component_names",

@@ -10,15 +10,19 @@ severity from v2.5 on; ERR-1 (segment^sequence^field^code) before v2.5 (§2.15.5
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from accord.errors import AccordError
 from accord.hl7.encoding import DEFAULT_ENCODING, Encoding, escape
 from accord.hl7.message import Message
 from accord.hl7.parser import parse
 from accord.hl7.types import format_ts
+
+if TYPE_CHECKING:
+    from accord.hl7.validate import Problem
 
 __all__ = [
     "ACCEPT_CODES",
@@ -28,6 +32,7 @@ __all__ = [
     "ack_code_of",
     "ack_mode",
     "acked_control_id",
+    "application_ack_wanted",
     "build_ack",
     "build_reject",
     "erl_of",
@@ -71,23 +76,42 @@ class AckError:
             return cls(exc.error_code, exc.location, "E", str(exc))
         return cls("207", "", "E", TABLE_0357["207"])
 
+    @classmethod
+    def from_problem(cls, problem: Problem) -> AckError:
+        """ERR contents for a validation problem (``accord.hl7.validate``)."""
+        return cls(problem.code, problem.location,
+                   "E" if problem.severity == "error" else "W", problem.message)
+
 
 def ack_mode(msg: Message) -> Literal["original", "enhanced"]:
     """Enhanced mode when MSH-15 or MSH-16 is valued, original otherwise (§2.9.1)."""
     return "enhanced" if msg.get("MSH-15") or msg.get("MSH-16") else "original"
 
 
-def accept_ack_wanted(msg: Message, code: str) -> bool:
-    """Whether MSH-15 asks for an accept acknowledgment with this outcome (table 0155).
+def _wanted(condition: str, code: str) -> bool:
+    # Table 0155: AL always, NE never, ER only on error/reject, SU only on success.
+    ok = code in ("AA", "CA")
+    return condition == "AL" or (condition == "ER" and not ok) or (condition == "SU" and ok)
 
-    AL always, NE never, ER only on error/reject, SU only on success; empty means AL.
-    In original mode an ACK is always due.
+
+def accept_ack_wanted(msg: Message, code: str) -> bool:
+    """Whether MSH-15 asks for an accept acknowledgment with this outcome (§2.9.3.1).
+
+    Empty MSH-15 means AL. In original mode an ACK is always due.
     """
     if ack_mode(msg) == "original":
         return True
-    wanted = msg.get("MSH-15") or "AL"
-    ok = code in ("AA", "CA")
-    return wanted == "AL" or (wanted == "ER" and not ok) or (wanted == "SU" and ok)
+    return _wanted(msg.get("MSH-15") or "AL", code)
+
+
+def application_ack_wanted(msg: Message, code: str) -> bool:
+    """Whether MSH-16 asks for an application acknowledgment with this outcome (§2.9.3.2).
+
+    Empty MSH-16 means AL. In original mode the one ACK is the application ACK: True.
+    """
+    if ack_mode(msg) == "original":
+        return True
+    return _wanted(msg.get("MSH-16") or "AL", code)
 
 
 _LOCATION = re.compile(
@@ -159,7 +183,7 @@ class _Header:
 
 def _ack_text(
     head: _Header, code: str, now: datetime, control_id: str,
-    error: AckError | None, text: str,
+    errors: Sequence[AckError], text: str,
 ) -> str:
     enc = head.encoding
     f, c = enc.field, enc.component
@@ -173,8 +197,7 @@ def _ack_text(
     segments = [f.join(msh).rstrip(f)]
     msa = f.join(["MSA", code, head.control_id, escape(text, enc)]).rstrip(f)
     segments.append(msa)
-    if error is not None:
-        segments.append(_err_segment(error, head.version, enc))
+    segments += [_err_segment(error, head.version, enc) for error in errors]
     return "\r".join(segments)
 
 
@@ -200,20 +223,21 @@ def build_ack(
     *,
     now: datetime,
     control_id: str,
-    error: AckError | None = None,
+    error: AckError | Sequence[AckError] | None = None,
     text: str = "",
 ) -> Message:
     """The acknowledgment of ``msg`` (original mode §2.9.2, enhanced mode §2.9.3).
 
     ``code`` is AA/AE/AR (table 0008); when ``msg`` asks for enhanced mode (MSH-15/16
     valued) it becomes the accept acknowledgment CA/CE/CR. CA/CE/CR are also accepted
-    as is. MSA-2 echoes MSH-10; MSA-3 carries ``text``; ``error`` adds an ERR segment.
+    as is. MSA-2 echoes MSH-10; MSA-3 carries ``text``; each ``error`` adds an ERR segment.
     """
     if code not in _ALL_CODES:
         raise ValueError(f"not an acknowledgment code (table 0008): {code!r}")
     if ack_mode(msg) == "enhanced":
         code = ACCEPT_CODES.get(code, code)
-    return parse(_ack_text(_header_of(msg), code, now, control_id, error, text))
+    errors = [error] if isinstance(error, AckError) else list(error or ())
+    return parse(_ack_text(_header_of(msg), code, now, control_id, errors, text))
 
 
 # Salvage for build_reject: "MSH" then a field separator that is not a letter or digit.
@@ -272,7 +296,7 @@ def build_reject(
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     head = _salvage(text)
     error = AckError(error_code, "", "E", reason)
-    out = _ack_text(head, "AR", now, control_id, error, reason)
+    out = _ack_text(head, "AR", now, control_id, [error], reason)
     return out.encode("utf-8") if isinstance(raw, bytes) else out
 
 
