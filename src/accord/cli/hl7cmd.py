@@ -78,7 +78,9 @@ def parse_command(
     )] = None,
     roundtrip: Annotated[bool, typer.Option(
         "--roundtrip",
-        help="Print to_er7() exactly (segments separated by CR, as on the wire), then a newline.",
+        help="Print each message's to_er7() exactly (segments separated by CR, as on the "
+             "wire, in the message's character set), then a newline. A batch envelope "
+             "(FHS/BHS/BTS/FTS) is not printed.",
     )] = False,
 ) -> None:
     """Parse an HL7 v2 file and print values, the re-encoded message, or JSON.
