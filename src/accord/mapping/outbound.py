@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from accord.hl7 import Message
@@ -77,22 +78,29 @@ def build(
             msg = header("ORU^R01^ORU_R01", "2.5.1")
             _report(msg, event.patient, event.order, event.report, dialect)
             return msg
-        case PatientMerged():
-            msg = header("ADT^A40^ADT_A39", "2.5.1")
-            msg.set("EVN-1", "A40")
-            msg.set("EVN-2", format_ts(now))
-            _pid(msg, event.survivor)
-            _cx(msg, "MRG-1", event.merged.identifiers)
-            return msg
-        case PatientChanged():
-            trigger = "A04" if event.created else "A08"
-            msg = header(f"ADT^{trigger}^ADT_A01", "2.5.1")
-            msg.set("EVN-1", trigger)
-            msg.set("EVN-2", format_ts(now))
-            _pid(msg, event.patient)
-            msg.set("PV1-2", "U")
-            return msg
+        case PatientMerged() | PatientChanged():
+            return _adt(event, header, now)
     return None
+
+
+def _adt(
+    event: PatientMerged | PatientChanged, header: Callable[[str, str], Message], now: datetime
+) -> Message:
+    """ADT^A40 (PID survivor, MRG-1 merged identifiers) or ADT^A04/A08."""
+    if isinstance(event, PatientMerged):
+        msg = header("ADT^A40^ADT_A39", "2.5.1")
+        msg.set("EVN-1", "A40")
+        msg.set("EVN-2", format_ts(now))
+        _pid(msg, event.survivor)
+        _cx(msg, "MRG-1", event.merged.identifiers)
+        return msg
+    trigger = "A04" if event.created else "A08"
+    msg = header(f"ADT^{trigger}^ADT_A01", "2.5.1")
+    msg.set("EVN-1", trigger)
+    msg.set("EVN-2", format_ts(now))
+    _pid(msg, event.patient)
+    msg.set("PV1-2", "U")
+    return msg
 
 
 def _order_form(omi: bool) -> tuple[str, str]:
@@ -160,6 +168,11 @@ def _order(
     msg.set("OBR-24", order.modality)
     if not omi and start is not None:
         msg.set("OBR-27.4", format_ts(start))
+    _steps(msg, order, omi)
+
+
+def _steps(msg: Message, order: Order, omi: bool) -> None:
+    """IPC per procedure step (OMI^O23, IHE RAD TF-2 Table 4.4-7) or ZDS-1 (ORM^O01)."""
     if omi:
         for n, step in enumerate(order.steps, start=1):
             for field, value in ((1, order.accession), (2, order.requested_procedure_id),
