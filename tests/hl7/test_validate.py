@@ -240,12 +240,14 @@ def test_basic_repetitions_and_components_located():
     assert where(validate(msg)) == {("ORC-7.4", "102")}
 
 
-def test_required_fields_strict_from_v25_only():
+def test_required_fields_strict_for_the_table_version_only():
     msg = parse(sample("hl7x_orm_o01_v231.hl7"))
     msg.set("OBR-4", "")
     assert {(p.severity, p.location) for p in validate(msg)} == {("warning", "OBR-4")}
     msg.set("MSH-12", "2.5.1")
     assert {(p.severity, p.location) for p in validate(msg)} == {("error", "OBR-4")}
+    msg.set("MSH-12", "2.8")
+    assert {(p.severity, p.location) for p in validate(msg)} == {("warning", "OBR-4")}
 
 
 def test_segment_ids():

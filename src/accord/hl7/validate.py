@@ -10,8 +10,8 @@ ID). Profiles are data (``accord.hl7.profiles``); every profile starts with ``ba
   MSH-15/16 in table 0155;
 - segment IDs of three characters ``[A-Z][A-Z0-9]{2}``;
 - TS/DTM, DT, TM, NM and SI values well formed, per the data types of ``spec``;
-- fields the v2.5.1 definition marks required, valued (errors for v2.5 and later,
-  warnings for earlier versions, whose definitions differ);
+- fields the v2.5.1 definition marks required, valued (errors for v2.5 and v2.5.1,
+  warnings for other versions, whose definitions differ);
 - warnings the parser recorded (e.g. an MSH-18 that does not match the bytes).
 """
 
@@ -154,8 +154,7 @@ def _segment_problems(msg: Message, strict: bool) -> Iterator[Problem]:
 
 def _basic(msg: Message) -> Iterator[Problem]:
     yield from _header(msg)
-    nums = [int(n) for n in re.findall(r"\d+", msg.version)[:2]]
-    yield from _segment_problems(msg, strict=nums >= [2, 5])
+    yield from _segment_problems(msg, strict=msg.version in ("2.5", "2.5.1"))
 
 
 def _rule_for(msg: Message, profile: ProfileSpec) -> MessageRule | None:
