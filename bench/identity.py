@@ -18,7 +18,9 @@ bench/RESULTS.md. The peer needs ``recordlinkage`` (bench-only dependency).
 from __future__ import annotations
 
 import gc
+import gc
 import random
+import statistics
 import statistics
 import sys
 import time
@@ -323,3 +325,88 @@ def quality(fake: Faker) -> list[str]:
         )
         print(lines[-1], flush=True)
     return lines
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def pools(fake: Faker, rng: random.Random) -> dict[str, dict[str, list[str]]]:
+    """Faker-made value pools per locale, so 1M people cost 1M cheap draws."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for locale, share in LOCALES:
+        f = fake[locale]
+        n = int(4000 * share) + 400
+        out[locale] = {
+            "family": [f.last_name() for _ in range(n)],
+            "M": [f.first_name_male() for _ in range(n // 2)],
+            "F": [f.first_name_female() for _ in range(n // 2)],
+            "street": [f.street_name() for _ in range(n * 2)],
+            "place": [f"{f.postcode()}|{f.city()}" for _ in range(n)],
+        }
+    return out
+
+
+def synthetic(pool: dict[str, dict[str, list[str]]], rng: random.Random, pid: str) -> Patient:
+    """One cheap synthetic person drawn from the pools."""
+    locale = _locale(rng)
+    p = pool[locale]
+    sex = rng.choice("MF")
+    postcode, city = rng.choice(p["place"]).split("|", 1)
+    demographics = Demographics(
+        name=PersonName(family=rng.choice(p["family"]), given=rng.choice(p[sex])),
+        birth_date=TODAY - timedelta(days=rng.randrange(365, 95 * 365)),
+        sex=sex,
+        address=Address(street=f"{rng.randrange(1, 999)} {rng.choice(p['street'])}",
+                        city=city, postal_code=postcode),
+        phone=f"{rng.randrange(200, 999)}-{rng.randrange(200, 999)}-{rng.randrange(10000):04d}"
+        if rng.random() < 0.85 else "",
+        national_id=f"{rng.randrange(10**8, 10**9)}" if rng.random() < 0.4 else "",
+    )
+    return Patient(pid, (Identifier(pid, "BENCH", "MR"),), demographics)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def latency(fake: Faker, weights: Weights, size: int = BIG) -> list[str]:
+    """Build a ``size`` index, then time single registrations against it."""
+    rng = random.Random(SEED + 1)
+    pool = pools(fake, rng)
+    picked = set(rng.sample(range(size), QUERIES * 2 // 3))
+    kept: list[Patient] = []
+    index = PatientIndex(weights)
+    gc.collect()
+    rss0, t0 = _rss_mb(), time.perf_counter()
+    for n in range(size):
+        patient = synthetic(pool, rng, f"M{n}")
+        index.add(patient)
+        if n in picked:
+            kept.append(patient)
+    build = time.perf_counter() - t0
+    gc.collect()
+    rss = _rss_mb() - rss0
+    queries = [(corrupt(p, "Q", 0.3, rng, fake, "en_US"), p.id) for p in kept]
+    queries += [(synthetic(pool, rng, "NEW"), "") for _ in range(QUERIES - len(queries))]
+    rng.shuffle(queries)
+    times, found, alarms, sizes = [], 0, 0, []
+    for query, truth in queries:
+        t = time.perf_counter()
+        results = index.match(query.demographics, THRESHOLD)
+        times.append((time.perf_counter() - t) * 1000)
+        sizes.append(len(index.candidates(query.demographics)))
+        if truth:
+            found += bool(results) and results[0].patient_id == truth
+        else:
+            alarms += bool(results)
+    times.sort()
+    p50, p99 = statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    dupes = sum(1 for _, t in queries if t)
+    return [
+        f"| {size:,} | {build:.0f} s | {rss:,.0f} MB | {len(queries)} | {p50:.2f} ms "
+        f"| {p99:.2f} ms | {statistics.mean(sizes):.0f} | {found}/{dupes} "
+        f"| {alarms}/{len(queries) - dupes} |"
+    ]

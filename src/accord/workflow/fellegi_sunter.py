@@ -3,8 +3,10 @@
 Rule: pure, no I/O. For each comparison level, ``m`` is the probability of that level
 among pairs that are the same person and ``u`` among pairs that are not (Fellegi and
 Sunter, "A Theory for Record Linkage", JASA 1969). A pair's match weight is the sum of
-log2(m/u) over its non-missing levels; with the prior ``λ`` (the share of candidate pairs
-that are matches) it becomes a probability. ``Weights`` is a frozen value that
+log2(m/u) over its non-missing levels; with the prior λ it becomes a probability. λ, the
+chance that a registration and one given stored patient are the same person, is the
+duplicate rate ``d`` (how many stored records a registration matches, on average) over
+the number of stored patients: the same evidence is weaker in a larger population. ``Weights`` is a frozen value that
 round-trips through JSON so a trained model can be stored and reloaded.
 """
 
@@ -44,13 +46,14 @@ class ComparisonWeights:
 class Weights:
     """A trained (or default) model: one ``ComparisonWeights`` per comparison, and λ.
 
-    ``prior`` is the probability that a candidate pair found by blocking is a match; the
-    0..1 probability of a pair is computed against it. ``trained_on`` counts the records
-    the model was estimated from (0 for the defaults).
+    ``duplicate_rate`` is the expected number of stored patients a new registration
+    matches (the share of registrations that are duplicates); ``prior(population)`` turns
+    it into λ for an index of that size. ``trained_on`` counts the records the model was
+    estimated from (0 for the defaults).
     """
 
     comparisons: tuple[ComparisonWeights, ...]
-    prior: float
+    duplicate_rate: float
     trained_on: int = 0
     table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
@@ -58,16 +61,20 @@ class Weights:
         names = tuple((c.name, c.levels) for c in self.comparisons)
         if names != COMPARISONS:
             raise ValueError("weights do not match the comparisons of this version")
-        if not 0.0 < self.prior < 1.0:
-            raise ValueError(f"prior {self.prior} outside (0, 1)")
+        if not 0.0 < self.duplicate_rate <= 10.0:
+            raise ValueError(f"duplicate rate {self.duplicate_rate} outside (0, 10]")
         object.__setattr__(
             self, "table", tuple(c.log2_bayes_factors() for c in self.comparisons)
         )
 
-    @property
-    def prior_weight(self) -> float:
+    def prior(self, population: int) -> float:
+        """λ: the chance that a registration is one given patient among ``population``."""
+        return min(0.5, self.duplicate_rate / max(population, 1))
+
+    def prior_weight(self, population: int) -> float:
         """log2(λ / (1 − λ)): the match weight of a pair nothing is known about."""
-        return math.log2(self.prior / (1.0 - self.prior))
+        prior = self.prior(population)
+        return math.log2(prior / (1.0 - prior))
 
     def match_weight(self, levels: Sequence[int]) -> float:
         """Sum of log2(m/u) over the non-missing levels of a comparison vector."""
@@ -78,9 +85,9 @@ class Weights:
                 total += table[i][level]
         return total
 
-    def probability(self, match_weight: float) -> float:
-        """Posterior match probability of a pair with this match weight."""
-        total = match_weight + self.prior_weight
+    def probability(self, match_weight: float, population: int) -> float:
+        """Posterior match probability of a pair with this match weight (without λ)."""
+        total = match_weight + self.prior_weight(population)
         if total > 60:
             return 1.0
         return 1.0 / (1.0 + math.exp2(-total))
@@ -88,7 +95,7 @@ class Weights:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``from_dict`` reads it back)."""
         return {
-            "prior": self.prior,
+            "duplicate_rate": self.duplicate_rate,
             "trained_on": self.trained_on,
             "comparisons": [
                 {"name": c.name, "levels": list(c.levels), "m": list(c.m), "u": list(c.u)}
@@ -112,7 +119,7 @@ class Weights:
             )
             for c in data["comparisons"]
         )
-        return cls(comparisons, float(data["prior"]), int(data.get("trained_on", 0)))
+        return cls(comparisons, float(data["duplicate_rate"]), int(data.get("trained_on", 0)))
 
     @classmethod
     def from_json(cls, text: str) -> Weights:
@@ -136,7 +143,7 @@ _DEFAULT_MU: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mothers_maiden_name": ((0.85, 0.07, 0.08), (0.002, 0.005, 0.993)),
 }
 
-DEFAULT_PRIOR = 0.05
+DEFAULT_DUPLICATE_RATE = 0.05  # registries commonly hold 5–10% duplicate records
 
 
 def default_weights() -> Weights:
@@ -144,7 +151,7 @@ def default_weights() -> Weights:
     comparisons = tuple(
         ComparisonWeights(name, levels, *_DEFAULT_MU[name]) for name, levels in COMPARISONS
     )
-    return Weights(comparisons, DEFAULT_PRIOR)
+    return Weights(comparisons, DEFAULT_DUPLICATE_RATE)
 
 
 DEFAULT_WEIGHTS = default_weights()
@@ -172,13 +179,18 @@ class MatchResult:
 
 
 def explain(
-    patient_id: str, levels: Sequence[int], transposed: bool, weights: Weights
+    patient_id: str,
+    levels: Sequence[int],
+    transposed: bool,
+    weights: Weights,
+    population: int,
 ) -> MatchResult:
-    """Turn a comparison vector into a ``MatchResult`` under ``weights``."""
+    """Turn a comparison vector into a ``MatchResult`` under ``weights``, for a registration
+    matched against ``population`` stored patients."""
     agreeing: list[str] = []
     disagreeing: list[str] = []
     named: list[tuple[str, str]] = []
-    total = weights.prior_weight
+    total = weights.prior_weight(population)
     for (name, labels), factors, level in zip(COMPARISONS, weights.table, levels, strict=True):
         if level == NULL:
             named.append((name, "missing"))

@@ -27,7 +27,7 @@ from accord.workflow.fellegi_sunter import (
     default_weights,
     explain,
 )
-from accord.workflow.identity_compare import COMPARISONS, compare, features
+from accord.workflow.identity_compare import COMPARISONS, compare, distinct_people, features
 from accord.workflow.identity_index import BLOCKING_RULES, PatientIndex
 from accord.workflow.identity_train import train
 from accord.workflow.model import Address, Demographics, Identifier, Patient
@@ -35,6 +35,7 @@ from accord.workflow.model import Address, Demographics, Identifier, Patient
 __all__ = [
     "BLOCKING_RULES",
     "COMPARISONS",
+    "DEFAULT_POPULATION",
     "DEFAULT_WEIGHTS",
     "ComparisonWeights",
     "IdentifierIndex",
@@ -267,12 +268,19 @@ def _fill(into: Demographics, source: Demographics) -> tuple[Demographics, tuple
     return replace(into, **changes), tuple(sorted(changes))
 
 
+DEFAULT_POPULATION = 100_000  # stored patients assumed when the caller does not say
+
+
 def compare_patients(
-    registration: Demographics, stored: Patient, weights: Weights = DEFAULT_WEIGHTS
+    registration: Demographics,
+    stored: Patient,
+    weights: Weights = DEFAULT_WEIGHTS,
+    *,
+    population: int = DEFAULT_POPULATION,
 ) -> MatchResult:
     """Score one pair side by side (for the console's review of a duplicate pair)."""
     levels, transposed = compare(features(registration), features(stored.demographics))
-    return explain(stored.id, levels, transposed, weights)
+    return explain(stored.id, levels, transposed, weights, population)
 
 
 def match_candidates(
@@ -281,17 +289,22 @@ def match_candidates(
     *,
     weights: Weights = DEFAULT_WEIGHTS,
     threshold: float = 0.5,
+    population: int = DEFAULT_POPULATION,
 ) -> list[MatchResult]:
     """Score ``candidates`` against a registration; those at or above ``threshold``
-    (probability), best first. Tombstones are skipped. Pairs for review, never merges."""
+    (probability), best first. ``population`` is the number of stored patients the
+    candidates were drawn from (it sets the prior). Tombstones are skipped. Pairs for
+    review, never merges."""
     query = features(demographics)
     results: list[MatchResult] = []
     for patient in candidates:
         if patient.merged_into is not None:
             continue
         levels, transposed = compare(query, features(patient.demographics))
-        if weights.probability(weights.match_weight(levels)) >= threshold:
-            results.append(explain(patient.id, levels, transposed, weights))
+        if distinct_people(levels):
+            continue
+        if weights.probability(weights.match_weight(levels), population) >= threshold:
+            results.append(explain(patient.id, levels, transposed, weights, population))
     results.sort(key=lambda r: (-r.score, r.patient_id))
     return results
 
@@ -303,10 +316,15 @@ class Matcher:
 
     weights: Weights = DEFAULT_WEIGHTS
     threshold: float = 0.5
+    population: int = DEFAULT_POPULATION
 
     def __call__(
         self, demographics: Demographics, candidates: Iterable[Patient]
     ) -> list[MatchResult]:
         return match_candidates(
-            demographics, candidates, weights=self.weights, threshold=self.threshold
+            demographics,
+            candidates,
+            weights=self.weights,
+            threshold=self.threshold,
+            population=self.population,
         )

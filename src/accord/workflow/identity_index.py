@@ -20,7 +20,13 @@ from array import array
 from collections.abc import Iterable, Iterator
 
 from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
-from accord.workflow.identity_compare import Features, compare, features, soundex
+from accord.workflow.identity_compare import (
+    Features,
+    compare,
+    distinct_people,
+    features,
+    soundex,
+)
 from accord.workflow.model import Demographics, Patient
 from accord.workflow.nicknames import canonical_given
 
@@ -174,15 +180,17 @@ class PatientIndex:
         """Candidates whose match probability is at least ``threshold``, best first.
 
         ``exclude`` leaves one patient out (the registration itself, when re-checking a
-        stored patient). These are pairs for review, never merges.
+        stored patient). The prior is taken for this index's size (``Weights.prior``).
+        These are pairs for review, never merges.
         """
         weights = self.weights
+        population = len(self._slot)
         results: list[MatchResult] = []
         for patient_id, levels, transposed in self.scored(demographics):
-            if patient_id == exclude:
+            if patient_id == exclude or distinct_people(levels):
                 continue
-            if weights.probability(weights.match_weight(levels)) >= threshold:
-                results.append(explain(patient_id, levels, transposed, weights))
+            if weights.probability(weights.match_weight(levels), population) >= threshold:
+                results.append(explain(patient_id, levels, transposed, weights, population))
         results.sort(key=lambda r: (-r.score, r.patient_id))
         return results
 

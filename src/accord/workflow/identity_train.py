@@ -6,11 +6,11 @@ Rule: pure, deterministic for a given seed (``random.Random(seed)``), no I/O, no
 2. ``m``: expectation–maximisation (Dempster, Laird and Rubin 1977; Winkler 1988 for
    record linkage) over pairs sharing a blocking key, ``u`` held fixed. A blocked pair
    agrees on its blocking field by construction, which says nothing about matching, so
-   each session leaves those comparisons out and two sessions with different rules
-   (birth date; family + given name) together estimate every comparison.
-3. ``prior`` λ, the chance that two random records are one person: the matches found in
-   the birth-date session divided by the share of matches whose birth dates agree
-   exactly (m of that level, from the other session), over all pairs.
+   each session leaves those comparisons out, and sessions on different rules (national
+   ID; birth date; given name + postal code) together estimate every comparison.
+3. The duplicate rate: the matches found in the birth-date session divided by the share
+   of matches whose birth dates agree exactly (m of that level, from the other
+   sessions), i.e. all matching pairs, per record.
 
 Too little data (few records, or a session with few pairs) keeps the default values for
 what could not be estimated.
@@ -52,10 +52,12 @@ def _rule(name: str) -> Callable[[Features], str]:
 # Even so, a twin or a namesake son agrees on every household field: those fields
 # (``_HOUSEHOLD``) never vote in the posterior, their m is read off it.
 _HOUSEHOLD = frozenset({_FAMILY, _CONTACT})
+# Sessions run cleanest first, and a comparison takes its m from the first session that
+# could estimate it.
 _SESSIONS: tuple[tuple[str, frozenset[int]], ...] = (
+    ("national_id", frozenset({_NATIONAL_ID})),
     ("birth_date", frozenset({_BIRTH})),
     ("given_postal", frozenset({_GIVEN, _CONTACT})),
-    ("national_id", frozenset({_NATIONAL_ID})),
 )
 
 
@@ -78,7 +80,7 @@ def train(
         return DEFAULT_WEIGHTS
     rng = random.Random(seed)
     u = estimate_u(feats, rng, u_pairs)
-    m_sums: list[list[list[float]]] = [[] for _ in COMPARISON_NAMES]
+    m_final: list[list[float] | None] = [None for _ in COMPARISON_NAMES]
     found_by_birth: float | None = None
     for rule, excluded in _SESSIONS:
         vectors = blocked_vectors(feats, _rule(rule), rng, max_pairs)
@@ -88,23 +90,22 @@ def train(
             vectors, u, excluded, _HOUSEHOLD, iterations=iterations, tolerance=tolerance
         )
         for i, levels in enumerate(m):
-            if i not in excluded:
-                m_sums[i].append(levels)
+            if i not in excluded and m_final[i] is None:
+                m_final[i] = levels
         if excluded == {_BIRTH}:
             found_by_birth = lam * sum(vectors.values())
-    m_final = [
-        _mean(estimates) if estimates else list(DEFAULT_WEIGHTS.comparisons[i].m)
-        for i, estimates in enumerate(m_sums)
+    m_out = [
+        tuple(levels or DEFAULT_WEIGHTS.comparisons[i].m) for i, levels in enumerate(m_final)
     ]
-    prior = DEFAULT_WEIGHTS.prior
+    rate = DEFAULT_WEIGHTS.duplicate_rate
     if found_by_birth is not None:
-        all_pairs = len(feats) * (len(feats) - 1) / 2
-        prior = min(0.5, max(1e-9, found_by_birth / m_final[_BIRTH][0] / all_pairs))
+        # each matching pair is a duplicate for one of its two records, seen from the other
+        rate = min(10.0, max(1e-6, 2 * found_by_birth / m_out[_BIRTH][0] / len(feats)))
     comparisons = tuple(
-        ComparisonWeights(c.name, c.levels, tuple(m_final[i]), tuple(u[i]))
+        ComparisonWeights(c.name, c.levels, m_out[i], tuple(u[i]))
         for i, c in enumerate(DEFAULT_WEIGHTS.comparisons)
     )
-    return Weights(comparisons, prior, trained_on=len(feats))
+    return Weights(comparisons, rate, trained_on=len(feats))
 
 
 def estimate_u(feats: Sequence[Features], rng: random.Random, pairs: int) -> list[list[float]]:
@@ -213,7 +214,3 @@ def _posterior(
 def _normalise(row: Sequence[float]) -> list[float]:
     total = sum(row)
     return [max(p / total, _FLOOR) for p in row]
-
-
-def _mean(rows: Sequence[Sequence[float]]) -> list[float]:
-    return _normalise([sum(col) / len(rows) for col in zip(*rows, strict=True)])
