@@ -154,7 +154,8 @@ def _update_details(s: Session, order: Order, d: OrderData, said: str) -> Order:
             _merge_step(new, order.steps[n] if n < len(order.steps) else None)
             for n, new in enumerate(d.steps)
         )
-    values["hold_reason"] = d.hold_reason
+    if d.procedure_code:  # the code was mapped again: its hold (or none) is current
+        values["hold_reason"] = d.hold_reason
     changes = [
         Change(k, _text(getattr(order, k)), _text(v))
         for k, v in values.items() if getattr(order, k) != v
@@ -212,8 +213,17 @@ def update(s: Session, cmd: UpdateOrder) -> None:
         unknown(s, cmd.order.ref, cmd.code, known.id if known else "")
         return
     order = _update_details(s, order, cmd.order, cmd.code)
-    if cmd.status is not None:
-        set_status(s, order, cmd.status, cmd.code)
+    status = cmd.status
+    if status is None and order.status is Status.ORDERED and _on_worklist(order):
+        status = Status.SCHEDULED  # time and station now known (DESIGN status table)
+    if status is not None:
+        set_status(s, order, status, cmd.code)
+
+
+def _on_worklist(order: Order) -> bool:
+    step = order.steps[0] if order.steps else None
+    return (step is not None and step.start is not None and bool(step.station_ae_titles)
+            and not order.hold_reason)
 
 
 def cancel(s: Session, cmd: CancelOrder) -> None:
