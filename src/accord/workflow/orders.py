@@ -80,6 +80,9 @@ def _claims_other(order: Order, patient: Patient, data: OrderData) -> str:
     placer = data.ref.placer_number
     if placer and order.placer_number and placer != order.placer_number:
         return f"placer number {order.placer_number} ≠ {placer}"
+    accession = data.ref.accession
+    if accession and order.accession and accession != order.accession:
+        return f"accession {order.accession} ≠ {accession}"
     code = data.procedure_code
     if code and order.procedure_code and code != order.procedure_code:
         return f"procedure {order.procedure_code} ≠ {code}"
@@ -102,8 +105,11 @@ def place(s: Session, cmd: PlaceOrder) -> None:
             raise Rejected(Refusal(s.policy.accession_location,
                                    f"duplicate order number ({why})", error_code="205"))
         order = _update_details(s, existing, cmd.order, f"{cmd.code} (resent)")
-        if allowed(order.status, cmd.status):  # a resend never moves an order back
+        if allowed(order.status, cmd.status):
             set_status(s, order, cmd.status, cmd.code)
+        else:
+            s.trace(order, f"{cmd.code} (resent)", outcome="status kept", rules=[
+                f"status stays {order.status.value}: a resent NW never moves an order back"])
         return
     if cmd.visit is not None:
         record_visit(s, patient, cmd.visit)
