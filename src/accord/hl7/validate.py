@@ -20,9 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
-from accord.hl7.message import Message, Segment
+from accord.hl7.encoding import Encoding
+from accord.hl7.message import HEADER_SEGMENTS, Message, Segment
 from accord.hl7.profiles import (
     IHE_SWF,
     KNOWN_VERSIONS,
@@ -32,7 +34,7 @@ from accord.hl7.profiles import (
     ProfileSpec,
     TableCheck,
 )
-from accord.hl7.spec import PRIMITIVES, known_segments, segment_fields
+from accord.hl7.spec import PRIMITIVES, FieldSpec, known_segments, segment_fields
 from accord.hl7.types import parse_dtm
 
 __all__ = ["PROFILES", "Problem", "validate"]
@@ -126,30 +128,57 @@ def _leaves(seg: Segment, n: int, data_type: str, rep_sep: str) -> Iterator[tupl
                 yield f"{at}.{c}", "TS", seg.get(f"{n}[{r}].{c}.1")
 
 
+_FORMAT_TYPES = _TIME_TYPES | {"DT", "TM", "NM", "SI", "TQ"}
+
+
+@cache
+def _checked(seg_id: str) -> tuple[tuple[FieldSpec, ...], tuple[FieldSpec, ...]]:
+    """The required fields and the format-checked fields of a segment definition."""
+    fields = [f for f in segment_fields(seg_id)
+              if not (seg_id in HEADER_SEGMENTS and f.sequence <= 2)]
+    return (tuple(f for f in fields if f.required),
+            tuple(f for f in fields if f.data_type in _FORMAT_TYPES))
+
+
+def _field_problems(
+    seg: Segment, occ: int, total: int, strict: bool, enc: Encoding
+) -> Iterator[Problem]:
+    # One split of the kept ER7 text; MSH-n is at index n - 1, other SEG-n at index n.
+    raw = seg.to_er7().split(enc.field)
+    shift = 1 if seg.id in HEADER_SEGMENTS else 0
+    required, formatted = _checked(seg.id)
+    for spec in required:
+        index = spec.sequence - shift
+        if index >= len(raw) or not raw[index]:
+            yield Problem("error" if strict else "warning",
+                          _where(seg.id, occ, total, str(spec.sequence)), "101",
+                          f"{spec.name} ({spec.location}) missing")
+    plain = re.compile("[" + re.escape(enc.msh2) + "]") if enc.msh2 else None
+    for spec in formatted:
+        index = spec.sequence - shift
+        if index >= len(raw) or not raw[index] or raw[index] == _HL7_NULL:
+            continue
+        value = raw[index]
+        if spec.data_type != "TQ" and (plain is None or not plain.search(value)):
+            leaves = [(str(spec.sequence), spec.data_type, value)]  # the common case: one leaf
+        else:
+            leaves = list(_leaves(seg, spec.sequence, spec.data_type, enc.repetition))
+        for at, dtype, value in leaves:
+            if value and value != _HL7_NULL and not _valid(dtype, value):
+                yield Problem("error", _where(seg.id, occ, total, at), "102",
+                              f"{value!r} is not a valid {dtype} ({spec.name})")
+
+
 def _segment_problems(msg: Message, strict: bool) -> Iterator[Problem]:
     known = set(known_segments())
-    rep_sep = msg.encoding.repetition
     seen: dict[str, int] = {}
-    totals = {seg.id: msg.count(seg.id) for seg in msg.segments}
     for seg in msg.segments:
         if not _SEGMENT_ID.fullmatch(seg.id):
             yield Problem("error", seg.id, "100", f"not a segment ID: {seg.id!r}")
             continue
         seen[seg.id] = occ = seen.get(seg.id, 0) + 1
-        if seg.id not in known:
-            continue
-        for spec in segment_fields(seg.id):
-            if seg.id == "MSH" and spec.sequence <= 2:
-                continue
-            where = _where(seg.id, occ, totals[seg.id], str(spec.sequence))
-            if spec.required and not seg.get_raw(str(spec.sequence)):
-                yield Problem("error" if strict else "warning", where, "101",
-                              f"{spec.name} ({spec.location}) missing")
-                continue
-            for at, dtype, value in _leaves(seg, spec.sequence, spec.data_type, rep_sep):
-                if value and value != _HL7_NULL and not _valid(dtype, value):
-                    yield Problem("error", _where(seg.id, occ, totals[seg.id], at), "102",
-                                  f"{value!r} is not a valid {dtype} ({spec.name})")
+        if seg.id in known:
+            yield from _field_problems(seg, occ, msg.count(seg.id), strict, msg.encoding)
 
 
 def _basic(msg: Message) -> Iterator[Problem]:
