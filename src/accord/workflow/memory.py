@@ -29,6 +29,8 @@ class MemoryRepository:
         self.stats: dict[str, FieldStats] = {}
         self.events: list[TraceEvent] = []
         self._by_identifier: dict[tuple[str, str], str] = {}
+        self._order_keys: dict[tuple[str, str], set[str]] = {}  # (key, value) -> order ids
+        self._report_keys: dict[tuple[str, str], set[str]] = {}  # (key, value) -> report ids
 
     # --- patients -----------------------------------------------------------------------
     def patient(self, patient_id: str) -> Patient | None:
@@ -82,27 +84,37 @@ class MemoryRepository:
     def orders_by(self, key: str, value: str) -> Sequence[Order]:
         if not value:
             return []
-        if key == "sps_id":
-            return [o for o in self.orders.values() if any(s.sps_id == value for s in o.steps)]
-        return [o for o in self.orders.values() if getattr(o, key) == value]
+        return [self.orders[i] for i in sorted(self._order_keys.get((key, value), ()))]
 
     def orders_of(self, patient_id: str) -> Sequence[Order]:
         return [o for o in self.orders.values() if o.patient_id == patient_id]
 
     def save_order(self, order: Order) -> None:
+        old = self.orders.get(order.id)
+        if old is not None:
+            for k in _order_keys(old):
+                self._order_keys.get(k, set()).discard(old.id)
         self.orders[order.id] = order
+        for k in _order_keys(order):
+            self._order_keys.setdefault(k, set()).add(order.id)
 
     # --- reports ------------------------------------------------------------------------
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
         if not value:
             return []
-        return [r for r in self.reports.values() if getattr(r, key) == value]
+        return [self.reports[i] for i in sorted(self._report_keys.get((key, value), ()))]
 
     def reports_of(self, patient_id: str) -> Sequence[Report]:
         return [r for r in self.reports.values() if r.patient_id == patient_id]
 
     def save_report(self, report: Report) -> None:
+        old = self.reports.get(report.id)
+        if old is not None:
+            for k in _report_keys(old):
+                self._report_keys.get(k, set()).discard(old.id)
         self.reports[report.id] = report
+        for k in _report_keys(report):
+            self._report_keys.setdefault(k, set()).add(report.id)
 
     # --- findings, statistics, trace -----------------------------------------------------
     def finding(self, key: str) -> Finding | None:
@@ -133,6 +145,20 @@ class MemoryRepository:
             if (order_id and e.order_id == order_id) or (accession and e.accession == accession)
         ]
         return sorted(found, key=lambda e: e.at)
+
+
+def _order_keys(order: Order) -> list[tuple[str, str]]:
+    keys = [(k, getattr(order, k)) for k in _ORDER_NUMBERS if getattr(order, k)]
+    return keys + [("sps_id", st.sps_id) for st in order.steps if st.sps_id]
+
+
+def _report_keys(report: Report) -> list[tuple[str, str]]:
+    return [(k, v) for k in ("accession", "placer_number", "filler_number", "order_id")
+            if (v := getattr(report, k))]
+
+
+_ORDER_NUMBERS = ("accession", "placer_number", "filler_number", "study_instance_uid",
+                  "requested_procedure_id")
 
 
 class SequentialIds:
