@@ -1,0 +1,204 @@
+"""Field comparisons of demographic matching (src/accord/workflow/identity_compare.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from accord.workflow.identity_compare import (
+    COMPARISON_NAMES,
+    COMPARISONS,
+    NULL,
+    compare,
+    compare_birth_date,
+    compare_contact,
+    compare_family,
+    compare_given,
+    compare_names,
+    compare_one_edit,
+    distinct_people,
+    features,
+    normalise_name,
+    one_edit,
+    phonetic,
+)
+from accord.workflow.model import Address, Demographics, PersonName
+from accord.workflow.nicknames import are_nicknames, canonical_given
+
+
+def level(comparison: str, label: str) -> int:
+    return dict(COMPARISONS)[comparison].index(label)
+
+
+def person(
+    family: str = "Smith",
+    given: str = "William",
+    birth: date | None = date(1980, 3, 4),
+    sex: str = "M",
+    street: str = "12 Main Street",
+    postal: str = "62701",
+    city: str = "Springfield",
+    phone: str = "(217) 555-0142",
+    national_id: str = "123-45-6789",
+) -> Demographics:
+    return Demographics(
+        name=PersonName(family=family, given=given),
+        birth_date=birth,
+        sex=sex,
+        address=Address(street=street, city=city, postal_code=postal),
+        phone=phone,
+        national_id=national_id,
+    )
+
+
+def vector(a: Demographics, b: Demographics) -> dict[str, str]:
+    levels, _ = compare(features(a), features(b))
+    return {
+        name: "missing" if lv == NULL else labels[lv]
+        for (name, labels), lv in zip(COMPARISONS, levels, strict=True)
+    }
+
+
+def test_normalise_name_folds_accents_hyphens_and_case() -> None:
+    assert normalise_name("Müller-Lüdenscheidt") == "MULLER LUDENSCHEIDT"
+    assert normalise_name("  o'Brien ") == "OBRIEN"
+    assert normalise_name("Strauß") == "STRAUSS"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("BILL", "WILLIAM"), ("PEGGY", "MARGARET"), ("HANS", "JOHANNES"), ("PACO", "FRANCISCO"),
+     ("BOB", "ROBERT"), ("LIESEL", "ELISABETH")],
+)
+def test_nicknames_are_equivalent_both_ways(a: str, b: str) -> None:
+    assert are_nicknames(a, b)
+    assert are_nicknames(b, a)
+    assert compare_given(a, b, phonetic(a), phonetic(b)) == level("given_name", "nickname")
+
+
+def test_unrelated_given_names_are_not_nicknames() -> None:
+    assert not are_nicknames("WILLIAM", "MARGARET")
+    assert not are_nicknames("WILLIAM", "WILLIAM")  # equal is "exact", not "nickname"
+    assert canonical_given("BILL") == canonical_given("WILLIAM")
+
+
+def test_given_name_levels() -> None:
+    def given(a: str, b: str) -> str:
+        labels = dict(COMPARISONS)["given_name"]
+        return labels[compare_given(a, b, phonetic(a), phonetic(b))]
+
+    assert given("WILLIAM", "WILLIAM") == "exact"
+    assert given("MARGARET", "MARGRAET") == "close"  # neighbours swapped
+    assert given("J", "JOHN") == "similar"  # an initial
+    assert given("WILLIAM", "HEATHER") == "different"
+    assert compare_given("", "JOHN", "", "JN") == NULL
+
+
+def test_family_name_levels() -> None:
+    def family(a: str, b: str) -> str:
+        labels = dict(COMPARISONS)["family_name"]
+        return labels[compare_family(a, b, phonetic(a), phonetic(b))]
+
+    assert family("SMITH", "SMITH") == "exact"
+    assert family("JOHNSON", "JONSON") == "close"
+    assert family("MUELLER SCHMIDT", "SCHMIDT") == "close"  # one part of a double name
+    assert family("SMITH", "SMYTHE") in ("close", "phonetic")
+    assert family("SMITH", "GARCIA") == "different"
+
+
+def test_birth_date_day_month_swap() -> None:
+    assert compare_birth_date("19800304", "19800403") == level("birth_date", "day_month_swap")
+
+
+def test_birth_date_single_digit_typo_and_transposition() -> None:
+    assert compare_birth_date("19800304", "19800305") == level("birth_date", "one_digit")
+    assert compare_birth_date("19800312", "19800321") == level("birth_date", "one_digit")
+    assert compare_birth_date("19850304", "19580304") == level("birth_date", "one_digit")
+    assert compare_birth_date("19850304", "19620304") == level("birth_date", "different")
+
+
+def test_birth_date_year_off_by_one_across_a_decade() -> None:
+    assert compare_birth_date("19790304", "19800304") == level("birth_date", "year_off_by_one")
+
+
+def test_birth_date_exact_and_missing() -> None:
+    assert compare_birth_date("19800304", "19800304") == 0
+    assert compare_birth_date("", "19800304") == NULL
+
+
+def test_one_edit() -> None:
+    assert one_edit("5550142", "5550143")
+    assert one_edit("5550142", "5551042")  # two neighbours swapped
+    assert not one_edit("5550142", "5551024")
+    assert not one_edit("5550142", "555014")
+    assert not one_edit("5550142", "5550142")
+
+
+def test_phone_and_national_id_levels() -> None:
+    assert compare_one_edit("123456789", "123456789") == 0
+    assert compare_one_edit("123456789", "123456798") == 1
+    assert compare_one_edit("123456789", "987654321") == 2
+    assert compare_one_edit("", "987654321") == NULL
+
+
+def test_transposed_given_and_family_names() -> None:
+    a = features(person(family="Smith", given="William"))
+    b = features(person(family="William", given="Smith"))
+    family, given, transposed = compare_names(a, b)
+    assert transposed
+    assert (family, given) == (0, 0)
+
+
+def test_different_names_are_not_read_as_transposed() -> None:
+    a = features(person(family="Smith", given="William"))
+    b = features(person(family="Garcia", given="Maria"))
+    assert compare_names(a, b)[2] is False
+
+
+def test_missing_fields_are_neutral_not_disagreement() -> None:
+    full = person()
+    sparse = Demographics(name=PersonName(family="Smith", given="William"))
+    levels = vector(full, sparse)
+    assert levels["birth_date"] == "missing"
+    assert levels["contact"] == "missing"
+    assert levels["national_id"] == "missing"
+    assert levels["sex"] == "missing"
+    assert levels["family_name"] == "exact"
+
+
+def test_unknown_sex_compares_as_missing() -> None:
+    assert vector(person(sex="M"), person(sex="U"))["sex"] == "missing"
+    assert vector(person(sex="M"), person(sex="F"))["sex"] == "different"
+
+
+def test_contact_levels() -> None:
+    same = features(person())
+    moved_phone_kept = features(person(street="9 Elm Road", postal="10001", city="New York"))
+    abbreviated = features(person(street="12 Main St", phone=""))
+    other = features(person(street="9 Elm Road", postal="10001", city="New York", phone="1"))
+    assert compare_contact(same, same) == level("contact", "address_and_phone")
+    assert compare_contact(same, moved_phone_kept) == level("contact", "phone")
+    assert compare_contact(same, abbreviated) == level("contact", "address")
+    assert compare_contact(same, other) == level("contact", "different")
+
+
+def test_phone_uses_last_seven_digits() -> None:
+    a = features(person(phone="+1 (217) 555-0142"))
+    b = features(person(phone="555 0142"))
+    assert a.phone == b.phone == "5550142"
+
+
+def test_vector_has_one_level_per_comparison() -> None:
+    levels, _ = compare(features(person()), features(person()))
+    assert len(levels) == len(COMPARISON_NAMES)
+    assert all(lv == 0 for lv in levels[:-1])  # mother's maiden name is missing
+    assert levels[-1] == NULL
+
+
+def test_distinct_people_rule_needs_both_given_and_birth_to_differ() -> None:
+    father = features(person(given="William", birth=date(1950, 1, 1)))
+    daughter = features(person(given="Heather", birth=date(1985, 6, 30)))
+    typo = features(person(given="Wiliam", birth=date(1985, 6, 30)))
+    assert distinct_people(compare(father, daughter)[0])
+    assert not distinct_people(compare(father, typo)[0])
