@@ -79,3 +79,9 @@ def leaf_values(msg: Message) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def walk() -> Callable[[Message], dict[str, str]]:
     return leaf_values
+
+
+@pytest.fixture(scope="session")
+def load() -> Callable[[str], bytes]:
+    """``load("hl7_orm_o01.hl7")`` gives the bytes of a sample file."""
+    return sample

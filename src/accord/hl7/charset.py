@@ -13,6 +13,7 @@ Rules of this module:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["Decoded", "codec_for", "decode"]
 
@@ -51,6 +52,7 @@ class Decoded:
     warnings: tuple[str, ...]
 
 
+@lru_cache(maxsize=256)
 def codec_for(declared: str) -> str | None:
     """The Python codec for an MSH-18 value (repetitions allowed), or None if unknown.
 

@@ -282,6 +282,11 @@ class Message:
     def __repr__(self) -> str:
         return f"<Message {self.message_type} {self.control_id!r} ({len(self._segments)} segments)>"
 
+    def declare_charset(self, declared: str, charset: str) -> None:
+        """Record MSH-18 as written and the codec used for ``\\X..\\`` escapes."""
+        self.declared_charset = declared
+        self.charset = self._ctx.charset = charset
+
     # -- reading ---------------------------------------------------------------------------
 
     @property

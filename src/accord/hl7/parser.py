@@ -13,6 +13,8 @@ Rules of this module:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from accord.errors import ParseError
 from accord.hl7.charset import codec_for, decode
 from accord.hl7.encoding import Encoding
@@ -64,21 +66,30 @@ def read_encoding(header: str, where: str = "segment 1") -> tuple[Encoding, tupl
     Raises ParseError when they are unusable. The linuxforhealth spelling ``^~\\\\&`` (the
     escape character doubled) is read as ``^~\\&`` with a warning.
     """
-    name = header[:3]
-    if len(header) < 5:
-        raise ParseError(f"{where}: {name} is too short to hold {name}-1 and {name}-2",
+    end = header.find(header[3], 4) if len(header) > 4 else -1
+    if end == 4:
+        name = header[:3]
+        raise ParseError(f"{where}: {name}-2 (encoding characters) is empty",
+                         location=f"{name}-2")
+    try:
+        return _encoding(header[:end] if end > 0 else header, end > 0)
+    except ParseError as exc:
+        raise ParseError(f"{where}: {exc}", location=exc.location) from None
+
+
+@lru_cache(maxsize=256)
+def _encoding(head: str, more: bool) -> tuple[Encoding, tuple[str, ...]]:
+    """``head`` is the segment up to (not including) the separator after its field 2."""
+    name = head[:3]
+    if len(head) < 5:
+        raise ParseError(f"{name} is too short to hold {name}-1 and {name}-2",
                          location=f"{name}-1")
-    fs = header[3]
+    fs, chars = head[3], head[4:]
     if fs.isalnum() or fs.isspace():
-        raise ParseError(f"{where}: {name}-1 (field separator) {fs!r} is not a delimiter",
+        raise ParseError(f"{name}-1 (field separator) {fs!r} is not a delimiter",
                          location=f"{name}-1")
-    end = header.find(fs, 4)
-    chars = header[4:] if end < 0 else header[4:end]
-    if not chars:
-        raise ParseError(f"{where}: {name}-2 (encoding characters) is empty", location=f"{name}-2")
-    if end < 0 and name == "MSH":
-        raise ParseError(f"{where}: MSH ends after MSH-2; it has no MSH-3…MSH-12",
-                         location="MSH-3")
+    if not more and name == "MSH":
+        raise ParseError("MSH ends after MSH-2; it has no MSH-3…MSH-12", location="MSH-3")
     warnings: tuple[str, ...] = ()
     if len(chars) == 5 and chars[2] == chars[3]:
         warnings = (f"{name}-2 is {chars!r}: escape character doubled; read as "
@@ -91,11 +102,10 @@ def read_encoding(header: str, where: str = "segment 1") -> tuple[Encoding, tupl
         or any(c.isalnum() or c.isspace() for c in chars)
     )
     if bad:
-        raise ParseError(f"{where}: {name}-2 (encoding characters) {chars!r} is not usable: "
+        raise ParseError(f"{name}-2 (encoding characters) {chars!r} is not usable: "
                          "up to 5 distinct delimiters expected", location=f"{name}-2")
-    padded = chars + "\0" * (5 - len(chars))
-    enc = Encoding(fs, *(c if c != "\0" else "" for c in padded))
-    return enc, warnings
+    padded = [*chars, "", "", "", "", ""]
+    return Encoding(fs, *padded[:5]), warnings
 
 
 def build_message(
@@ -132,14 +142,16 @@ def build_message(
                 f"a 3-character ID (A-Z, 0-9) then {fs!r}",
                 location=f"segment {number}",
             )
-    if declared is None:
-        msh = segments[0].split(fs)
-        declared = msh[17] if len(msh) > 17 else ""
-    if charset is None:
-        codec = codec_for(declared) if declared else None
-        charset = "utf-8" if codec in (None, "utf-16", "utf-32") else codec
-    return Message(segments, encoding=enc, charset=charset, declared_charset=declared,
-                   warnings=warnings + enc_warnings, gaps=gaps)
+    message = Message(segments, encoding=enc, charset=charset or "utf-8",
+                      declared_charset=declared or "", warnings=warnings + enc_warnings, gaps=gaps)
+    if declared is None:  # text given: MSH-18 still tells the charset of \X..\ escapes
+        declared = message.get_raw("MSH-18")
+        if declared:
+            codec = codec_for(declared)
+            message.declare_charset(
+                declared, "utf-8" if codec in (None, "utf-16", "utf-32") else codec
+            )
+    return message
 
 
 def parse(data: bytes | str) -> Message:
