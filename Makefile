@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint bench soak venv services clean
+.PHONY: demo test lint bench soak venv services browser dcmtk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,18 @@ demo: $(STAMP)
 services:
 	@bash scripts/ensure-services.sh
 
-test: $(STAMP) services
+# Debian's chromium for the browser tests (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# DCMTK's wlmscpfs is the peer of the worklist benchmark.
+dcmtk:
+	@command -v wlmscpfs >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null; }
+
+test: $(STAMP) services browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -31,8 +42,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP) services
-	$(BIN)/python bench/parse.py
+bench: $(STAMP) services dcmtk
+	@for b in parse ingest mwl identity console scale; do \
+	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
+	done
 
 soak: $(STAMP) services
 	$(BIN)/pytest -q -m slow
