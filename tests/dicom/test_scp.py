@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,8 +175,13 @@ def test_association_limit(dept: Department, sink: SqliteMppsSink) -> None:
         third = ae.associate("127.0.0.1", server.port, ae_title="ACCORD")
         assert third.is_rejected
         held.pop().release()
-        again = associate(server)  # room again once one is released
-        held.append(again)
+        for _ in range(100):  # room again once the released association's thread ends
+            again = ae.associate("127.0.0.1", server.port, ae_title="ACCORD")
+            if again.is_established:
+                held.append(again)
+                break
+            time.sleep(0.05)
+        assert held[-1].is_established and len(held) == 2
     finally:
         for a in held:
             a.release()

@@ -14,6 +14,7 @@ runtime writes.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class WorklistEntry:
     item: WorklistItem
     dataset: Dataset
     sort_key: tuple[str, str, str] = ("", "", "")
+    serial: int = 0  # unique per built entry (0: not cacheable); see dicom/responses.py
 
 
 @dataclass(slots=True)
@@ -103,6 +105,7 @@ class WorklistIndex:
         self._lock = threading.RLock()
         self._entries: dict[Key, WorklistEntry] = {}
         self._postings: dict[str, _Postings] = {}
+        self._serials = itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -112,7 +115,7 @@ class WorklistIndex:
         start = local_start(item.step, self._tz)
         sort_key = (start.strftime("%Y%m%d") if start else "",
                     start.strftime("%H%M%S") if start else "", item.order.accession)
-        return WorklistEntry(item, ds, sort_key)
+        return WorklistEntry(item, ds, sort_key, next(self._serials))
 
     def _add(self, entry: WorklistEntry) -> None:
         key = entry.item.key

@@ -25,7 +25,7 @@ from accord.dicom.reconcile import (
     due,
     studies_without_order,
 )
-from accord.dicom.scp import set_nodelay
+from accord.dicom.scp import quiet_identifiers, set_nodelay
 from accord.errors import DeliveryError
 
 _PENDING = (0xFF00, 0xFF01)
@@ -64,6 +64,7 @@ class PacsClient:
         self._assoc: Any = None
 
     def __enter__(self) -> PacsClient:
+        quiet_identifiers()
         ae = AE(ae_title=self._peer.calling_ae)
         ae.add_requested_context(STUDY_ROOT_FIND)
         for attr in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
