@@ -16,6 +16,7 @@ from psycopg import sql
 
 from accord.errors import ConfigError
 from accord.store import open_store
+from accord.store.migrations import head_revision
 from accord.store.postgres import psycopg_url
 from accord.store.sql import SqlStore
 
@@ -55,7 +56,7 @@ def test_nodes_starting_together_migrate_once(fresh_database: str) -> None:
     assert counts == [0, 0, 0]
     with psycopg.connect(fresh_database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0001_gateway",)
+            (head_revision(),)
         ]
 
 

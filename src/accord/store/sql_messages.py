@@ -29,6 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from accord.store.records import InboundMessage, Page, StoredMessage
 from accord.store.schema import dedupe, message_keys, messages, outbox
 
+# Built once: executing a prebuilt statement with a parameter dict skips the per-call
+# coercion of ``.values(...)`` (measured: most of the CPU of a small ingest transaction).
+_INSERT_MESSAGE = insert(messages).returning(messages.c.id)
+_INSERT_KEY = insert(message_keys)
+_INSERT_CLAIM = insert(dedupe)
 MAX_LIMIT = 1000
 KEY_LENGTH = 255
 UNFINISHED = ("pending", "in_flight")
@@ -92,12 +97,10 @@ def save_inbound(conn: Connection, msg: InboundMessage) -> int:
         "reprocess_of": msg.reprocess_of,
     }
     values.update({name: fit(name, values[name]) for name in HEADER_FIELDS})
-    message_id = int(
-        conn.execute(insert(messages).values(values).returning(messages.c.id)).scalar_one()
-    )
+    message_id = int(conn.execute(_INSERT_MESSAGE, values).scalar_one())
     keys = key_rows(message_id, msg.patient_ids, msg.accessions)
     if keys:
-        conn.execute(insert(message_keys), keys)
+        conn.execute(_INSERT_KEY, keys)
     if msg.reprocess_of is not None:
         conn.execute(
             update(messages)
@@ -157,12 +160,13 @@ def claim_control_id(
     try:
         with conn.begin_nested():  # a lost race must not abort the caller's transaction
             conn.execute(
-                insert(dedupe).values(
-                    sending_app=app,
-                    sending_facility=facility,
-                    control_id=control_id,
-                    message_id=message_id,
-                )
+                _INSERT_CLAIM,
+                {
+                    "sending_app": app,
+                    "sending_facility": facility,
+                    "control_id": control_id,
+                    "message_id": message_id,
+                },
             )
     except IntegrityError:
         return False

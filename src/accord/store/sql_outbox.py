@@ -36,6 +36,7 @@ from accord.store.sql_messages import clamp_limit, parse_cursor
 
 UNFINISHED = ("pending", "in_flight")
 PATIENT_KEY_LENGTH = 255
+_INSERT_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
 Locker = Callable[[Select[Any]], Select[Any]]
 
 
@@ -57,9 +58,7 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
         }
         for item in items
     ]
-    result = conn.execute(
-        insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), params
-    )
+    result = conn.execute(_INSERT_ROWS, params)
     return [int(row.id) for row in result]
 
 
@@ -130,7 +129,7 @@ def claim(
     ids = list(conn.scalars(stmt))
     if not ids:
         return []
-    conn.execute(
+    rows = conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids))
         .values(
@@ -139,9 +138,9 @@ def claim(
             lease_until=now + lease,
             attempts=outbox.c.attempts + 1,
         )
+        .returning(*outbox.c)
     )
-    rows = conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id))
-    return [to_row(row) for row in rows]
+    return sorted((to_row(row) for row in rows), key=lambda r: r.id)
 
 
 def _held_by(row_id: int, node: str) -> ColumnElement[bool]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
@@ -27,3 +28,11 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Bring the schema on ``connection`` up to ``revision`` (idempotent)."""
     command.upgrade(alembic_config(connection), revision)
+
+
+def head_revision() -> str:
+    """The revision id a fully migrated store is at (the latest of the chain)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migration revisions found")
+    return head
