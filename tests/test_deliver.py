@@ -247,3 +247,20 @@ def test_backoff_is_capped_exponential() -> None:
     d = dest(1, backoff={"base": 1.0, "cap": 30.0})
     assert [d.backoff.delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
 
+
+
+def test_claim_run_is_a_prefix_of_the_queue(store: Store) -> None:
+    rows = enqueue(store, [f"R{i}" for i in range(5)])
+    now = CLOCK.now()
+    first = store.claim("pacs", "n1", now, 60, 1)
+    assert [r.id for r in first] == rows[:1]
+    assert store.claim_run("pacs", "n2", now, 60, 10) == []  # the head is in flight
+    assert store.mark_retry(rows[0], "n1", "AE", now)
+    run = store.claim_run("pacs", "n2", now, 60, 3)
+    assert [r.id for r in run] == rows[:3]
+    assert store.release_many([rows[1], rows[2]], "n2") == 2
+    assert store.mark_delivered_many([(rows[0], b"ACK")], "n2", now) == 1
+    assert store.mark_delivered_many([(rows[1], b"ACK")], "n2", now) == 0  # released
+    again = store.claim_run("pacs", "n3", now, 60, 10)
+    assert [r.id for r in again] == rows[1:]
+    assert [r.attempts for r in again] == [1, 1, 1, 1]  # a released claim is no attempt

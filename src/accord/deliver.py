@@ -4,8 +4,10 @@ Rules (issue 3 "Outbound"; HL7 v2.5.1 §2.9.2 for the ACK codes, table 0008):
 
 1. Rows are claimed from the store under a lease, so a node that dies mid-send loses
    nothing: the row is handed out again when the lease expires. FIFO per destination —
-   one worker; with ``per_patient`` several workers, the store never hands out two rows
-   of one patient at once, so each patient's order is kept.
+   one worker, claiming runs of rows from the head of the queue (up to ``MAX_RUN``,
+   growing while deliveries succeed) and recording their AAs together; with
+   ``per_patient`` several workers, the store never hands out two rows of one patient at
+   once, so each patient's order is kept.
 2. A reply counts only when MSA-2 equals the row's MSH-10 (``MllpClient.send_message``
    enforces it; a late or mismatched ACK raises and the connection is closed).
 3. AA/CA → delivered. AR/CR → error queue at once (resending cannot help). AE/CE →
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 ClientFactory = Callable[[Destination], MllpClient]
 ACCEPTED = frozenset({"AA", "CA"})
 REJECTED = frozenset({"AR", "CR"})
+MAX_RUN = 64
+"""Most rows claimed at once by a FIFO worker (one transaction claims them, one records
+their AAs, instead of two per row)."""
 IDLE_POLL = 0.5
 """Seconds an idle worker waits before looking again (sooner when woken)."""
 
@@ -103,38 +108,67 @@ class Deliverer:
     async def _worker(self, dest: Destination) -> None:
         client = self._factory(dest)
         wake = self._wake[dest.name]
+        run = 1  # rows per claim: doubles after a clean run, back to 1 after a failure
         try:
             while True:
-                rows = await asyncio.to_thread(
-                    self._store.claim, dest.name, self._node, self._clock.now(),
-                    _lease_seconds(dest), 1, dest.per_patient)
+                rows = await asyncio.to_thread(self._claim, dest, run)
                 if not rows:
                     wake.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._idle_poll):
                             await wake.wait()
                     continue
-                for row in rows:
-                    await self._deliver(client, dest, row)
+                clean = await self._send_run(client, dest, rows)
+                run = min(MAX_RUN, run * 2) if clean else 1
         finally:
             await client.close()
 
-    async def _deliver(self, client: MllpClient, dest: Destination, row: OutboxRow) -> None:
+    def _claim(self, dest: Destination, run: int) -> list[OutboxRow]:
+        now, lease = self._clock.now(), _lease_seconds(dest)
+        if dest.per_patient:
+            return self._store.claim(dest.name, self._node, now, lease, 1, True)
+        return self._store.claim_run(dest.name, self._node, now, lease, run)
+
+    async def _send_run(self, client: MllpClient, dest: Destination,
+                        rows: list[OutboxRow]) -> bool:
+        """Send claimed rows in order; True when every one was accepted. The AAs are
+        recorded together; rows not sent (after a failure, past the time budget, or on
+        stop) are given back unsent."""
+        loop = asyncio.get_running_loop()
+        budget = loop.time() + _lease_seconds(dest) / 2  # well inside the lease
+        acks: list[tuple[int, bytes]] = []
+        handled = 0
         try:
-            result = await client.send_message(row.payload, row.control_id)
-        except DeliveryError as exc:
-            await self._outage(dest, row, str(exc))
-            return
-        await asyncio.to_thread(self._record, dest, row, result)
+            for row in rows:
+                if handled and loop.time() > budget:
+                    return True
+                try:
+                    result = await client.send_message(row.payload, row.control_id)
+                except DeliveryError as exc:
+                    handled += 1
+                    await self._outage(dest, row, str(exc))
+                    return False
+                handled += 1
+                if result.code not in ACCEPTED:
+                    await asyncio.to_thread(self._record, dest, row, result)
+                    return False
+                self._ae_answers.pop(row.id, None)
+                acks.append((row.id, result.ack))
+            return True
+        finally:
+            await asyncio.to_thread(self._finish_run, acks, [r.id for r in rows[handled:]])
+
+    def _finish_run(self, acks: list[tuple[int, bytes]], unsent: list[int]) -> None:
+        """Blocking: record the AAs of a run and give back its unsent rows."""
+        if acks:
+            self.delivered += self._store.mark_delivered_many(acks, self._node,
+                                                              self._clock.now())
+        if unsent:
+            self._store.release_many(unsent, self._node)
 
     def _record(self, dest: Destination, row: OutboxRow, result: AckResult) -> None:
         """Blocking: write the outcome of one matched ACK."""
         now = self._clock.now()
-        if result.code in ACCEPTED:
-            self._ae_answers.pop(row.id, None)
-            if self._store.mark_delivered(row.id, self._node, result.ack, now):
-                self.delivered += 1
-            return
         reason = f"{result.code}: {result.text}".strip()
         if result.code in REJECTED:
             log.warning("%s rejected outbox row %d (%s)", dest.name, row.id, result.code)

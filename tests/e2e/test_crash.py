@@ -51,13 +51,14 @@ async def sender(port: int, n: int, acked: list[tuple[str, str]], stop: asyncio.
         await client.close()
 
 
+@pytest.mark.parametrize("per_patient", [False, True], ids=["fifo", "per-patient"])
 async def test_sigkill_loses_nothing_acknowledged(
-        tmp_path: Path, free_port: Callable[[], int], gateway_config: Callable[..., Path],
-        serve: Callable[..., Any]) -> None:
+        per_patient: bool, tmp_path: Path, free_port: Callable[[], int],
+        gateway_config: Callable[..., Path], serve: Callable[..., Any]) -> None:
     receiver = Receiver()
     await receiver.start()
-    config = gateway_config(tmp_path / "accord.yaml", receiver.port, per_patient="true",
-                            workers=3)
+    config = gateway_config(tmp_path / "accord.yaml", receiver.port,
+                            per_patient=str(per_patient).lower(), workers=3)
     data = tmp_path / "data"
     port = free_port()
     rng = random.Random(7)

@@ -203,6 +203,27 @@ class Store(Protocol):
         the head of its queue). False when ``node`` no longer holds the row."""
         ...
 
+    def claim_run(
+        self, destination: str, node: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxRow]:
+        """FIFO delivery of several rows per claim: the first ``limit`` rows of the queue,
+        from its head, stopping at the first that is not claimable now; all ``in_flight``
+        for ``node``. Send them in order; record AAs with :meth:`mark_delivered_many` and
+        give back what was not sent with :meth:`release_many`."""
+        ...
+
+    def mark_delivered_many(
+        self, acks: Sequence[tuple[int, bytes]], node: str, now: datetime
+    ) -> int:
+        """:meth:`mark_delivered` for many ``(row_id, ack)`` in one transaction; rows
+        ``node`` no longer holds are left alone. Returns how many were marked."""
+        ...
+
+    def release_many(self, row_ids: Sequence[int], node: str) -> int:
+        """Give claimed rows back unsent: ``pending`` again, the claim not counted as an
+        attempt. Only rows ``node`` still holds. Returns how many."""
+        ...
+
     def mark_error(self, row_id: int, node: str, error: str, ack: bytes | None) -> bool:
         """Failed for good (AR/CR, or AE past the retry policy): ``error`` (the error
         queue); the queue moves on. False when ``node`` no longer holds the row."""

@@ -22,6 +22,7 @@ from accord.store import InvalidStateError, NotFoundError
 from accord.store import sql_bulk as bulk
 from accord.store import sql_messages as msgs
 from accord.store import sql_outbox as box
+from accord.store import sql_runs as runs
 from accord.store.migrations import upgrade
 from accord.store.records import (
     ErrorEntry,
@@ -231,6 +232,23 @@ class SqlStore:
         }
         with self._transaction() as tx:
             return box.finish(tx.connection, row_id, node, values)
+
+    def claim_run(
+        self, destination: str, node: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxRow]:
+        lease = timedelta(seconds=lease_seconds)
+        with self._transaction() as tx:
+            return runs.claim_run(tx.connection, destination, node, now, lease, limit)
+
+    def mark_delivered_many(
+        self, acks: Sequence[tuple[int, bytes]], node: str, now: datetime
+    ) -> int:
+        with self._transaction() as tx:
+            return runs.mark_delivered_many(tx.connection, acks, node, now)
+
+    def release_many(self, row_ids: Sequence[int], node: str) -> int:
+        with self._transaction() as tx:
+            return runs.release_many(tx.connection, row_ids, node)
 
     def mark_error(self, row_id: int, node: str, error: str, ack: bytes | None) -> bool:
         values = {"status": "error", "last_error": error, "last_ack": ack, "lease_until": None}
