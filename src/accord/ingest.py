@@ -276,6 +276,9 @@ class Ingestor:
 
     # -- records and ACKs (both paths) ----------------------------------------------------
     def _processed(self, msg: Message, base: InboundMessage, outcome: Outcome) -> InboundMessage:
+        if outcome.error is not None:  # applied as far as it goes, kept, answered AE/AR
+            failed = self._failed(msg, base, outcome.error)
+            return dataclasses.replace(failed, outcome={**outcome.detail, **failed.outcome})
         ack = self._ack(msg, "AA", base.received_at, None)
         return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
                                    outcome=outcome.detail)

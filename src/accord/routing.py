@@ -17,6 +17,7 @@ from typing import Protocol
 
 from accord.clock import ControlIds
 from accord.config import Category, Destination, Sender
+from accord.errors import AccordError
 from accord.hl7 import Message
 from accord.hl7.charset import codec_for
 from accord.store import JsonDict, OutboxItem, Tx
@@ -31,10 +32,14 @@ CATEGORY_OF: dict[str, Category] = {
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What processing did: a JSON-able ``detail`` for the stored outcome and the outbox
-    items to enqueue (``source_message_id`` is filled in by ingest)."""
+    items to enqueue (``source_message_id`` is filled in by ingest). ``error``: the
+    message was applied as far as it could be and its writes are KEPT (findings, a held
+    order), but the answer is this error's AE/AR with its ERR location (CONTRACT ACK
+    rules); raising instead undoes every write."""
 
     detail: JsonDict = field(default_factory=dict)
     outbox: tuple[OutboxItem, ...] = ()
+    error: AccordError | None = None
 
 
 class Processor(Protocol):

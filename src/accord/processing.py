@@ -1,0 +1,166 @@
+"""The workflow processor: what ingest runs inside its transaction for every message.
+
+Rules (issue 4; CONTRACT "ACK rules" and "Outbound"):
+- Persist, then acknowledge: the message is mapped and applied
+  (:func:`accord.mapping.apply.apply_message`) against a repository on the SAME
+  transaction as the raw message, so the domain changes, trace, findings and outbox rows
+  commit together with it, and the ACK goes out after the commit (ingest does that).
+- The answer is the workflow's: AA, or AE/AR with the ERR location the engine names. A
+  refused message keeps what the engine kept (findings always; a held order) — it is
+  returned as ``Outcome.error``, not raised (raising would undo every write).
+- Each outbound event goes to every destination whose ``send:`` has its category
+  (``adt``/``orders``/``reports``/``status``), built in that destination's dialect
+  (:mod:`accord.mapping.outbound`; ORM^O01 ORC-1 SC / ORC-5 IP, CM, DC, or OMI^O23),
+  with its own MSH-10 kept in the outbox row so every resend carries the same one. A
+  status change is not echoed back to the system that reported it.
+- Pure apart from ``tx``: no sockets, no clock reads; ids and the clock come in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from accord.clock import ControlIds
+from accord.config import Destination
+from accord.errors import AccordError, ApplyError, RejectError
+from accord.hl7 import Message
+from accord.mapping.apply import apply_message
+from accord.mapping.dialect import Dialect, Dialects
+from accord.mapping.outbound import build
+from accord.mapping.procedures import Catalog
+from accord.routing import Outcome, encode_like
+from accord.store import JsonDict, OutboxItem, Tx
+from accord.workflow.events import (
+    Event,
+    OrderForwarded,
+    OrderStatusChanged,
+    PatientChanged,
+    PatientMerged,
+    ReportForwarded,
+)
+from accord.workflow.model import Patient
+from accord.workflow.outcome import IdSource, Matcher
+from accord.workflow.outcome import Outcome as WorkflowOutcome
+from accord.workflow.repository import Repository
+
+
+class UnitOfWork(Repository, Protocol):
+    """A Repository on one store transaction that may buffer writes until :meth:`flush`."""
+
+    def flush(self) -> None: ...
+
+
+#: Opens the workflow repository on an ingest transaction (``accord.store.sql_workflow``).
+RepositoryFactory = Callable[[Tx, datetime], UnitOfWork]
+
+
+class Outbound:
+    """Domain events → outbox rows for the destinations that subscribe to them."""
+
+    def __init__(self, destinations: Sequence[Destination], dialects: Dialects,
+                 control_ids: ControlIds) -> None:
+        self._destinations = tuple(destinations)
+        self._dialects = dialects
+        self._ids = control_ids
+        self._by_name = {d.name: d for d in (*dialects.items, dialects.default)}
+
+    def dialect_of(self, destination: Destination) -> Dialect:
+        """The dialect a destination is addressed in (its ``dialect:``, else default)."""
+        return self._by_name.get(destination.dialect or "", self._dialects.default)
+
+    def items(self, events: Sequence[Event], now: datetime) -> tuple[OutboxItem, ...]:
+        """One outbox row per (event, subscribed destination), in event order."""
+        out: list[OutboxItem] = []
+        for event in events:
+            for dest in self._destinations:
+                if event.category not in dest.send:
+                    continue
+                dialect = self.dialect_of(dest)
+                if _echo(event, dialect):
+                    continue
+                control_id = self._ids.next()
+                msg = build(event, dialect, control_id=control_id, now=now,
+                            receiving_application=dest.name)
+                if msg is None:
+                    continue
+                out.append(OutboxItem(
+                    destination=dest.name, kind=event.category, control_id=control_id,
+                    payload=encode_like(msg.to_er7(), msg), patient_key=patient_key(event)))
+        return tuple(out)
+
+
+def _echo(event: Event, dialect: Dialect) -> bool:
+    """A status change goes back to everyone but the system that reported it."""
+    return (isinstance(event, OrderStatusChanged) and bool(event.by)
+            and bool(dialect.application) and dialect.application == event.by)
+
+
+def _patient_of(event: Event) -> Patient | None:
+    match event:
+        case OrderStatusChanged() | OrderForwarded() | PatientChanged():
+            return event.patient
+        case ReportForwarded():
+            return event.patient
+        case PatientMerged():
+            return event.survivor
+    return None
+
+
+def patient_key(event: Event) -> str:
+    """The per-patient ordering key of an outbox row: ``CX-1^^^CX-4`` of the patient's
+    first identifier (the same form ingest's router uses)."""
+    patient = _patient_of(event)
+    if patient is None or not patient.identifiers:
+        return ""
+    first = patient.identifiers[0]
+    return f"{first.value}^^^{first.authority}" if first.authority else first.value
+
+
+def outcome_error(outcome: WorkflowOutcome) -> AccordError | None:
+    """The refusal of a workflow outcome as the error ingest answers with, or None."""
+    if outcome.ack_code == "AA":
+        return None
+    kind = RejectError if outcome.ack_code == "AR" else ApplyError
+    return kind(outcome.error_text or "cannot be applied", location=outcome.error_location,
+                error_code=outcome.error_code or None)
+
+
+def detail(outcome: WorkflowOutcome, items: Sequence[OutboxItem]) -> JsonDict:
+    """The stored outcome of a message: what changed, found and routed (no PHI)."""
+    return {
+        "workflow": {
+            "ack": outcome.ack_code,
+            "changes": list(outcome.changes),
+            "findings": [f.kind.value for f in outcome.findings],
+            "events": [e.category for e in outcome.outbound_events],
+            "error": outcome.error_text,
+            "location": outcome.error_location,
+        },
+        "routed": [{"destination": i.destination, "kind": i.kind, "control_id": i.control_id}
+                   for i in items],
+    }
+
+
+class WorkflowProcessor:
+    """The ingest :class:`~accord.routing.Processor` of the workflow (module rules)."""
+
+    def __init__(self, *, dialects: Dialects, outbound: Outbound, ids: IdSource,
+                 repository: RepositoryFactory, catalog: Catalog | None = None,
+                 matcher: Matcher | None = None) -> None:
+        self._dialects = dialects
+        self._outbound = outbound
+        self._ids = ids
+        self._repository = repository
+        self.catalog = catalog  # replaced when the procedure table changes
+        self._matcher = matcher
+
+    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
+        repo = self._repository(tx, now)
+        result = apply_message(repo, msg, dialect, now=now, ids=self._ids,
+                               catalog=self.catalog, matcher=self._matcher)
+        repo.flush()
+        items = self._outbound.items(result.outbound_events, now)
+        return Outcome(detail=detail(result, items), outbox=items, error=outcome_error(result))
