@@ -3,7 +3,9 @@ option can weaken them (``src/accord/store/sqlite.py``)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ from sqlalchemy import text
 from accord.errors import ConfigError
 from accord.store import open_store, sqlite_url
 from accord.store.sql import SqlStore
+
+from .conftest import T0
+from .factories import item
 
 
 def _pragmas(store: SqlStore) -> tuple[int, str, int, int]:
@@ -76,3 +81,27 @@ def test_in_memory_store_is_refused() -> None:
         open_store("sqlite://")
     with pytest.raises(ConfigError):
         open_store("sqlite:///:memory:")
+
+
+def _open_and_write(url: str) -> int:
+    store = open_store(url)
+    try:
+        with store.transaction() as tx:
+            tx.enqueue([item()], T0)
+        return store.stats()["outbox_pending"]
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_new_file_together(tmp_path: Path) -> None:
+    """Switching to WAL and migrating wait for each other (busy_timeout first)."""
+    url = sqlite_url(tmp_path / "shared")
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(3, mp_context=ctx) as pool:
+        counts = sorted(pool.map(_open_and_write, [url] * 3, timeout=120))
+    assert counts[-1] == 3
+    store = open_store(url)
+    try:
+        assert store.stats()["outbox_pending"] == 3
+    finally:
+        store.close()

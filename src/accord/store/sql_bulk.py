@@ -78,7 +78,9 @@ def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, in
             "control_id": fit("control_id", cid),
             "message_id": mid,
         }
-        for app, fac, cid, mid in claims
+        # Sorted by key: nodes claiming overlapping batches lock in the same order
+        # (PostgreSQL), so a resend sent to two nodes at once cannot deadlock them.
+        for app, fac, cid, mid in sorted(claims)
     ]
     try:
         with conn.begin_nested():

@@ -22,9 +22,9 @@ from accord.errors import ConfigError
 BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "accord_write"
 PRAGMAS = (
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",  # first: switching to WAL may wait for a lock
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
 )
 
