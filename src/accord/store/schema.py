@@ -169,5 +169,5 @@ job_locks = Table(
 )
 
 # The workflow's tables (issue 4/5) live on the same metadata; imported last on purpose.
-from accord.store import schema_workflow as _workflow  # noqa: E402, F401
 from accord.store import schema_web as _web  # noqa: E402, F401  (console/API, issue 6)
+from accord.store import schema_workflow as _workflow  # noqa: E402, F401

@@ -1,0 +1,375 @@
+"""Console accounts over SQLAlchemy Core: users, sessions, API tokens, login attempts,
+one-time setup tokens, and the audit log (tables in ``schema_web``).
+
+Rules:
+- Secrets never reach this module in the clear: callers pass hashes (Argon2id for
+  passwords, SHA-256 of 256-bit random tokens); see ``accord.web.auth``.
+- Every method is one short transaction on the store's engine; failures are StoreError.
+- The audit log is append-only and keyset-paginated by id (newest first); nothing here
+  counts a whole table per request except :meth:`AuthStore.count_users` (a few rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from accord.store import JsonDict, Page, Store, StoreError
+from accord.store.schema_web import (
+    web_api_tokens,
+    web_audit,
+    web_login_attempts,
+    web_sessions,
+    web_setup_tokens,
+    web_users,
+)
+
+
+class UserExistsError(StoreError):
+    """A user with that name exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A console user; ``password_hash`` is an Argon2id PHC string."""
+
+    id: int
+    name: str
+    role: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A server-side session (the cookie carries the token; the row its SHA-256)."""
+
+    token_hash: str
+    user: UserRecord
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A per-user API token (bearer); ``prefix`` is shown to tell tokens apart."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit record: who, when, from where, what on which object (and patient), and
+    the outcome (``ok``, ``denied``, ``not_found``, ``failed``)."""
+
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    role: str = ""
+    peer: str = ""
+    object_type: str = ""
+    object_id: str = ""
+    patient_id: str = ""
+    count: int = 0
+    detail: JsonDict = field(default_factory=dict)
+    id: int = 0
+
+
+def _engine(store: Store) -> Engine:
+    engine = getattr(store, "engine", None)
+    if not isinstance(engine, Engine):
+        raise TypeError(f"not a SQL store: {type(store).__name__}")
+    return engine
+
+
+class SqlArea:
+    """Read and write helpers on a SQL store's engine (shared by ``sql_web``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = _engine(store)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        from accord.store.sql import db_errors
+
+        with db_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.store.transaction() as tx:
+            yield tx.connection  # type: ignore[attr-defined]
+
+
+def _user(row: Any) -> UserRecord:
+    m = row._mapping
+    return UserRecord(m["id"], m["name"], m["role"], m["password_hash"], bool(m["disabled"]),
+                      m["created_at"], m["password_changed_at"])
+
+
+def _audit(row: Any) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(at=m["at"], actor=m["actor"], action=m["action"], outcome=m["outcome"],
+                      role=m["role"], peer=m["peer"], object_type=m["object_type"],
+                      object_id=m["object_id"], patient_id=m["patient_id"],
+                      count=m["count"], detail=dict(m["detail"] or {}), id=m["id"])
+
+
+def id_cursor(cursor: str | None) -> int | None:
+    """Keyset cursors on integer ids are the last id as decimal text."""
+    if not cursor:
+        return None
+    if not cursor.isdigit():
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return int(cursor)
+
+
+class AuthStore(SqlArea):
+    """Accounts and the audit log on a SQL store (see the module rules)."""
+
+    # -- users ------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, password_hash: str, now: datetime) -> UserRecord:
+        """Create a user; raises UserExistsError when the name is taken."""
+        try:
+            with self.write() as conn:
+                uid = conn.execute(insert(web_users).returning(web_users.c.id), {
+                    "name": name, "role": role, "password_hash": password_hash,
+                    "disabled": False, "created_at": now, "password_changed_at": now,
+                }).scalar_one()
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise UserExistsError(f"user {name!r} exists already") from None
+            raise
+        return UserRecord(uid, name, role, password_hash, False, now, now)
+
+    def user_by_name(self, name: str) -> UserRecord | None:
+        with self.read() as conn:
+            row = conn.execute(select(web_users).where(web_users.c.name == name)).first()
+        return _user(row) if row else None
+
+    def user(self, user_id: int) -> UserRecord | None:
+        with self.read() as conn:
+            row = conn.execute(select(web_users).where(web_users.c.id == user_id)).first()
+        return _user(row) if row else None
+
+    def list_users(self, cursor: str | None = None, limit: int = 100) -> Page[UserRecord]:
+        after = id_cursor(cursor)
+        stmt = select(web_users).order_by(web_users.c.id).limit(limit + 1)
+        if after is not None:
+            stmt = stmt.where(web_users.c.id > after)
+        with self.read() as conn:
+            rows = [_user(r) for r in conn.execute(stmt)]
+        nxt = str(rows[limit - 1].id) if len(rows) > limit else None
+        return Page(tuple(rows[:limit]), nxt)
+
+    def count_users(self, role: str | None = None, enabled_only: bool = False) -> int:
+        stmt = select(func.count()).select_from(web_users)
+        if role is not None:
+            stmt = stmt.where(web_users.c.role == role)
+        if enabled_only:
+            stmt = stmt.where(web_users.c.disabled.is_(False))
+        with self.read() as conn:
+            return int(conn.scalar(stmt) or 0)
+
+    def update_user(self, user_id: int, *, role: str | None = None,
+                    disabled: bool | None = None, password_hash: str | None = None,
+                    now: datetime) -> bool:
+        """Change a user's role, disabled flag or password; ends their sessions when
+        anything but the role changes, or the role does (privileges must not linger)."""
+        values: dict[str, Any] = {}
+        if role is not None:
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        if password_hash is not None:
+            values.update(password_hash=password_hash, password_changed_at=now)
+        if not values:
+            return self.user(user_id) is not None
+        with self.write() as conn:
+            done = conn.execute(update(web_users).where(web_users.c.id == user_id)
+                                .values(**values)).rowcount == 1
+            if done:
+                conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+        return done
+
+    # -- sessions ---------------------------------------------------------------------
+    def add_session(self, token_hash: str, user_id: int, csrf_token: str, now: datetime,
+                    peer: str) -> None:
+        with self.write() as conn:
+            conn.execute(insert(web_sessions), {
+                "token_hash": token_hash, "user_id": user_id, "csrf_token": csrf_token,
+                "created_at": now, "last_seen_at": now, "peer": peer[:64]})
+
+    def session(self, token_hash: str) -> SessionRecord | None:
+        s = web_sessions.c
+        stmt = (select(web_users, s.token_hash, s.csrf_token, s.created_at.label("s_created"),
+                       s.last_seen_at, s.peer)
+                .join(web_users, web_users.c.id == s.user_id).where(s.token_hash == token_hash))
+        with self.read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return SessionRecord(m["token_hash"], _user(row), m["csrf_token"], m["s_created"],
+                             m["last_seen_at"], m["peer"])
+
+    def touch_session(self, token_hash: str, now: datetime) -> None:
+        with self.write() as conn:
+            conn.execute(update(web_sessions).where(web_sessions.c.token_hash == token_hash)
+                         .values(last_seen_at=now))
+
+    def delete_session(self, token_hash: str) -> None:
+        with self.write() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == token_hash))
+
+    def prune_sessions(self, idle_before: datetime, created_before: datetime) -> int:
+        """Delete sessions idle since ``idle_before`` or created before ``created_before``."""
+        s = web_sessions.c
+        with self.write() as conn:
+            return int(conn.execute(delete(web_sessions).where(
+                (s.last_seen_at < idle_before) | (s.created_at < created_before))).rowcount)
+
+    # -- API tokens -------------------------------------------------------------------
+    def add_token(self, user_id: int, name: str, token_hash: str, prefix: str,
+                  now: datetime) -> int:
+        with self.write() as conn:
+            return int(conn.execute(insert(web_api_tokens).returning(web_api_tokens.c.id), {
+                "user_id": user_id, "name": name[:64], "token_hash": token_hash,
+                "prefix": prefix, "created_at": now}).scalar_one())
+
+    def token_user(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+        """The live (not revoked) token with this hash, and its user."""
+        t = web_api_tokens.c
+        stmt = (select(web_users, t.id.label("t_id"), t.user_id, t.name.label("t_name"),
+                       t.prefix, t.created_at.label("t_created"), t.last_used_at, t.revoked_at)
+                .join(web_users, web_users.c.id == t.user_id)
+                .where(t.token_hash == token_hash, t.revoked_at.is_(None)))
+        with self.read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        m = row._mapping
+        token = TokenRecord(m["t_id"], m["user_id"], m["t_name"], m["prefix"], m["t_created"],
+                            m["last_used_at"], m["revoked_at"])
+        return token, _user(row)
+
+    def touch_token(self, token_id: int, now: datetime) -> None:
+        with self.write() as conn:
+            conn.execute(update(web_api_tokens).where(web_api_tokens.c.id == token_id)
+                         .values(last_used_at=now))
+
+    def tokens_of(self, user_id: int) -> list[TokenRecord]:
+        t = web_api_tokens.c
+        stmt = (select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at,
+                       t.revoked_at).where(t.user_id == user_id).order_by(t.id))
+        with self.read() as conn:
+            return [TokenRecord(*r) for r in conn.execute(stmt)]
+
+    def token(self, token_id: int) -> TokenRecord | None:
+        t = web_api_tokens.c
+        stmt = select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at,
+                      t.revoked_at).where(t.id == token_id)
+        with self.read() as conn:
+            row = conn.execute(stmt).first()
+        return TokenRecord(*row) if row else None
+
+    def revoke_token(self, token_id: int, now: datetime) -> bool:
+        with self.write() as conn:
+            return conn.execute(update(web_api_tokens).where(
+                web_api_tokens.c.id == token_id, web_api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)).rowcount == 1
+
+    # -- login attempts ---------------------------------------------------------------
+    def add_attempt(self, name: str, peer: str, ok: bool, now: datetime) -> None:
+        with self.write() as conn:
+            conn.execute(insert(web_login_attempts),
+                         {"at": now, "name": name[:64], "peer": peer[:64], "ok": ok})
+
+    def failures_since(self, since: datetime, *, name: str | None = None,
+                       peer: str | None = None) -> int:
+        """Failed logins at or after ``since`` for a user name or a peer address (an
+        indexed range: bounded by the rate limit window, never the whole table)."""
+        a = web_login_attempts.c
+        where: list[ColumnElement[bool]] = [a.at >= since, a.ok.is_(False)]
+        if name is not None:
+            where.append(a.name == name[:64])
+        if peer is not None:
+            where.append(a.peer == peer[:64])
+        with self.read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(web_login_attempts)
+                                   .where(*where)) or 0)
+
+    def prune_attempts(self, before: datetime) -> int:
+        with self.write() as conn:
+            return int(conn.execute(delete(web_login_attempts)
+                                    .where(web_login_attempts.c.at < before)).rowcount)
+
+    # -- setup tokens -----------------------------------------------------------------
+    def add_setup_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
+        with self.write() as conn:
+            conn.execute(insert(web_setup_tokens), {
+                "token_hash": token_hash, "created_at": now, "expires_at": expires_at})
+
+    def use_setup_token(self, token_hash: str, now: datetime) -> bool:
+        """Mark the token used; True only the first time, before it expires, and only
+        while no user exists (the link creates the FIRST admin, nothing else)."""
+        st = web_setup_tokens.c
+        with self.write() as conn:
+            if conn.scalar(select(func.count()).select_from(web_users)):
+                return False
+            return conn.execute(update(web_setup_tokens).where(
+                st.token_hash == token_hash, st.used_at.is_(None), st.expires_at > now)
+                .values(used_at=now)).rowcount == 1
+
+    # -- audit ------------------------------------------------------------------------
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        with self.write() as conn:
+            conn.execute(insert(web_audit), [{
+                "at": e.at, "actor": e.actor[:64], "role": e.role[:16], "peer": e.peer[:64],
+                "action": e.action[:48], "object_type": e.object_type[:32],
+                "object_id": e.object_id[:255], "patient_id": e.patient_id[:64],
+                "outcome": e.outcome[:16], "detail": e.detail, "count": e.count}
+                for e in entries])
+
+    def list_audit(self, *, actor: str | None = None, patient_id: str | None = None,
+                   action: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, cursor: str | None = None,
+                   limit: int = 100) -> Page[AuditEntry]:
+        """Audit records matching every filter, newest first."""
+        a = web_audit.c
+        where: list[ColumnElement[bool]] = []
+        for col, value in ((a.actor, actor), (a.patient_id, patient_id), (a.action, action)):
+            if value:
+                where.append(col == value)
+        if since is not None:
+            where.append(a.at >= since)
+        if until is not None:
+            where.append(a.at < until)
+        after = id_cursor(cursor)
+        if after is not None:
+            where.append(a.id < after)
+        stmt = select(web_audit).where(*where).order_by(a.id.desc()).limit(limit + 1)
+        with self.read() as conn:
+            rows = [_audit(r) for r in conn.execute(stmt)]
+        nxt = str(rows[limit - 1].id) if len(rows) > limit else None
+        return Page(tuple(rows[:limit]), nxt)
