@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from accord.errors import ParseError
 from accord.hl7.charset import decode
 from accord.hl7.encoding import DEFAULT_ENCODING
-from accord.hl7.message import Message, Segment, _Context
+from accord.hl7.message import Message
 from accord.hl7.parser import build_message, read_encoding, split_lines
+from accord.hl7.segment import Segment, _Context
 
 __all__ = ["Batch", "parse_batch"]
 
