@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     reason = _pg_state.get("reason")
     if reason is not None:
         terminalreporter.write_line(
-            f"WARNING: PostgreSQL store contract tests were SKIPPED ({reason})",
+            f"WARNING: PostgreSQL store contract tests did NOT run ({reason})",
             red=True,
             bold=True,
         )

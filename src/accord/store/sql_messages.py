@@ -250,13 +250,7 @@ def message_filters(
             where.append(c.sending_facility == facility)
     for kind, value in (("patient", patient_id), ("accession", accession)):
         if value is not None:
-            where.append(
-                c.id.in_(
-                    select(message_keys.c.message_id).where(
-                        message_keys.c.kind == kind, message_keys.c.value == value[:KEY_LENGTH]
-                    )
-                )
-            )
+            where.append(_has_key(kind, value))
     if status is not None:
         where.append(c.status == status)
     if since is not None:
@@ -264,6 +258,15 @@ def message_filters(
     if until is not None:
         where.append(c.received_at < until)
     return where
+
+
+def _has_key(kind: str, value: str) -> ColumnElement[bool]:
+    """The message has this search key (indexed side table ``message_keys``)."""
+    return messages.c.id.in_(
+        select(message_keys.c.message_id).where(
+            message_keys.c.kind == kind, message_keys.c.value == value[:KEY_LENGTH]
+        )
+    )
 
 
 def search(

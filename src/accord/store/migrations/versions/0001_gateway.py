@@ -26,6 +26,19 @@ def _text(name: str, length: int) -> sa.Column[str]:
 
 
 def upgrade() -> None:
+    _messages()
+    _keys_and_dedupe()
+    _outbox()
+    op.create_table(
+        "job_locks",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("node", sa.String(128), nullable=False),
+        sa.Column("lease_until", TS, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_job_locks"),
+    )
+
+
+def _messages() -> None:
     op.create_table(
         "messages",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
@@ -61,6 +74,8 @@ def upgrade() -> None:
     op.create_index("ix_messages_sender", "messages", ["sending_app", "sending_facility"])
     op.create_index("ix_messages_status", "messages", ["status", "id"])
 
+
+def _keys_and_dedupe() -> None:
     op.create_table(
         "message_keys",
         sa.Column("message_id", ID, nullable=False),
@@ -93,6 +108,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_dedupe_message", "dedupe", ["message_id"])
 
+
+def _outbox() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
@@ -130,14 +147,6 @@ def upgrade() -> None:
     op.create_index("ix_outbox_status", "outbox", ["status", "id"])
     op.create_index("ix_outbox_source", "outbox", ["source_message_id"])
     op.create_index("ix_outbox_control_id", "outbox", ["control_id"])
-
-    op.create_table(
-        "job_locks",
-        sa.Column("name", sa.String(64), nullable=False),
-        sa.Column("node", sa.String(128), nullable=False),
-        sa.Column("lease_until", TS, nullable=False),
-        sa.PrimaryKeyConstraint("name", name="pk_job_locks"),
-    )
 
 
 def downgrade() -> None:
