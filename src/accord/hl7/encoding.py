@@ -150,10 +150,14 @@ def escape(value: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
 
     Delimiters become ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` (``\\P\\`` for the truncation
     character), CR and LF become ``\\X0D\\``/``\\X0A\\``; well-formed formatting and
-    character-set sequences are kept, as ``unescape`` keeps them.
+    character-set sequences are kept, as ``unescape`` keeps them. ``ValueError`` if the
+    value needs escaping and the encoding has no escape character.
     """
     esc = encoding.escape
     if not esc:
+        if any(c in value for c in encoding.separators + "\r\n"):
+            raise ValueError("the message declares no escape character: a delimiter, CR or "
+                             "LF in a value cannot be encoded")
         return value
     if esc not in value:
         specials = encoding.separators + "\r\n"

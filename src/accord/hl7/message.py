@@ -235,7 +235,9 @@ class Message:
 
     def add_segment(self, segment_id: str) -> Segment:
         """Append an empty segment (``"ERR"``) and return it, to be filled with ``set``."""
-        parse_path(segment_id)  # validates the ID
+        path = parse_path(segment_id)  # ValueError unless it looks like a segment ID
+        if path.occurrence is not None or path.field is not None:
+            raise ValueError(f"not a segment ID: {segment_id!r}")
         if segment_id in HEADER_SEGMENTS:
             raise ValueError(f"a message has one {segment_id}; it cannot be added")
         seg = Segment(segment_id, segment_id, self._ctx)
