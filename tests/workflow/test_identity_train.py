@@ -134,3 +134,11 @@ def test_default_weights_are_probabilities_that_sum_to_one() -> None:
         assert sum(c.m) == pytest.approx(1.0)
         assert sum(c.u) == pytest.approx(1.0)
         assert c.log2_bayes_factors()[0] > 0 > c.log2_bayes_factors()[-1]
+
+
+def test_a_sample_without_duplicates_keeps_the_default_m() -> None:
+    clean = train(synthetic(people=1500, duplicates=0), seed=3, u_pairs=50_000)
+    for ours, default in zip(clean.comparisons, DEFAULT_WEIGHTS.comparisons, strict=True):
+        assert ours.m == default.m
+    assert clean.duplicate_rate == DEFAULT_WEIGHTS.duplicate_rate
+    assert clean.comparisons[0].u != DEFAULT_WEIGHTS.comparisons[0].u  # u is still learned

@@ -12,8 +12,9 @@ Rule: pure, deterministic for a given seed (``random.Random(seed)``), no I/O, no
    of matches whose birth dates agree exactly (m of that level, from the other
    sessions), i.e. all matching pairs, per record.
 
-Too little data (few records, or a session with few pairs) keeps the default values for
-what could not be estimated.
+Too little data (few records, a session with few pairs or few matches, or an EM result
+that is not about people, see ``_plausible``) keeps the default values for what could
+not be estimated.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from accord.workflow.model import Demographics, Patient
 
 MIN_RECORDS = 50
 MIN_PAIRS = 100
+MIN_MATCHES = 20
 _FLOOR = 1e-6  # no level is impossible: keeps log2(m/u) finite
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _FAMILY = COMPARISON_NAMES.index("family_name")
@@ -81,31 +83,44 @@ def train(
     rng = random.Random(seed)
     u = estimate_u(feats, rng, u_pairs)
     m_final: list[list[float] | None] = [None for _ in COMPARISON_NAMES]
-    found_by_birth: float | None = None
+    rate = DEFAULT_WEIGHTS.duplicate_rate
     for rule, excluded in _SESSIONS:
         vectors = blocked_vectors(feats, _rule(rule), rng, max_pairs)
-        if sum(vectors.values()) < MIN_PAIRS:
+        pairs = sum(vectors.values())
+        if pairs < MIN_PAIRS:
             continue
         m, lam = expectation_maximisation(
             vectors, u, excluded, _HOUSEHOLD, iterations=iterations, tolerance=tolerance
         )
+        if lam * pairs < MIN_MATCHES or not _plausible(m, u, excluded):
+            continue  # no duplicates to learn from here: keep what we have
         for i, levels in enumerate(m):
             if i not in excluded and m_final[i] is None:
                 m_final[i] = levels
-        if excluded == {_BIRTH}:
-            found_by_birth = lam * sum(vectors.values())
+        birth = m_final[_BIRTH]
+        if excluded == {_BIRTH} and birth is not None:
+            # matches seen in birth-date blocks / share of matches agreeing on birth date
+            # = all matching pairs; each is one duplicate for one of its two records
+            rate = min(1.0, max(1e-4, 2 * lam * pairs / birth[0] / len(feats)))
     m_out = [
         tuple(levels or DEFAULT_WEIGHTS.comparisons[i].m) for i, levels in enumerate(m_final)
     ]
-    rate = DEFAULT_WEIGHTS.duplicate_rate
-    if found_by_birth is not None:
-        # each matching pair is a duplicate for one of its two records, seen from the other
-        rate = min(10.0, max(1e-6, 2 * found_by_birth / m_out[_BIRTH][0] / len(feats)))
     comparisons = tuple(
         ComparisonWeights(c.name, c.levels, m_out[i], tuple(u[i]))
         for i, c in enumerate(DEFAULT_WEIGHTS.comparisons)
     )
     return Weights(comparisons, rate, trained_on=len(feats))
+
+
+def _plausible(
+    m: Sequence[Sequence[float]], u: Sequence[Sequence[float]], excluded: frozenset[int]
+) -> bool:
+    """Did EM find people, not households? Among matches, exact agreement must be likelier
+    than among non-matches and than plain disagreement, on every comparison it estimated.
+    A sample without duplicates fails this: its "match" class is spouses and siblings."""
+    return all(
+        m[i][0] > u[i][0] and m[i][0] > m[i][-1] for i in range(len(m)) if i not in excluded
+    )
 
 
 def estimate_u(feats: Sequence[Features], rng: random.Random, pairs: int) -> list[list[float]]:
