@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accord.hl7 import Encoding, Message, ParseError, parse, parse_batch
+from accord.hl7 import Encoding, Message, ParseError, escape, parse, parse_batch, unescape
 
 DELIMITERS = "|^~\\&#!@%*$+/:;?"
 VALUES = st.text(
@@ -147,3 +147,12 @@ def test_set_get_is_identity_on_tricky_values(value: str) -> None:
     msg.set("PID-5.1", value)
     assert msg.get("PID-5.1") == value
     assert parse(msg.to_er7()).get("PID-5.1") == value
+
+
+@given(enc=encodings(), value=VALUES)
+@settings(max_examples=300, deadline=None)
+def test_unescape_inverts_escape(enc: Encoding, value: str) -> None:
+    escaped = escape(value, enc)
+    assert not any(c in escaped for c in (enc.field, enc.component, enc.repetition,
+                                          enc.subcomponent, "\r", "\n"))
+    assert unescape(escaped, enc) == value

@@ -56,7 +56,7 @@ DEFAULT_ENCODING = Encoding()
 # HL7 v2.5.1 §2.7.2-2.7.6: formatting commands, character-set switches (\C..\, \M..\),
 # locally defined \Z..\ escapes.
 _VERBATIM = re.compile(
-    r"\.(?:br|fi|nf|sp(?: ?[+-]?\d+)?|in ?[+-]?\d+|ti ?[+-]?\d+|sk ?[+-]?\d+|ce)"
+    r"\.(?:br|fi|nf|ce|(?:sp|in|ti|sk)(?: ?[+-]?\d+)?)"
     r"|H|N|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4}(?:[0-9A-Fa-f]{2})?|Z[0-9A-Za-z]*"
 )
 _HEX = re.compile(r"X(?:[0-9A-Fa-f]{2})+")
