@@ -139,6 +139,13 @@ def _on_find(
         LOG.info("C-FIND refused: %s", query.reason)
         yield query.status, None
         return
+    yield from _answers(event, query, source, config, cache)
+
+
+def _answers(
+    event: evt.Event, query: Query, source: WorklistSource, config: ScpConfig,
+    cache: ResponseCache,
+) -> Iterator[tuple[int, Dataset | None]]:
     calling = str(event.assoc.requestor.ae_title).strip()
     syntax = UID(event.context.transfer_syntax)
     implicit, little = bool(syntax.is_implicit_VR), bool(syntax.is_little_endian)
