@@ -22,6 +22,7 @@ def config(tmp_path: Path, receiver_port: int, extra: str = "") -> Config:
     path = tmp_path / "accord.yaml"
     path.write_text(
         "mllp: {port: 0}\n"
+        "workflow: {enabled: false}\n"  # the gateway alone: messages pass through
         f"store: {{data_dir: {tmp_path / 'data'}}}\n"
         "destinations:\n"
         f"  - {{name: pacs, host: 127.0.0.1, port: {receiver_port}, "

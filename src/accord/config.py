@@ -69,10 +69,36 @@ class MllpConfig(_Model):
     allowed_senders: tuple[Sender, ...] = ()
 
 
+class PacsConfig(_Model):
+    """The PACS the reconciliation job asks (C-FIND SCU, Study Root, PS3.4 C.6.2)."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    ae_title: str = Field(default="PACS", min_length=1, max_length=16)
+    timeout: float = Field(default=30.0, gt=0)
+
+
 class DicomConfig(_Model):
     ae_title: str = Field(default="ACCORD", min_length=1, max_length=16)
     host: str = "127.0.0.1"
     port: int = Field(default=11112, ge=0, le=65535)
+    enabled: bool = True
+    scope_to_station: bool = False  # a calling AE sees only its own station's steps
+    max_associations: int = Field(default=16, gt=0)
+    pacs: PacsConfig | None = None  # reconciliation runs only when a PACS is named
+    reconcile_after_minutes: float = Field(default=60.0, gt=0)
+    reconcile_interval: float = Field(default=300.0, gt=0)
+
+
+class WorkflowConfig(_Model):
+    """The canonical model's settings: on or off (off: ingest only routes by category,
+    and no DICOM bridge runs), the procedure catalog (``procedures`` and
+    ``station_rules``, see ``accord.mapping.procedures.catalog_from_config``) and
+    whether new patients are scored against the stored ones (never merged)."""
+
+    enabled: bool = True  # false: a plain router (messages pass through by category)
+    catalog: dict[str, Any] = {}
+    identity_matching: bool = True
 
 
 class HttpConfig(_Model):
@@ -134,6 +160,7 @@ class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     destinations: tuple[Destination, ...] = ()
     dialects: dict[str, dict[str, Any]] = {}
+    workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
 
     @field_validator("destinations")
     @classmethod

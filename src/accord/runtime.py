@@ -15,15 +15,30 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
 from accord.deliver import ClientFactory, Deliverer, default_client_factory
+from accord.dicom.bridge import StoreMpps, StoreWorklist
+from accord.dicom.index import WorklistIndex
+from accord.dicom.reconcile_job import ReconcileSettings, reconciliation_loop
+from accord.dicom.scp import DicomServer, ScpConfig, start_scp
+from accord.dicom.scu import PacsPeer
 from accord.ingest import Ingestor, Processor, Router
 from accord.jobs import pruning_loop
+from accord.mapping.dialect import Dialects
+from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
+from accord.processing import Outbound, WorkflowProcessor
 from accord.store import Store, open_store
+from accord.store.sql import SqlStore
+from accord.store.sql_workflow import repository_for
+from accord.store.sql_workflow_catalog import sync_code_table
+from accord.store.sql_worklist import SqlWorklistReader, save_mpps
+from accord.workflow.identity import Matcher
+from accord.workflow.memory import RandomIds
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +56,7 @@ class Runtime:
     deliverer: Deliverer
     mllp: MllpServer
     owns_store: bool = True
+    bridge: DicomBridge | None = None
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
     _started: bool = False
 
@@ -48,16 +64,28 @@ class Runtime:
     def mllp_port(self) -> int:
         return self.mllp.port
 
+    @property
+    def dicom_port(self) -> int:
+        """The DICOM SCP's bound port once started (0 when it does not run)."""
+        server = self.bridge.server if self.bridge is not None else None
+        return server.port if server is not None else 0
+
     def listening(self) -> list[str]:
         """What runs, one line each (only listeners that exist)."""
         scheme = "mllp+tls" if self.mllp.ssl_context is not None else "mllp"
-        return [f"HL7 {scheme}://{self.mllp.host}:{self.mllp_port}"]
+        lines = [f"HL7 {scheme}://{self.mllp.host}:{self.mllp_port}"]
+        if self.bridge is not None and self.bridge.server is not None:
+            dicom = self.config.dicom
+            lines.append(f"DICOM MWL+MPPS {dicom.ae_title}@{dicom.host}:{self.dicom_port}")
+        return lines
 
     async def start(self) -> None:
         """Start delivery, the listener and the background jobs."""
         if self._started:
             return
         await self.deliverer.start()
+        if self.bridge is not None:
+            await self.bridge.start(self)
         await self.mllp.start()
         self._jobs.append(asyncio.create_task(
             pruning_loop(self.store, self.config.store, self.clock, self.node_id),
@@ -71,6 +99,8 @@ class Runtime:
             return
         self._started = False
         await self.mllp.stop()
+        if self.bridge is not None:
+            await asyncio.to_thread(self.bridge.stop)
         await self.ingestor.close()
         await self.deliverer.stop()
         for job in self._jobs:
@@ -89,8 +119,12 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
           control_ids: ControlIds | None = None) -> Runtime:
     """Wire an engine from ``config``; anything passed in replaces the default part.
 
-    The default processor routes by category (:class:`accord.ingest.Router`); the
-    workflow issue passes its own processor here.
+    On the SQL store the default processor is the workflow
+    (:class:`accord.processing.WorkflowProcessor`: the canonical model, findings, trace,
+    outbound messages per destination dialect) and the DICOM bridge (MWL + MPPS SCP on
+    ``dicom.port``, PACS reconciliation) runs unless ``dicom.enabled`` is false. A
+    ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
+    :class:`accord.ingest.Router` is the plain category router.
     """
     owns_store = store is None
     if store is None:
@@ -102,6 +136,16 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}"
     deliverer = Deliverer(store, config.destinations, clock, node_id,
                           client_factory or default_client_factory)
+    bridge: DicomBridge | None = None
+    if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
+        dialects = Dialects.from_config(config.dialects)
+        outbound = Outbound(config.destinations, dialects, ids)
+        processor = WorkflowProcessor(
+            dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
+            catalog=_catalog(store, config, clock),
+            matcher=Matcher() if config.workflow.identity_matching else None)
+        if config.dicom.enabled:
+            bridge = DicomBridge(store, outbound, clock, config)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     server = MllpServer(ingestor.handle, host=config.mllp.host, port=config.mllp.port,
@@ -109,7 +153,64 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                         on_oversize=ingestor.on_oversize, on_empty=ingestor.on_empty)
     return Runtime(config=config, store=store, clock=clock, node_id=node_id,
                    control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
-                   owns_store=owns_store)
+                   owns_store=owns_store, bridge=bridge)
+
+
+def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:
+    """The configured procedure catalog; its code table kept, versioned, in the store."""
+    raw = config.workflow.catalog
+    if not raw:
+        return None
+    configured = catalog_from_config(raw, at=clock.now(), author="configuration")
+    table = sync_code_table(store, configured.table, at=clock.now(), author="configuration")
+    return Catalog(table=table, rules=configured.rules)
+
+
+class DicomBridge:
+    """The DICOM side (issue 5): MWL + MPPS SCP on the store, and the PACS reconciliation
+    job. Built by :func:`build`; started and stopped by the :class:`Runtime`."""
+
+    def __init__(self, store: SqlStore, outbound: Outbound, clock: Clock,
+                 config: Config) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.reader = SqlWorklistReader(store)
+        self.worklist = StoreWorklist(self.reader, WorklistIndex())
+        self._outbound = outbound
+        self.server: DicomServer | None = None
+
+    async def start(self, rt: Runtime) -> None:
+        """Load the worklist, listen, and start the reconciliation job (if a PACS)."""
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # MPPS commits happen on pynetdicom's threads
+            loop.call_soon_threadsafe(rt.deliverer.wake)
+
+        sink = StoreMpps(
+            self.store, self.reader, repository=repository_for, outbound=self._outbound,
+            ids=RandomIds(), clock=self.clock, save=save_mpps, worklist=self.worklist,
+            on_commit=wake)
+        d = self.config.dicom
+        scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
+                        maximum_associations=d.max_associations,
+                        scope_to_station=d.scope_to_station)
+        await asyncio.to_thread(self.worklist.load)
+        try:
+            self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)
+        except OSError as exc:  # HL7 keeps flowing; the missing listener is not printed
+            log.error("DICOM SCP not started on %s:%d: %s", d.host, d.port, exc)
+        if d.pacs is not None:
+            peer = PacsPeer(d.pacs.host, d.pacs.port, d.pacs.ae_title, d.ae_title,
+                            d.pacs.timeout)
+            settings = ReconcileSettings(peer, timedelta(minutes=d.reconcile_after_minutes),
+                                         d.reconcile_interval)
+            rt._jobs.append(asyncio.create_task(reconciliation_loop(
+                self.store, self.reader, repository_for, settings, self.clock, rt.node_id),
+                name="accord-reconcile"))
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 def _limits(config: Config) -> MllpLimits:

@@ -10,11 +10,12 @@ reads the second OBR.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from accord.hl7 import Message
-from accord.hl7.types import read_cx, read_ts, read_xad, read_xcn, read_xpn, read_xtn
+from accord.hl7.types import XPN, read_cx, read_ts, read_xad, read_xcn, read_xpn, read_xtn
 from accord.mapping.dialect import Dialect
 from accord.mapping.procedures import Catalog
 from accord.workflow.commands import PatientData, VisitData
@@ -160,8 +161,19 @@ def patient(msg: Message, dialect: Dialect, occurrence: int = 1) -> PatientData:
         phone=phone,
         national_id=national,
         mothers_maiden_name=mothers[0].family if mothers else "",
+        ideographic_name=_represented(msg, f"{pid}-5", names, "I"),
+        phonetic_name=_represented(msg, f"{pid}-5", names, "P"),
     )
     return PatientData(idents, demographics)
+
+
+def _represented(msg: Message, path: str, names: Sequence[XPN], code: str) -> PersonName | None:
+    """The PID-5 repetition whose XPN-8 name representation code (table 4000) is ``code``:
+    ``I`` ideographic (Kanji), ``P`` phonetic — the DICOM PN component groups."""
+    for n, xpn in enumerate(names, start=1):
+        if n > 1 and msg.get(f"{path}[{n}].8") == code:
+            return PersonName(xpn.family, xpn.given, xpn.middle, xpn.suffix, xpn.prefix)
+    return None
 
 
 def visit(msg: Message, occurrence: int = 1) -> VisitData | None:

@@ -46,13 +46,19 @@ from accord.workflow.identity_index import blocking_keys, query_keys
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
-ORDER_KEYS = ("accession", "placer_number", "filler_number", "study_instance_uid",
-              "requested_procedure_id")
+ORDER_KEYS = (
+    "accession",
+    "placer_number",
+    "filler_number",
+    "study_instance_uid",
+    "requested_procedure_id",
+)
 REPORT_KEYS = ("accession", "placer_number", "filler_number", "order_id")
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-           keys: Sequence[str]) -> None:
+def upsert(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
     if not rows:
         return
@@ -68,20 +74,26 @@ def block_keys(demographics: Demographics) -> list[str]:
 
 
 def _query_keys(demographics: Demographics) -> list[str]:
-    return sorted({f"{n}:{k}" for n, keys in enumerate(query_keys(features(demographics)))
-                   for k in keys if k})
+    return sorted(
+        {f"{n}:{k}" for n, keys in enumerate(query_keys(features(demographics))) for k in keys if k}
+    )
 
 
 def _step_rows(order: Order) -> list[dict[str, Any]]:
     rows = []
     for step in order.steps:
         for station in step.station_ae_titles or ("",):
-            rows.append({
-                "order_id": order.id, "sps_id": step.sps_id, "station_ae": station[:16],
-                "modality": (step.modality or order.modality)[:16], "start_at": step.start,
-                "start_date": step.start.strftime("%Y%m%d") if step.start else "",
-                "status": order.status.value,
-            })
+            rows.append(
+                {
+                    "order_id": order.id,
+                    "sps_id": step.sps_id,
+                    "station_ae": station[:16],
+                    "modality": (step.modality or order.modality)[:16],
+                    "start_at": step.start,
+                    "start_date": step.start.strftime("%Y%m%d") if step.start else "",
+                    "status": order.status.value,
+                }
+            )
     return rows
 
 
@@ -98,10 +110,19 @@ class SqlRepository:
     def flush(self) -> None:
         """Write the buffered trace events (call before the transaction ends)."""
         if self._trace:
-            self._c.execute(insert(wf_trace_events), [
-                {"at": e.at, "order_id": e.order_id, "accession": e.accession,
-                 "message": e.message[:512], "doc": codec.encode_trace(e)}
-                for e in self._trace])
+            self._c.execute(
+                insert(wf_trace_events),
+                [
+                    {
+                        "at": e.at,
+                        "order_id": e.order_id,
+                        "accession": e.accession,
+                        "message": e.message[:512],
+                        "doc": codec.encode_trace(e),
+                    }
+                    for e in self._trace
+                ],
+            )
             self._trace.clear()
 
     def _seen(self, kind: str, ident: str) -> None:
@@ -121,9 +142,11 @@ class SqlRepository:
 
     def patient_by_identifier(self, identifier: Identifier) -> Patient | None:
         i = wf_patient_identifiers.c
-        stmt = (select(wf_patients.c.doc)
-                .join(wf_patient_identifiers, wf_patients.c.id == i.patient_id)
-                .where(i.value == identifier.value, i.authority == identifier.authority))
+        stmt = (
+            select(wf_patients.c.doc)
+            .join(wf_patient_identifiers, wf_patients.c.id == i.patient_id)
+            .where(i.value == identifier.value, i.authority == identifier.authority)
+        )
         found = self._patients(r.doc for r in self._c.execute(stmt))
         return found[0] if found else None
 
@@ -131,35 +154,68 @@ class SqlRepository:
         keys = _query_keys(demographics)
         if not keys:
             return []
-        ids = (select(wf_patient_blocks.c.patient_id)
-               .where(wf_patient_blocks.c.key.in_(keys)).distinct().limit(limit))
-        stmt = select(wf_patients.c.doc).where(wf_patients.c.id.in_(ids.scalar_subquery()),
-                                              wf_patients.c.merged_into.is_(None))
+        ids = (
+            select(wf_patient_blocks.c.patient_id)
+            .where(wf_patient_blocks.c.key.in_(keys))
+            .distinct()
+            .limit(limit)
+        )
+        stmt = select(wf_patients.c.doc).where(
+            wf_patients.c.id.in_(ids.scalar_subquery()), wf_patients.c.merged_into.is_(None)
+        )
         return self._patients(r.doc for r in self._c.execute(stmt))
 
     def save_patient(self, patient: Patient) -> None:
         d = patient.demographics
-        upsert(self._c, wf_patients, [{
-            "id": patient.id, "merged_into": patient.merged_into,
-            "family": d.name.family.casefold()[:199],
-            "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
-            "doc": codec.encode_patient(patient)}], ["id"])
+        upsert(
+            self._c,
+            wf_patients,
+            [
+                {
+                    "id": patient.id,
+                    "merged_into": patient.merged_into,
+                    "family": d.name.family.casefold()[:199],
+                    "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
+                    "doc": codec.encode_patient(patient),
+                }
+            ],
+            ["id"],
+        )
         if ("patient", patient.id) in self._known:
-            self._c.execute(delete(wf_patient_identifiers)
-                            .where(wf_patient_identifiers.c.patient_id == patient.id))
-            self._c.execute(delete(wf_patient_blocks)
-                            .where(wf_patient_blocks.c.patient_id == patient.id))
+            self._c.execute(
+                delete(wf_patient_identifiers).where(
+                    wf_patient_identifiers.c.patient_id == patient.id
+                )
+            )
+            self._c.execute(
+                delete(wf_patient_blocks).where(wf_patient_blocks.c.patient_id == patient.id)
+            )
             # Worklist items show the patient: their orders' items must be re-rendered.
-            self._c.execute(insert(wf_worklist_log).from_select(
-                ["order_id", "at"],
-                select(wf_orders.c.id, literal(self._now, UtcDateTime()))
-                .where(wf_orders.c.patient_id == patient.id)))
+            self._c.execute(
+                insert(wf_worklist_log).from_select(
+                    ["order_id", "at"],
+                    select(wf_orders.c.id, literal(self._now, UtcDateTime())).where(
+                        wf_orders.c.patient_id == patient.id
+                    ),
+                )
+            )
         self._seen("patient", patient.id)
         # The last save wins an identifier, as in the in-memory repository.
-        upsert(self._c, wf_patient_identifiers, [
-            {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
-             "patient_id": patient.id, "position": n}
-            for n, i in enumerate(patient.identifiers)], ["value", "authority"])
+        upsert(
+            self._c,
+            wf_patient_identifiers,
+            [
+                {
+                    "value": i.value,
+                    "authority": i.authority,
+                    "type_code": i.type_code[:16],
+                    "patient_id": patient.id,
+                    "position": n,
+                }
+                for n, i in enumerate(patient.identifiers)
+            ],
+            ["value", "authority"],
+        )
         if patient.merged_into is None:
             blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
             if blocks:
@@ -167,19 +223,32 @@ class SqlRepository:
 
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None:
-        row = self._c.execute(select(wf_visits.c.doc)
-                              .where(wf_visits.c.visit_number == visit_number)).first()
+        row = self._c.execute(
+            select(wf_visits.c.doc).where(wf_visits.c.visit_number == visit_number)
+        ).first()
         return codec.decode_visit(row.doc) if row else None
 
     def visits_of(self, patient_id: str) -> Sequence[Visit]:
-        rows = self._c.execute(select(wf_visits.c.doc).where(wf_visits.c.patient_id == patient_id)
-                               .order_by(wf_visits.c.visit_number))
+        rows = self._c.execute(
+            select(wf_visits.c.doc)
+            .where(wf_visits.c.patient_id == patient_id)
+            .order_by(wf_visits.c.visit_number)
+        )
         return [codec.decode_visit(r.doc) for r in rows]
 
     def save_visit(self, visit: Visit) -> None:
-        upsert(self._c, wf_visits, [{"visit_number": visit.visit_number,
-                                     "patient_id": visit.patient_id,
-                                     "doc": codec.encode_visit(visit)}], ["visit_number"])
+        upsert(
+            self._c,
+            wf_visits,
+            [
+                {
+                    "visit_number": visit.visit_number,
+                    "patient_id": visit.patient_id,
+                    "doc": codec.encode_visit(visit),
+                }
+            ],
+            ["visit_number"],
+        )
 
     # --- orders -------------------------------------------------------------------------
     def _orders(self, stmt: Any) -> list[Order]:
@@ -197,54 +266,81 @@ class SqlRepository:
             return []
         if key == "sps_id":
             ids = select(wf_procedure_steps.c.order_id).where(wf_procedure_steps.c.sps_id == value)
-            return self._orders(select(wf_orders.c.doc)
-                                .where(wf_orders.c.id.in_(ids.scalar_subquery()))
-                                .order_by(wf_orders.c.id))
+            return self._orders(
+                select(wf_orders.c.doc)
+                .where(wf_orders.c.id.in_(ids.scalar_subquery()))
+                .order_by(wf_orders.c.id)
+            )
         if key not in ORDER_KEYS:
             return []
-        return self._orders(select(wf_orders.c.doc).where(wf_orders.c[key] == value)
-                            .order_by(wf_orders.c.id))
+        return self._orders(
+            select(wf_orders.c.doc).where(wf_orders.c[key] == value).order_by(wf_orders.c.id)
+        )
 
     def orders_of(self, patient_id: str) -> Sequence[Order]:
-        return self._orders(select(wf_orders.c.doc).where(wf_orders.c.patient_id == patient_id)
-                            .order_by(wf_orders.c.id))
+        return self._orders(
+            select(wf_orders.c.doc)
+            .where(wf_orders.c.patient_id == patient_id)
+            .order_by(wf_orders.c.id)
+        )
 
     def save_order(self, order: Order) -> None:
         row = {k: getattr(order, k) for k in ORDER_KEYS}
-        row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
-                   source=order.source[:227], held=bool(order.hold_reason),
-                   updated_at=self._now, doc=codec.encode_order(order))
+        row.update(
+            id=order.id,
+            patient_id=order.patient_id,
+            status=order.status.value,
+            source=order.source[:227],
+            held=bool(order.hold_reason),
+            updated_at=self._now,
+            doc=codec.encode_order(order),
+        )
         upsert(self._c, wf_orders, [row], ["id"])
         if ("order", order.id) in self._known:
-            self._c.execute(delete(wf_procedure_steps)
-                            .where(wf_procedure_steps.c.order_id == order.id))
+            self._c.execute(
+                delete(wf_procedure_steps).where(wf_procedure_steps.c.order_id == order.id)
+            )
         self._seen("order", order.id)
         steps = _step_rows(order)
         if steps:
             self._c.execute(insert(wf_procedure_steps), steps)
-        self._c.execute(insert(wf_worklist_log),
-                        [{"order_id": order.id, "at": self._now}])
+        self._c.execute(insert(wf_worklist_log), [{"order_id": order.id, "at": self._now}])
 
     # --- reports ------------------------------------------------------------------------
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
         if not value or key not in REPORT_KEYS:
             return []
-        rows = self._c.execute(select(wf_reports.c.doc).where(wf_reports.c[key] == value)
-                               .order_by(wf_reports.c.id))
+        rows = self._c.execute(
+            select(wf_reports.c.doc).where(wf_reports.c[key] == value).order_by(wf_reports.c.id)
+        )
         return [codec.decode_report(r.doc) for r in rows]
 
     def reports_of(self, patient_id: str) -> Sequence[Report]:
-        rows = self._c.execute(select(wf_reports.c.doc)
-                               .where(wf_reports.c.patient_id == patient_id)
-                               .order_by(wf_reports.c.id))
+        rows = self._c.execute(
+            select(wf_reports.c.doc)
+            .where(wf_reports.c.patient_id == patient_id)
+            .order_by(wf_reports.c.id)
+        )
         return [codec.decode_report(r.doc) for r in rows]
 
     def save_report(self, report: Report) -> None:
-        upsert(self._c, wf_reports, [{
-            "id": report.id, "accession": report.accession,
-            "placer_number": report.placer_number, "filler_number": report.filler_number,
-            "order_id": report.order_id, "patient_id": report.patient_id,
-            "status": report.status.value, "doc": codec.encode_report(report)}], ["id"])
+        upsert(
+            self._c,
+            wf_reports,
+            [
+                {
+                    "id": report.id,
+                    "accession": report.accession,
+                    "placer_number": report.placer_number,
+                    "filler_number": report.filler_number,
+                    "order_id": report.order_id,
+                    "patient_id": report.patient_id,
+                    "status": report.status.value,
+                    "doc": codec.encode_report(report),
+                }
+            ],
+            ["id"],
+        )
 
     # --- findings, statistics, trace -----------------------------------------------------
     def finding(self, key: str) -> Finding | None:
@@ -253,42 +349,77 @@ class SqlRepository:
 
     def findings_about(self, accession: str = "", patient_id: str = "") -> Sequence[Finding]:
         found: dict[str, Finding] = {}
-        for column, value in ((wf_findings.c.accession, accession),
-                              (wf_findings.c.patient_id, patient_id)):
+        for column, value in (
+            (wf_findings.c.accession, accession),
+            (wf_findings.c.patient_id, patient_id),
+        ):
             if value:
-                rows = self._c.execute(select(wf_findings.c.doc).where(column == value)
-                                       .order_by(wf_findings.c.id))
+                rows = self._c.execute(
+                    select(wf_findings.c.doc).where(column == value).order_by(wf_findings.c.id)
+                )
                 for r in rows:
                     f = codec.decode_finding(r.doc)
                     found[f.key] = f
         return list(found.values())
 
     def save_finding(self, finding: Finding) -> None:
-        upsert(self._c, wf_findings, [{
-            "key": finding.key, "kind": finding.kind.value,
-            "severity": finding.severity.value if finding.severity else "warning",
-            "accession": finding.accession[:199], "patient_id": finding.patient_id,
-            "first_seen": finding.first_seen, "last_seen": finding.last_seen or finding.first_seen,
-            "count": finding.count, "resolution": finding.resolution.value,
-            "doc": codec.encode_finding(finding)}], ["key"])
+        upsert(
+            self._c,
+            wf_findings,
+            [
+                {
+                    "key": finding.key,
+                    "kind": finding.kind.value,
+                    "severity": finding.severity.value if finding.severity else "warning",
+                    "accession": finding.accession[:199],
+                    "patient_id": finding.patient_id,
+                    "first_seen": finding.first_seen,
+                    "last_seen": finding.last_seen or finding.first_seen,
+                    "count": finding.count,
+                    "resolution": finding.resolution.value,
+                    "doc": codec.encode_finding(finding),
+                }
+            ],
+            ["key"],
+        )
 
     def field_stats(self, sender: str) -> FieldStats:
         f = wf_field_stats.c
-        rows = self._c.execute(select(f.message_type, f.path, f.seen, f.filled, f.streak,
-                                      f.drifting).where(f.sender == sender))
-        stats = FieldStats(sender, {
-            (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
-            for r in rows})
+        rows = self._c.execute(
+            select(f.message_type, f.path, f.seen, f.filled, f.streak, f.drifting).where(
+                f.sender == sender
+            )
+        )
+        stats = FieldStats(
+            sender,
+            {
+                (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
+                for r in rows
+            },
+        )
         self._stats[sender] = stats
         return stats
 
     def save_field_stats(self, stats: FieldStats) -> None:
         before = self._stats.get(stats.sender, FieldStats(stats.sender)).fields
-        upsert(self._c, wf_field_stats, [
-            {"sender": stats.sender, "message_type": mt, "path": path, "seen": s.seen,
-             "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
-            for (mt, path), s in stats.fields.items() if before.get((mt, path)) != s],
-            ["sender", "message_type", "path"])
+        upsert(
+            self._c,
+            wf_field_stats,
+            [
+                {
+                    "sender": stats.sender,
+                    "message_type": mt,
+                    "path": path,
+                    "seen": s.seen,
+                    "filled": s.filled,
+                    "streak": s.streak,
+                    "drifting": s.drifting,
+                }
+                for (mt, path), s in stats.fields.items()
+                if before.get((mt, path)) != s
+            ],
+            ["sender", "message_type", "path"],
+        )
         self._stats[stats.sender] = stats
 
     def add_trace(self, event: TraceEvent) -> None:
@@ -297,11 +428,14 @@ class SqlRepository:
     def trace(self, order_id: str = "", accession: str = "") -> Sequence[TraceEvent]:
         self.flush()
         found: dict[int, TraceEvent] = {}
-        for column, value in ((wf_trace_events.c.order_id, order_id),
-                              (wf_trace_events.c.accession, accession)):
+        for column, value in (
+            (wf_trace_events.c.order_id, order_id),
+            (wf_trace_events.c.accession, accession),
+        ):
             if value:
-                rows = self._c.execute(select(wf_trace_events.c.id, wf_trace_events.c.doc)
-                                       .where(column == value))
+                rows = self._c.execute(
+                    select(wf_trace_events.c.id, wf_trace_events.c.doc).where(column == value)
+                )
                 found.update((r.id, codec.decode_trace(r.doc)) for r in rows)
         return [found[k] for k in sorted(found, key=lambda k: (found[k].at, k))]
 

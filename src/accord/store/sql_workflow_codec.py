@@ -85,27 +85,58 @@ def decode_patient(doc: Mapping[str, Any]) -> Patient:
 
 def encode_visit(v: Visit) -> Doc:
     return {
-        "visit_number": v.visit_number, "patient_id": v.patient_id,
-        "patient_class": v.patient_class, "location": v.location, "attending": v.attending,
-        "admitted_at": _ts(v.admitted_at), "discharged_at": _ts(v.discharged_at),
+        "visit_number": v.visit_number,
+        "patient_id": v.patient_id,
+        "patient_class": v.patient_class,
+        "location": v.location,
+        "attending": v.attending,
+        "admitted_at": _ts(v.admitted_at),
+        "discharged_at": _ts(v.discharged_at),
     }
 
 
 def decode_visit(doc: Mapping[str, Any]) -> Visit:
     return Visit(
-        doc["visit_number"], doc["patient_id"], doc.get("patient_class", ""),
-        doc.get("location", ""), doc.get("attending", ""), _dt(doc.get("admitted_at")),
+        doc["visit_number"],
+        doc["patient_id"],
+        doc.get("patient_class", ""),
+        doc.get("location", ""),
+        doc.get("attending", ""),
+        _dt(doc.get("admitted_at")),
         _dt(doc.get("discharged_at")),
     )
 
 
-_STEP_TEXT = ("sps_id", "modality", "station_name", "location", "description",
-              "protocol_code", "performing_physician")
-_ORDER_TEXT = ("id", "patient_id", "accession", "placer_number", "filler_number",
-               "requested_procedure_id", "study_instance_uid", "procedure_code",
-               "procedure_description", "modality", "visit_number", "priority",
-               "referring_physician", "reason", "source", "coding_system", "body_part",
-               "hold_reason", "charset")
+_STEP_TEXT = (
+    "sps_id",
+    "modality",
+    "station_name",
+    "location",
+    "description",
+    "protocol_code",
+    "performing_physician",
+)
+_ORDER_TEXT = (
+    "id",
+    "patient_id",
+    "accession",
+    "placer_number",
+    "filler_number",
+    "requested_procedure_id",
+    "study_instance_uid",
+    "procedure_code",
+    "procedure_description",
+    "modality",
+    "visit_number",
+    "priority",
+    "referring_physician",
+    "reason",
+    "source",
+    "coding_system",
+    "body_part",
+    "hold_reason",
+    "charset",
+)
 
 
 def _step(s: ProcedureStep) -> Doc:
@@ -117,7 +148,8 @@ def _step(s: ProcedureStep) -> Doc:
 def _unstep(d: Mapping[str, Any]) -> ProcedureStep:
     return ProcedureStep(
         **{k: str(d.get(k, "")) for k in _STEP_TEXT},
-        station_ae_titles=tuple(d.get("stations", ())), start=_dt(d.get("start")),
+        station_ae_titles=tuple(d.get("stations", ())),
+        start=_dt(d.get("start")),
         status=Status(d.get("status", Status.SCHEDULED.value)),
     )
 
@@ -131,12 +163,22 @@ def encode_order(o: Order) -> Doc:
 def decode_order(doc: Mapping[str, Any]) -> Order:
     return Order(
         **{k: str(doc.get(k, "")) for k in _ORDER_TEXT},
-        status=Status(doc["status"]), steps=tuple(_unstep(s) for s in doc.get("steps", ())),
+        status=Status(doc["status"]),
+        steps=tuple(_unstep(s) for s in doc.get("steps", ())),
     )
 
 
-_REPORT_TEXT = ("id", "accession", "text", "interpreter", "visit_number", "patient_id",
-                "placer_number", "filler_number", "source")
+_REPORT_TEXT = (
+    "id",
+    "accession",
+    "text",
+    "interpreter",
+    "visit_number",
+    "patient_id",
+    "placer_number",
+    "filler_number",
+    "source",
+)
 
 
 def encode_report(r: Report) -> Doc:
@@ -148,7 +190,8 @@ def encode_report(r: Report) -> Doc:
 def decode_report(doc: Mapping[str, Any]) -> Report:
     return Report(
         **{k: str(doc.get(k, "")) for k in _REPORT_TEXT},
-        status=Status(doc["status"]), observed_at=_dt(doc.get("observed_at")),
+        status=Status(doc["status"]),
+        observed_at=_dt(doc.get("observed_at")),
         order_id=doc.get("order_id"),
     )
 
@@ -159,9 +202,14 @@ _FINDING_TEXT = ("detail", "accession", "patient_id", "subject", "location", "so
 def encode_finding(f: Finding) -> Doc:
     doc: Doc = {k: getattr(f, k) for k in _FINDING_TEXT}
     doc.update(
-        kind=f.kind.value, first_seen=_ts(f.first_seen), last_seen=_ts(f.last_seen),
-        messages=list(f.messages), severity=f.severity.value if f.severity else None,
-        count=f.count, resolution=f.resolution.value, score=f.score,
+        kind=f.kind.value,
+        first_seen=_ts(f.first_seen),
+        last_seen=_ts(f.last_seen),
+        messages=list(f.messages),
+        severity=f.severity.value if f.severity else None,
+        count=f.count,
+        resolution=f.resolution.value,
+        score=f.score,
     )
     return doc
 
@@ -171,20 +219,28 @@ def decode_finding(doc: Mapping[str, Any]) -> Finding:
     assert first is not None
     return Finding(
         **{k: str(doc.get(k, "")) for k in _FINDING_TEXT},
-        kind=FindingKind(doc["kind"]), first_seen=first, last_seen=_dt(doc.get("last_seen")),
+        kind=FindingKind(doc["kind"]),
+        first_seen=first,
+        last_seen=_dt(doc.get("last_seen")),
         messages=tuple(doc.get("messages", ())),
         severity=Severity(doc["severity"]) if doc.get("severity") else None,
-        count=int(doc.get("count", 1)), resolution=Resolution(doc.get("resolution", "open")),
+        count=int(doc.get("count", 1)),
+        resolution=Resolution(doc.get("resolution", "open")),
         score=doc.get("score"),
     )
 
 
 def encode_trace(e: TraceEvent) -> Doc:
     return {
-        "at": _ts(e.at), "message": e.message, "source": e.source, "summary": e.summary,
-        "order_id": e.order_id, "accession": e.accession,
+        "at": _ts(e.at),
+        "message": e.message,
+        "source": e.source,
+        "summary": e.summary,
+        "order_id": e.order_id,
+        "accession": e.accession,
         "changes": [[c.attribute, c.before, c.after] for c in e.changes],
-        "rules": list(e.rules), "outcome": e.outcome,
+        "rules": list(e.rules),
+        "outcome": e.outcome,
     }
 
 
@@ -192,9 +248,13 @@ def decode_trace(doc: Mapping[str, Any]) -> TraceEvent:
     at = _dt(doc["at"])
     assert at is not None
     return TraceEvent(
-        at=at, message=doc.get("message", ""), source=doc.get("source", ""),
-        summary=doc.get("summary", ""), order_id=doc.get("order_id", ""),
+        at=at,
+        message=doc.get("message", ""),
+        source=doc.get("source", ""),
+        summary=doc.get("summary", ""),
+        order_id=doc.get("order_id", ""),
         accession=doc.get("accession", ""),
         changes=tuple(Change(a, b, c) for a, b, c in doc.get("changes", ())),
-        rules=tuple(doc.get("rules", ())), outcome=doc.get("outcome", "applied"),
+        rules=tuple(doc.get("rules", ())),
+        outcome=doc.get("outcome", "applied"),
     )

@@ -28,6 +28,10 @@ class FindingKind(StrEnum):
     UNMAPPED_CODE = "unmapped_code"  # a procedure code no table knows
     MISSING_REQUIRED_FIELD = "missing_required_field"  # the field location in .location
     FIELD_DRIFT = "field_drift"  # a field a sender always filled arrives empty
+    # DICOM bridge (issue 5): MPPS and PACS reconciliation.
+    UNSCHEDULED_PROCEDURE = "unscheduled_procedure"  # an MPPS that references no step
+    COMPLETED_STUDY_MISSING = "completed_study_missing"  # completed, PACS has no study
+    STUDY_WITHOUT_ORDER = "study_without_order"  # the PACS has a study no order knows
 
 
 class Severity(StrEnum):
@@ -53,6 +57,9 @@ DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
     FindingKind.UNMAPPED_CODE: Severity.WARNING,
     FindingKind.MISSING_REQUIRED_FIELD: Severity.ERROR,
     FindingKind.FIELD_DRIFT: Severity.WARNING,
+    FindingKind.UNSCHEDULED_PROCEDURE: Severity.WARNING,
+    FindingKind.COMPLETED_STUDY_MISSING: Severity.ERROR,
+    FindingKind.STUDY_WITHOUT_ORDER: Severity.WARNING,
 }
 
 

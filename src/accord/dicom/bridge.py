@@ -1,0 +1,238 @@
+"""The DICOM bridge on the store: the worklist the SCP serves and where MPPS goes (issue 5).
+
+Rules:
+- :class:`StoreWorklist` (a ``WorklistSource``) serves C-FIND from the in-memory
+  :class:`~accord.dicom.index.WorklistIndex`, loaded from the store at start. Every
+  order change is appended to the store's worklist log in the transaction that made it;
+  before each C-FIND the log is read from the last position (one indexed query), so a
+  change committed by ANY process sharing the database — an ORM cancel acknowledged a
+  moment ago, a merge — is on the worklist before the next answer. Ids a PostgreSQL
+  sequence handed out to a transaction that has not committed yet are re-checked until
+  they appear (or for ``gap_seconds``; a rolled-back transaction leaves a gap forever).
+- A worklist item shows its order's status (its steps follow the order: a cancelled or
+  started order leaves the worklist); an order held off the worklist is not served.
+- MPPS lookups (which steps an N-CREATE/N-SET references, which patient an unscheduled
+  procedure may be) read the store directly: they concern steps in any status.
+- :class:`StoreMpps` (an ``MppsSink``) stores the MPPS instance (dataset and status),
+  applies its status to the referenced orders, records the trace and findings, and
+  enqueues the status messages for ``send: [status]`` destinations, all in ONE store
+  transaction that commits before ``record`` returns, i.e. before the N-CREATE/N-SET
+  response (persist, then acknowledge; as ingest does for HL7).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
+
+from pydicom.dataset import Dataset
+
+from accord.clock import Clock
+from accord.dicom.index import WorklistEntry, WorklistIndex
+from accord.dicom.mpps import MppsInstance, Outcome, StatusCommand, UnscheduledProcedure
+from accord.dicom.query import Query
+from accord.dicom.worklist import WorklistItem
+from accord.processing import Outbound, RepositoryFactory
+from accord.store import Store, Tx
+from accord.workflow.events import Event
+from accord.workflow.findings import FindingKind
+from accord.workflow.model import Order, Patient
+from accord.workflow.orders import set_status
+from accord.workflow.outcome import IdSource, Session
+from accord.workflow.repository import Repository
+from accord.workflow.status import ON_WORKLIST
+
+LOG = logging.getLogger(__name__)
+OrderWithPatient = tuple[Order, Patient]
+
+
+class WorklistReader(Protocol):
+    """The store reads of the bridge (``accord.store.sql_worklist.SqlWorklistReader``)."""
+
+    def log_position(self) -> int: ...
+
+    def changes(self, after: int, gaps: Iterable[int] = ()) -> list[tuple[int, str]]: ...
+
+    def orders(self, order_ids: Sequence[str]) -> list[OrderWithPatient]: ...
+
+    def on_worklist(self) -> list[OrderWithPatient]: ...
+
+    def referenced(self, *, study_uids: Iterable[str] = (), accessions: Iterable[str] = (),
+                   sps_ids: Iterable[str] = ()) -> list[OrderWithPatient]: ...
+
+    def patients(self, *, patient_id: str = "", family: str = "",
+                 limit: int = 50) -> list[Patient]: ...
+
+    def mpps(self, sop_instance_uid: str) -> tuple[str, bytes] | None: ...
+
+
+#: Writes an MPPS instance on a transaction: (tx, SOP Instance UID, status, dataset, now).
+MppsWriter = Callable[[Tx, str, str, bytes, datetime], None]
+
+
+def worklist_view(order: Order) -> Order | None:
+    """The order as the worklist shows it: steps in the order's status; None when held."""
+    if order.hold_reason:
+        return None
+    return replace(order, steps=tuple(replace(s, status=order.status) for s in order.steps))
+
+
+class StoreWorklist:
+    """The SCP's ``WorklistSource`` over the store (module rules)."""
+
+    def __init__(self, reader: WorklistReader, index: WorklistIndex, *,
+                 gap_seconds: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._reader = reader
+        self.index = index
+        self._gap_seconds = gap_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._position = 0
+        self._gaps: dict[int, float] = {}  # log id not seen yet -> when first missed
+
+    def load(self) -> int:
+        """Fill the index from the store; returns how many orders it holds."""
+        with self._lock:
+            self._position = self._reader.log_position()  # changes from now on: refresh
+            loaded = self._reader.on_worklist()
+            for order, patient in loaded:
+                self._put(order, patient)
+        LOG.info("worklist loaded: %d order(s), %d item(s)", len(loaded), len(self.index))
+        return len(loaded)
+
+    def refresh(self) -> int:
+        """Apply the changes committed since the last look; returns how many orders."""
+        with self._lock:
+            rows = self._reader.changes(self._position, self._gaps)
+            if not rows:
+                self._expire_gaps()
+                return 0
+            changed: set[str] = set()
+            for log_id, order_id in rows:
+                self._gaps.pop(log_id, None)
+                if log_id > self._position:
+                    if log_id - self._position < 10_000:  # else: a restore, not a race
+                        seen_at = self._monotonic()
+                        for gap in range(self._position + 1, log_id):
+                            self._gaps.setdefault(gap, seen_at)
+                    self._position = log_id
+                changed.add(order_id)
+            found = self._reader.orders(sorted(changed))
+            for order, patient in found:
+                self._put(order, patient)
+            for gone in changed - {o.id for o, _ in found}:
+                self.index.remove(gone)
+            self._expire_gaps()
+            return len(changed)
+
+    def _expire_gaps(self) -> None:
+        limit = self._monotonic() - self._gap_seconds
+        self._gaps = {g: t for g, t in self._gaps.items() if t >= limit}
+
+    def _put(self, order: Order, patient: Patient) -> None:
+        view = worklist_view(order)
+        if view is None or order.status not in ON_WORKLIST:
+            self.index.remove(order.id)
+        else:
+            self.index.put_order(view, patient)
+
+    # --- WorklistSource -----------------------------------------------------------------
+    def candidates(self, query: Query) -> list[WorklistEntry]:
+        self.refresh()
+        return self.index.candidates(query)
+
+    def referenced(
+        self, *, study_uids: Iterable[str] = (), accessions: Iterable[str] = (),
+        sps_ids: Iterable[str] = (),
+    ) -> list[WorklistItem]:
+        found = self._reader.referenced(study_uids=tuple(study_uids),
+                                        accessions=tuple(accessions), sps_ids=tuple(sps_ids))
+        items = []
+        for order, patient in found:
+            view = replace(order, steps=tuple(replace(s, status=order.status)
+                                              for s in order.steps))
+            items += [WorklistItem(patient, view, s) for s in view.steps]
+        return items
+
+    def patients(self, *, patient_id: str = "", family: str = "") -> list[Patient]:
+        return self._reader.patients(patient_id=patient_id, family=family)
+
+
+def encode_dataset(ds: Dataset) -> bytes:
+    """An MPPS dataset as stored: DICOM JSON (PS3.18 F.2), UTF-8."""
+    return ds.to_json().encode("utf-8")
+
+
+def decode_dataset(data: bytes) -> Dataset:
+    return Dataset.from_json(data.decode("utf-8"))
+
+
+def apply_mpps(repo: Repository, instance: MppsInstance, outcome: Outcome, *, now: datetime,
+               ids: IdSource) -> list[Event]:
+    """Apply an MPPS outcome to the workflow (PS3.4 F.7 → canonical status); pure apart
+    from ``repo``. Returns the events for the outbox (status to ``send: [status]``)."""
+    s = Session(repo, ids, now, "MPPS", f"MPPS {instance.sop_instance_uid}")
+    match outcome:
+        case StatusCommand():
+            said = f"MPPS {instance.status}" + (f" from {outcome.station_ae}"
+                                                 if outcome.station_ae else "")
+            for order_id in dict.fromkeys(step.order_id for step in outcome.steps):
+                order = repo.order(order_id)
+                if order is not None:
+                    set_status(s, order, outcome.status, said)
+        case UnscheduledProcedure():
+            match_note = (f"best patient match {outcome.best_match} (score {outcome.score:.2f})"
+                          if outcome.best_match else "no patient matched")
+            s.new_finding(
+                FindingKind.UNSCHEDULED_PROCEDURE,
+                f"MPPS {outcome.mpps_uid} ({outcome.modality or 'no modality'} at "
+                f"{outcome.station_ae or 'unknown station'}) references no scheduled step; "
+                f"{match_note}",
+                accession=outcome.accession, patient_id=outcome.best_match or "",
+                subject=outcome.mpps_uid, score=outcome.score or None)
+            s.trace(None, f"MPPS {instance.status} for an unscheduled procedure",
+                    accession=outcome.accession, outcome="unscheduled",
+                    rules=["no scheduled step has its Study Instance UID, accession or SPS ID"])
+    return list(s.events)
+
+
+class StoreMpps:
+    """The SCP's ``MppsSink`` over the store (module rules)."""
+
+    def __init__(self, store: Store, reader: WorklistReader, *, repository: RepositoryFactory,
+                 outbound: Outbound, ids: IdSource, clock: Clock, save: MppsWriter,
+                 worklist: StoreWorklist | None = None,
+                 on_commit: Callable[[], None] | None = None) -> None:
+        self._store, self._reader = store, reader
+        self._repository, self._outbound, self._ids = repository, outbound, ids
+        self._clock, self._save = clock, save
+        self._worklist, self._on_commit = worklist, on_commit
+
+    def instance(self, sop_instance_uid: str) -> MppsInstance | None:
+        found = self._reader.mpps(sop_instance_uid)
+        if found is None:
+            return None
+        status, data = found
+        return MppsInstance(sop_instance_uid, status, decode_dataset(data))
+
+    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            repo = self._repository(tx, now)
+            events = apply_mpps(repo, instance, outcome, now=now, ids=self._ids)
+            repo.flush()
+            items = self._outbound.items(events, now)
+            if items:
+                tx.enqueue(list(items), now)
+            self._save(tx, instance.sop_instance_uid, instance.status,
+                       encode_dataset(instance.dataset), now)
+        if self._on_commit is not None:
+            self._on_commit()
+        if self._worklist is not None:
+            self._worklist.refresh()
