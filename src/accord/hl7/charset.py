@@ -99,6 +99,17 @@ def _utf16(data: bytes) -> str | None:
     return None
 
 
+def _decode_wide(data: bytes) -> Decoded | None:
+    """UTF-16 recognised by its byte order mark or by ``M\\0S\\0H\\0``; else None."""
+    wide = _utf16(data)
+    text = _try(data, wide) if wide is not None else None
+    if wide is None or text is None:
+        return None
+    found = text.find("MSH")
+    declared = declared_charset(text[found:].encode("latin-1", "replace")) if found >= 0 else ""
+    return Decoded(text, wide, declared, ())
+
+
 def _try(data: bytes, codec: str) -> str | None:
     try:
         return data.decode(codec)
@@ -108,13 +119,9 @@ def _try(data: bytes, codec: str) -> str | None:
 
 def decode(data: bytes) -> Decoded:
     """Decode the bytes of one message (or one batch file) per MSH-18, never failing."""
-    wide = _utf16(data)
+    wide = _decode_wide(data)
     if wide is not None:
-        text = _try(data, wide)
-        if text is not None:
-            found = text.find("MSH")
-            declared = declared_charset(text[found:].encode("latin-1", "replace"))
-            return Decoded(text, wide, declared if found >= 0 else "", ())
+        return wide
     declared = declared_charset(data)
     codec = codec_for(declared) if declared else None
     if codec in ("utf-16", "utf-32"):

@@ -108,11 +108,7 @@ def _encoding(head: str, more: bool) -> tuple[Encoding, tuple[str, ...]]:
     return Encoding(fs, *padded[:5]), warnings
 
 
-def build_message(
-    lines: list[str], charset: str | None, declared: str | None, warnings: tuple[str, ...],
-    where: str = "",
-) -> Message:
-    """A Message from the lines of one message (first line MSH), checking segment IDs."""
+def _check_first(lines: list[str], where: str) -> str:
     if not lines:
         raise ParseError(f"{where}empty input: no MSH segment", location="MSH")
     first = lines[0]
@@ -122,8 +118,13 @@ def build_message(
                              location=first[:3])
         raise ParseError(f"{where}segment 1 {_preview(first)} is not MSH: not an HL7 v2 message",
                          location="MSH")
-    enc, enc_warnings = read_encoding(first, f"{where}segment 1")
-    fs = enc.field
+    return first
+
+
+def _segments(
+    lines: list[str], fs: str, where: str
+) -> tuple[list[str], dict[int, list[str]] | None]:
+    """The segment lines, and the blank lines kept aside by the index they precede."""
     segments: list[str] = []
     gaps: dict[int, list[str]] | None = None
     for number, line in enumerate(lines, 1):
@@ -142,9 +143,23 @@ def build_message(
                 f"a 3-character ID (A-Z, 0-9) then {fs!r}",
                 location=f"segment {number}",
             )
+    return segments, gaps
+
+
+def build_message(
+    lines: list[str], charset: str | None, declared: str | None, warnings: tuple[str, ...],
+    where: str = "",
+) -> Message:
+    """A Message from the lines of one message (first line MSH), checking segment IDs.
+
+    ``charset``/``declared`` are None when the input was text: MSH-18 is then read from
+    the message, since it still tells the charset of ``\\X..\\`` escapes.
+    """
+    enc, enc_warnings = read_encoding(_check_first(lines, where), f"{where}segment 1")
+    segments, gaps = _segments(lines, enc.field, where)
     message = Message(segments, encoding=enc, charset=charset or "utf-8",
                       declared_charset=declared or "", warnings=warnings + enc_warnings, gaps=gaps)
-    if declared is None:  # text given: MSH-18 still tells the charset of \X..\ escapes
+    if declared is None:
         declared = message.get_raw("MSH-18")
         if declared:
             codec = codec_for(declared)
