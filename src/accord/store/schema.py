@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -127,6 +128,9 @@ dedupe = Table(
     Index("ix_dedupe_message", "message_id"),
 )
 
+OUTBOX_OPEN = "status IN ('pending', 'in_flight')"
+OPEN = text(OUTBOX_OPEN)
+
 outbox = Table(
     "outbox",
     metadata,
@@ -152,8 +156,18 @@ outbox = Table(
     CheckConstraint(
         "status IN ('pending', 'in_flight', 'delivered', 'error', 'cancelled')", name="status"
     ),
-    # The claim query: unfinished rows of a destination (per patient key) in id order.
-    Index("ix_outbox_queue", "destination", "status", "patient_key", "id"),
+    # The claim queries read only unfinished rows, in id order: partial indexes keep them
+    # O(rows handed out) however long the backlog (SQLite and PostgreSQL both use them
+    # when the query repeats OUTBOX_OPEN literally).
+    Index("ix_outbox_open", "destination", "id", sqlite_where=OPEN, postgresql_where=OPEN),
+    Index(
+        "ix_outbox_open_patient",
+        "destination",
+        "patient_key",
+        "id",
+        sqlite_where=OPEN,
+        postgresql_where=OPEN,
+    ),
     Index("ix_outbox_status", "status", "id"),
     Index("ix_outbox_source", "source_message_id"),
     Index("ix_outbox_control_id", "control_id"),

@@ -25,10 +25,12 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
 )
+from sqlalchemy.sql.expression import FromClause
 
 from accord.store.records import OutboxItem, OutboxRow, Page
 from accord.store.schema import outbox
@@ -92,23 +94,44 @@ def get_row(conn: Connection, row_id: int) -> OutboxRow | None:
     return None if row is None else to_row(row)
 
 
+def _open(table: FromClause) -> ColumnElement[bool]:
+    """``status IN ('pending', 'in_flight')`` with literal values, exactly the predicate of
+    the partial indexes, so both planners can use them."""
+    return table.c.status.in_([literal_column("'pending'"), literal_column("'in_flight'")])
+
+
 def _claimable_ids(destination: str, per_patient: bool, now: datetime) -> Select[Any]:
-    """Ids of queue heads that may be handed out now (due, or lease expired)."""
+    """Ids of queue heads that may be handed out now (due, or lease expired), oldest
+    first. A head is the oldest open row of its queue (the destination, or the
+    destination and patient key)."""
     c = outbox.c
-    unfinished = and_(c.destination == destination, c.status.in_(UNFINISHED))
     due = or_(
         and_(c.status == "pending", c.next_attempt_at <= now),
         and_(c.status == "in_flight", c.lease_until < now),
     )
     if per_patient:
-        heads = (
-            select(func.min(c.id).label("id"))
-            .where(unfinished)
-            .group_by(c.patient_key)
-            .subquery("heads")
+        # A correlated min() (never turned into a join) probes ix_outbox_open_patient
+        # once per candidate, whatever the planner's statistics say.
+        older = outbox.alias("older")
+        key_head = (
+            select(func.min(older.c.id))
+            .where(
+                older.c.destination == destination,
+                older.c.patient_key == c.patient_key,
+                _open(older),
+            )
+            .scalar_subquery()
         )
-        return select(c.id).join(heads, heads.c.id == c.id).where(due)
-    head = select(func.min(c.id)).where(unfinished).scalar_subquery()
+        return select(c.id).where(
+            c.destination == destination, _open(outbox), due, c.id == key_head
+        )
+    head = (
+        select(c.id)
+        .where(c.destination == destination, _open(outbox))
+        .order_by(c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
     return select(c.id).where(c.id == head, due)
 
 

@@ -143,7 +143,12 @@ def _outbox() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
     )
-    op.create_index("ix_outbox_queue", "outbox", ["destination", "status", "patient_key", "id"])
+    open_rows = sa.text("status IN ('pending', 'in_flight')")
+    for name, columns in (
+        ("ix_outbox_open", ["destination", "id"]),
+        ("ix_outbox_open_patient", ["destination", "patient_key", "id"]),
+    ):
+        op.create_index(name, "outbox", columns, sqlite_where=open_rows, postgresql_where=open_rows)
     op.create_index("ix_outbox_status", "outbox", ["status", "id"])
     op.create_index("ix_outbox_source", "outbox", ["source_message_id"])
     op.create_index("ix_outbox_control_id", "outbox", ["control_id"])
