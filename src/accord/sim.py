@@ -74,6 +74,8 @@ class Department:
         self._prefix = control_prefix
         self._counter = 0
         self._accessions = 0
+        # Accession numbers are unique per department instance, as a RIS's would be.
+        self._tag = f"{self._rng.getrandbits(20):05X}"
 
     def patient(self) -> SimPatient:
         r = self._rng
@@ -87,7 +89,7 @@ class Department:
         """A full exam: A04, maybe A08, ORM NW + ZDS, ORM SC IP, ORM SC CM, ORU final."""
         p = patient or self.patient()
         self._accessions += 1
-        acc = f"ACC{now:%y%m%d}{self._accessions:05d}"
+        acc = f"ACC{now:%y%m%d}{self._tag}{self._accessions:04d}"
         code, desc, modality, station = self._rng.choice(PROCEDURES)
         uid = uid_from_uuid(_uuid_from(self._rng))
         when = now + timedelta(minutes=self._rng.randrange(5, 240))
@@ -128,9 +130,7 @@ class Department:
             self._msh(now, "ORM^O01^ORM_O01"), self._pid(p), self._pv1(p),
             f"ORC|{control}|{placer}^RIS|{acc}^PACS||{status}||^^^{when:%Y%m%d%H%M}^^R"
             f"||{now:%Y%m%d%H%M%S}|||1234^Welby^Marcus",
-            f"OBR|1|{placer}^RIS|{acc}^PACS|{code}^{desc}^LOCAL|||{when:%Y%m%d%H%M}|||||||||"
-            f"1234^Welby^Marcus||{acc}|{acc}|{code}|{station}||||{modality}|||1^^^"
-            f"{when:%Y%m%d%H%M}^^R",
+            _obr(placer, acc, f"{code}^{desc}^LOCAL", when, station, modality),
             f"ZDS|{uid}^Accord^Application^DICOM",
         ]
         return "\r".join(segs) + "\r"
@@ -146,6 +146,21 @@ class Department:
             "OBX|2|TX|IMP^Impression^LOCAL|2|Impression: normal study.||||||F",
         ]
         return "\r".join(segs) + "\r"
+
+
+def _obr(placer: str, acc: str, code: str, when: datetime, station: str,
+         modality: str) -> str:
+    """OBR of an imaging order as IHE RAD SWF lays it out (RAD-2/RAD-4): OBR-18 accession,
+    OBR-19 requested procedure ID, OBR-20 scheduled procedure step ID, OBR-21 station AE
+    title, OBR-24 modality, OBR-27 quantity/timing with the scheduled start."""
+    f = [""] * 28
+    f[0], f[1], f[2], f[3], f[4] = "OBR", "1", f"{placer}^RIS", f"{acc}^PACS", code
+    f[7] = f"{when:%Y%m%d%H%M}"
+    f[16] = "1234^Welby^Marcus"
+    f[18], f[19], f[20], f[21] = acc, f"RP{acc[3:]}", f"SPS{acc[3:]}", station
+    f[24] = modality
+    f[27] = f"1^^^{when:%Y%m%d%H%M}^^R"
+    return "|".join(f)
 
 
 def _uuid_from(rng: random.Random) -> uuid.UUID:
