@@ -96,8 +96,9 @@ class OrderQuery:
     date: str = ""  # YYYYMMDD of a scheduled procedure step
 
     def empty(self) -> bool:
-        return not any((self.accession, self.mrn, self.name, self.study_uid, self.status,
-                        self.date))
+        return not any(
+            (self.accession, self.mrn, self.name, self.study_uid, self.status, self.date)
+        )
 
 
 def clamp(limit: int) -> int:
@@ -136,11 +137,13 @@ def _order_filters(q: OrderQuery) -> list[Any]:
         where.append(o.status == q.status)
     if q.mrn:
         ids = select(wf_patient_identifiers.c.patient_id).where(
-            wf_patient_identifiers.c.value == q.mrn.strip())
+            wf_patient_identifiers.c.value == q.mrn.strip()
+        )
         where.append(o.patient_id.in_(ids.scalar_subquery()))
     if q.date:
         ids = select(wf_procedure_steps.c.order_id).where(
-            wf_procedure_steps.c.start_date == q.date.replace("-", ""))
+            wf_procedure_steps.c.start_date == q.date.replace("-", "")
+        )
         where.append(o.id.in_(ids.scalar_subquery()))
     if q.name:
         family, _ = _split_name(q.name)
@@ -158,8 +161,9 @@ def _time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     return datetime.fromisoformat(at), ident
 
 
-def search_orders(conn: Connection, q: OrderQuery, cursor: str | None = None,
-                  limit: int = 50) -> tuple[list[OrderRow], str | None]:
+def search_orders(
+    conn: Connection, q: OrderQuery, cursor: str | None = None, limit: int = 50
+) -> tuple[list[OrderRow], str | None]:
     """Orders matching ``q``, most recently changed first; ``(rows, next_cursor)``.
     The given-name part of ``q.name`` is checked on the decoded patient (after the
     indexed family-name prefix)."""
@@ -179,15 +183,19 @@ def search_orders(conn: Connection, q: OrderQuery, cursor: str | None = None,
     for r in raw:
         order = codec.decode_order(r.doc)
         patient = people.get(order.patient_id)
-        if given and (patient is None or
-                      not patient.demographics.name.given.casefold().startswith(given)):
+        if given and (
+            patient is None or not patient.demographics.name.given.casefold().startswith(given)
+        ):
             continue
         rows.append(OrderRow(order, patient, r.updated_at))
     page = rows[:limit]
     more = len(rows) > limit
     last = page[-1] if page else None
-    nxt = (f"{last.updated_at.isoformat()}{SEP}{last.order.id}"
-           if more and last is not None and last.updated_at else None)
+    nxt = (
+        f"{last.updated_at.isoformat()}{SEP}{last.order.id}"
+        if more and last is not None and last.updated_at
+        else None
+    )
     return page, nxt
 
 
@@ -196,8 +204,9 @@ def recent_orders(conn: Connection, limit: int = 50) -> list[OrderRow]:
     limit = clamp(limit)
     ids: list[str] = []
     t = wf_trace_events.c
-    rows = conn.execute(select(t.order_id).where(t.order_id != "").order_by(t.id.desc())
-                        .limit(limit * 10))
+    rows = conn.execute(
+        select(t.order_id).where(t.order_id != "").order_by(t.id.desc()).limit(limit * 10)
+    )
     for r in rows:
         if r.order_id not in ids:
             ids.append(r.order_id)
@@ -217,8 +226,12 @@ def _orders_by_id(conn: Connection, ids: Sequence[str]) -> list[OrderRow]:
 def worklist_choices(conn: Connection, date: str) -> tuple[list[str], list[str]]:
     """The station AE titles and modalities that have steps on ``date`` (for the filter)."""
     s = wf_procedure_steps.c
-    rows = conn.execute(select(s.station_ae, s.modality)
-                        .where(s.start_date == date.replace("-", "")).distinct().limit(500))
+    rows = conn.execute(
+        select(s.station_ae, s.modality)
+        .where(s.start_date == date.replace("-", ""))
+        .distinct()
+        .limit(500)
+    )
     stations: set[str] = set()
     modalities: set[str] = set()
     for r in rows:
@@ -240,15 +253,24 @@ def _message_refs(conn: Connection, ids: Sequence[int]) -> list[MessageRef]:
     if not ids:
         return []
     m = messages.c
-    rows = conn.execute(select(m.id, m.received_at, m.message_type, m.sending_app,
-                               m.control_id, m.status, m.ack_code)
-                        .where(m.id.in_(set(ids))).order_by(m.id))
-    return [MessageRef(r.id, r.received_at, r.message_type, r.sending_app, r.control_id,
-                       r.status, r.ack_code) for r in rows]
+    rows = conn.execute(
+        select(
+            m.id, m.received_at, m.message_type, m.sending_app, m.control_id, m.status, m.ack_code
+        )
+        .where(m.id.in_(set(ids)))
+        .order_by(m.id)
+    )
+    return [
+        MessageRef(
+            r.id, r.received_at, r.message_type, r.sending_app, r.control_id, r.status, r.ack_code
+        )
+        for r in rows
+    ]
 
 
-def messages_for(conn: Connection, kind: str, values: Sequence[str],
-                 limit: int = 200) -> list[MessageRef]:
+def messages_for(
+    conn: Connection, kind: str, values: Sequence[str], limit: int = 200
+) -> list[MessageRef]:
     """Messages whose search keys (``patient`` PID-3 values or ``accession``) match."""
     from accord.store.schema import message_keys
 
@@ -256,8 +278,12 @@ def messages_for(conn: Connection, kind: str, values: Sequence[str],
     vals = [v for v in values if v]
     if not vals:
         return []
-    rows = conn.execute(select(k.message_id).where(k.kind == kind, k.value.in_(vals))
-                        .order_by(k.message_id.desc()).limit(limit))
+    rows = conn.execute(
+        select(k.message_id)
+        .where(k.kind == kind, k.value.in_(vals))
+        .order_by(k.message_id.desc())
+        .limit(limit)
+    )
     return _message_refs(conn, sorted({r.message_id for r in rows}))
 
 
@@ -269,9 +295,12 @@ def _trace_message_ids(conn: Connection, events: Sequence[TraceEvent]) -> list[i
         sender, sep, control_id = e.message.rpartition("/")
         ident = None
         if sep and control_id:
-            row = conn.execute(select(m.id, m.sending_app, m.sending_facility)
-                               .where(m.control_id == control_id, m.status != "duplicate")
-                               .order_by(m.id.desc()).limit(20)).all()
+            row = conn.execute(
+                select(m.id, m.sending_app, m.sending_facility)
+                .where(m.control_id == control_id, m.status != "duplicate")
+                .order_by(m.id.desc())
+                .limit(20)
+            ).all()
             for r in row:
                 if sender in (r.sending_app, f"{r.sending_app}^{r.sending_facility}"):
                     ident = int(r.id)
@@ -289,20 +318,26 @@ def order_detail(conn: Connection, order_id: str) -> OrderDetail | None:
     order = codec.decode_order(row.doc)
     patient = _patients(conn, [order.patient_id]).get(order.patient_id)
     t = wf_trace_events.c
-    conds = [t.order_id == order.id] + ([t.accession == order.accession]
-                                         if order.accession else [])
+    conds = [t.order_id == order.id] + ([t.accession == order.accession] if order.accession else [])
     ev_rows = conn.execute(select(t.id, t.doc).where(or_(*conds)).order_by(t.id)).all()
     events = [codec.decode_trace(r.doc) for r in ev_rows]
     events.sort(key=lambda e: e.at)
     trace = tuple(zip(events, _trace_message_ids(conn, events), strict=True))
     rep = conn.execute(select(wf_reports.c.doc).where(wf_reports.c.order_id == order.id))
     f = wf_findings.c
-    fnd = conn.execute(select(f.id, f.doc).where(f.accession == order.accession)
-                       .order_by(f.id)).all() if order.accession else []
-    return OrderDetail(order, patient, trace,
-                       tuple(codec.decode_report(r.doc) for r in rep),
-                       tuple((r.id, codec.decode_finding(r.doc)) for r in fnd),
-                       tuple(messages_for(conn, "accession", [order.accession])))
+    fnd = (
+        conn.execute(select(f.id, f.doc).where(f.accession == order.accession).order_by(f.id)).all()
+        if order.accession
+        else []
+    )
+    return OrderDetail(
+        order,
+        patient,
+        trace,
+        tuple(codec.decode_report(r.doc) for r in rep),
+        tuple((r.id, codec.decode_finding(r.doc)) for r in fnd),
+        tuple(messages_for(conn, "accession", [order.accession])),
+    )
 
 
 def patient_detail(conn: Connection, patient_id: str) -> PatientDetail | None:
@@ -311,21 +346,35 @@ def patient_detail(conn: Connection, patient_id: str) -> PatientDetail | None:
     if row is None:
         return None
     patient = codec.decode_patient(row.doc)
-    visits = conn.execute(select(wf_visits.c.doc).where(wf_visits.c.patient_id == patient.id)
-                          .order_by(wf_visits.c.visit_number))
-    orders = conn.execute(select(wf_orders.c.doc).where(wf_orders.c.patient_id == patient.id)
-                          .order_by(wf_orders.c.updated_at.desc()).limit(500))
+    visits = conn.execute(
+        select(wf_visits.c.doc)
+        .where(wf_visits.c.patient_id == patient.id)
+        .order_by(wf_visits.c.visit_number)
+    )
+    orders = conn.execute(
+        select(wf_orders.c.doc)
+        .where(wf_orders.c.patient_id == patient.id)
+        .order_by(wf_orders.c.updated_at.desc())
+        .limit(500)
+    )
     f = wf_findings.c
-    dups = conn.execute(select(f.id, f.doc).where(
-        f.patient_id == patient.id, f.kind == "potential_duplicate_patient",
-        f.resolution == "open").order_by(f.id))
-    tomb = conn.execute(select(wf_patients.c.doc)
-                        .where(wf_patients.c.merged_into == patient.id))
+    dups = conn.execute(
+        select(f.id, f.doc)
+        .where(
+            f.patient_id == patient.id,
+            f.kind == "potential_duplicate_patient",
+            f.resolution == "open",
+        )
+        .order_by(f.id)
+    )
+    tomb = conn.execute(select(wf_patients.c.doc).where(wf_patients.c.merged_into == patient.id))
     return PatientDetail(
-        patient, tuple(codec.decode_visit(r.doc) for r in visits),
+        patient,
+        tuple(codec.decode_visit(r.doc) for r in visits),
         tuple(codec.decode_order(r.doc) for r in orders),
         tuple((r.id, codec.decode_finding(r.doc)) for r in dups),
-        tuple(codec.decode_patient(r.doc) for r in tomb))
+        tuple(codec.decode_patient(r.doc) for r in tomb),
+    )
 
 
 def patient_messages(conn: Connection, patient: Patient) -> list[MessageRef]:
@@ -336,7 +385,18 @@ def patient_messages(conn: Connection, patient: Patient) -> list[MessageRef]:
 def deliveries_of(conn: Connection, message_id: int) -> list[dict[str, Any]]:
     """Outbox rows a message produced (destination, status, attempts, MSH-10)."""
     b = outbox.c
-    rows = conn.execute(select(b.id, b.destination, b.kind, b.status, b.attempts,
-                               b.control_id, b.delivered_at, b.last_error)
-                        .where(b.source_message_id == message_id).order_by(b.id))
+    rows = conn.execute(
+        select(
+            b.id,
+            b.destination,
+            b.kind,
+            b.status,
+            b.attempts,
+            b.control_id,
+            b.delivered_at,
+            b.last_error,
+        )
+        .where(b.source_message_id == message_id)
+        .order_by(b.id)
+    )
     return [dict(r._mapping) for r in rows]

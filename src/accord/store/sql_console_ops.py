@@ -69,10 +69,11 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 def _interfaces(conn: Connection, since: datetime) -> list[InterfaceFigures]:
     m = messages.c
-    rows = conn.execute(select(m.sending_app, m.sending_facility, m.status,
-                               func.count(), func.max(m.received_at))
-                        .where(m.received_at >= since)
-                        .group_by(m.sending_app, m.sending_facility, m.status))
+    rows = conn.execute(
+        select(m.sending_app, m.sending_facility, m.status, func.count(), func.max(m.received_at))
+        .where(m.received_at >= since)
+        .group_by(m.sending_app, m.sending_facility, m.status)
+    )
     found: dict[str, list[Any]] = {}
     for app, fac, status, n, last in rows:
         key = f"{app}^{fac}" if fac else (app or "(unparsed)")
@@ -95,26 +96,35 @@ def _aware(value: Any) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _destinations(conn: Connection, since: datetime,
-                  names: Sequence[str]) -> list[DestinationFigures]:
+def _destinations(
+    conn: Connection, since: datetime, names: Sequence[str]
+) -> list[DestinationFigures]:
     b = outbox.c
     queued: dict[str, int] = {}
     errors: dict[str, int] = {}
-    for dest, status, n in conn.execute(select(b.destination, b.status, func.count())
-                                        .where(b.status.in_((*ACTIVE, "error")))
-                                        .group_by(b.destination, b.status)):
+    for dest, status, n in conn.execute(
+        select(b.destination, b.status, func.count())
+        .where(b.status.in_((*ACTIVE, "error")))
+        .group_by(b.destination, b.status)
+    ):
         target = errors if status == "error" else queued
         target[dest] = target.get(dest, 0) + n
     first = conn.scalar(select(func.min(messages.c.id)).where(messages.c.received_at >= since))
     delivered: dict[str, int] = {}
     if first is not None:
-        for dest, n in conn.execute(select(b.destination, func.count()).where(
-                b.source_message_id >= first, b.status == "delivered").group_by(b.destination)):
+        for dest, n in conn.execute(
+            select(b.destination, func.count())
+            .where(b.source_message_id >= first, b.status == "delivered")
+            .group_by(b.destination)
+        ):
             delivered[dest] = n
     latency: dict[str, list[float]] = {}
     for dest, made, done in conn.execute(
-            select(b.destination, b.created_at, b.delivered_at)
-            .where(b.status == "delivered").order_by(b.id.desc()).limit(2000)):
+        select(b.destination, b.created_at, b.delivered_at)
+        .where(b.status == "delivered")
+        .order_by(b.id.desc())
+        .limit(2000)
+    ):
         if made is not None and done is not None:
             latency.setdefault(dest, []).append((done - made).total_seconds() * 1000)
     heads = _head_errors(conn)
@@ -123,9 +133,18 @@ def _destinations(conn: Connection, since: datetime,
         lat = latency.get(name, [])
         head = heads.get(name, "")
         state = "retrying" if head else ("up" if lat else "idle")
-        out.append(DestinationFigures(name, queued.get(name, 0), errors.get(name, 0),
-                                      delivered.get(name, 0), _pct(lat, 0.5), _pct(lat, 0.95),
-                                      state, head))
+        out.append(
+            DestinationFigures(
+                name,
+                queued.get(name, 0),
+                errors.get(name, 0),
+                delivered.get(name, 0),
+                _pct(lat, 0.5),
+                _pct(lat, 0.95),
+                state,
+                head,
+            )
+        )
     return out
 
 
@@ -133,30 +152,45 @@ def _head_errors(conn: Connection) -> dict[str, str]:
     """Destinations whose oldest unfinished row failed at least once: the link is down
     (or the receiver refuses); its last error."""
     b = outbox.c
-    heads = select(b.destination, func.min(b.id).label("head")).where(
-        b.status.in_(ACTIVE)).group_by(b.destination).subquery()
-    rows = conn.execute(select(b.destination, b.last_error, b.attempts)
-                        .join(heads, and_(heads.c.head == b.id)))
-    return {r.destination: (r.last_error or "failed") for r in rows
-            if r.attempts > 0 and r.last_error}
+    heads = (
+        select(b.destination, func.min(b.id).label("head"))
+        .where(b.status.in_(ACTIVE))
+        .group_by(b.destination)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(b.destination, b.last_error, b.attempts).join(heads, and_(heads.c.head == b.id))
+    )
+    return {
+        r.destination: (r.last_error or "failed") for r in rows if r.attempts > 0 and r.last_error
+    }
 
 
-def dashboard(conn: Connection, now: datetime, window: timedelta,
-              destinations: Sequence[str] = ()) -> Dashboard:
+def dashboard(
+    conn: Connection, now: datetime, window: timedelta, destinations: Sequence[str] = ()
+) -> Dashboard:
     """The dashboard's figures over ``[now - window, now]`` (queues: as of now)."""
     since = now - window
     f = wf_findings.c
-    kinds = conn.execute(select(f.kind, func.count()).where(f.resolution == "open")
-                         .group_by(f.kind).order_by(f.kind))
-    return Dashboard(since, tuple(_interfaces(conn, since)),
-                     tuple(_destinations(conn, since, destinations)),
-                     tuple((k, n) for k, n in kinds))
+    kinds = conn.execute(
+        select(f.kind, func.count()).where(f.resolution == "open").group_by(f.kind).order_by(f.kind)
+    )
+    return Dashboard(
+        since,
+        tuple(_interfaces(conn, since)),
+        tuple(_destinations(conn, since, destinations)),
+        tuple((k, n) for k, n in kinds),
+    )
 
 
 # --- mappings -------------------------------------------------------------------------
 def unmapped_codes(conn: Connection, limit: int = 200) -> list[Finding]:
     """Open ``unmapped_code`` findings (the codes seen that no table knows)."""
     f = wf_findings.c
-    rows = conn.execute(select(f.doc).where(f.kind == "unmapped_code", f.resolution == "open")
-                        .order_by(f.last_seen.desc()).limit(limit))
+    rows = conn.execute(
+        select(f.doc)
+        .where(f.kind == "unmapped_code", f.resolution == "open")
+        .order_by(f.last_seen.desc())
+        .limit(limit)
+    )
     return [codec.decode_finding(r.doc) for r in rows]

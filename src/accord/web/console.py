@@ -1,0 +1,279 @@
+"""The console: server-rendered pages (Jinja2 + htmx served locally, no CDN).
+
+Rules (issue 6, "Pages" and "Security"):
+- Every page checks its action on the server (:func:`page`, built on
+  ``accord.web.deps.require``); a page without a session redirects to ``/login``.
+- Every view of patient data is audited before it is rendered (``accord.web.audit``),
+  with Accord's patient ids, never field values.
+- Every form carries the session's CSRF token (``csrf_token`` field; htmx requests send
+  the ``X-CSRF-Token`` header from ``<body hx-headers>``); ``current_user`` checks it.
+- Lists are keyset-paginated and every query is indexed (``accord.store.sql_console``),
+  so pages stay fast on a million orders.
+- Nothing here logs patient data: errors are answered with generic text.
+
+:func:`install` adds the pages to an app; ``console_ops`` holds the operator pages
+(messages, error queue, findings, duplicates, mappings, audit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from accord.store.sql_auth import SqlArea
+from accord.store.sql_console import (
+    OrderQuery,
+    order_detail,
+    order_id_for,
+    patient_detail,
+    recent_orders,
+    search_orders,
+    worklist_choices,
+)
+from accord.store.sql_console_ops import dashboard
+from accord.web.audit import record
+from accord.web.auth import Principal
+from accord.web.deps import authenticate, csrf_token, get_deps, require
+from accord.web.permissions import Action, allowed
+from accord.workflow.status import Status
+from accord.workflow.trace import explain
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+NAV: tuple[tuple[str, str, Action], ...] = (
+    ("/", "Dashboard", Action.STATS_READ),
+    ("/worklist", "Worklist", Action.WORKLIST_READ),
+    ("/orders", "Orders", Action.ORDERS_READ),
+    ("/errors", "Error queue", Action.ERRORS_READ),
+    ("/findings", "Findings", Action.FINDINGS_READ),
+    ("/duplicates", "Duplicates", Action.DUPLICATES_READ),
+    ("/mappings", "Mappings", Action.CONFIG_READ),
+    ("/audit", "Audit log", Action.AUDIT_READ),
+)
+DASHBOARD_WINDOW = timedelta(hours=1)
+REFRESH_SECONDS = 5
+
+
+class LoginRedirect(Exception):
+    """A page was asked for without a session: go to the login page, then come back."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def page(action: Action) -> Callable[..., Principal]:
+    """Dependency for a GET page: the principal allowed to take ``action``; no session
+    redirects to the login page, a session without the role gets 403 (audited)."""
+    check = require(action)
+
+    def gate(request: Request) -> Principal:
+        principal = authenticate(request)
+        if principal is None:
+            raise LoginRedirect(request.url.path + (f"?{request.url.query}"
+                                                    if request.url.query else ""))
+        request.state.principal = principal
+        return check(request, principal)
+
+    gate.__name__ = f"page_{action.name.lower()}"
+    return gate
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A template with the shared context: user, navigation, CSRF token, flash."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    nav = [(h, label, a) for h, label, a in NAV
+           if principal is not None and allowed(principal.role, a)]
+    context.setdefault("flash", request.query_params.get("flash", "")[:200])
+    context.setdefault("flash_kind", "err" if request.query_params.get("failed") else "ok")
+    base = {"user": principal, "nav": nav, "csrf": csrf_token(request) if principal else "",
+            "active": "/" + request.url.path.strip("/").split("/")[0]
+            if request.url.path != "/" else "/"}
+    headers = {"Cache-Control": "no-store"}  # patient data must not be cached
+    return templates.TemplateResponse(request, name, {**base, **context},
+                                      status_code=status, headers=headers)
+
+
+def with_query(path: str, **params: Any) -> str:
+    """``path?params`` with empty values dropped."""
+    kept = {k: v for k, v in params.items() if v not in ("", None)}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+# --- dashboard ---------------------------------------------------------------------------
+def _dashboard_context(request: Request) -> dict[str, Any]:
+    deps = get_deps(request)
+    names = [d.name for d in getattr(deps.config, "destinations", ())]
+    with SqlArea(deps.store).read() as conn:
+        dash = dashboard(conn, deps.clock.now(), DASHBOARD_WINDOW, names)
+    monitor = getattr(request.app.state, "alerts", None)
+    principal: Principal = request.state.principal
+    return {"dash": dash, "alerts": monitor.open_alerts() if monitor else [],
+            "window_minutes": int(DASHBOARD_WINDOW.total_seconds() // 60),
+            "refresh": REFRESH_SECONDS,
+            "can_findings": allowed(principal.role, Action.FINDINGS_READ)}
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    """The dashboard; an auditor lands on the audit log, a visitor on the login page."""
+    principal = authenticate(request)
+    if principal is None:
+        return RedirectResponse("/login", 303)
+    if not allowed(principal.role, Action.STATS_READ) and allowed(principal.role,
+                                                                  Action.AUDIT_READ):
+        return RedirectResponse("/audit", 303)
+    request.state.principal = require(Action.STATS_READ)(request, principal)
+    return render(request, "dashboard.html", **_dashboard_context(request))
+
+
+@router.get("/dashboard/live", response_class=HTMLResponse)
+def dashboard_live(request: Request,
+                   _: Annotated[Principal, Depends(page(Action.STATS_READ))]) -> Response:
+    """The dashboard's body alone, for htmx polling."""
+    return render(request, "_dashboard.html", **_dashboard_context(request))
+
+
+# --- orders ------------------------------------------------------------------------------
+@router.get("/orders", response_class=HTMLResponse)
+def orders(request: Request, _: Annotated[Principal, Depends(page(Action.ORDERS_READ))],
+           accession: str = "", mrn: str = "", name: str = "", study_uid: str = "",
+           status: str = "", date: str = "", cursor: str = "") -> Response:
+    """Order search by accession, MRN, name, Study Instance UID, status, date."""
+    q = OrderQuery(accession[:199], mrn[:199], name[:199], study_uid[:64], status[:16],
+                   date[:10])
+    if q.status and q.status not in {s.value for s in Status}:
+        raise HTTPException(400, "unknown status")
+    with SqlArea(get_deps(request).store).read() as conn:
+        if q.empty():
+            rows, nxt = recent_orders(conn), None
+        else:
+            try:
+                rows, nxt = search_orders(conn, q, cursor or None)
+            except ValueError as exc:
+                raise HTTPException(400, "invalid cursor") from exc
+    record(request, Action.ORDERS_READ.value, object_type="order_search",
+           patient_ids=[r.order.patient_id for r in rows], count=len(rows),
+           detail={"filters": sorted(k for k in ("accession", "mrn", "name", "study_uid",
+                                                 "status", "date") if getattr(q, k))})
+    next_url = with_query("/orders", **{**q.__dict__, "cursor": nxt}) if nxt else ""
+    return render(request, "orders.html", q=q, rows=rows, next_url=next_url,
+                  statuses=[s.value for s in Status])
+
+
+@router.get("/orders/{key}", response_class=HTMLResponse)
+def order_page(request: Request, key: str,
+               principal: Annotated[Principal, Depends(page(Action.ORDERS_READ))]) -> Response:
+    """Patient banner, status timeline, trace (each message openable), reports."""
+    with SqlArea(get_deps(request).store).read() as conn:
+        order_id = order_id_for(conn, key[:199])
+        detail = order_detail(conn, order_id) if order_id else None
+    if detail is None:
+        record(request, Action.ORDERS_READ.value, object_type="order", outcome="not_found")
+        raise HTTPException(404, "no such order")
+    record(request, Action.ORDERS_READ.value, object_type="order", object_id=detail.order.id,
+           patient_ids=[detail.order.patient_id])
+    standing = explain([e for e, _ in detail.trace])[-1]
+    return render(request, "order.html", d=detail, standing=standing,
+                  can_raw=allowed(principal.role, Action.MESSAGES_READ))
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(request: Request, patient_id: str,
+                 principal: Annotated[Principal, Depends(page(Action.PATIENTS_READ))]
+                 ) -> Response:
+    """Identifiers, demographics, visits, orders, potential duplicates, merge history."""
+    with SqlArea(get_deps(request).store).read() as conn:
+        detail = patient_detail(conn, patient_id[:64])
+    if detail is None:
+        record(request, Action.PATIENTS_READ.value, object_type="patient",
+               outcome="not_found")
+        raise HTTPException(404, "no such patient")
+    record(request, Action.PATIENTS_READ.value, object_type="patient",
+           object_id=detail.patient.id, patient_ids=[detail.patient.id])
+    return render(request, "patient.html", d=detail,
+                  can_dups=allowed(principal.role, Action.DUPLICATES_READ))
+
+
+@router.get("/worklist", response_class=HTMLResponse)
+def worklist_page(request: Request,
+                  _: Annotated[Principal, Depends(page(Action.WORKLIST_READ))],
+                  date: str = "", station: str = "", modality: str = "",
+                  cursor: str = "") -> Response:
+    """Scheduled procedure steps as the modality's MWL query sees them."""
+    deps = get_deps(request)
+    day = (date or deps.clock.now().strftime("%Y%m%d")).replace("-", "")[:8]
+    if not day.isdigit():
+        raise HTTPException(400, "date must be YYYYMMDD")
+    try:
+        found = deps.queries.worklist(station=station[:16] or None,
+                                      modality=modality[:16] or None, date=day,
+                                      cursor=cursor or None, limit=100)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    with SqlArea(deps.store).read() as conn:
+        stations, modalities = worklist_choices(conn, day)
+    record(request, Action.WORKLIST_READ.value, object_type="worklist",
+           patient_ids=[r.order.patient_id for r in found.items], count=len(found.items),
+           detail={"date": day, "station": station[:16], "modality": modality[:16]})
+    nxt = found.next_cursor
+    return render(request, "worklist.html", rows=found.items, date=day, station=station,
+                  modality=modality, stations=stations, modalities=modalities,
+                  next_url=with_query("/worklist", date=day, station=station,
+                                      modality=modality, cursor=nxt) if nxt else "")
+
+
+# --- errors as pages -------------------------------------------------------------------------
+_TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
+           405: "Method not allowed", 409: "Conflict", 413: "Too large",
+           429: "Too many attempts"}
+
+
+async def _html_errors(request: Request, exc: Exception) -> Response:
+    """HTML error pages for console paths; the API keeps FastAPI's JSON answers."""
+    from fastapi.exception_handlers import http_exception_handler
+
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/api") or request.url.path == "/metrics":
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 401 and request.method == "GET":
+        return RedirectResponse(with_query("/login", next=request.url.path), 303)
+    request.state.principal = getattr(request.state, "principal", None)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else ""
+    return render(request, "error.html", status=exc.status_code, code=exc.status_code,
+                  heading=_TITLES.get(
+        exc.status_code, "Error"), detail=detail)
+
+
+async def _to_login(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRedirect)
+    return RedirectResponse(with_query("/login", next=exc.next_url), 303)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console to ``app`` (its ``state.deps`` is a ``WebDeps``): pages, the
+    login page, static files and HTML error pages for non-API paths."""
+    from fastapi.staticfiles import StaticFiles
+
+    import accord.web.console_admin as console_admin
+    import accord.web.console_auth as console_auth
+    import accord.web.console_ops as console_ops
+
+    app.include_router(console_auth.router)
+    app.include_router(router)
+    app.include_router(console_ops.router)
+    app.include_router(console_admin.router)
+    if not any(getattr(r, "path", "") == "/static" for r in app.routes):
+        app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_exception_handler(StarletteHTTPException, _html_errors)
+    app.add_exception_handler(LoginRedirect, _to_login)

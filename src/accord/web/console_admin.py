@@ -1,0 +1,97 @@
+"""The administrator's and auditor's pages: procedure code mappings (edit with history)
+and the audit log (rules as in :mod:`accord.web.console`).
+
+A code edit is stored as a new version of the table (every version kept, with its time
+and author: ``accord.store.sql_workflow_catalog``); the runtime loads the stored table
+when it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from accord.mapping.procedures import Procedure
+from accord.store.sql import SqlStore
+from accord.store.sql_auth import SqlArea
+from accord.store.sql_console_ops import unmapped_codes
+from accord.store.sql_workflow_catalog import load_code_table, save_versions
+from accord.web.audit import record
+from accord.web.auth import Principal
+from accord.web.console import page, render, with_query
+from accord.web.deps import get_deps, require
+from accord.web.permissions import Action, allowed
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- mappings ----------------------------------------------------------------------------
+def _sql_store(request: Request) -> SqlStore:
+    store = get_deps(request).store
+    if not isinstance(store, SqlStore):
+        raise HTTPException(409, "mappings need the SQL store")
+    return store
+
+
+@router.get("/mappings", response_class=HTMLResponse)
+def mappings_page(request: Request,
+                  principal: Annotated[Principal, Depends(page(Action.CONFIG_READ))],
+                  code: str = "") -> Response:
+    store = _sql_store(request)
+    table = load_code_table(store)
+    with SqlArea(store).read() as conn:
+        unmapped = unmapped_codes(conn)
+    entries = sorted(table.current.entries.items()) if table.current else []
+    return render(request, "mappings.html", table=table, entries=entries, unmapped=unmapped,
+                  prefill=code[:64], can_edit=allowed(principal.role, Action.CONFIG_WRITE))
+
+
+@router.post("/mappings")
+async def edit_mapping(request: Request,
+                       principal: Annotated[Principal, Depends(require(Action.CONFIG_WRITE))],
+                       code: Annotated[str, Form(min_length=1, max_length=64)],
+                       description: Annotated[str, Form(max_length=200)] = "",
+                       modality: Annotated[str, Form(max_length=16)] = "",
+                       body_part: Annotated[str, Form(max_length=64)] = "",
+                       stations: Annotated[str, Form(max_length=200)] = "",
+                       note: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Add or change one procedure code: a new version of the table (history kept)."""
+    store = _sql_store(request)
+    deps = get_deps(request)
+    proc = Procedure(code=code.strip(), description=description.strip(),
+                     modality=modality.strip().upper(), body_part=body_part.strip(),
+                     stations=tuple(s[:16] for s in stations.replace(",", " ").split()))
+    table = await run_in_threadpool(load_code_table, store)
+    after = table.current.number if table.current else 0
+    changed = table.change(at=deps.clock.now(), author=principal.name,
+                           note=note.strip() or f"code {proc.code} edited", upsert=(proc,))
+    await run_in_threadpool(save_versions, store, changed, after)
+    await run_in_threadpool(record, request, Action.CONFIG_WRITE.value,
+                            object_type="procedure_code", object_id=proc.code,
+                            detail={"version": after + 1})
+    return RedirectResponse(with_query("/mappings", flash=f"Saved as version {after + 1}; "
+                                       "the engine applies it at its next start."), 303)
+
+
+# --- audit log ---------------------------------------------------------------------------
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request,
+               principal: Annotated[Principal, Depends(page(Action.AUDIT_READ))],
+               actor: str = "", action: str = "", cursor: str = "") -> Response:
+    deps = get_deps(request)
+    try:
+        found = deps.auditor.accounts.list_audit(actor=actor[:64] or None,
+                                                 action=action[:64] or None,
+                                                 cursor=cursor or None, limit=100)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    record(request, Action.AUDIT_READ.value, object_type="audit", count=len(found.items))
+    nxt = found.next_cursor
+    export = ("/api/audit/export" if allowed(principal.role, Action.AUDIT_EXPORT) else "")
+    return render(request, "audit.html", entries=found.items, actor=actor, action=action,
+                  export_url=export,
+                  next_url=with_query("/audit", actor=actor, action=action, cursor=nxt)
+                  if nxt else "")
