@@ -17,7 +17,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from accord.store.schema_workflow import (
     wf_visits,
     wf_worklist_log,
 )
+from accord.store.sql import SqlStore
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity_compare import features
 from accord.workflow.identity_index import blocking_keys, query_keys
@@ -447,3 +449,11 @@ def repository_for(tx: Tx, now: datetime) -> SqlRepository:
     if not isinstance(tx, SqlTx):
         raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
     return SqlRepository(tx.connection, now)
+
+
+@contextmanager
+def reading(store: SqlStore, now: datetime) -> Iterator[SqlRepository]:
+    """A repository for reads (``accord trace``, the console) on its own connection;
+    nothing it might write is committed."""
+    with store.engine.connect() as conn:
+        yield SqlRepository(conn, now)
