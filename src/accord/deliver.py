@@ -61,7 +61,8 @@ class Deliverer:
 
     def __init__(self, store: Store, destinations: Sequence[Destination], clock: Clock,
                  node_id: str, client_factory: ClientFactory = default_client_factory,
-                 *, idle_poll: float = IDLE_POLL) -> None:
+                 *, idle_poll: float = IDLE_POLL,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
         self._store = store
         self._destinations = {d.name: d for d in destinations}
         self._clock = clock
@@ -72,6 +73,8 @@ class Deliverer:
         self._tasks: list[asyncio.Task[None]] = []
         self._ae_answers: dict[int, int] = {}
         self.delivered = 0
+        # Told (destination, MSA-1 code or "outage", seconds) after each send (metrics).
+        self._observe = observe
 
     async def start(self) -> None:
         """Start the workers (idempotent)."""
@@ -145,10 +148,14 @@ class Deliverer:
                 try:
                     result = await client.send_message(row.payload, row.control_id)
                 except DeliveryError as exc:
+                    if self._observe is not None:
+                        self._observe(dest.name, "outage", 0.0)
                     handled += 1
                     await self._outage(dest, row, str(exc))
                     return False
                 handled += 1
+                if self._observe is not None:
+                    self._observe(dest.name, result.code, result.latency)
                 if result.code not in ACCEPTED:
                     await asyncio.to_thread(self._record, dest, row, result)
                     return False

@@ -70,6 +70,7 @@ class IngestStats:
     failed_commits: int = 0
     largest_batch: int = 0
     slow_batches: int = 0
+    duplicates: int = 0  # resends answered with their first ACK (issue 6 metrics)
 
 
 @dataclass(slots=True)
@@ -126,6 +127,62 @@ class Ingestor:
     async def on_empty(self, peer: PeerInfo) -> bytes:
         """An empty block: recorded and refused."""
         return await self._submit(b"", peer, "empty MLLP block")
+
+    async def reprocess(self, message_id: int) -> int:
+        """Run an error-queue message (AE, or AR) through processing again, as a new
+        message with ``reprocess_of`` set; it takes over the MSH-10 dedupe claim so later
+        resends get the new ACK. Returns the new message id (issue 6, console action).
+        Raises NotFoundError / InvalidStateError from the store."""
+        original = await asyncio.to_thread(self._store.reprocess_message, message_id)
+        new_id = await asyncio.to_thread(self._apply_local, original.raw, original.peer,
+                                         original.id)
+        if self._notify is not None:
+            self._notify()
+        return new_id
+
+    async def inject(self, payload: bytes, origin: str) -> int:
+        """Store and apply a message Accord originates (a console merge as ADT^A40) in
+        one transaction like any received message; the sender allow-list does not apply
+        (the console authenticated its user). Returns the new message id."""
+        new_id = await asyncio.to_thread(self._apply_local, payload, origin, None)
+        if self._notify is not None:
+            self._notify()
+        return new_id
+
+    def _apply_local(self, payload: bytes, origin: str, reprocess_of: int | None) -> int:
+        """Blocking: one message, one transaction, the slow path's savepoint rules."""
+        now = self._clock.now()
+        with self._store.transaction() as tx:
+            try:
+                msg = parse(payload)
+            except ParseError as exc:
+                return tx.save_inbound(InboundMessage(
+                    received_at=now, raw=payload, peer=origin, listener=self._listener,
+                    parse_error=str(exc), status="rejected", ack_code="AR", ack=b"",
+                    outcome={"error": str(exc)}, reprocess_of=reprocess_of))
+            base = InboundMessage(
+                received_at=now, raw=payload, peer=origin, listener=self._listener,
+                charset=msg.charset, sending_app=msg.get("MSH-3"),
+                sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
+                receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
+                control_id=msg.control_id, version=msg.get("MSH-12"),
+                patient_ids=patient_identifiers(msg), accessions=accessions(msg),
+                reprocess_of=reprocess_of)
+            try:
+                with tx.savepoint():
+                    outcome = self._processor.process(msg, tx, now)
+                    record, outbox = self._processed(msg, base, outcome), outcome.outbox
+                    mid = tx.save_inbound(record)
+            except Exception as exc:
+                err = exc if isinstance(exc, AccordError) else _internal(exc, base)
+                record, outbox = self._failed(msg, base, err), ()
+                mid = tx.save_inbound(record)
+            tx.claim_control_id(record.sending_app, record.sending_facility,
+                                record.control_id, mid, takeover_from=reprocess_of)
+            if outbox:
+                tx.enqueue([dataclasses.replace(i, source_message_id=mid) for i in outbox],
+                           now)
+        return mid
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
@@ -257,6 +314,7 @@ class Ingestor:
             raise RuntimeError("dedupe claim lost but no holder found")
         log.info("duplicate %s %s answered with the first ACK", base.message_type,
                  base.control_id)
+        self.stats.duplicates += 1
         return self._save(tx, dataclasses.replace(
             base, status="duplicate", duplicate_of=first.id, ack=first.ack,
             ack_code=first.ack_code, outcome={"duplicate_of": first.id}))

@@ -37,6 +37,8 @@ from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
 from accord.store.sql_workflow_catalog import sync_code_table
 from accord.store.sql_worklist import SqlWorklistReader, save_mpps
+from accord.web.metrics import Metrics
+from accord.web.server import HttpServer
 from accord.workflow.identity import Matcher
 from accord.workflow.memory import RandomIds
 
@@ -57,6 +59,9 @@ class Runtime:
     mllp: MllpServer
     owns_store: bool = True
     bridge: DicomBridge | None = None
+    metrics: Metrics | None = None
+    http: HttpServer | None = None  # the console + API (issue 6), set by build()
+    setup_link: str | None = None  # first start, no user yet: creates the first admin
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
     _started: bool = False
 
@@ -77,6 +82,8 @@ class Runtime:
         if self.bridge is not None and self.bridge.server is not None:
             dicom = self.config.dicom
             lines.append(f"DICOM MWL+MPPS {dicom.ae_title}@{dicom.host}:{self.dicom_port}")
+        if self.http is not None and self.http.port:
+            lines.append(f"console+API http://{self.http.host}:{self.http.port}")
         return lines
 
     async def start(self) -> None:
@@ -87,6 +94,8 @@ class Runtime:
         if self.bridge is not None:
             await self.bridge.start(self)
         await self.mllp.start()
+        if self.http is not None and await self.http.start():
+            self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
             pruning_loop(self.store, self.config.store, self.clock, self.node_id),
             name="accord-prune"))
@@ -98,6 +107,8 @@ class Runtime:
         if not self._started:
             return
         self._started = False
+        if self.http is not None:
+            await self.http.stop()
         await self.mllp.stop()
         if self.bridge is not None:
             await asyncio.to_thread(self.bridge.stop)
@@ -134,8 +145,10 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     clock = clock or SystemClock()
     ids = control_ids or ControlIds()
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}"
+    metrics = Metrics()
     deliverer = Deliverer(store, config.destinations, clock, node_id,
-                          client_factory or default_client_factory)
+                          client_factory or default_client_factory,
+                          observe=metrics.observe_delivery)
     bridge: DicomBridge | None = None
     if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
         dialects = Dialects.from_config(config.dialects)
@@ -148,12 +161,34 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
             bridge = DicomBridge(store, outbound, clock, config)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
-    server = MllpServer(ingestor.handle, host=config.mllp.host, port=config.mllp.port,
+    metrics.watch_store(store, tuple(d.name for d in config.destinations),
+                        lambda: {"mllp": ingestor.stats.duplicates})
+    server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
+                        host=config.mllp.host, port=config.mllp.port,
                         limits=_limits(config), ssl_context=_tls(config),
                         on_oversize=ingestor.on_oversize, on_empty=ingestor.on_empty)
-    return Runtime(config=config, store=store, clock=clock, node_id=node_id,
-                   control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
-                   owns_store=owns_store, bridge=bridge)
+    rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
+                 control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
+                 owns_store=owns_store, bridge=bridge, metrics=metrics)
+    if isinstance(store, SqlStore):  # the console's tables live in the SQL store
+        rt.http = _http(rt)
+    return rt
+
+
+def _http(rt: Runtime) -> HttpServer:
+    """The console + JSON API on ``http.host:http.port`` (imported here: the CLI's other
+    commands do not pay for FastAPI)."""
+    from accord.web.app import create_app
+
+    return HttpServer(create_app(rt), rt.config.http.host, rt.config.http.port)
+
+
+def _setup_link(rt: Runtime) -> str | None:
+    """A one-time link creating the first admin, when the store has no user yet."""
+    from accord.web.app import setup_link
+
+    assert rt.http is not None
+    return setup_link(rt.http.app, f"http://{rt.http.host}:{rt.http.port}")
 
 
 def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:

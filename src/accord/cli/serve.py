@@ -104,6 +104,8 @@ def _announce(rt: Runtime, receiver: Receiver | None, demo_rate: float | None) -
     lines += [f"  listening: {where}" for where in rt.listening()]
     cfg = rt.config.store
     lines.append(f"  store:     {cfg.url or (cfg.data_dir.resolve() / 'accord.db')}")
+    if rt.setup_link:  # no console user yet: a one-time link creates the first admin
+        lines.append(f"  setup:     {rt.setup_link}  (one-time link: creates the first admin)")
     for dest in rt.config.destinations:
         lines.append(f"  delivers:  {dest.name} ({', '.join(dest.send)}) to "
                      f"{dest.host}:{dest.port}")

@@ -121,16 +121,33 @@ class SqlArea:
 
 def _user(row: Any) -> UserRecord:
     m = row._mapping
-    return UserRecord(m["id"], m["name"], m["role"], m["password_hash"], bool(m["disabled"]),
-                      m["created_at"], m["password_changed_at"])
+    return UserRecord(
+        m["id"],
+        m["name"],
+        m["role"],
+        m["password_hash"],
+        bool(m["disabled"]),
+        m["created_at"],
+        m["password_changed_at"],
+    )
 
 
 def _audit(row: Any) -> AuditEntry:
     m = row._mapping
-    return AuditEntry(at=m["at"], actor=m["actor"], action=m["action"], outcome=m["outcome"],
-                      role=m["role"], peer=m["peer"], object_type=m["object_type"],
-                      object_id=m["object_id"], patient_id=m["patient_id"],
-                      count=m["count"], detail=dict(m["detail"] or {}), id=m["id"])
+    return AuditEntry(
+        at=m["at"],
+        actor=m["actor"],
+        action=m["action"],
+        outcome=m["outcome"],
+        role=m["role"],
+        peer=m["peer"],
+        object_type=m["object_type"],
+        object_id=m["object_id"],
+        patient_id=m["patient_id"],
+        count=m["count"],
+        detail=dict(m["detail"] or {}),
+        id=m["id"],
+    )
 
 
 def id_cursor(cursor: str | None) -> int | None:
@@ -150,10 +167,17 @@ class AuthStore(SqlArea):
         """Create a user; raises UserExistsError when the name is taken."""
         try:
             with self.write() as conn:
-                uid = conn.execute(insert(web_users).returning(web_users.c.id), {
-                    "name": name, "role": role, "password_hash": password_hash,
-                    "disabled": False, "created_at": now, "password_changed_at": now,
-                }).scalar_one()
+                uid = conn.execute(
+                    insert(web_users).returning(web_users.c.id),
+                    {
+                        "name": name,
+                        "role": role,
+                        "password_hash": password_hash,
+                        "disabled": False,
+                        "created_at": now,
+                        "password_changed_at": now,
+                    },
+                ).scalar_one()
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise UserExistsError(f"user {name!r} exists already") from None
@@ -189,9 +213,15 @@ class AuthStore(SqlArea):
         with self.read() as conn:
             return int(conn.scalar(stmt) or 0)
 
-    def update_user(self, user_id: int, *, role: str | None = None,
-                    disabled: bool | None = None, password_hash: str | None = None,
-                    now: datetime) -> bool:
+    def update_user(
+        self,
+        user_id: int,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+        now: datetime,
+    ) -> bool:
         """Change a user's role, disabled flag or password; ends their sessions when
         anything but the role changes, or the role does (privileges must not linger)."""
         values: dict[str, Any] = {}
@@ -204,37 +234,68 @@ class AuthStore(SqlArea):
         if not values:
             return self.user(user_id) is not None
         with self.write() as conn:
-            done = conn.execute(update(web_users).where(web_users.c.id == user_id)
-                                .values(**values)).rowcount == 1
+            done = (
+                conn.execute(
+                    update(web_users).where(web_users.c.id == user_id).values(**values)
+                ).rowcount
+                == 1
+            )
             if done:
                 conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
         return done
 
     # -- sessions ---------------------------------------------------------------------
-    def add_session(self, token_hash: str, user_id: int, csrf_token: str, now: datetime,
-                    peer: str) -> None:
+    def add_session(
+        self, token_hash: str, user_id: int, csrf_token: str, now: datetime, peer: str
+    ) -> None:
         with self.write() as conn:
-            conn.execute(insert(web_sessions), {
-                "token_hash": token_hash, "user_id": user_id, "csrf_token": csrf_token,
-                "created_at": now, "last_seen_at": now, "peer": peer[:64]})
+            conn.execute(
+                insert(web_sessions),
+                {
+                    "token_hash": token_hash,
+                    "user_id": user_id,
+                    "csrf_token": csrf_token,
+                    "created_at": now,
+                    "last_seen_at": now,
+                    "peer": peer[:64],
+                },
+            )
 
     def session(self, token_hash: str) -> SessionRecord | None:
         s = web_sessions.c
-        stmt = (select(web_users, s.token_hash, s.csrf_token, s.created_at.label("s_created"),
-                       s.last_seen_at, s.peer)
-                .join(web_users, web_users.c.id == s.user_id).where(s.token_hash == token_hash))
+        stmt = (
+            select(
+                web_users,
+                s.token_hash,
+                s.csrf_token,
+                s.created_at.label("s_created"),
+                s.last_seen_at,
+                s.peer,
+            )
+            .join(web_users, web_users.c.id == s.user_id)
+            .where(s.token_hash == token_hash)
+        )
         with self.read() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             return None
         m = row._mapping
-        return SessionRecord(m["token_hash"], _user(row), m["csrf_token"], m["s_created"],
-                             m["last_seen_at"], m["peer"])
+        return SessionRecord(
+            m["token_hash"],
+            _user(row),
+            m["csrf_token"],
+            m["s_created"],
+            m["last_seen_at"],
+            m["peer"],
+        )
 
     def touch_session(self, token_hash: str, now: datetime) -> None:
         with self.write() as conn:
-            conn.execute(update(web_sessions).where(web_sessions.c.token_hash == token_hash)
-                         .values(last_seen_at=now))
+            conn.execute(
+                update(web_sessions)
+                .where(web_sessions.c.token_hash == token_hash)
+                .values(last_seen_at=now)
+            )
 
     def delete_session(self, token_hash: str) -> None:
         with self.write() as conn:
@@ -244,67 +305,114 @@ class AuthStore(SqlArea):
         """Delete sessions idle since ``idle_before`` or created before ``created_before``."""
         s = web_sessions.c
         with self.write() as conn:
-            return int(conn.execute(delete(web_sessions).where(
-                (s.last_seen_at < idle_before) | (s.created_at < created_before))).rowcount)
+            return int(
+                conn.execute(
+                    delete(web_sessions).where(
+                        (s.last_seen_at < idle_before) | (s.created_at < created_before)
+                    )
+                ).rowcount
+            )
 
     # -- API tokens -------------------------------------------------------------------
-    def add_token(self, user_id: int, name: str, token_hash: str, prefix: str,
-                  now: datetime) -> int:
+    def add_token(
+        self, user_id: int, name: str, token_hash: str, prefix: str, now: datetime
+    ) -> int:
         with self.write() as conn:
-            return int(conn.execute(insert(web_api_tokens).returning(web_api_tokens.c.id), {
-                "user_id": user_id, "name": name[:64], "token_hash": token_hash,
-                "prefix": prefix, "created_at": now}).scalar_one())
+            return int(
+                conn.execute(
+                    insert(web_api_tokens).returning(web_api_tokens.c.id),
+                    {
+                        "user_id": user_id,
+                        "name": name[:64],
+                        "token_hash": token_hash,
+                        "prefix": prefix,
+                        "created_at": now,
+                    },
+                ).scalar_one()
+            )
 
     def token_user(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
         """The live (not revoked) token with this hash, and its user."""
         t = web_api_tokens.c
-        stmt = (select(web_users, t.id.label("t_id"), t.user_id, t.name.label("t_name"),
-                       t.prefix, t.created_at.label("t_created"), t.last_used_at, t.revoked_at)
-                .join(web_users, web_users.c.id == t.user_id)
-                .where(t.token_hash == token_hash, t.revoked_at.is_(None)))
+        stmt = (
+            select(
+                web_users,
+                t.id.label("t_id"),
+                t.user_id,
+                t.name.label("t_name"),
+                t.prefix,
+                t.created_at.label("t_created"),
+                t.last_used_at,
+                t.revoked_at,
+            )
+            .join(web_users, web_users.c.id == t.user_id)
+            .where(t.token_hash == token_hash, t.revoked_at.is_(None))
+        )
         with self.read() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             return None
         m = row._mapping
-        token = TokenRecord(m["t_id"], m["user_id"], m["t_name"], m["prefix"], m["t_created"],
-                            m["last_used_at"], m["revoked_at"])
+        token = TokenRecord(
+            m["t_id"],
+            m["user_id"],
+            m["t_name"],
+            m["prefix"],
+            m["t_created"],
+            m["last_used_at"],
+            m["revoked_at"],
+        )
         return token, _user(row)
 
     def touch_token(self, token_id: int, now: datetime) -> None:
         with self.write() as conn:
-            conn.execute(update(web_api_tokens).where(web_api_tokens.c.id == token_id)
-                         .values(last_used_at=now))
+            conn.execute(
+                update(web_api_tokens)
+                .where(web_api_tokens.c.id == token_id)
+                .values(last_used_at=now)
+            )
 
     def tokens_of(self, user_id: int) -> list[TokenRecord]:
         t = web_api_tokens.c
-        stmt = (select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at,
-                       t.revoked_at).where(t.user_id == user_id).order_by(t.id))
+        stmt = (
+            select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+            .where(t.user_id == user_id)
+            .order_by(t.id)
+        )
         with self.read() as conn:
             return [TokenRecord(*r) for r in conn.execute(stmt)]
 
     def token(self, token_id: int) -> TokenRecord | None:
         t = web_api_tokens.c
-        stmt = select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at,
-                      t.revoked_at).where(t.id == token_id)
+        stmt = select(
+            t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at
+        ).where(t.id == token_id)
         with self.read() as conn:
             row = conn.execute(stmt).first()
         return TokenRecord(*row) if row else None
 
     def revoke_token(self, token_id: int, now: datetime) -> bool:
         with self.write() as conn:
-            return conn.execute(update(web_api_tokens).where(
-                web_api_tokens.c.id == token_id, web_api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)).rowcount == 1
+            return (
+                conn.execute(
+                    update(web_api_tokens)
+                    .where(web_api_tokens.c.id == token_id, web_api_tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount
+                == 1
+            )
 
     # -- login attempts ---------------------------------------------------------------
     def add_attempt(self, name: str, peer: str, ok: bool, now: datetime) -> None:
         with self.write() as conn:
-            conn.execute(insert(web_login_attempts),
-                         {"at": now, "name": name[:64], "peer": peer[:64], "ok": ok})
+            conn.execute(
+                insert(web_login_attempts),
+                {"at": now, "name": name[:64], "peer": peer[:64], "ok": ok},
+            )
 
-    def failures_since(self, since: datetime, *, name: str | None = None,
-                       peer: str | None = None) -> int:
+    def failures_since(
+        self, since: datetime, *, name: str | None = None, peer: str | None = None
+    ) -> int:
         """Failed logins at or after ``since`` for a user name or a peer address (an
         indexed range: bounded by the rate limit window, never the whole table)."""
         a = web_login_attempts.c
@@ -314,19 +422,25 @@ class AuthStore(SqlArea):
         if peer is not None:
             where.append(a.peer == peer[:64])
         with self.read() as conn:
-            return int(conn.scalar(select(func.count()).select_from(web_login_attempts)
-                                   .where(*where)) or 0)
+            return int(
+                conn.scalar(select(func.count()).select_from(web_login_attempts).where(*where)) or 0
+            )
 
     def prune_attempts(self, before: datetime) -> int:
         with self.write() as conn:
-            return int(conn.execute(delete(web_login_attempts)
-                                    .where(web_login_attempts.c.at < before)).rowcount)
+            return int(
+                conn.execute(
+                    delete(web_login_attempts).where(web_login_attempts.c.at < before)
+                ).rowcount
+            )
 
     # -- setup tokens -----------------------------------------------------------------
     def add_setup_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         with self.write() as conn:
-            conn.execute(insert(web_setup_tokens), {
-                "token_hash": token_hash, "created_at": now, "expires_at": expires_at})
+            conn.execute(
+                insert(web_setup_tokens),
+                {"token_hash": token_hash, "created_at": now, "expires_at": expires_at},
+            )
 
     def use_setup_token(self, token_hash: str, now: datetime) -> bool:
         """Mark the token used; True only the first time, before it expires, and only
@@ -335,26 +449,51 @@ class AuthStore(SqlArea):
         with self.write() as conn:
             if conn.scalar(select(func.count()).select_from(web_users)):
                 return False
-            return conn.execute(update(web_setup_tokens).where(
-                st.token_hash == token_hash, st.used_at.is_(None), st.expires_at > now)
-                .values(used_at=now)).rowcount == 1
+            return (
+                conn.execute(
+                    update(web_setup_tokens)
+                    .where(st.token_hash == token_hash, st.used_at.is_(None), st.expires_at > now)
+                    .values(used_at=now)
+                ).rowcount
+                == 1
+            )
 
     # -- audit ------------------------------------------------------------------------
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
         with self.write() as conn:
-            conn.execute(insert(web_audit), [{
-                "at": e.at, "actor": e.actor[:64], "role": e.role[:16], "peer": e.peer[:64],
-                "action": e.action[:48], "object_type": e.object_type[:32],
-                "object_id": e.object_id[:255], "patient_id": e.patient_id[:64],
-                "outcome": e.outcome[:16], "detail": e.detail, "count": e.count}
-                for e in entries])
+            conn.execute(
+                insert(web_audit),
+                [
+                    {
+                        "at": e.at,
+                        "actor": e.actor[:64],
+                        "role": e.role[:16],
+                        "peer": e.peer[:64],
+                        "action": e.action[:48],
+                        "object_type": e.object_type[:32],
+                        "object_id": e.object_id[:255],
+                        "patient_id": e.patient_id[:64],
+                        "outcome": e.outcome[:16],
+                        "detail": e.detail,
+                        "count": e.count,
+                    }
+                    for e in entries
+                ],
+            )
 
-    def list_audit(self, *, actor: str | None = None, patient_id: str | None = None,
-                   action: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None, cursor: str | None = None,
-                   limit: int = 100) -> Page[AuditEntry]:
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        patient_id: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[AuditEntry]:
         """Audit records matching every filter, newest first."""
         a = web_audit.c
         where: list[ColumnElement[bool]] = []

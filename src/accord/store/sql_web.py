@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
+from accord.store.schema import outbox
 from accord.store.schema_workflow import (
     wf_findings,
     wf_orders,
@@ -95,15 +96,24 @@ class WebQueries(SqlArea):
         f = wf_findings.c
         out: dict[str, int] = {"patients": 0, "orders": 0, "findings_open": 0}
         with self.read() as conn:
-            out["patients"] = int(conn.scalar(select(func.count()).select_from(wf_patients)
-                                              .where(wf_patients.c.merged_into.is_(None))) or 0)
-            for status, n in conn.execute(select(wf_orders.c.status, func.count())
-                                          .group_by(wf_orders.c.status)):
+            out["patients"] = int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(wf_patients)
+                    .where(wf_patients.c.merged_into.is_(None))
+                )
+                or 0
+            )
+            for status, n in conn.execute(
+                select(wf_orders.c.status, func.count()).group_by(wf_orders.c.status)
+            ):
                 out["orders"] += n
                 out[f"orders_{status}"] = n
-            for kind, n in conn.execute(select(f.kind, func.count())
-                                        .where(f.resolution == Resolution.OPEN.value)
-                                        .group_by(f.kind)):
+            for kind, n in conn.execute(
+                select(f.kind, func.count())
+                .where(f.resolution == Resolution.OPEN.value)
+                .group_by(f.kind)
+            ):
                 out["findings_open"] += n
                 out[f"findings_{kind}"] = n
         return out
@@ -114,8 +124,11 @@ class WebQueries(SqlArea):
         found: dict[str, Patient] = {}
         with self.read() as conn:
             for start in range(0, len(wanted), 500):
-                rows = conn.execute(select(wf_patients.c.doc)
-                                    .where(wf_patients.c.id.in_(wanted[start:start + 500])))
+                rows = conn.execute(
+                    select(wf_patients.c.doc).where(
+                        wf_patients.c.id.in_(wanted[start : start + 500])
+                    )
+                )
                 for r in rows:
                     p = codec.decode_patient(r.doc)
                     found[p.id] = p
@@ -133,9 +146,15 @@ class WebQueries(SqlArea):
         with self.read() as conn:
             return sorted({r.patient_id for r in conn.execute(stmt.limit(MAX_LIMIT))})
 
-    def patients(self, *, identifier: str | None = None, authority: str | None = None,
-                 family: str | None = None, cursor: str | None = None,
-                 limit: int = 100) -> Page[Patient]:
+    def patients(
+        self,
+        *,
+        identifier: str | None = None,
+        authority: str | None = None,
+        family: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[Patient]:
         """Patients by identifier, by family-name prefix (casefolded), or all (by id)."""
         limit = clamp(limit)
         p = wf_patients.c
@@ -148,8 +167,7 @@ class WebQueries(SqlArea):
             where.append(and_(p.family >= prefix, p.family < prefix + "\U0010ffff"))
             after = _split(cursor, 2)
             if after:
-                where.append(or_(p.family > after[0], and_(p.family == after[0],
-                                                           p.id > after[1])))
+                where.append(or_(p.family > after[0], and_(p.family == after[0], p.id > after[1])))
             order: list[Any] = [p.family, p.id]
         else:
             after = _split(cursor, 1)
@@ -157,8 +175,9 @@ class WebQueries(SqlArea):
                 where.append(p.id > after[0])
             order = [p.id]
         with self.read() as conn:
-            rows = conn.execute(select(p.family, p.id, p.doc).where(*where).order_by(*order)
-                                .limit(limit + 1)).all()
+            rows = conn.execute(
+                select(p.family, p.id, p.doc).where(*where).order_by(*order).limit(limit + 1)
+            ).all()
         items = tuple(codec.decode_patient(r.doc) for r in rows[:limit])
         nxt = None
         if len(rows) > limit:
@@ -168,17 +187,23 @@ class WebQueries(SqlArea):
 
     def visits_of(self, patient_id: str, limit: int = 200) -> list[Visit]:
         with self.read() as conn:
-            rows = conn.execute(select(wf_visits.c.doc)
-                                .where(wf_visits.c.patient_id == patient_id)
-                                .order_by(wf_visits.c.visit_number).limit(limit))
+            rows = conn.execute(
+                select(wf_visits.c.doc)
+                .where(wf_visits.c.patient_id == patient_id)
+                .order_by(wf_visits.c.visit_number)
+                .limit(limit)
+            )
             return [codec.decode_visit(r.doc) for r in rows]
 
     def merged_into(self, patient_id: str, limit: int = 100) -> list[Patient]:
         """Tombstones merged into this patient (its merge history)."""
         with self.read() as conn:
-            rows = conn.execute(select(wf_patients.c.doc)
-                                .where(wf_patients.c.merged_into == patient_id)
-                                .order_by(wf_patients.c.id).limit(limit))
+            rows = conn.execute(
+                select(wf_patients.c.doc)
+                .where(wf_patients.c.merged_into == patient_id)
+                .order_by(wf_patients.c.id)
+                .limit(limit)
+            )
             return [codec.decode_patient(r.doc) for r in rows]
 
     # -- orders -----------------------------------------------------------------------
@@ -187,15 +212,25 @@ class WebQueries(SqlArea):
             row = conn.execute(select(wf_orders.c.doc).where(wf_orders.c.id == order_id)).first()
         return codec.decode_order(row.doc) if row else None
 
-    def orders(self, *, accession: str | None = None, patient_ids: Sequence[str] | None = None,
-               status: str | None = None, study_instance_uid: str | None = None,
-               cursor: str | None = None, limit: int = 100) -> Page[Order]:
+    def orders(
+        self,
+        *,
+        accession: str | None = None,
+        patient_ids: Sequence[str] | None = None,
+        status: str | None = None,
+        study_instance_uid: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[Order]:
         """Orders matching every filter, most recently changed first."""
         limit = clamp(limit)
         o = wf_orders.c
         where: list[ColumnElement[bool]] = []
-        for col, value in ((o.accession, accession), (o.status, status),
-                           (o.study_instance_uid, study_instance_uid)):
+        for col, value in (
+            (o.accession, accession),
+            (o.status, status),
+            (o.study_instance_uid, study_instance_uid),
+        ):
             if value:
                 where.append(col == value)
         if patient_ids is not None:
@@ -204,8 +239,12 @@ class WebQueries(SqlArea):
         if after:  # updated_at is set on every save of an order
             at = _when(after[0])
             where.append(or_(o.updated_at < at, and_(o.updated_at == at, o.id < after[1])))
-        stmt = (select(o.updated_at, o.id, o.doc).where(*where)
-                .order_by(o.updated_at.desc(), o.id.desc()).limit(limit + 1))
+        stmt = (
+            select(o.updated_at, o.id, o.doc)
+            .where(*where)
+            .order_by(o.updated_at.desc(), o.id.desc())
+            .limit(limit + 1)
+        )
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         items = tuple(codec.decode_order(r.doc) for r in rows[:limit])
@@ -228,26 +267,43 @@ class WebQueries(SqlArea):
         return [e for _, e in events]
 
     # -- worklist ---------------------------------------------------------------------
-    def worklist(self, *, station: str | None = None, modality: str | None = None,
-                 date: str | None = None, cursor: str | None = None,
-                 limit: int = 100) -> Page[WorklistRow]:
+    def worklist(
+        self,
+        *,
+        station: str | None = None,
+        modality: str | None = None,
+        date: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[WorklistRow]:
         """Scheduled procedure steps the MWL serves (order scheduled or arrived, not
         held), by station AE, modality and SPS start date (YYYYMMDD), in start order."""
         limit = clamp(limit)
         s = wf_procedure_steps.c
         where: list[ColumnElement[bool]] = [s.status.in_(sorted(v.value for v in ON_WORKLIST))]
-        for col, value in ((s.station_ae, station), (s.modality, modality),
-                           (s.start_date, date)):
+        for col, value in ((s.station_ae, station), (s.modality, modality), (s.start_date, date)):
             if value:
                 where.append(col == value)
         after = _split(cursor, 3)
         if after:
-            where.append(or_(s.start_date > after[0], and_(s.start_date == after[0], or_(
-                s.order_id > after[1], and_(s.order_id == after[1], s.sps_id > after[2])))))
-        stmt = (select(s.start_date, s.order_id, s.sps_id, wf_orders.c.doc)
-                .join(wf_orders, wf_orders.c.id == s.order_id)
-                .where(*where, wf_orders.c.held.is_(False))
-                .order_by(s.start_date, s.order_id, s.sps_id).limit(limit + 1))
+            where.append(
+                or_(
+                    s.start_date > after[0],
+                    and_(
+                        s.start_date == after[0],
+                        or_(
+                            s.order_id > after[1], and_(s.order_id == after[1], s.sps_id > after[2])
+                        ),
+                    ),
+                )
+            )
+        stmt = (
+            select(s.start_date, s.order_id, s.sps_id, wf_orders.c.doc)
+            .join(wf_orders, wf_orders.c.id == s.order_id)
+            .where(*where, wf_orders.c.held.is_(False))
+            .order_by(s.start_date, s.order_id, s.sps_id)
+            .limit(limit + 1)
+        )
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         orders = [(r, codec.decode_order(r.doc)) for r in rows[:limit]]
@@ -266,23 +322,38 @@ class WebQueries(SqlArea):
         return Page(tuple(items), nxt)
 
     # -- findings ---------------------------------------------------------------------
-    def findings(self, *, kind: str | None = None, resolution: str | None = None,
-                 accession: str | None = None, patient_id: str | None = None,
-                 cursor: str | None = None, limit: int = 100) -> Page[StoredFinding]:
+    def findings(
+        self,
+        *,
+        kind: str | None = None,
+        resolution: str | None = None,
+        accession: str | None = None,
+        patient_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[StoredFinding]:
         """Findings matching every filter, most recently seen first."""
         limit = clamp(limit)
         f = wf_findings.c
         where: list[ColumnElement[bool]] = []
-        for col, value in ((f.kind, kind), (f.resolution, resolution),
-                           (f.accession, accession), (f.patient_id, patient_id)):
+        for col, value in (
+            (f.kind, kind),
+            (f.resolution, resolution),
+            (f.accession, accession),
+            (f.patient_id, patient_id),
+        ):
             if value:
                 where.append(col == value)
         after = _split(cursor, 2)
         if after:
             at, ident = _when(after[0]), int(after[1])
             where.append(or_(f.last_seen < at, and_(f.last_seen == at, f.id < ident)))
-        stmt = (select(f.id, f.last_seen, f.doc).where(*where)
-                .order_by(f.last_seen.desc(), f.id.desc()).limit(limit + 1))
+        stmt = (
+            select(f.id, f.last_seen, f.doc)
+            .where(*where)
+            .order_by(f.last_seen.desc(), f.id.desc())
+            .limit(limit + 1)
+        )
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         items = tuple(StoredFinding(r.id, codec.decode_finding(r.doc)) for r in rows[:limit])
@@ -294,12 +365,14 @@ class WebQueries(SqlArea):
 
     def finding(self, finding_id: int) -> StoredFinding | None:
         with self.read() as conn:
-            row = conn.execute(select(wf_findings.c.doc)
-                               .where(wf_findings.c.id == finding_id)).first()
+            row = conn.execute(
+                select(wf_findings.c.doc).where(wf_findings.c.id == finding_id)
+            ).first()
         return StoredFinding(finding_id, codec.decode_finding(row.doc)) if row else None
 
-    def resolve_finding(self, finding_id: int, resolution: Resolution, note: str,
-                        now: datetime) -> StoredFinding | None:
+    def resolve_finding(
+        self, finding_id: int, resolution: Resolution, note: str, now: datetime
+    ) -> StoredFinding | None:
         """A person resolves (or ignores) a finding; the note is added to its detail."""
         found = self.finding(finding_id)
         if found is None:
@@ -307,22 +380,49 @@ class WebQueries(SqlArea):
         detail = found.finding.detail + (f"; {note}" if note else "")
         new = replace(found.finding, resolution=resolution, detail=detail)
         with self.write() as conn:
-            conn.execute(update(wf_findings).where(wf_findings.c.id == finding_id).values(
-                resolution=resolution.value, doc=codec.encode_finding(new)))
+            conn.execute(
+                update(wf_findings)
+                .where(wf_findings.c.id == finding_id)
+                .values(resolution=resolution.value, doc=codec.encode_finding(new))
+            )
         return StoredFinding(finding_id, new)
 
-    def duplicates(self, *, cursor: str | None = None, limit: int = 100,
-                   include_resolved: bool = False) -> Page[DuplicatePair]:
+    def duplicates(
+        self, *, cursor: str | None = None, limit: int = 100, include_resolved: bool = False
+    ) -> Page[DuplicatePair]:
         """Open potential duplicate patient pairs with both patients, newest first."""
-        page = self.findings(kind=FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
-                             resolution=None if include_resolved else Resolution.OPEN.value,
-                             cursor=cursor, limit=limit)
+        page = self.findings(
+            kind=FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
+            resolution=None if include_resolved else Resolution.OPEN.value,
+            cursor=cursor,
+            limit=limit,
+        )
         patients = self.patients_by_id(
-            i for sf in page.items for i in (sf.finding.patient_id, sf.finding.subject))
-        return Page(tuple(DuplicatePair(sf, patients.get(sf.finding.patient_id),
-                                        patients.get(sf.finding.subject),
-                                        float(sf.finding.score or 0.0))
-                          for sf in page.items), page.next_cursor)
+            i for sf in page.items for i in (sf.finding.patient_id, sf.finding.subject)
+        )
+        return Page(
+            tuple(
+                DuplicatePair(
+                    sf,
+                    patients.get(sf.finding.patient_id),
+                    patients.get(sf.finding.subject),
+                    float(sf.finding.score or 0.0),
+                )
+                for sf in page.items
+            ),
+            page.next_cursor,
+        )
+
+
+def outbox_counts(store: Any) -> dict[tuple[str, str], int]:
+    """Outbox rows waiting (``pending``, ``in_flight``) and in the error queue, per
+    ``(destination, status)``: for the metrics' queue depth (a scrape, not a page)."""
+    c = outbox.c
+    stmt = (select(c.destination, c.status, func.count())
+            .where(c.status.in_(("pending", "in_flight", "error")), c.superseded_by.is_(None))
+            .group_by(c.destination, c.status))
+    with SqlArea(store).read() as conn:
+        return {(d, s): int(n) for d, s, n in conn.execute(stmt)}
 
 
 def _start_order(row: WorklistRow) -> tuple[str, str, str, str]:

@@ -1,0 +1,278 @@
+"""The JSON API, workflow side: patients, orders and their trace, the worklist,
+duplicates and merges, findings (CONTRACT "JSON API"; rules in ``accord.web.api``).
+
+A merge is sent the way a RIS would send it: an ADT^A40 (PID-3 the survivor, MRG-1 the
+merged patient's identifiers, HL7 v2.5.1 §3.3.40) is built and run through ingest, so
+it is stored, applied by the workflow in one transaction, traced, and sent downstream
+through the outbox like any A40.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from accord.mapping.dialect import Dialect
+from accord.mapping.outbound import build
+from accord.routing import encode_like
+from accord.web import api_json as js
+from accord.web.api import Cursor, Deps, Limit, bad_request, who
+from accord.web.audit import record
+from accord.web.auth import Principal
+from accord.web.permissions import Action
+from accord.workflow.events import PatientMerged
+from accord.workflow.findings import FindingKind, Resolution
+from accord.workflow.status import Status
+
+router = APIRouter()
+MERGE_FACILITY = "CONSOLE"
+
+
+def _split_identifier(text: str) -> tuple[str, str | None]:
+    """``ID`` or ``ID^^^AUTH`` (CX-1 and CX-4, as in PID-3)."""
+    value, sep, rest = text.partition("^^^")
+    return value, (rest.split("^")[0] if sep else None)
+
+
+@router.get("/api/patients", tags=["patients"])
+def list_patients(request: Request, deps: Deps,
+                  principal: Annotated[Principal, who(Action.PATIENTS_READ)],
+                  identifier: Annotated[str | None, Query(max_length=400)] = None,
+                  name: Annotated[str | None, Query(max_length=199)] = None,
+                  limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """Patients by PID-3 identifier (``ID`` or ``ID^^^AUTH``), by family-name prefix
+    (``name``), or all by id."""
+    value, authority = _split_identifier(identifier) if identifier else (None, None)
+    try:
+        found = deps.queries.patients(identifier=value, authority=authority, family=name,
+                                      cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    record(request, "patients.list", object_type="patient", count=len(found.items),
+           patient_ids=[p.id for p in found.items], detail={"filters": _filters(request)})
+    return js.page([js.patient_json(p) for p in found.items], found.next_cursor)
+
+
+def _filters(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k not in ("cursor", "limit")}
+
+
+@router.get("/api/patients/{patient_id}", tags=["patients"])
+def get_patient(request: Request, patient_id: str, deps: Deps,
+                principal: Annotated[Principal, who(Action.PATIENTS_READ)]) -> dict[str, Any]:
+    """A patient: identifiers, demographics, visits, orders, merge history, open
+    duplicate findings."""
+    q = deps.queries
+    patient = q.patient(patient_id)
+    if patient is None:
+        record(request, "patients.view", object_type="patient", object_id=patient_id,
+               outcome="not_found")
+        raise HTTPException(404, f"no patient {patient_id}")
+    orders = q.orders(patient_ids=[patient.id], limit=200).items
+    dups = q.findings(kind=FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
+                      resolution=Resolution.OPEN.value, patient_id=patient.id, limit=50).items
+    record(request, "patients.view", object_type="patient", object_id=patient.id,
+           patient_ids=[patient.id])
+    return {**js.patient_json(patient),
+            "visits": [js.visit_json(v) for v in q.visits_of(patient.id)],
+            "orders": [js.order_json(o, {patient.id: patient}) for o in orders],
+            "merged": [js.patient_json(p) for p in q.merged_into(patient.id)],
+            "duplicates": [js.finding_json(f) for f in dups]}
+
+
+class MergeRequest(BaseModel):
+    into: str = Field(min_length=1, max_length=64, description="the surviving patient's id")
+
+
+@router.post("/api/patients/{patient_id}/merge", tags=["patients"])
+async def merge_patient(request: Request, patient_id: str, body: MergeRequest, deps: Deps,
+                        principal: Annotated[Principal, who(Action.PATIENTS_MERGE)]
+                       ) -> dict[str, Any]:
+    """Merge patient ``patient_id`` into ``into``: an ADT^A40 through ingest (module
+    doc); answers the stored message's id, status and ACK code."""
+    q = deps.queries
+    merged, survivor = await run_in_threadpool(
+        lambda: (q.patient(patient_id), q.patient(body.into)))
+    problem = _merge_problem(patient_id, body.into, merged, survivor)
+    if problem is not None:
+        status, text = problem
+        await run_in_threadpool(lambda: record(
+            request, "patients.merge", object_type="patient", object_id=patient_id,
+            patient_ids=[patient_id, body.into], outcome="refused", detail={"reason": text}))
+        raise HTTPException(status, text)
+    assert merged is not None and survivor is not None
+    if deps.inject is None:
+        raise HTTPException(503, "merging needs the running engine")
+    control_id = deps.control_ids.next()
+    msg = build(PatientMerged(survivor, merged), Dialect(), control_id=control_id,
+                now=deps.clock.now(), receiving_application="ACCORD")
+    assert msg is not None
+    msg.set("MSH-4", MERGE_FACILITY)
+    message_id = await deps.inject(encode_like(msg.to_er7(), msg), f"console:{principal.name}")
+    stored = await run_in_threadpool(deps.store.get_message, message_id)
+    outcome = "ok" if stored.ack_code == "AA" else "failed"
+    await run_in_threadpool(lambda: record(
+        request, "patients.merge", object_type="patient", object_id=patient_id,
+        patient_ids=[patient_id, body.into], outcome=outcome,
+        detail={"into": body.into, "message_id": message_id, "ack_code": stored.ack_code}))
+    return {"merged": patient_id, "into": body.into, "message_id": message_id,
+            "status": stored.status, "ack_code": stored.ack_code, "outcome": stored.outcome}
+
+
+def _merge_problem(patient_id: str, into: str, merged: Any, survivor: Any
+                   ) -> tuple[int, str] | None:
+    if patient_id == into:
+        return 400, "a patient cannot be merged into itself"
+    if merged is None or survivor is None:
+        return 404, f"no patient {patient_id if merged is None else into}"
+    if merged.merged_into is not None or survivor.merged_into is not None:
+        return 409, "one of the patients is already merged"
+    if not merged.identifiers or not survivor.identifiers:
+        return 409, "both patients need an identifier to be merged"
+    return None
+
+
+@router.get("/api/orders", tags=["orders"])
+def list_orders(request: Request, deps: Deps,
+                principal: Annotated[Principal, who(Action.ORDERS_READ)],
+                accession: Annotated[str | None, Query(max_length=199)] = None,
+                patient: Annotated[str | None, Query(max_length=400)] = None,
+                status: str | None = None,
+                study_instance_uid: Annotated[str | None, Query(max_length=64)] = None,
+                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """Orders, most recently changed first; ``patient`` is an Accord patient id or a
+    PID-3 identifier (``ID`` or ``ID^^^AUTH``)."""
+    if status is not None and status not in {s.value for s in Status}:
+        raise HTTPException(400, f"unknown status {status!r}")
+    q = deps.queries
+    patient_ids: list[str] | None = None
+    if patient:
+        value, authority = _split_identifier(patient)
+        patient_ids = q.patient_ids_by_identifier(value, authority) or [patient]
+    try:
+        found = q.orders(accession=accession, patient_ids=patient_ids, status=status,
+                         study_instance_uid=study_instance_uid, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    patients = q.patients_by_id(o.patient_id for o in found.items)
+    record(request, "orders.list", object_type="order", count=len(found.items),
+           patient_ids=[o.patient_id for o in found.items],
+           detail={"filters": _filters(request)})
+    return js.page([js.order_json(o, patients) for o in found.items], found.next_cursor)
+
+
+@router.get("/api/orders/{order_id}", tags=["orders"])
+def get_order(request: Request, order_id: str, deps: Deps,
+              principal: Annotated[Principal, who(Action.ORDERS_READ)]) -> dict[str, Any]:
+    """One order with its patient banner (every identifier with its authority)."""
+    order = deps.queries.order(order_id)
+    if order is None:
+        record(request, "orders.view", object_type="order", object_id=order_id,
+               outcome="not_found")
+        raise HTTPException(404, f"no order {order_id}")
+    patients = deps.queries.patients_by_id([order.patient_id])
+    record(request, "orders.view", object_type="order", object_id=order.id,
+           patient_ids=[order.patient_id])
+    return js.order_json(order, patients)
+
+
+@router.get("/api/orders/{order_id}/trace", tags=["orders"])
+def order_trace(request: Request, order_id: str, deps: Deps,
+                principal: Annotated[Principal, who(Action.ORDERS_READ)]) -> dict[str, Any]:
+    """The order's trace: events, rule outcomes, plain-word explanation, and the
+    messages that carried its accession."""
+    order = deps.queries.order(order_id)
+    if order is None:
+        record(request, "orders.trace", object_type="order", object_id=order_id,
+               outcome="not_found")
+        raise HTTPException(404, f"no order {order_id}")
+    events = deps.queries.trace(order.id, order.accession)
+    messages = (deps.store.search_messages(accession=order.accession, limit=1000).items
+                if order.accession else ())
+    record(request, "orders.trace", object_type="order", object_id=order.id,
+           patient_ids=[order.patient_id])
+    return js.trace_json(order, events, messages)
+
+
+@router.get("/api/worklist", tags=["worklist"])
+def worklist(request: Request, deps: Deps,
+             principal: Annotated[Principal, who(Action.WORKLIST_READ)],
+             station: Annotated[str | None, Query(max_length=16)] = None,
+             modality: Annotated[str | None, Query(max_length=16)] = None,
+             date: Annotated[str | None, Query(pattern=r"^\d{8}$")] = None,
+             limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """Scheduled procedure steps as the MWL serves them: station AE title, modality,
+    SPS start date (YYYYMMDD)."""
+    try:
+        found = deps.queries.worklist(station=station, modality=modality, date=date,
+                                      cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    record(request, "worklist.list", object_type="procedure_step", count=len(found.items),
+           patient_ids=[w.order.patient_id for w in found.items],
+           detail={"filters": _filters(request)})
+    return js.page([js.worklist_json(w) for w in found.items], found.next_cursor)
+
+
+@router.get("/api/duplicates", tags=["patients"])
+def duplicates(request: Request, deps: Deps,
+               principal: Annotated[Principal, who(Action.DUPLICATES_READ)],
+               limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}``."""
+    try:
+        found = deps.queries.duplicates(cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    record(request, "duplicates.list", object_type="patient", count=len(found.items),
+           patient_ids=[pid for d in found.items
+                        for pid in (d.finding.finding.patient_id, d.finding.finding.subject)])
+    return js.page([js.duplicate_json(d) for d in found.items], found.next_cursor)
+
+
+@router.get("/api/findings", tags=["findings"])
+def findings(request: Request, deps: Deps,
+             principal: Annotated[Principal, who(Action.FINDINGS_READ)],
+             kind: str | None = None, resolution: str | None = None,
+             accession: Annotated[str | None, Query(max_length=199)] = None,
+             patient: Annotated[str | None, Query(max_length=64)] = None,
+             limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """Reconciliation findings, most recently seen first (filters: kind, resolution,
+    accession, patient id)."""
+    if kind is not None and kind not in {k.value for k in FindingKind}:
+        raise HTTPException(400, f"unknown finding kind {kind!r}")
+    if resolution is not None and resolution not in {r.value for r in Resolution}:
+        raise HTTPException(400, f"unknown resolution {resolution!r}")
+    try:
+        found = deps.queries.findings(kind=kind, resolution=resolution, accession=accession,
+                                      patient_id=patient, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    record(request, "findings.list", object_type="finding", count=len(found.items),
+           patient_ids=[f.finding.patient_id for f in found.items])
+    return js.page([js.finding_json(f) for f in found.items], found.next_cursor)
+
+
+class ResolveRequest(BaseModel):
+    resolution: str = Field(default="resolved", pattern="^(resolved|ignored|open)$")
+    note: str = Field(default="", max_length=1000)
+
+
+@router.post("/api/findings/{finding_id}/resolve", tags=["findings"])
+def resolve_finding(request: Request, finding_id: int, body: ResolveRequest, deps: Deps,
+                    principal: Annotated[Principal, who(Action.FINDINGS_RESOLVE)]
+                   ) -> dict[str, Any]:
+    """Resolve (or ignore — "not a duplicate" — or reopen) a finding, with a note."""
+    note = f"{body.resolution} by {principal.name}" + (f": {body.note}" if body.note else "")
+    done = deps.queries.resolve_finding(finding_id, Resolution(body.resolution), note,
+                                        deps.clock.now())
+    if done is None:
+        record(request, "findings.resolve", object_type="finding", object_id=str(finding_id),
+               outcome="not_found")
+        raise HTTPException(404, f"no finding {finding_id}")
+    record(request, "findings.resolve", object_type="finding", object_id=str(finding_id),
+           patient_ids=[done.finding.patient_id],
+           detail={"resolution": body.resolution, "kind": done.finding.kind.value})
+    return js.finding_json(done)

@@ -1,0 +1,122 @@
+"""The audit log: every view of patient data and every change, who/when/where/outcome.
+
+Rules (issue 6, "Security"):
+- A view of patient data writes one record per patient shown (so "who saw patient X"
+  is one indexed lookup), or one record when none is; a change writes one record.
+  Refusals (401 with a known name, 403) and failed logins are recorded too.
+- Records are written BEFORE the data is returned: if the audit write fails, the
+  request fails (500) and nothing is shown.
+- ``detail`` holds what was asked (filters, counts, the action's result), never field
+  values of the patient record itself; the ``patient_id`` column is Accord's id
+  (``P-…``), not an MRN.
+- Read by auditors (``audit.read``), exported as CSV or JSON Lines (``audit.export``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from accord.clock import Clock
+from accord.store import JsonDict, Store
+from accord.store.sql_auth import AuditEntry, AuthStore
+
+if TYPE_CHECKING:
+    from fastapi import Request
+
+    from accord.web.auth import Principal
+
+EXPORT_FIELDS = ("id", "at", "actor", "role", "peer", "action", "object_type", "object_id",
+                 "patient_id", "outcome", "count", "detail")
+MAX_PATIENTS_PER_VIEW = 1000
+
+
+class Auditor:
+    """Writes and reads audit records on one store."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.accounts = AuthStore(store)
+        self.clock = clock
+
+    def record(self, principal: Principal | None, action: str, *, outcome: str = "ok",
+               object_type: str = "", object_id: str = "",
+               patient_ids: Iterable[str] = (), detail: JsonDict | None = None,
+               count: int = 0, peer: str = "", actor: str = "") -> None:
+        """Write the record(s) of one action (see the module rules)."""
+        now = self.clock.now()
+        base = AuditEntry(
+            at=now, actor=actor or (principal.name if principal else "anonymous"),
+            role=principal.role if principal else "",
+            peer=peer or (principal.peer if principal else ""), action=action,
+            outcome=outcome, object_type=object_type, object_id=object_id,
+            count=count, detail=dict(detail or {}))
+        ids = list(dict.fromkeys(p for p in patient_ids if p))[:MAX_PATIENTS_PER_VIEW]
+        if not ids:
+            self.accounts.add_audit([base])
+            return
+        self.accounts.add_audit([_with_patient(base, pid) for pid in ids])
+
+    def export_rows(self, **filters: Any) -> Iterator[AuditEntry]:
+        """Every record matching ``filters`` (as :meth:`AuthStore.list_audit`), newest
+        first, read page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.accounts.list_audit(cursor=cursor, limit=1000, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+
+def _with_patient(entry: AuditEntry, patient_id: str) -> AuditEntry:
+    return AuditEntry(at=entry.at, actor=entry.actor, action=entry.action,
+                      outcome=entry.outcome, role=entry.role, peer=entry.peer,
+                      object_type=entry.object_type, object_id=entry.object_id,
+                      patient_id=patient_id, count=entry.count, detail=entry.detail)
+
+
+def as_json(entry: AuditEntry) -> JsonDict:
+    """One record as the API shows it."""
+    return {"id": entry.id, "at": entry.at.isoformat(), "actor": entry.actor,
+            "role": entry.role, "peer": entry.peer, "action": entry.action,
+            "object_type": entry.object_type, "object_id": entry.object_id,
+            "patient_id": entry.patient_id, "outcome": entry.outcome, "count": entry.count,
+            "detail": entry.detail}
+
+
+def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
+    """CSV export (header first; ``detail`` as compact JSON)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(EXPORT_FIELDS)
+    for entry in entries:
+        row = as_json(entry)
+        row["detail"] = json.dumps(entry.detail, separators=(",", ":"), sort_keys=True)
+        writer.writerow([row[k] for k in EXPORT_FIELDS])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    if buf.getvalue():
+        yield buf.getvalue()
+
+
+def json_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
+    """JSON Lines export: one record per line."""
+    for entry in entries:
+        yield json.dumps(as_json(entry), separators=(",", ":")) + "\n"
+
+
+def record(request: Request, action: str, **fields: Any) -> None:
+    """Audit from a route or page: the principal of ``request`` (set by
+    ``accord.web.deps.current_user``) did ``action``. Keyword fields as
+    :meth:`Auditor.record` (``outcome``, ``object_type``, ``object_id``,
+    ``patient_ids``, ``detail``, ``count``)."""
+    from accord.web.deps import get_deps
+
+    principal = getattr(request.state, "principal", None)
+    peer = request.client.host if request.client else ""
+    get_deps(request).auditor.record(principal, action, peer=fields.pop("peer", peer),
+                                     **fields)

@@ -1,0 +1,149 @@
+"""Prometheus metrics (``GET /metrics``): per interface (MLLP listener) and destination.
+
+Rules:
+- Counters and histograms live in one :class:`Metrics` object per runtime, on its own
+  registry (no global registry: two runtimes in one process never mix their counts).
+- The engine is told nothing about Prometheus: the runtime wraps the MLLP handler
+  (:meth:`Metrics.wrap_handler`: ACK latency and the MSA-1 of each answer) and passes
+  :meth:`Metrics.observe_delivery` to the Deliverer; duplicates come from
+  ``Ingestor.stats``. Queue depth per destination is read from the store at scrape
+  time (one GROUP BY over the outbox queue index), so every node reports the same.
+- Labels never carry message content: interface and destination names only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from accord.store import Store
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0)
+Handler = Callable[[bytes, Any], Awaitable[bytes]]
+
+
+def ack_code(ack: bytes) -> str:
+    """MSA-1 of an ACK (``""`` when there is none); HL7 v2.5.1 §2.14.8."""
+    at = ack.find(b"MSA")
+    if at < 0 or len(ack) < at + 4:
+        return ""
+    sep = ack[at + 3:at + 4]
+    return ack[at + 4:at + 6].decode("ascii", "replace") if sep else ""
+
+
+class _StoreCollector(Collector):
+    """Queue depth per destination and status, read at scrape time."""
+
+    def __init__(self, store: Store, destinations: tuple[str, ...],
+                 duplicates: Callable[[], dict[str, int]]) -> None:
+        self._store = store
+        self._destinations = destinations
+        self._duplicates = duplicates
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("accord_queue_depth",
+                                  "Outbox rows waiting (pending or in flight) per destination",
+                                  labels=["destination"])
+        errors = GaugeMetricFamily("accord_queue_errors",
+                                   "Outbox rows in the error queue per destination",
+                                   labels=["destination"])
+        counts = self._counts()
+        for name in sorted(set(self._destinations) | {d for d, _ in counts}):
+            depth.add_metric([name], counts.get((name, "pending"), 0)
+                             + counts.get((name, "in_flight"), 0))
+            errors.add_metric([name], counts.get((name, "error"), 0))
+        yield depth
+        yield errors
+        dup = CounterMetricFamily("accord_messages_duplicate",
+                                  "Resends answered with their first ACK, per interface",
+                                  labels=["interface"])
+        for interface, n in sorted(self._duplicates().items()):
+            dup.add_metric([interface], n)
+        yield dup
+
+    def _counts(self) -> dict[tuple[str, str], int]:
+        from accord.store.sql_web import outbox_counts
+
+        return outbox_counts(self._store)
+
+
+class Metrics:
+    """The engine's counters and histograms (see the module rules)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter("accord_messages_received", "Messages received and answered",
+                                ["interface"], registry=r)
+        self.accepted = Counter("accord_messages_accepted", "Messages answered AA",
+                                ["interface"], registry=r)
+        self.errored = Counter("accord_messages_errored",
+                               "Messages answered AE (stored, not applied)",
+                               ["interface"], registry=r)
+        self.rejected = Counter("accord_messages_rejected", "Messages answered AR",
+                                ["interface"], registry=r)
+        self.unanswered = Counter("accord_messages_unanswered",
+                                  "Messages not answered (the store commit failed)",
+                                  ["interface"], registry=r)
+        self.ack_latency = Histogram("accord_ack_latency_seconds",
+                                     "From a message's arrival to its ACK (store committed)",
+                                     ["interface"], buckets=LATENCY_BUCKETS, registry=r)
+        self.delivered = Counter("accord_delivered", "Messages delivered (AA/CA)",
+                                 ["destination"], registry=r)
+        self.delivery_failures = Counter(
+            "accord_delivery_failures", "Deliveries answered AE/AR/CE/CR, or outages",
+            ["destination", "reason"], registry=r)
+        self.delivery_latency = Histogram("accord_delivery_latency_seconds",
+                                          "From sending a message downstream to its ACK",
+                                          ["destination"], buckets=LATENCY_BUCKETS,
+                                          registry=r)
+        self.http_latency = Histogram("accord_http_request_seconds",
+                                      "Console and API request latency per route",
+                                      ["route"], buckets=LATENCY_BUCKETS, registry=r)
+
+    def watch_store(self, store: Store, destinations: tuple[str, ...],
+                    duplicates: Callable[[], dict[str, int]] | None = None) -> None:
+        """Report queue depth per destination (and duplicates) at scrape time."""
+        self.registry.register(_StoreCollector(store, destinations,
+                                               duplicates or (lambda: {})))
+
+    def observe_ack(self, interface: str, ack: bytes, seconds: float) -> None:
+        self.received.labels(interface).inc()
+        self.ack_latency.labels(interface).observe(seconds)
+        code = ack_code(ack)
+        if code in ("AE", "CE"):
+            self.errored.labels(interface).inc()
+        elif code in ("AR", "CR"):
+            self.rejected.labels(interface).inc()
+        else:
+            self.accepted.labels(interface).inc()
+
+    def wrap_handler(self, handler: Handler, interface: str) -> Handler:
+        """The MLLP handler, timed and counted (the ACK's MSA-1 tells the outcome)."""
+
+        async def metered(payload: bytes, peer: Any) -> bytes:
+            started = time.perf_counter()
+            try:
+                ack = await handler(payload, peer)
+            except Exception:
+                self.received.labels(interface).inc()
+                self.unanswered.labels(interface).inc()
+                raise
+            self.observe_ack(interface, ack, time.perf_counter() - started)
+            return ack
+
+        return metered
+
+    def observe_delivery(self, destination: str, code: str, seconds: float) -> None:
+        """One send to ``destination``: its MSA-1 ``code`` (or ``"outage"``)."""
+        if code in ("AA", "CA"):
+            self.delivered.labels(destination).inc()
+            self.delivery_latency.labels(destination).observe(seconds)
+        else:
+            self.delivery_failures.labels(destination, code.lower() or "none").inc()
