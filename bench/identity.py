@@ -49,6 +49,7 @@ THRESHOLD = 0.5
 RULE_AGREEING = 5  # recordlinkage "rule": at least 5 of its 9 comparisons agree
 BIG = 1_000_000
 QUERIES = 300
+REPEATS = 3  # each query is timed 3 times: the machine is shared, its scheduler is noisy
 TODAY = date(2026, 11, 29)  # fixed: the benchmark must not depend on the clock
 
 
@@ -421,24 +422,35 @@ def latency(fake: Faker, weights: Weights, size: int = BIG) -> list[str]:
     queries = [(corrupt(p, "Q", 0.3, rng, fake, "en_US"), p.id) for p in kept]
     queries += [(synthetic(pool, rng, "NEW"), "") for _ in range(QUERIES - len(queries))]
     rng.shuffle(queries)
-    times, found, alarms, sizes = [], 0, 0, []
+    first, best, cpu, sizes = [], [], [], []
+    found = alarms = 0
     for query, truth in queries:
-        t = time.perf_counter()
-        results = index.match(query.demographics, THRESHOLD)
-        times.append((time.perf_counter() - t) * 1000)
+        walls, cpus = [], []
+        for _ in range(REPEATS):
+            t, c = time.perf_counter(), time.process_time()
+            results = index.match(query.demographics, THRESHOLD)
+            walls.append((time.perf_counter() - t) * 1000)
+            cpus.append((time.process_time() - c) * 1000)
+        first.append(walls[0])
+        best.append(min(walls))
+        cpu.append(min(cpus))
         sizes.append(len(index.candidates(query.demographics)))
         if truth:
             found += bool(results) and results[0].patient_id == truth
         else:
             alarms += bool(results)
-    times.sort()
-    p50, p99 = statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
     dupes = sum(1 for _, t in queries if t)
     return [
-        f"| {size:,} | {build:.0f} s | {rss:,.0f} MB | {len(queries)} | {p50:.2f} ms "
-        f"| {p99:.2f} ms | {statistics.mean(sizes):.0f} | {found}/{dupes} "
-        f"| {alarms}/{len(queries) - dupes} |"
+        f"| {size:,} | {build:.0f} s | {rss:,.0f} MB | {len(queries)} "
+        f"| {statistics.median(first):.2f} ms | {_p99(first):.2f} ms | {_p99(best):.2f} ms "
+        f"| {_p99(cpu):.2f} ms | {statistics.mean(sizes):.0f} / {max(sizes)} "
+        f"| {found}/{dupes} | {alarms}/{len(queries) - dupes} |"
     ]
+
+
+def _p99(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 # --------------------------------------------------------------------------- report
@@ -487,8 +499,10 @@ def report(rows: Sequence[str], big: Sequence[str], elapsed: float) -> str:
         "Latency: one registration matched (weights trained on the 30% set) "
         "(blocking + scoring, default threshold) against an index of synthetic patients "
         "drawn from Faker-made pools; 2/3 of the queries are dirty duplicates (30% of fields "
-        "corrupted) of a stored patient, 1/3 new people. Memory is the RSS growth of the "
-        "index build.",
+        "corrupted) of a stored patient, 1/3 new people. p50/p99 are wall-clock times of "
+        "each query's first run; \"best of 3\" takes each query's fastest of three runs and "
+        "\"CPU\" its process CPU time (the 2-core machine is shared with other jobs, whose "
+        "load shows in wall-clock tails). Memory is the RSS growth of the index build.",
         "",
         LATENCY_HEAD,
         LATENCY_RULE,
@@ -502,10 +516,10 @@ QUALITY_HEAD = (
 )
 QUALITY_RULE = "|" + "---|" * 16
 LATENCY_HEAD = (
-    "| stored patients | build | memory | queries | p50 | p99 | candidates (mean) "
-    "| duplicate ranked first | new person flagged |"
+    "| stored patients | build | memory | queries | p50 | p99 | p99 best of 3 | p99 CPU "
+    "| candidates mean / max | duplicate ranked first | new person flagged |"
 )
-LATENCY_RULE = "|---|---|---|---|---|---|---|---|---|"
+LATENCY_RULE = "|" + "---|" * 11
 
 
 if __name__ == "__main__":
