@@ -151,3 +151,31 @@ def test_bare_segment_id_line() -> None:
     msg = parse(f"{BASE}\rPID\rPV1|1")
     assert msg.get("PID-1") == ""
     assert msg.to_er7() == f"{BASE}\rPID\rPV1|1"
+
+
+def test_bare_line_break_inside_data_continues_the_segment() -> None:
+    # dcm4che's ORU^R01-PDF.hl7 cuts a base64 OBX-5 with a CR; cdcgov's TX OML cuts OBR-4.
+    text = ("MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r"
+            "OBX|1|ED|X||QUJD\nA0KJSVFT0YNCg==||||||F\rNTE|1")
+    msg = parse(text)
+    assert [s.id for s in msg.segments] == ["MSH", "OBX", "NTE"]
+    assert msg.get("OBX-5") == "QUJD\rA0KJSVFT0YNCg=="
+    assert msg.get("OBX-11") == "F"
+    assert any("line break inside OBX" in w for w in msg.warnings)
+    again = parse(msg.to_er7())
+    assert again.get("OBX-5") == msg.get("OBX-5") and again.get("NTE-1") == "1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a short alphanumeric run before the separator is a bad segment ID, not data
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPIDX|1\rPV1|1",
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPV|1|I",
+        # prose after a blank line is no continuation of anything
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\r\rRemap OBR with OBR-4\rPID|1",
+    ],
+)
+def test_lines_that_are_not_segments_still_fail(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse(text)

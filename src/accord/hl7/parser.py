@@ -121,12 +121,28 @@ def _check_first(lines: list[str], where: str) -> str:
     return first
 
 
+def _looks_like_header(line: str, fs: str) -> bool:
+    """A short alphanumeric run then the field separator: a (bad) segment ID, not data."""
+    head = line.split(fs, 1)[0] if fs in line else ""
+    return 0 < len(head) <= 5 and head.isascii() and head.isalnum()
+
+
 def _segments(
     lines: list[str], fs: str, where: str
-) -> tuple[list[str], dict[int, list[str]] | None]:
-    """The segment lines, and the blank lines kept aside by the index they precede."""
+) -> tuple[list[str], dict[int, list[str]] | None, tuple[str, ...]]:
+    """The segment lines, the blank lines kept aside by the index they precede, and
+    warnings.
+
+    A line right after a segment (other than MSH) that neither starts a segment nor
+    looks like a segment ID is a bare line break inside that segment's data (real
+    senders cut base64 OBX-5 or free text that way). It is kept as part of the segment,
+    joined by CR, so the message is taken and ``to_er7`` gives the same text back; a
+    warning says so.
+    """
     segments: list[str] = []
     gaps: dict[int, list[str]] | None = None
+    warnings: list[str] = []
+    after_segment = False
     for number, line in enumerate(lines, 1):
         seg_id = line[:3]
         if (len(line) == 3 or line[3:4] == fs) and _is_segment_id(seg_id):
@@ -134,16 +150,22 @@ def _segments(
                 raise ParseError(f"{where}segment {number} is a second MSH: the input holds "
                                  "several messages; use parse_batch", location="MSH")
             segments.append(line)
+            after_segment = True
         elif not line or line.isspace():
             gaps = gaps or {}
             gaps.setdefault(len(segments), []).append(line)
+            after_segment = False
+        elif after_segment and segments[-1][:3] != "MSH" and not _looks_like_header(line, fs):
+            segments[-1] = segments[-1] + "\r" + line
+            warnings.append(f"line {number}: a line break inside {segments[-1][:3]} data "
+                            "(kept as part of the segment; a sender should escape it as \\X0D\\)")
         else:
             raise ParseError(
                 f"{where}segment {number} {_preview(line)}: a segment starts with "
                 f"a 3-character ID (A-Z, 0-9) then {fs!r}",
                 location=f"segment {number}",
             )
-    return segments, gaps
+    return segments, gaps, tuple(warnings)
 
 
 def build_message(
@@ -156,9 +178,10 @@ def build_message(
     the message, since it still tells the charset of ``\\X..\\`` escapes.
     """
     enc, enc_warnings = read_encoding(_check_first(lines, where), f"{where}segment 1")
-    segments, gaps = _segments(lines, enc.field, where)
+    segments, gaps, seg_warnings = _segments(lines, enc.field, where)
     message = Message(segments, encoding=enc, charset=charset or "utf-8",
-                      declared_charset=declared or "", warnings=warnings + enc_warnings, gaps=gaps)
+                      declared_charset=declared or "",
+                      warnings=warnings + enc_warnings + seg_warnings, gaps=gaps)
     if declared is None:
         declared = message.get_raw("MSH-18")
         if declared:
