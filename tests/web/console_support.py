@@ -17,7 +17,6 @@ from accord.runtime import Runtime, build
 from accord.store.sql_web import WebQueries
 from accord.web.audit import Auditor
 from accord.web.auth import Auth
-from accord.web.console import install
 from accord.web.deps import WebDeps
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -57,11 +56,10 @@ def deps_for(rt: Runtime) -> WebDeps:
 
 
 def console_app(rt: Runtime) -> FastAPI:
-    """The console pages on ``rt`` (what ``create_app`` mounts, without the JSON API)."""
-    app = FastAPI()
-    app.state.deps = deps_for(rt)
-    install(app)
-    return app
+    """The application ``build`` made for ``rt`` (console + JSON API, with its guard)."""
+    from accord.web.app import create_app
+
+    return create_app(deps_for(rt))
 
 
 def feed(rt: Runtime, names: tuple[str, ...] = FEED) -> list[int]:

@@ -99,9 +99,9 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     base = {"user": principal, "nav": nav, "csrf": csrf_token(request) if principal else "",
             "active": "/" + request.url.path.strip("/").split("/")[0]
             if request.url.path != "/" else "/"}
-    headers = {"Cache-Control": "no-store"}  # patient data must not be cached
+    # Cache-Control: no-store comes from the app's guard (accord.web.app) on every page.
     return templates.TemplateResponse(request, name, {**base, **context},
-                                      status_code=status, headers=headers)
+                                      status_code=status)
 
 
 def with_query(path: str, **params: Any) -> str:
