@@ -233,7 +233,8 @@ def _table(names: list[str], n: int, rounds: int) -> str:
         "",
         f"{n} messages or rows per round, one thread, median of {rounds} round(s); SQLite in "
         "WAL with synchronous=FULL (an fsync per commit), PostgreSQL 15 on the same "
-        "2-core machine (default fsync on). Noisy: other work shares the cores.",
+        "2-core machine (default fsync on). Noisy: other work shares the cores "
+        f"(1-minute load average at the end of the run: {os.getloadavg()[0]:.1f}).",
         "",
         head,
         "|---|" + "---:|" * len(names),

@@ -288,15 +288,17 @@ def in_error_queue() -> ColumnElement[bool]:
     return and_(messages.c.status == "error", messages.c.superseded_by.is_(None))
 
 
+def _still_needed() -> ColumnElement[bool]:
+    """An outbox row that keeps its message: queued, in flight, or in the error queue."""
+    return or_(
+        outbox.c.status.in_(UNFINISHED),
+        and_(outbox.c.status == "error", outbox.c.superseded_by.is_(None)),
+    )
+
+
 def prune_block(conn: Connection, older_than: datetime, block_size: int) -> int:
     """Delete one block of expired messages that nothing still needs; returns how many."""
-    held = exists().where(
-        outbox.c.source_message_id == messages.c.id,
-        or_(
-            outbox.c.status.in_(UNFINISHED),
-            and_(outbox.c.status == "error", outbox.c.superseded_by.is_(None)),
-        ),
-    )
+    held = exists().where(outbox.c.source_message_id == messages.c.id, _still_needed())
     ids = list(
         conn.scalars(
             select(messages.c.id)
@@ -307,7 +309,9 @@ def prune_block(conn: Connection, older_than: datetime, block_size: int) -> int:
     )
     if not ids:
         return 0
-    conn.execute(delete(outbox).where(outbox.c.source_message_id.in_(ids)))
+    # Only finished rows go; a row queued meanwhile (an operator resending a cancelled
+    # row) survives with its message link cleared (ON DELETE SET NULL).
+    conn.execute(delete(outbox).where(outbox.c.source_message_id.in_(ids), ~_still_needed()))
     conn.execute(delete(message_keys).where(message_keys.c.message_id.in_(ids)))
     conn.execute(delete(dedupe).where(dedupe.c.message_id.in_(ids)))
     conn.execute(delete(messages).where(messages.c.id.in_(ids)))
