@@ -160,6 +160,7 @@ class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     destinations: tuple[Destination, ...] = ()
     dialects: dict[str, dict[str, Any]] = {}
+    alerts: dict[str, Any] = {}  # webhook, interval, rules: accord.web.alerts.AlertSettings
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
 
     @field_validator("destinations")

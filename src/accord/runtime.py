@@ -99,6 +99,9 @@ class Runtime:
         self._jobs.append(asyncio.create_task(
             pruning_loop(self.store, self.config.store, self.clock, self.node_id),
             name="accord-prune"))
+        alerts = getattr(self.http.app.state, "alerts", None) if self.http else None
+        if alerts is not None:  # the console's alert monitor (accord.web.alerts)
+            self._jobs.append(asyncio.create_task(alerts.run(), name="accord-alerts"))
         self._started = True
         log.info("node %s listening: %s", self.node_id, ", ".join(self.listening()))
 

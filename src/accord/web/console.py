@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from accord.errors import ConfigError
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console import (
     OrderQuery,
@@ -39,9 +40,10 @@ from accord.store.sql_console import (
     worklist_choices,
 )
 from accord.store.sql_console_ops import dashboard
+from accord.web.alerts import AlertMonitor, AlertSettings
 from accord.web.audit import record
 from accord.web.auth import Principal
-from accord.web.deps import authenticate, csrf_token, get_deps, require
+from accord.web.deps import WebDeps, authenticate, csrf_token, get_deps, require
 from accord.web.permissions import Action, allowed
 from accord.workflow.status import Status
 from accord.workflow.trace import explain
@@ -260,6 +262,22 @@ async def _to_login(request: Request, exc: Exception) -> Response:
     return RedirectResponse(with_query("/login", next=exc.next_url), 303)
 
 
+def _alert_monitor(app: FastAPI) -> AlertMonitor:
+    """The alert monitor of the config's ``alerts:`` (the runtime runs it as a job)."""
+    deps = get_deps_of(app)
+    try:
+        settings = AlertSettings.from_config(getattr(deps.config, "alerts", None) or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    names = [d.name for d in getattr(deps.config, "destinations", ())]
+    return AlertMonitor(deps.store, deps.clock, settings, destinations=names)
+
+
+def get_deps_of(app: FastAPI) -> WebDeps:
+    deps: WebDeps = app.state.deps
+    return deps
+
+
 def install(app: FastAPI) -> None:
     """Add the console to ``app`` (its ``state.deps`` is a ``WebDeps``): pages, the
     login page, static files and HTML error pages for non-API paths."""
@@ -275,5 +293,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_admin.router)
     if not any(getattr(r, "path", "") == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.alerts = _alert_monitor(app)
     app.add_exception_handler(StarletteHTTPException, _html_errors)
     app.add_exception_handler(LoginRedirect, _to_login)
