@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.dicom.index import WorklistIndex
-from accord.dicom.query import compile_query
+from accord.dicom.mpps import MppsInstance, Outcome
+from accord.dicom.query import Query, compile_query
 from accord.dicom.scp import (
     MODALITY_WORKLIST_FIND,
     ScpConfig,
@@ -68,10 +69,10 @@ SYLLABLES = ("KA", "MI", "LO", "BER", "SCH", "MIT", "TAN", "NO", "RA", "VE", "DU
 class _NoPeer:
     """MPPS is not measured here: a sink that refuses, so nothing is pretended stored."""
 
-    def instance(self, sop_instance_uid: str) -> None:
+    def instance(self, sop_instance_uid: str) -> MppsInstance | None:
         return None
 
-    def record(self, instance: Any, outcome: Any) -> None:
+    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
         from accord.errors import StoreError
 
         raise StoreError("the MWL benchmark stores no MPPS")
@@ -115,14 +116,14 @@ def write_wl_files(index: WorklistIndex, directory: Path, called_ae: str) -> Non
     folder.mkdir(parents=True)
     (folder / "lockfile").touch()
     everything = compile_query(Dataset())
-    assert not isinstance(everything, type(None))
-    for n, entry in enumerate(index.candidates(everything)):  # type: ignore[arg-type]
+    assert isinstance(everything, Query)
+    for n, entry in enumerate(index.candidates(everything)):
         ds = Dataset()
         ds.update(entry.dataset)
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = MODALITY_WORKLIST_FIND
-        ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.10.8.{n}"
+        ds.file_meta.MediaStorageSOPClassUID = UID(MODALITY_WORKLIST_FIND)
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(f"1.2.826.0.1.3680043.10.8.{n}")
         ds.save_as(folder / f"item{n:05d}.wl", enforce_file_format=True)
 
 
@@ -225,7 +226,7 @@ def serve(today: date, cache: int) -> None:
     index = department(today)
     build_s = time.perf_counter() - t0
     config = ScpConfig(port=0, response_cache=cache)
-    server = start_scp(config, index, _NoPeer())  # type: ignore[arg-type]
+    server = start_scp(config, index, _NoPeer())
     print(server.port, f"{build_s:.2f}", flush=True)
     sys.stdin.read()
     server.stop()
@@ -314,12 +315,13 @@ def report(rows: list[dict[str, Any]], build_s: float) -> None:
     faster = all(max(r["a50"], r["c50"]) < r["d50"] and max(r["a99"], r["c99"]) < r["d99"]
                  for r in rows)
     dcmtk = subprocess.run(["wlmscpfs", "--version"], capture_output=True, text=True)
-    version = dcmtk.stdout.splitlines()[0] if dcmtk.stdout else "wlmscpfs"
+    version = (dcmtk.stdout.splitlines()[0] if dcmtk.stdout else "wlmscpfs").strip("$ ")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     md = f"""## Modality Worklist C-FIND (`bench/mwl.py`)
 
 {STEPS:,} scheduled procedure steps ({STATIONS} stations, {len(MODALITIES)} modalities,
 {DAYS} days around today), served by Accord's MWL SCP (in-memory index, pynetdicom,
-TCP_NODELAY) and by DCMTK `wlmscpfs` ({version.strip()}, single process, one `.wl`
+TCP_NODELAY) and by DCMTK `wlmscpfs` (`{version}`, single process, one `.wl`
 file per step, the same datasets). One pynetdicom SCU with TCP_NODELAY, one open
 association per server, {ROUNDS} rounds rotating servers and shapes; fresh key values
 each round; the answers of all servers are checked to be the same before timing.
@@ -328,7 +330,8 @@ configuration, which keeps each entry's encoded answer per query shape (a modali
 the same keys every time; `dicom/responses.py`); "no cache" builds and encodes every
 answer (`ScpConfig(response_cache=0)`), i.e. a first query. Index build:
 {build_s:.1f} s for {STEPS:,} steps. Python {platform.python_version()},
-{os.cpu_count()} shared cores; figures are noisy (±15–30 %).
+{os.cpu_count()} shared cores, load average at the end {load} (other work was running);
+figures are noisy (±15–30 %), the p99 of {ROUNDS} samples is close to their maximum.
 
 {table}
 

@@ -94,3 +94,18 @@ def test_mpps_lookups(dept: Department) -> None:
     assert [p.id for p in dept.index.patients(patient_id="1003")] == ["pat-1003"]
     assert [p.id for p in dept.index.patients(family="Mueller")] == []
     assert [p.id for p in dept.index.patients(family="müller")] == ["pat-1002"]
+
+
+def test_find_for_the_api(dept: Department) -> None:
+    from accord.dicom.query import worklist_keys
+
+    q = compile_query(worklist_keys(station="CT1"))
+    assert isinstance(q, Query)
+    assert [e.item.order.accession for e in dept.index.find(q)] == ["A001", "A002"]
+    from accord.workflow.status import Status
+
+    everything = dept.index.find(q, statuses=set(Status))
+    assert [e.item.order.accession for e in everything] == ["A001", "A002", "A005"]
+    by_date = compile_query(worklist_keys(modality="US", date="20260303"))
+    assert isinstance(by_date, Query)
+    assert [e.item.order.accession for e in dept.index.find(by_date)] == ["A004"]

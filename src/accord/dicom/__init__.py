@@ -17,7 +17,7 @@ from accord.dicom.mpps import (
     StepRef,
     UnscheduledProcedure,
 )
-from accord.dicom.query import Query, QueryRejected, compile_query, response
+from accord.dicom.query import Query, QueryRejected, compile_query, response, worklist_keys
 from accord.dicom.reconcile import CompletedOrder, ReconcileFinding, StudyRecord
 from accord.dicom.scp import DicomServer, MppsSink, ScpConfig, WorklistSource, start_scp
 from accord.dicom.scu import PacsClient, PacsPeer, reconcile
@@ -50,4 +50,5 @@ __all__ = [
     "reconcile",
     "response",
     "start_scp",
+    "worklist_keys",
 ]

@@ -16,15 +16,16 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 
 from pydicom.dataset import Dataset
 
 from accord.dicom.query import Hints, Query
-from accord.dicom.worklist import WorklistItem, local_start, mwl_dataset
+from accord.dicom.worklist import SERVABLE, WorklistItem, local_start, mwl_dataset
 from accord.workflow.model import Order, Patient
+from accord.workflow.status import Status
 
 Key = tuple[str, str]  # (order id, SPS ID)
 
@@ -180,6 +181,13 @@ class WorklistIndex:
                        else [self._entries[k] for k in keys])
         entries.sort(key=lambda e: e.sort_key)
         return entries
+
+    def find(self, query: Query,
+             statuses: Collection[Status] = SERVABLE) -> list[WorklistEntry]:
+        """The entries a C-FIND with ``query`` answers, in start order (steps in
+        ``statuses`` only; by default scheduled or arrived). For ``/api/worklist``."""
+        return [e for e in self.candidates(query)
+                if e.item.step.status in statuses and query.matches(e.dataset)]
 
     def _narrow(self, hints: Hints) -> set[Key] | None:
         sets: list[set[Key]] = []

@@ -301,6 +301,27 @@ def _hints(identifier: Dataset) -> Hints:
     )
 
 
+def worklist_keys(*, station: str = "", modality: str = "", date: str = "",
+                  patient_id: str = "", accession: str = "", patient_name: str = "") -> Dataset:
+    """An MWL identifier with the usual return keys (IHE RAD-5) and these match keys
+    (empty = universal); ``date`` may be a range. For callers that are not modalities,
+    e.g. ``GET /api/worklist?station=&modality=&date=``."""
+    top = {"PatientName": patient_name, "PatientID": patient_id, "PatientBirthDate": "",
+           "PatientSex": "", "AccessionNumber": accession, "StudyInstanceUID": "",
+           "RequestedProcedureID": "", "RequestedProcedureDescription": ""}
+    step = {"ScheduledStationAETitle": station, "Modality": modality,
+            "ScheduledProcedureStepStartDate": date, "ScheduledProcedureStepStartTime": "",
+            "ScheduledProcedureStepID": "", "ScheduledProcedureStepDescription": "",
+            "ScheduledProcedureStepStatus": ""}
+    ds, sps = Dataset(), Dataset()
+    for keyword, value in top.items():
+        setattr(ds, keyword, value)
+    for keyword, value in step.items():
+        setattr(sps, keyword, value)
+    ds.ScheduledProcedureStepSequence = Sequence([sps])
+    return ds
+
+
 def response(query: Query, candidate: Dataset) -> Dataset:
     """The C-FIND pending response: the requested keys only, with the candidate's values
     (zero length where it has none), and the candidate's Specific Character Set."""
