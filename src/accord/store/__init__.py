@@ -188,7 +188,8 @@ class Store(Protocol):
         ``now + lease_seconds``. FIFO per destination: only the oldest unfinished row
         (pending or in flight) may be handed out, once due (``next_attempt_at <= now``).
         ``per_patient``: the oldest unfinished row of each ``patient_key`` instead, up to
-        ``limit``, so one patient's rows are never two in flight and never overtake.
+        ``limit``, so one patient's rows are never two in flight and never overtake
+        (rows with an empty ``patient_key`` form one queue of their own).
         A row whose lease expired is handed out again (takeover after a node died);
         PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so nodes never share a row."""
         ...
