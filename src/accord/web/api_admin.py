@@ -184,7 +184,7 @@ def create_token(request: Request, body: NewToken, deps: Deps,
                  principal: Annotated[Principal, who(Action.TOKENS_OWN)]) -> dict[str, Any]:
     """A new API token for yourself: the secret is in this answer only."""
     if principal.user_id is None:
-        raise HTTPException(403, "the ACCORD_API_TOKEN cannot create user tokens")
+        raise HTTPException(400, "the ACCORD_API_TOKEN is not a user: it has no tokens")
     secret, token = deps.auth.create_token(principal.user_id, body.name)
     record(request, "tokens.create", object_type="token", object_id=str(token.id))
     return {**token_json(token), "token": secret}

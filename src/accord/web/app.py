@@ -75,17 +75,23 @@ class Guard:
             await _plain(send, 401, "authentication required", path)
             return
         started = time.perf_counter()
-        state = {"sent": False, "seen": 0}
+        state = {"sent": False, "seen": 0, "refused": False}
 
         async def capped() -> Message:
             message = await receive()
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
                 if state["seen"] > self.max_body:
+                    # Answer now: the app may turn the exception into its own 400.
+                    if not state["sent"]:
+                        state["sent"] = state["refused"] = True
+                        await _plain(send, 413, "request body too large", path)
                     raise _TooLarge
             return message
 
         async def with_headers(message: Message) -> None:
+            if state["refused"]:
+                return  # the 413 went out already
             if message["type"] == "http.response.start":
                 state["sent"] = True
                 message["headers"] = list(message.get("headers", [])) + _security(path)
@@ -94,8 +100,7 @@ class Guard:
         try:
             await self.app(scope, capped, with_headers)
         except _TooLarge:
-            if not state["sent"]:
-                await _plain(send, 413, "request body too large", path)
+            pass  # answered 413 in capped()
         finally:
             if self.metrics is not None:
                 route = scope.get("route")
