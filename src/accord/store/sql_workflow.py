@@ -58,16 +58,27 @@ ORDER_KEYS = (
 REPORT_KEYS = ("accession", "placer_number", "filler_number", "order_id")
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def upsert(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
 ) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
+    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike. The
+    statement is built once per table and column set (building it costs more than
+    running it)."""
     if not rows:
         return
-    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = make(table)
-    others = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=others), rows)
+    dialect = conn.dialect.name
+    cache_key = (table.name, dialect, tuple(rows[0]), tuple(keys))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = make(table)
+        others = {c: base.excluded[c] for c in rows[0] if c not in keys}
+        stmt = _UPSERTS[cache_key] = base.on_conflict_do_update(
+            index_elements=list(keys), set_=others)
+    conn.execute(stmt, rows)
 
 
 def block_keys(demographics: Demographics) -> list[str]:
