@@ -98,7 +98,7 @@ def test_trained_weights_separate_duplicates_from_strangers(trained: Weights) ->
     stranger = by_id["P1" if original.id != "P1" else "P2"]
     same, _ = compare(features(dupe.demographics), features(original.demographics))
     other, _ = compare(features(dupe.demographics), features(stranger.demographics))
-    assert trained.match_weight(same) > 10 > trained.match_weight(other)
+    assert trained.match_weight(same, 2000) > 10 > trained.match_weight(other, 2000)
 
 
 def test_too_little_data_keeps_the_defaults() -> None:
@@ -142,3 +142,40 @@ def test_a_sample_without_duplicates_keeps_the_default_m() -> None:
         assert ours.m == default.m
     assert clean.duplicate_rate == DEFAULT_WEIGHTS.duplicate_rate
     assert clean.comparisons[0].u != DEFAULT_WEIGHTS.comparisons[0].u  # u is still learned
+
+
+def _household_pair(weights: Weights, population: int) -> float:
+    """Probability that a wife is her husband's duplicate: same family name, address and
+    phone, given name different, her birth date not given."""
+    levels = [-1] * len(COMPARISON_NAMES)
+    levels[COMPARISON_NAMES.index("family_name")] = 0
+    levels[COMPARISON_NAMES.index("given_name")] = 5
+    levels[COMPARISON_NAMES.index("contact")] = 0
+    return weights.posterior(levels, population)
+
+
+def test_household_correction_discounts_a_shared_address_within_a_family() -> None:
+    without = replace(DEFAULT_WEIGHTS, household=(0.0,) * 5)
+    assert _household_pair(without, 1_000) > 0.5  # independence: a likely duplicate
+    assert _household_pair(DEFAULT_WEIGHTS, 1_000) < 0.01
+    # with the correction the answer hardly depends on the population's size
+    small = _household_pair(DEFAULT_WEIGHTS, 1_000)
+    large = _household_pair(DEFAULT_WEIGHTS, 1_000_000)
+    assert abs(small - large) < 0.01
+
+
+def test_household_is_estimated_from_same_surname_housemates() -> None:
+    records = synthetic()
+    rng = random.Random(5)
+    spouses = []
+    for k, p in enumerate(records[:400]):
+        d = p.demographics
+        spouses.append(Patient(f"S{k}", (Identifier(f"S{k}", "H"),), replace(
+            d,
+            name=replace(d.name, given=rng.choice(("Zoe", "Yves", "Xena", "Wanda"))),
+            birth_date=date(1925, 1, 1) + timedelta(days=rng.randrange(30000)),
+        )))
+    with_spouses = train(records + spouses, seed=3, u_pairs=50_000)
+    alone = train(records, seed=3, u_pairs=50_000)
+    assert with_spouses.household[0] > alone.household[0]
+    assert with_spouses.household[0] > 0.05

@@ -6,8 +6,9 @@ Sunter, "A Theory for Record Linkage", JASA 1969). A pair's match weight is the 
 log2(m/u) over its non-missing levels; with the prior λ it becomes a probability. λ, the
 chance that a registration and one given stored patient are the same person, is the
 duplicate rate ``d`` (how many stored records a registration matches, on average) over
-the number of stored patients: the same evidence is weaker in a larger population. ``Weights`` is a frozen value that
-round-trips through JSON so a trained model can be stored and reloaded.
+the number of stored patients: the same evidence is weaker in a larger population.
+``Weights`` is a frozen value that round-trips through JSON so a trained model can be
+stored and reloaded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from accord.workflow.identity_compare import COMPARISONS, NULL
+from accord.workflow.identity_compare import COMPARISON_NAMES, COMPARISONS, NULL
+
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_CONTACT = COMPARISON_NAMES.index("contact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +54,19 @@ class Weights:
     matches (the share of registrations that are duplicates); ``prior(population)`` turns
     it into λ for an index of that size. ``trained_on`` counts the records the model was
     estimated from (0 for the defaults).
+
+    ``household`` corrects the one dependence Fellegi–Sunter's independence assumption
+    gets badly wrong: people who share a family name often share an address and phone
+    too (spouses, children). Per ``contact`` level, it is the expected number of other
+    stored people with the same family name a person shares that contact level with.
+    When the family names agree, the contact level's u becomes u + household/(N · s),
+    s the chance that two people share a family name: in a population of N, a housemate
+    is one same-surname pair among N · s.
     """
 
     comparisons: tuple[ComparisonWeights, ...]
     duplicate_rate: float
+    household: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
     trained_on: int = 0
     table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
@@ -63,6 +76,10 @@ class Weights:
             raise ValueError("weights do not match the comparisons of this version")
         if not 0.0 < self.duplicate_rate <= 10.0:
             raise ValueError(f"duplicate rate {self.duplicate_rate} outside (0, 10]")
+        if len(self.household) != len(self.comparisons[_CONTACT].levels) or min(
+            self.household
+        ) < 0:
+            raise ValueError("household needs one non-negative value per contact level")
         object.__setattr__(
             self, "table", tuple(c.log2_bayes_factors() for c in self.comparisons)
         )
@@ -76,13 +93,28 @@ class Weights:
         prior = self.prior(population)
         return math.log2(prior / (1.0 - prior))
 
-    def match_weight(self, levels: Sequence[int]) -> float:
+    def factor(self, i: int, levels: Sequence[int], population: int) -> float:
+        """log2(m/u) of comparison ``i`` at its level in ``levels`` (0 when missing),
+        with the household correction on ``contact`` when the family names agree."""
+        level = levels[i]
+        if level == NULL:
+            return 0.0
+        if i != _CONTACT or levels[_FAMILY] not in (0, 1) or not self.household[level]:
+            return self.table[i][level]
+        family, contact = self.comparisons[_FAMILY], self.comparisons[_CONTACT]
+        same_surname = max(population, 1) * (family.u[0] + family.u[1])
+        u = contact.u[level] + self.household[level] / same_surname
+        return math.log2(contact.m[level] / min(u, 1.0))
+
+    def match_weight(self, levels: Sequence[int], population: int) -> float:
         """Sum of log2(m/u) over the non-missing levels of a comparison vector."""
         table = self.table
         total = 0.0
         for i, level in enumerate(levels):
             if level != NULL:
                 total += table[i][level]
+        if levels[_FAMILY] in (0, 1) and levels[_CONTACT] != NULL:
+            total += self.factor(_CONTACT, levels, population) - table[_CONTACT][levels[_CONTACT]]
         return total
 
     def probability(self, match_weight: float, population: int) -> float:
@@ -92,10 +124,15 @@ class Weights:
             return 1.0
         return 1.0 / (1.0 + math.exp2(-total))
 
+    def posterior(self, levels: Sequence[int], population: int) -> float:
+        """Match probability of a comparison vector among ``population`` stored patients."""
+        return self.probability(self.match_weight(levels, population), population)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``from_dict`` reads it back)."""
         return {
             "duplicate_rate": self.duplicate_rate,
+            "household": list(self.household),
             "trained_on": self.trained_on,
             "comparisons": [
                 {"name": c.name, "levels": list(c.levels), "m": list(c.m), "u": list(c.u)}
@@ -119,7 +156,12 @@ class Weights:
             )
             for c in data["comparisons"]
         )
-        return cls(comparisons, float(data["duplicate_rate"]), int(data.get("trained_on", 0)))
+        return cls(
+            comparisons,
+            float(data["duplicate_rate"]),
+            tuple(float(h) for h in data["household"]),
+            int(data.get("trained_on", 0)),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Weights:
@@ -144,6 +186,8 @@ _DEFAULT_MU: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 DEFAULT_DUPLICATE_RATE = 0.05  # registries commonly hold 5–10% duplicate records
+# A person shares address and phone with ~0.3 same-surname others (spouse, children).
+DEFAULT_HOUSEHOLD = (0.3, 0.15, 0.05, 0.0, 0.0)
 
 
 def default_weights() -> Weights:
@@ -151,7 +195,7 @@ def default_weights() -> Weights:
     comparisons = tuple(
         ComparisonWeights(name, levels, *_DEFAULT_MU[name]) for name, levels in COMPARISONS
     )
-    return Weights(comparisons, DEFAULT_DUPLICATE_RATE)
+    return Weights(comparisons, DEFAULT_DUPLICATE_RATE, DEFAULT_HOUSEHOLD)
 
 
 DEFAULT_WEIGHTS = default_weights()
@@ -191,15 +235,16 @@ def explain(
     disagreeing: list[str] = []
     named: list[tuple[str, str]] = []
     total = weights.prior_weight(population)
-    for (name, labels), factors, level in zip(COMPARISONS, weights.table, levels, strict=True):
+    for i, ((name, labels), level) in enumerate(zip(COMPARISONS, levels, strict=True)):
         if level == NULL:
             named.append((name, "missing"))
             continue
         named.append((name, labels[level]))
-        total += factors[level]
-        if factors[level] > 0:
+        factor = weights.factor(i, levels, population)
+        total += factor
+        if factor > 0:
             agreeing.append(name)
-        elif factors[level] < 0:
+        elif factor < 0:
             disagreeing.append(name)
     probability = 1.0 if total > 60 else 1.0 / (1.0 + math.exp2(-total))
     return MatchResult(

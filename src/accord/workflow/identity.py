@@ -303,7 +303,7 @@ def match_candidates(
         levels, transposed = compare(query, features(patient.demographics))
         if distinct_people(levels):
             continue
-        if weights.probability(weights.match_weight(levels), population) >= threshold:
+        if weights.posterior(levels, population) >= threshold:
             results.append(explain(patient.id, levels, transposed, weights, population))
     results.sort(key=lambda r: (-r.score, r.patient_id))
     return results

@@ -204,7 +204,7 @@ def compare_names(a: Features, b: Features) -> tuple[int, int, bool]:
     if crossed_family > 1:
         return family, given, False
     crossed_given = compare_given(a.given, b.family, a.given_code, b.family_code)
-    if crossed_given > 2 or crossed_family + crossed_given >= family + given:
+    if crossed_given > 4 or crossed_family + crossed_given >= family + given:
         return family, given, False
     return crossed_family, crossed_given, True
 

@@ -4,7 +4,8 @@ Rule: pure, in memory, no I/O. Comparing a registration with every stored patien
 quadratic, so patients are filed under *blocking keys* (soundex of the family name with
 the birth year, family with given name, the birth date, given name with postal code,
 phone, national ID), and a new registration is compared only with the patients sharing
-at least one key. Keys are widened on the query side for the errors blocking would
+at least one key (and soundex of the family name with the postal code). Keys are widened
+on the query side for the errors blocking would
 otherwise miss: the day/month-swapped birth date and the crossed-over given/family name.
 Nicknames share a key through their table group (Bill and William block together).
 
@@ -38,6 +39,7 @@ BLOCKING_RULES: tuple[str, ...] = (
     "given_postal",  # soundex(given, nickname group) + postal code
     "phone",
     "national_id",
+    "family_postal",  # soundex(family) + postal code: given name and birth date both wrong
 )
 _SEP = "\x1f"  # unit separator: cannot occur in normalised features
 
@@ -58,6 +60,7 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
         f"{given}{f.postal}" if given and f.postal else "",
         f.phone,
         f.national_id,
+        f"{family}{f.postal}" if family and f.postal else "",
     )
 
 
@@ -75,6 +78,9 @@ def query_keys(f: Features) -> tuple[tuple[str, ...], ...]:
         if f.birth:
             keys[0] = (*keys[0], f"{crossed_family}{f.birth[:4]}")
         keys[1] = (*keys[1], f"{crossed_family}{crossed_given}")
+        if f.postal:
+            keys[3] = (*keys[3], f"{crossed_given}{f.postal}")
+            keys[6] = (*keys[6], f"{crossed_family}{f.postal}")
     return tuple(keys)
 
 
@@ -190,7 +196,7 @@ class PatientIndex:
         for patient_id, levels, transposed in self.scored(demographics):
             if patient_id == exclude or distinct_people(levels):
                 continue
-            if weights.probability(weights.match_weight(levels), population) >= threshold:
+            if weights.posterior(levels, population) >= threshold:
                 results.append(explain(patient_id, levels, transposed, weights, population))
         results.sort(key=lambda r: (-r.score, r.patient_id))
         return results

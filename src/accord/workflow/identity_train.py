@@ -11,6 +11,8 @@ Rule: pure, deterministic for a given seed (``random.Random(seed)``), no I/O, no
 3. The duplicate rate: the matches found in the birth-date session divided by the share
    of matches whose birth dates agree exactly (m of that level, from the other
    sessions), i.e. all matching pairs, per record.
+4. ``household``: how often people with the same family name share address and phone
+   (see ``Weights``), from same-surname pairs that are plainly different people.
 
 Too little data (few records, a session with few pairs or few matches, or an EM result
 that is not about people, see ``_plausible``) keeps the default values for what could
@@ -25,7 +27,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
-from accord.workflow.identity_compare import COMPARISON_NAMES, NULL, Features, compare, features
+from accord.workflow.identity_compare import (
+    COMPARISON_NAMES,
+    NULL,
+    Features,
+    compare,
+    distinct_people,
+    features,
+)
 from accord.workflow.identity_index import BLOCKING_RULES, blocking_keys
 from accord.workflow.model import Demographics, Patient
 
@@ -109,7 +118,36 @@ def train(
         ComparisonWeights(c.name, c.levels, m_out[i], tuple(u[i]))
         for i, c in enumerate(DEFAULT_WEIGHTS.comparisons)
     )
-    return Weights(comparisons, rate, trained_on=len(feats))
+    household = estimate_household(feats, u, rng, max_pairs)
+    return Weights(comparisons, rate, household, trained_on=len(feats))
+
+
+def estimate_household(
+    feats: Sequence[Features], u: Sequence[Sequence[float]], rng: random.Random, max_pairs: int
+) -> tuple[float, ...]:
+    """``Weights.household`` from pairs with the same family name whose given names and
+    birth dates both differ (other people: housemates and strangers). Their share at each
+    contact level, less the u of a random pair, is the housemates' excess; scaled by the
+    sample's same-surname pairs per record it no longer depends on the sample's size."""
+    vectors = blocked_vectors(feats, _family, rng, max_pairs)
+    others: Counter[int] = Counter()
+    for vector, count in vectors.items():
+        if distinct_people(vector) and vector[_CONTACT] != NULL:
+            others[vector[_CONTACT]] += count
+    total = sum(others.values())
+    if total < MIN_PAIRS:
+        return DEFAULT_WEIGHTS.household
+    same_surname = len(feats) * (u[_FAMILY][0] + u[_FAMILY][1])
+    agreeing = len(u[_CONTACT]) - 2  # every level but "same_area" and "different"
+    return tuple(
+        max(0.0, others[level] / total - u[_CONTACT][level]) * same_surname
+        if level < agreeing else 0.0
+        for level in range(len(u[_CONTACT]))
+    )
+
+
+def _family(f: Features) -> str:
+    return f.family
 
 
 def _plausible(
