@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta, timezone
 
 from dicom_support import order, patient
@@ -59,3 +60,15 @@ def test_status_terms() -> None:
         0].ScheduledProcedureStepStatus == "ARRIVED"
     assert mwl_dataset(_item(status=Status.IN_PROGRESS)).ScheduledProcedureStepSequence[
         0].ScheduledProcedureStepStatus == "STARTED"
+
+
+def test_values_are_made_valid_without_touching_identifiers() -> None:
+    p = patient("1001", "Doe", "John")
+    o = order("o1", p, accession="ACC-0123456789-XYZ")
+    step = dataclasses.replace(o.steps[0], station_name="A very long station name",
+                               description="Head \\ neck")
+    ds = mwl_dataset(WorklistItem(p, o, step))
+    sps = ds.ScheduledProcedureStepSequence[0]
+    assert sps.ScheduledStationName == "A very long stat"  # SH: 16 characters
+    assert sps.ScheduledProcedureStepDescription == "Head   neck"  # not two values
+    assert ds.AccessionNumber == "ACC-0123456789-XYZ"  # an identifier is never cut
