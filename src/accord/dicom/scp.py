@@ -7,8 +7,9 @@ protocols the runtime implements: a :class:`WorklistSource` (the in-memory
 ``record()`` returns only once the instance and its outcome are durable, so the N-CREATE /
 N-SET response is sent after persistence (issue 5). Nothing received ever names a file:
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
-association socket: without it each DIMSE exchange stalls ~40 ms (NOTES.md).
-No PHI in logs at INFO or above.
+association socket: without it each DIMSE exchange stalls ~40 ms (NOTES.md). Answers
+are encoded once per entry and query shape (:mod:`accord.dicom.responses`).
+No PHI in logs at INFO or above (pynetdicom's identifier dumps are switched off).
 """
 
 from __future__ import annotations
