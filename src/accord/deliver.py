@@ -7,7 +7,8 @@ Rules (issue 3 "Outbound"; HL7 v2.5.1 §2.9.2 for the ACK codes, table 0008):
    one worker, claiming runs of rows from the head of the queue (up to ``MAX_RUN``,
    growing while deliveries succeed) and recording their AAs together; with
    ``per_patient`` several workers, the store never hands out two rows of one patient at
-   once, so each patient's order is kept.
+   once, so each patient's order is kept. A store failure (the database restarting)
+   pauses a worker until the store answers again; it never ends it.
 2. A reply counts only when MSA-2 equals the row's MSH-10 (``MllpClient.send_message``
    enforces it; a late or mismatched ACK raises and the connection is closed).
 3. AA/CA → delivered. AR/CR → error queue at once (resending cannot help). AE/CE →
@@ -28,7 +29,7 @@ from datetime import timedelta
 
 from accord.clock import Clock
 from accord.config import Destination
-from accord.errors import DeliveryError
+from accord.errors import DeliveryError, StoreError
 from accord.mllp.client import AckResult, MllpClient
 from accord.mllp.tls import client_context
 from accord.store import OutboxRow, Store
@@ -43,6 +44,9 @@ MAX_RUN = 64
 their AAs, instead of two per row)."""
 IDLE_POLL = 0.5
 """Seconds an idle worker waits before looking again (sooner when woken)."""
+STORE_RETRY = 1.0
+"""Seconds a worker waits before asking the store again after a StoreError (the
+database restarting): the worker never ends on a store failure."""
 
 
 def default_client_factory(dest: Destination) -> MllpClient:
@@ -112,16 +116,31 @@ class Deliverer:
         client = self._factory(dest)
         wake = self._wake[dest.name]
         run = 1  # rows per claim: doubles after a clean run, back to 1 after a failure
+        store_down = False
         try:
             while True:
-                rows = await asyncio.to_thread(self._claim, dest, run)
+                try:
+                    rows = await asyncio.to_thread(self._claim, dest, run)
+                    if rows:
+                        clean = await self._send_run(client, dest, rows)
+                except StoreError as exc:
+                    # The database went away (restart, network): rows this worker holds
+                    # stay leased and are handed out again when the lease ends.
+                    if not store_down:
+                        log.warning("%s: store unavailable, delivery paused: %s",
+                                    dest.name, exc)
+                    store_down, run = True, 1
+                    await asyncio.sleep(STORE_RETRY)
+                    continue
+                if store_down:
+                    log.info("%s: store answers again, delivery resumed", dest.name)
+                    store_down = False
                 if not rows:
                     wake.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._idle_poll):
                             await wake.wait()
                     continue
-                clean = await self._send_run(client, dest, rows)
                 run = min(MAX_RUN, run * 2) if clean else 1
         finally:
             await client.close()
