@@ -13,14 +13,22 @@ from accord.store.schema import outbox
 from accord.store.sql import SqlStore
 
 
-def _check(store: SqlStore, destination: str, per_patient: bool, row_id: int, key: str) -> str:
-    """'' when the promise holds for a row just claimed, else what is wrong."""
+def _check(
+    store: SqlStore, destination: str, per_patient: bool, row_id: int, key: str, runs: bool
+) -> str:
+    """'' when the promise holds for a row about to be sent, else what is wrong. In a
+    run the rows are sent in order, so when one is sent the older ones are delivered
+    and only the rest of this node's run is in flight."""
     same_queue = outbox.c.destination == destination
     if per_patient:
         same_queue = same_queue & (outbox.c.patient_key == key)
     with store.engine.connect() as conn:
         in_flight = conn.scalar(
-            select(func.count()).where(same_queue, outbox.c.status == "in_flight")
+            select(func.count()).where(
+                same_queue,
+                outbox.c.status == "in_flight",
+                outbox.c.id <= row_id if runs else outbox.c.id.is_not(None),
+            )
         )
         older_open = conn.scalar(
             select(func.count()).where(
@@ -32,16 +40,22 @@ def _check(store: SqlStore, destination: str, per_patient: bool, row_id: int, ke
     return ""
 
 
-def run(url: str, destination: str, node: str, per_patient: bool) -> tuple[list[int], list[str]]:
-    """Deliver until the destination's queue is empty; returns (claimed ids, violations)."""
+def run(
+    url: str, destination: str, node: str, per_patient: bool, runs: bool = False
+) -> tuple[list[int], list[str]]:
+    """Deliver until the destination's queue is empty; returns (claimed ids, violations).
+    ``runs``: claim FIFO runs of up to 4 rows (``claim_run``) instead of one row."""
     store = open_store(url)
     assert isinstance(store, SqlStore)
     claimed: list[int] = []
     violations: list[str] = []
     try:
         while True:
-            rows = store.claim(
-                destination, node, datetime.now(UTC), 300, limit=4, per_patient=per_patient
+            now = datetime.now(UTC)
+            rows = (
+                store.claim_run(destination, node, now, 300, limit=4)
+                if runs
+                else store.claim(destination, node, now, 300, limit=4, per_patient=per_patient)
             )
             if not rows:
                 stats = store.stats()
@@ -50,7 +64,7 @@ def run(url: str, destination: str, node: str, per_patient: bool) -> tuple[list[
                 time.sleep(0.002)
                 continue
             for row in rows:
-                problem = _check(store, destination, per_patient, row.id, row.patient_key)
+                problem = _check(store, destination, per_patient, row.id, row.patient_key, runs)
                 if problem:
                     violations.append(problem)
                 claimed.append(row.id)

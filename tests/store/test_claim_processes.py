@@ -17,11 +17,13 @@ from .factories import item
 NODES = 3
 
 
-def _run_nodes(store_url: str, per_patient: bool) -> tuple[list[int], list[str]]:
+def _run_nodes(
+    store_url: str, per_patient: bool, runs: bool = False
+) -> tuple[list[int], list[str]]:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(NODES, mp_context=ctx) as pool:
         futures = [
-            pool.submit(claim_worker.run, store_url, "pacs", f"node{i}", per_patient)
+            pool.submit(claim_worker.run, store_url, "pacs", f"node{i}", per_patient, runs)
             for i in range(NODES)
         ]
         results = [f.result(timeout=240) for f in futures]
@@ -43,6 +45,16 @@ def test_three_nodes_fifo_per_destination(store: SqlStore, store_url: str) -> No
     claimed, problems = _run_nodes(store_url, per_patient=False)
     assert problems == []
     assert sorted(claimed) == ids  # every row exactly once
+    assert _delivery_order(store) == ids
+
+
+@pytest.mark.slow
+def test_three_nodes_fifo_runs(store: SqlStore, store_url: str) -> None:
+    with store.transaction() as tx:
+        ids = tx.enqueue([item(n=n) for n in range(100)], T0)
+    claimed, problems = _run_nodes(store_url, per_patient=False, runs=True)
+    assert problems == []
+    assert sorted(claimed) == ids
     assert _delivery_order(store) == ids
 
 

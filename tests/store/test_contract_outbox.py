@@ -191,3 +191,31 @@ def test_list_outbox_filters_and_pages(store: SqlStore) -> None:
     assert walked == ids[:7]
     newest = store.list_outbox(limit=2)
     assert [r.id for r in newest.items] == [ids[7], ids[6]] and newest.next_cursor is not None
+
+
+def test_claim_run_is_a_prefix_of_the_queue(store: SqlStore) -> None:
+    ids = enqueue(store, *(item(n=n) for n in range(6)), item("ris", n=1))
+    run = store.claim_run("pacs", "n1", LATER, 60, limit=4)
+    assert [r.id for r in run] == ids[:4]
+    assert all(r.status == "in_flight" and r.claimed_by == "n1" for r in run)
+    assert store.claim_run("pacs", "n2", LATER, 60, limit=4) == []  # head in flight
+    assert store.claim("pacs", "n2", LATER, 60) == []
+    acks = [(ids[0], b"MSA|AA|0\r"), (ids[1], b"MSA|AA|1\r")]
+    assert store.mark_delivered_many(acks, "n1", LATER) == 2
+    assert store.mark_delivered_many([(ids[2], b"x")], "n2", LATER) == 0  # not n2's
+    assert store.release_many([ids[2], ids[3]], "n1") == 2
+    released = store.get_outbox(ids[2])
+    assert (released.status, released.attempts, released.claimed_by) == ("pending", 0, None)
+    assert store.get_outbox(ids[1]).last_ack == b"MSA|AA|1\r"
+    assert [r.id for r in store.claim_run("pacs", "n2", LATER, 60, limit=10)] == ids[2:6]
+
+
+def test_claim_run_stops_at_a_row_not_due(store: SqlStore) -> None:
+    ids = enqueue(store, *(item(n=n) for n in range(3)))
+    [head] = store.claim("pacs", "n1", LATER, 60)
+    store.mark_retry(head.id, "n1", "timeout", LATER + timedelta(seconds=30))
+    assert store.claim_run("pacs", "n1", LATER, 60, limit=3) == []  # the head waits
+    run = store.claim_run("pacs", "n1", LATER + timedelta(seconds=30), 60, limit=3)
+    assert [r.id for r in run] == ids
+    expired = store.claim_run("pacs", "n2", LATER + timedelta(seconds=91), 60, limit=3)
+    assert [r.id for r in expired] == ids  # the whole run taken over after the lease

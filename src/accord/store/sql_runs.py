@@ -22,44 +22,53 @@ from accord.store.schema import outbox
 from accord.store.sql_outbox import UNFINISHED, to_row
 
 
-def claim_run(conn: Connection, destination: str, node: str, now: datetime,
-              lease: timedelta, limit: int) -> list[OutboxRow]:
+def claim_run(
+    conn: Connection, destination: str, node: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxRow]:
     """The first ``limit`` rows of the queue that are claimable now, stopping at the first
     that is not (in flight under a live lease, or not yet due), marked ``in_flight``."""
     c = outbox.c
-    stmt = (select(c.id, c.status, c.next_attempt_at, c.lease_until)
-            .where(c.destination == destination, c.status.in_(UNFINISHED))
-            .order_by(c.id).limit(max(1, limit)))
+    stmt = (
+        select(c.id, c.status, c.next_attempt_at, c.lease_until)
+        .where(c.destination == destination, c.status.in_(UNFINISHED))
+        .order_by(c.id)
+        .limit(max(1, limit))
+    )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()  # another node waits, then sees the run in flight
     ids: list[int] = []
     for row in conn.execute(stmt):
         due = (row.status == "pending" and row.next_attempt_at <= now) or (
-            row.status == "in_flight" and row.lease_until is not None
-            and row.lease_until < now)
+            row.status == "in_flight" and row.lease_until is not None and row.lease_until < now
+        )
         if not due:
             break
         ids.append(int(row.id))
     if not ids:
         return []
-    conn.execute(update(outbox).where(c.id.in_(ids)).values(
-        status="in_flight", claimed_by=node, lease_until=now + lease,
-        attempts=c.attempts + 1))
+    conn.execute(
+        update(outbox)
+        .where(c.id.in_(ids))
+        .values(
+            status="in_flight", claimed_by=node, lease_until=now + lease, attempts=c.attempts + 1
+        )
+    )
     rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id))
     return [to_row(r) for r in rows]
 
 
-def mark_delivered_many(conn: Connection, acks: Sequence[tuple[int, bytes]], node: str,
-                        now: datetime) -> int:
+def mark_delivered_many(
+    conn: Connection, acks: Sequence[tuple[int, bytes]], node: str, now: datetime
+) -> int:
     """``delivered`` for each (row id, ACK) that ``node`` still holds; returns how many."""
     if not acks:
         return 0
     c = outbox.c
-    stmt = (update(outbox)
-            .where(and_(c.id == bindparam("rid"), c.status == "in_flight",
-                        c.claimed_by == node))
-            .values(status="delivered", last_ack=bindparam("ack"), delivered_at=now,
-                    lease_until=None))
+    stmt = (
+        update(outbox)
+        .where(and_(c.id == bindparam("rid"), c.status == "in_flight", c.claimed_by == node))
+        .values(status="delivered", last_ack=bindparam("ack"), delivered_at=now, lease_until=None)
+    )
     result = conn.execute(stmt, [{"rid": rid, "ack": ack} for rid, ack in acks])
     return int(result.rowcount)
 
@@ -73,6 +82,6 @@ def release_many(conn: Connection, row_ids: Sequence[int], node: str) -> int:
     result = conn.execute(
         update(outbox)
         .where(c.id.in_(list(row_ids)), c.status == "in_flight", c.claimed_by == node)
-        .values(status="pending", claimed_by=None, lease_until=None,
-                attempts=c.attempts - 1))
+        .values(status="pending", claimed_by=None, lease_until=None, attempts=c.attempts - 1)
+    )
     return int(result.rowcount)
