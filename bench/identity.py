@@ -422,6 +422,22 @@ def latency(fake: Faker, weights: Weights, size: int = BIG) -> list[str]:
     queries = [(corrupt(p, "Q", 0.3, rng, fake, "en_US"), p.id) for p in kept]
     queries += [(synthetic(pool, rng, "NEW"), "") for _ in range(QUERIES - len(queries))]
     rng.shuffle(queries)
+    first, best, cpu, sizes, found, alarms = time_queries(index, queries)
+    dupes = sum(1 for _, t in queries if t)
+    return [
+        f"| {size:,} | {build:.0f} s | {rss:,.0f} MB | {len(queries)} "
+        f"| {statistics.median(first):.2f} ms | {_p99(first):.2f} ms | {_p99(best):.2f} ms "
+        f"| {_p99(cpu):.2f} ms | {statistics.mean(sizes):.0f} / {max(sizes)} "
+        f"| {found}/{dupes} | {alarms}/{len(queries) - dupes} |"
+    ]
+
+
+Timings = tuple[list[float], list[float], list[float], list[int], int, int]
+
+
+def time_queries(index: PatientIndex, queries: Sequence[tuple[Patient, str]]) -> Timings:
+    """Per query: first wall time, best of ``REPEATS``, best CPU time (ms), candidates;
+    and how many duplicates came first, how many new people were flagged."""
     first, best, cpu, sizes = [], [], [], []
     found = alarms = 0
     for query, truth in queries:
@@ -439,13 +455,7 @@ def latency(fake: Faker, weights: Weights, size: int = BIG) -> list[str]:
             found += bool(results) and results[0].patient_id == truth
         else:
             alarms += bool(results)
-    dupes = sum(1 for _, t in queries if t)
-    return [
-        f"| {size:,} | {build:.0f} s | {rss:,.0f} MB | {len(queries)} "
-        f"| {statistics.median(first):.2f} ms | {_p99(first):.2f} ms | {_p99(best):.2f} ms "
-        f"| {_p99(cpu):.2f} ms | {statistics.mean(sizes):.0f} / {max(sizes)} "
-        f"| {found}/{dupes} | {alarms}/{len(queries) - dupes} |"
-    ]
+    return first, best, cpu, sizes, found, alarms
 
 
 def _p99(values: Sequence[float]) -> float:

@@ -101,6 +101,17 @@ def test_trained_weights_separate_duplicates_from_strangers(trained: Weights) ->
     assert trained.match_weight(same, 2000) > 10 > trained.match_weight(other, 2000)
 
 
+def test_without_national_ids_the_other_sessions_estimate_everything() -> None:
+    records = [
+        replace(p, demographics=replace(p.demographics, national_id="")) for p in synthetic()
+    ]
+    weights = train(records, seed=3, u_pairs=50_000)
+    for c in weights.comparisons:
+        if c.name not in ("national_id", "mothers_maiden_name"):
+            assert c.m[0] > c.u[0], c.name
+    assert 0.3 < weights.duplicate_rate < 0.8
+
+
 def test_too_little_data_keeps_the_defaults() -> None:
     assert train(synthetic(people=20, duplicates=5)) is DEFAULT_WEIGHTS
 

@@ -226,15 +226,7 @@ def plan_merge(
         return MergePlan(survivor, merged, already_merged=True)
     if merged.merged_into is not None:
         raise ApplyError("the prior patient is already merged elsewhere", location="MRG-1")
-    held = {(i.authority.strip(), i.type_code) for i in survivor.identifiers}
-    have = {identifier_key(i) for i in survivor.identifiers}
-    moved = tuple(
-        i
-        for i in merged.identifiers
-        if i.authority.strip() != authoritative
-        and (i.authority.strip(), i.type_code) not in held
-        and identifier_key(i) not in have
-    )
+    moved = _movable(survivor, merged, authoritative)
     demographics: Demographics = survivor.demographics
     filled: tuple[str, ...] = ()
     if fill_missing:
@@ -252,6 +244,19 @@ def plan_merge(
         ),
         moved=moved,
         filled=filled,
+    )
+
+
+def _movable(survivor: Patient, merged: Patient, authoritative: str) -> tuple[Identifier, ...]:
+    """Cross-references of the merged patient from authorities the survivor has none of."""
+    held = {(i.authority.strip(), i.type_code) for i in survivor.identifiers}
+    have = {identifier_key(i) for i in survivor.identifiers}
+    return tuple(
+        i
+        for i in merged.identifiers
+        if i.authority.strip() != authoritative
+        and (i.authority.strip(), i.type_code) not in held
+        and identifier_key(i) not in have
     )
 
 

@@ -91,26 +91,7 @@ def train(
         return DEFAULT_WEIGHTS
     rng = random.Random(seed)
     u = estimate_u(feats, rng, u_pairs)
-    m_final: list[list[float] | None] = [None for _ in COMPARISON_NAMES]
-    rate = DEFAULT_WEIGHTS.duplicate_rate
-    for rule, excluded in _SESSIONS:
-        vectors = blocked_vectors(feats, _rule(rule), rng, max_pairs)
-        pairs = sum(vectors.values())
-        if pairs < MIN_PAIRS:
-            continue
-        m, lam = expectation_maximisation(
-            vectors, u, excluded, _HOUSEHOLD, iterations=iterations, tolerance=tolerance
-        )
-        if lam * pairs < MIN_MATCHES or not _plausible(m, u, excluded):
-            continue  # no duplicates to learn from here: keep what we have
-        for i, levels in enumerate(m):
-            if i not in excluded and m_final[i] is None:
-                m_final[i] = levels
-        birth = m_final[_BIRTH]
-        if excluded == {_BIRTH} and birth is not None:
-            # matches seen in birth-date blocks / share of matches agreeing on birth date
-            # = all matching pairs; each is one duplicate for one of its two records
-            rate = min(1.0, max(1e-4, 2 * lam * pairs / birth[0] / len(feats)))
+    m_final, rate = _sessions(feats, u, rng, max_pairs, iterations, tolerance)
     m_out = [
         tuple(levels or DEFAULT_WEIGHTS.comparisons[i].m) for i, levels in enumerate(m_final)
     ]
@@ -148,6 +129,41 @@ def estimate_household(
 
 def _family(f: Features) -> str:
     return f.family
+
+
+def _sessions(
+    feats: Sequence[Features],
+    u: Sequence[Sequence[float]],
+    rng: random.Random,
+    max_pairs: int,
+    iterations: int,
+    tolerance: float,
+) -> tuple[list[list[float] | None], float]:
+    """m per comparison (None: not estimated) and the duplicate rate, from the sessions."""
+    m_final: list[list[float] | None] = [None for _ in COMPARISON_NAMES]
+    rate = DEFAULT_WEIGHTS.duplicate_rate
+    found_by_birth = 0.0
+    for rule, excluded in _SESSIONS:
+        vectors = blocked_vectors(feats, _rule(rule), rng, max_pairs)
+        pairs = sum(vectors.values())
+        if pairs < MIN_PAIRS:
+            continue
+        m, lam = expectation_maximisation(
+            vectors, u, excluded, _HOUSEHOLD, iterations=iterations, tolerance=tolerance
+        )
+        if lam * pairs < MIN_MATCHES or not _plausible(m, u, excluded):
+            continue  # no duplicates to learn from here: keep what we have
+        for i, levels in enumerate(m):
+            if i not in excluded and m_final[i] is None:
+                m_final[i] = levels
+        if excluded == {_BIRTH}:
+            found_by_birth = lam * pairs
+    birth = m_final[_BIRTH]
+    if found_by_birth and birth is not None:
+        # matches seen in birth-date blocks / share of matches agreeing on birth date
+        # = all matching pairs; each is one duplicate for one of its two records
+        rate = min(1.0, max(1e-4, 2 * found_by_birth / birth[0] / len(feats)))
+    return m_final, rate
 
 
 def _plausible(
