@@ -22,24 +22,20 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, literal, select
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema import UtcDateTime
-from accord.store.schema_workflow import (
+from accord.store import sql_workflow_statements as Q
+from accord.store.schema import (
     wf_field_stats,
     wf_findings,
     wf_orders,
-    wf_patient_blocks,
     wf_patient_identifiers,
     wf_patients,
-    wf_procedure_steps,
     wf_reports,
-    wf_trace_events,
     wf_visits,
-    wf_worklist_log,
 )
 from accord.store.sql import SqlStore
 from accord.workflow.findings import FieldStat, FieldStats, Finding
@@ -48,14 +44,8 @@ from accord.workflow.identity_index import blocking_keys, query_keys
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
-ORDER_KEYS = (
-    "accession",
-    "placer_number",
-    "filler_number",
-    "study_instance_uid",
-    "requested_procedure_id",
-)
-REPORT_KEYS = ("accession", "placer_number", "filler_number", "order_id")
+ORDER_KEYS = Q.ORDER_KEYS
+REPORT_KEYS = Q.REPORT_KEYS
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -123,316 +113,162 @@ class SqlRepository:
     def flush(self) -> None:
         """Write the buffered trace events (call before the transaction ends)."""
         if self._trace:
-            self._c.execute(
-                insert(wf_trace_events),
-                [
-                    {
-                        "at": e.at,
-                        "order_id": e.order_id,
-                        "accession": e.accession,
-                        "message": e.message[:512],
-                        "doc": codec.encode_trace(e),
-                    }
-                    for e in self._trace
-                ],
-            )
+            self._c.execute(Q.INSERT_TRACE, [
+                {"at": e.at, "order_id": e.order_id, "accession": e.accession[:199],
+                 "message": e.message[:512], "doc": codec.encode_trace(e)}
+                for e in self._trace])
             self._trace.clear()
 
-    def _seen(self, kind: str, ident: str) -> None:
-        self._known.add((kind, ident))
+    def _rows(self, stmt: Any, **params: Any) -> list[Any]:
+        return [r.doc for r in self._c.execute(stmt, params)]
 
     # --- patients -----------------------------------------------------------------------
     def _patients(self, docs: Iterable[Any]) -> list[Patient]:
         found = [codec.decode_patient(doc) for doc in docs]
-        for p in found:
-            self._seen("patient", p.id)
+        self._known.update(("patient", p.id) for p in found)
         return found
 
     def patient(self, patient_id: str) -> Patient | None:
-        rows = self._c.execute(select(wf_patients.c.doc).where(wf_patients.c.id == patient_id))
-        found = self._patients(r.doc for r in rows)
+        found = self._patients(self._rows(Q.PATIENT, id=patient_id))
         return found[0] if found else None
 
     def patient_by_identifier(self, identifier: Identifier) -> Patient | None:
-        i = wf_patient_identifiers.c
-        stmt = (
-            select(wf_patients.c.doc)
-            .join(wf_patient_identifiers, wf_patients.c.id == i.patient_id)
-            .where(i.value == identifier.value, i.authority == identifier.authority)
-        )
-        found = self._patients(r.doc for r in self._c.execute(stmt))
+        found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=identifier.value,
+                                          authority=identifier.authority))
         return found[0] if found else None
 
     def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
         keys = _query_keys(demographics)
         if not keys:
             return []
-        ids = (
-            select(wf_patient_blocks.c.patient_id)
-            .where(wf_patient_blocks.c.key.in_(keys))
-            .distinct()
-            .limit(limit)
-        )
-        stmt = select(wf_patients.c.doc).where(
-            wf_patients.c.id.in_(ids.scalar_subquery()), wf_patients.c.merged_into.is_(None)
-        )
-        return self._patients(r.doc for r in self._c.execute(stmt))
+        return self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
 
     def save_patient(self, patient: Patient) -> None:
         d = patient.demographics
-        upsert(
-            self._c,
-            wf_patients,
-            [
-                {
-                    "id": patient.id,
-                    "merged_into": patient.merged_into,
-                    "family": d.name.family.casefold()[:199],
-                    "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
-                    "doc": codec.encode_patient(patient),
-                }
-            ],
-            ["id"],
-        )
+        upsert(self._c, wf_patients, [{
+            "id": patient.id, "merged_into": patient.merged_into,
+            "family": d.name.family.casefold()[:199],
+            "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
+            "doc": codec.encode_patient(patient)}], ["id"])
         if ("patient", patient.id) in self._known:
-            self._c.execute(
-                delete(wf_patient_identifiers).where(
-                    wf_patient_identifiers.c.patient_id == patient.id
-                )
-            )
-            self._c.execute(
-                delete(wf_patient_blocks).where(wf_patient_blocks.c.patient_id == patient.id)
-            )
+            self._c.execute(Q.DELETE_IDENTIFIERS, {"pid": patient.id})
+            self._c.execute(Q.DELETE_BLOCKS, {"pid": patient.id})
             # Worklist items show the patient: their orders' items must be re-rendered.
-            self._c.execute(
-                insert(wf_worklist_log).from_select(
-                    ["order_id", "at"],
-                    select(wf_orders.c.id, literal(self._now, UtcDateTime())).where(
-                        wf_orders.c.patient_id == patient.id
-                    ),
-                )
-            )
-        self._seen("patient", patient.id)
+            self._c.execute(Q.LOG_PATIENT_ORDERS, {"pid": patient.id, "at": self._now})
+        self._known.add(("patient", patient.id))
         # The last save wins an identifier, as in the in-memory repository.
-        upsert(
-            self._c,
-            wf_patient_identifiers,
-            [
-                {
-                    "value": i.value,
-                    "authority": i.authority,
-                    "type_code": i.type_code[:16],
-                    "patient_id": patient.id,
-                    "position": n,
-                }
-                for n, i in enumerate(patient.identifiers)
-            ],
-            ["value", "authority"],
-        )
+        upsert(self._c, wf_patient_identifiers, [
+            {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
+             "patient_id": patient.id, "position": n}
+            for n, i in enumerate(patient.identifiers)], ["value", "authority"])
         if patient.merged_into is None:
             blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
             if blocks:
-                self._c.execute(insert(wf_patient_blocks), blocks)
+                self._c.execute(Q.INSERT_BLOCKS, blocks)
 
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None:
-        row = self._c.execute(
-            select(wf_visits.c.doc).where(wf_visits.c.visit_number == visit_number)
-        ).first()
-        return codec.decode_visit(row.doc) if row else None
+        docs = self._rows(Q.VISIT, number=visit_number)
+        return codec.decode_visit(docs[0]) if docs else None
 
     def visits_of(self, patient_id: str) -> Sequence[Visit]:
-        rows = self._c.execute(
-            select(wf_visits.c.doc)
-            .where(wf_visits.c.patient_id == patient_id)
-            .order_by(wf_visits.c.visit_number)
-        )
-        return [codec.decode_visit(r.doc) for r in rows]
+        return [codec.decode_visit(doc) for doc in self._rows(Q.VISITS_OF, pid=patient_id)]
 
     def save_visit(self, visit: Visit) -> None:
-        upsert(
-            self._c,
-            wf_visits,
-            [
-                {
-                    "visit_number": visit.visit_number,
-                    "patient_id": visit.patient_id,
-                    "doc": codec.encode_visit(visit),
-                }
-            ],
-            ["visit_number"],
-        )
+        upsert(self._c, wf_visits, [{"visit_number": visit.visit_number,
+                                     "patient_id": visit.patient_id,
+                                     "doc": codec.encode_visit(visit)}], ["visit_number"])
 
     # --- orders -------------------------------------------------------------------------
-    def _orders(self, stmt: Any) -> list[Order]:
-        found = [codec.decode_order(r.doc) for r in self._c.execute(stmt)]
-        for o in found:
-            self._seen("order", o.id)
+    def _orders(self, docs: Iterable[Any]) -> list[Order]:
+        found = [codec.decode_order(doc) for doc in docs]
+        self._known.update(("order", o.id) for o in found)
         return found
 
     def order(self, order_id: str) -> Order | None:
-        found = self._orders(select(wf_orders.c.doc).where(wf_orders.c.id == order_id))
+        found = self._orders(self._rows(Q.ORDER, id=order_id))
         return found[0] if found else None
 
     def orders_by(self, key: str, value: str) -> Sequence[Order]:
-        if not value:
+        stmt = Q.ORDERS_BY.get(key)
+        if not value or stmt is None:
             return []
-        if key == "sps_id":
-            ids = select(wf_procedure_steps.c.order_id).where(wf_procedure_steps.c.sps_id == value)
-            return self._orders(
-                select(wf_orders.c.doc)
-                .where(wf_orders.c.id.in_(ids.scalar_subquery()))
-                .order_by(wf_orders.c.id)
-            )
-        if key not in ORDER_KEYS:
-            return []
-        return self._orders(
-            select(wf_orders.c.doc).where(wf_orders.c[key] == value).order_by(wf_orders.c.id)
-        )
+        return self._orders(self._rows(stmt, value=value))
 
     def orders_of(self, patient_id: str) -> Sequence[Order]:
-        return self._orders(
-            select(wf_orders.c.doc)
-            .where(wf_orders.c.patient_id == patient_id)
-            .order_by(wf_orders.c.id)
-        )
+        return self._orders(self._rows(Q.ORDERS_OF, pid=patient_id))
 
     def save_order(self, order: Order) -> None:
-        row = {k: getattr(order, k) for k in ORDER_KEYS}
-        row.update(
-            id=order.id,
-            patient_id=order.patient_id,
-            status=order.status.value,
-            source=order.source[:227],
-            held=bool(order.hold_reason),
-            updated_at=self._now,
-            doc=codec.encode_order(order),
-        )
+        row: dict[str, Any] = {k: getattr(order, k) for k in ORDER_KEYS}
+        row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
+                   source=order.source[:227], held=bool(order.hold_reason),
+                   updated_at=self._now, doc=codec.encode_order(order))
         upsert(self._c, wf_orders, [row], ["id"])
         if ("order", order.id) in self._known:
-            self._c.execute(
-                delete(wf_procedure_steps).where(wf_procedure_steps.c.order_id == order.id)
-            )
-        self._seen("order", order.id)
+            self._c.execute(Q.DELETE_STEPS, {"oid": order.id})
+        self._known.add(("order", order.id))
         steps = _step_rows(order)
         if steps:
-            self._c.execute(insert(wf_procedure_steps), steps)
-        self._c.execute(insert(wf_worklist_log), [{"order_id": order.id, "at": self._now}])
+            self._c.execute(Q.INSERT_STEPS, steps)
+        self._c.execute(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
 
     # --- reports ------------------------------------------------------------------------
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
-        if not value or key not in REPORT_KEYS:
+        stmt = Q.REPORTS_BY.get(key)
+        if not value or stmt is None:
             return []
-        rows = self._c.execute(
-            select(wf_reports.c.doc).where(wf_reports.c[key] == value).order_by(wf_reports.c.id)
-        )
-        return [codec.decode_report(r.doc) for r in rows]
+        return [codec.decode_report(doc) for doc in self._rows(stmt, value=value)]
 
     def reports_of(self, patient_id: str) -> Sequence[Report]:
-        rows = self._c.execute(
-            select(wf_reports.c.doc)
-            .where(wf_reports.c.patient_id == patient_id)
-            .order_by(wf_reports.c.id)
-        )
-        return [codec.decode_report(r.doc) for r in rows]
+        return [codec.decode_report(doc) for doc in self._rows(Q.REPORTS_OF, pid=patient_id)]
 
     def save_report(self, report: Report) -> None:
-        upsert(
-            self._c,
-            wf_reports,
-            [
-                {
-                    "id": report.id,
-                    "accession": report.accession,
-                    "placer_number": report.placer_number,
-                    "filler_number": report.filler_number,
-                    "order_id": report.order_id,
-                    "patient_id": report.patient_id,
-                    "status": report.status.value,
-                    "doc": codec.encode_report(report),
-                }
-            ],
-            ["id"],
-        )
+        upsert(self._c, wf_reports, [{
+            "id": report.id, "accession": report.accession,
+            "placer_number": report.placer_number, "filler_number": report.filler_number,
+            "order_id": report.order_id, "patient_id": report.patient_id,
+            "status": report.status.value, "doc": codec.encode_report(report)}], ["id"])
 
     # --- findings, statistics, trace -----------------------------------------------------
     def finding(self, key: str) -> Finding | None:
-        row = self._c.execute(select(wf_findings.c.doc).where(wf_findings.c.key == key)).first()
-        return codec.decode_finding(row.doc) if row else None
+        docs = self._rows(Q.FINDING, key=key)
+        return codec.decode_finding(docs[0]) if docs else None
 
     def findings_about(self, accession: str = "", patient_id: str = "") -> Sequence[Finding]:
         found: dict[str, Finding] = {}
-        for column, value in (
-            (wf_findings.c.accession, accession),
-            (wf_findings.c.patient_id, patient_id),
-        ):
+        for stmt, value in ((Q.FINDINGS_BY_ACCESSION, accession),
+                            (Q.FINDINGS_BY_PATIENT, patient_id)):
             if value:
-                rows = self._c.execute(
-                    select(wf_findings.c.doc).where(column == value).order_by(wf_findings.c.id)
-                )
-                for r in rows:
-                    f = codec.decode_finding(r.doc)
+                for doc in self._rows(stmt, value=value):
+                    f = codec.decode_finding(doc)
                     found[f.key] = f
         return list(found.values())
 
     def save_finding(self, finding: Finding) -> None:
-        upsert(
-            self._c,
-            wf_findings,
-            [
-                {
-                    "key": finding.key,
-                    "kind": finding.kind.value,
-                    "severity": finding.severity.value if finding.severity else "warning",
-                    "accession": finding.accession[:199],
-                    "patient_id": finding.patient_id,
-                    "first_seen": finding.first_seen,
-                    "last_seen": finding.last_seen or finding.first_seen,
-                    "count": finding.count,
-                    "resolution": finding.resolution.value,
-                    "doc": codec.encode_finding(finding),
-                }
-            ],
-            ["key"],
-        )
+        upsert(self._c, wf_findings, [{
+            "key": finding.key, "kind": finding.kind.value,
+            "severity": finding.severity.value if finding.severity else "warning",
+            "accession": finding.accession[:199], "patient_id": finding.patient_id,
+            "first_seen": finding.first_seen,
+            "last_seen": finding.last_seen or finding.first_seen, "count": finding.count,
+            "resolution": finding.resolution.value, "doc": codec.encode_finding(finding)}],
+            ["key"])
 
     def field_stats(self, sender: str) -> FieldStats:
-        f = wf_field_stats.c
-        rows = self._c.execute(
-            select(f.message_type, f.path, f.seen, f.filled, f.streak, f.drifting).where(
-                f.sender == sender
-            )
-        )
-        stats = FieldStats(
-            sender,
-            {
-                (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
-                for r in rows
-            },
-        )
+        rows = self._c.execute(Q.FIELD_STATS, {"sender": sender})
+        stats = FieldStats(sender, {
+            (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
+            for r in rows})
         self._stats[sender] = stats
         return stats
 
     def save_field_stats(self, stats: FieldStats) -> None:
         before = self._stats.get(stats.sender, FieldStats(stats.sender)).fields
-        upsert(
-            self._c,
-            wf_field_stats,
-            [
-                {
-                    "sender": stats.sender,
-                    "message_type": mt,
-                    "path": path,
-                    "seen": s.seen,
-                    "filled": s.filled,
-                    "streak": s.streak,
-                    "drifting": s.drifting,
-                }
-                for (mt, path), s in stats.fields.items()
-                if before.get((mt, path)) != s
-            ],
-            ["sender", "message_type", "path"],
-        )
+        upsert(self._c, wf_field_stats, [
+            {"sender": stats.sender, "message_type": mt, "path": path, "seen": s.seen,
+             "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
+            for (mt, path), s in stats.fields.items() if before.get((mt, path)) != s],
+            ["sender", "message_type", "path"])
         self._stats[stats.sender] = stats
 
     def add_trace(self, event: TraceEvent) -> None:
@@ -441,14 +277,9 @@ class SqlRepository:
     def trace(self, order_id: str = "", accession: str = "") -> Sequence[TraceEvent]:
         self.flush()
         found: dict[int, TraceEvent] = {}
-        for column, value in (
-            (wf_trace_events.c.order_id, order_id),
-            (wf_trace_events.c.accession, accession),
-        ):
+        for stmt, value in ((Q.TRACE_BY_ORDER, order_id), (Q.TRACE_BY_ACCESSION, accession)):
             if value:
-                rows = self._c.execute(
-                    select(wf_trace_events.c.id, wf_trace_events.c.doc).where(column == value)
-                )
+                rows = self._c.execute(stmt, {"value": value})
                 found.update((r.id, codec.decode_trace(r.doc)) for r in rows)
         return [found[k] for k in sorted(found, key=lambda k: (found[k].at, k))]
 

@@ -1,0 +1,116 @@
+"""The workflow repository's statements, built once (``bindparam`` values per call).
+
+Why: building a SQLAlchemy Core statement and its cache key costs about four times as
+much as running it on SQLite (measured: ~180 µs built per call against ~45 µs prebuilt
+for the identifier lookup), and ingest runs a dozen of them per message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select
+
+from accord.store.schema import (
+    wf_field_stats,
+    wf_findings,
+    wf_orders,
+    wf_patient_blocks,
+    wf_patient_identifiers,
+    wf_patients,
+    wf_procedure_steps,
+    wf_reports,
+    wf_trace_events,
+    wf_visits,
+    wf_worklist_log,
+)
+
+_p, _i, _b = wf_patients.c, wf_patient_identifiers.c, wf_patient_blocks.c
+_o, _r, _f, _t = wf_orders.c, wf_reports.c, wf_findings.c, wf_trace_events.c
+
+PATIENT = select(_p.doc).where(_p.id == bindparam("id"))
+PATIENT_BY_IDENTIFIER = (
+    select(_p.doc)
+    .join(wf_patient_identifiers, _p.id == _i.patient_id)
+    .where(_i.value == bindparam("value"), _i.authority == bindparam("authority"))
+)
+CANDIDATES = select(_p.doc).where(
+    _p.id.in_(
+        select(_b.patient_id)
+        .where(_b.key.in_(bindparam("keys", expanding=True)))
+        .distinct()
+        .limit(bindparam("limit"))
+        .scalar_subquery()
+    ),
+    _p.merged_into.is_(None),
+)
+DELETE_IDENTIFIERS = delete(wf_patient_identifiers).where(_i.patient_id == bindparam("pid"))
+DELETE_BLOCKS = delete(wf_patient_blocks).where(_b.patient_id == bindparam("pid"))
+INSERT_BLOCKS = insert(wf_patient_blocks)
+LOG_PATIENT_ORDERS = insert(wf_worklist_log).from_select(
+    ["order_id", "at"],
+    select(_o.id, bindparam("at", type_=wf_worklist_log.c.at.type)).where(
+        _o.patient_id == bindparam("pid")
+    ),
+)
+
+VISIT = select(wf_visits.c.doc).where(wf_visits.c.visit_number == bindparam("number"))
+VISITS_OF = (
+    select(wf_visits.c.doc)
+    .where(wf_visits.c.patient_id == bindparam("pid"))
+    .order_by(wf_visits.c.visit_number)
+)
+
+ORDER = select(_o.doc).where(_o.id == bindparam("id"))
+ORDER_KEYS = (
+    "accession",
+    "placer_number",
+    "filler_number",
+    "study_instance_uid",
+    "requested_procedure_id",
+)
+ORDERS_BY: dict[str, Any] = {
+    key: select(_o.doc).where(_o[key] == bindparam("value")).order_by(_o.id)
+    for key in ORDER_KEYS
+}
+ORDERS_BY["sps_id"] = (
+    select(_o.doc)
+    .where(
+        _o.id.in_(
+            select(wf_procedure_steps.c.order_id)
+            .where(wf_procedure_steps.c.sps_id == bindparam("value"))
+            .scalar_subquery()
+        )
+    )
+    .order_by(_o.id)
+)
+ORDERS_OF = select(_o.doc).where(_o.patient_id == bindparam("pid")).order_by(_o.id)
+DELETE_STEPS = delete(wf_procedure_steps).where(
+    wf_procedure_steps.c.order_id == bindparam("oid")
+)
+INSERT_STEPS = insert(wf_procedure_steps)
+INSERT_LOG = insert(wf_worklist_log)
+
+REPORT_KEYS = ("accession", "placer_number", "filler_number", "order_id")
+REPORTS_BY = {
+    key: select(_r.doc).where(_r[key] == bindparam("value")).order_by(_r.id)
+    for key in REPORT_KEYS
+}
+REPORTS_OF = select(_r.doc).where(_r.patient_id == bindparam("pid")).order_by(_r.id)
+
+FINDING = select(_f.doc).where(_f.key == bindparam("key"))
+FINDINGS_BY_ACCESSION = select(_f.doc).where(_f.accession == bindparam("value")).order_by(_f.id)
+FINDINGS_BY_PATIENT = select(_f.doc).where(_f.patient_id == bindparam("value")).order_by(_f.id)
+
+FIELD_STATS = select(
+    wf_field_stats.c.message_type,
+    wf_field_stats.c.path,
+    wf_field_stats.c.seen,
+    wf_field_stats.c.filled,
+    wf_field_stats.c.streak,
+    wf_field_stats.c.drifting,
+).where(wf_field_stats.c.sender == bindparam("sender"))
+
+INSERT_TRACE = insert(wf_trace_events)
+TRACE_BY_ORDER = select(_t.id, _t.doc).where(_t.order_id == bindparam("value"))
+TRACE_BY_ACCESSION = select(_t.id, _t.doc).where(_t.accession == bindparam("value"))
