@@ -342,3 +342,36 @@ def test_bulk_claim_is_all_or_nothing(store: SqlStore) -> None:
         assert not tx.claim_control_ids([("RIS", "HOSP", "C3", a), ("RIS", "HOSP", "C3", b)])
         assert tx.claim_control_id("RIS", "HOSP", "C2", a)  # the transaction is usable
     assert store.stats()["messages"] == 3
+
+
+def test_nul_and_surrogates_are_stored_alike_on_both(store: SqlStore) -> None:
+    """PostgreSQL refuses NUL in text and JSON; the message is stored anyway (raw bytes
+    exact), with U+FFFD in the text columns, and found by the same search on both."""
+    odd = "C\x00\udce9"
+    raw = b"MSH|^~\\&|R\x00IS|HOSP|||20260302||ORM^O01|C\x00\xe9|P|2.5.1\r"
+    msg = inbound(
+        1,
+        raw=raw,
+        sending_app="R\x00IS",
+        control_id=odd,
+        parse_error="NUL at \x00",
+        outcome={"detail": "bad \x00 byte", "k\x00": ["\udce9"]},
+        patient_ids=("P\x001",),
+        status="rejected",
+        ack_code="AR",
+    )
+    with store.transaction() as tx:
+        mid = tx.save_inbound(msg)
+        assert tx.claim_control_id("R\x00IS", "HOSP", odd, mid)
+        found = tx.find_first("R\x00IS", "HOSP", odd)
+        [bulk] = tx.save_inbound_many([inbound(2, control_id=odd, sending_app="R\x00IS")])
+        assert not tx.claim_control_ids([("R\x00IS", "HOSP", odd, bulk)])
+    assert found is not None and found.id == mid
+    got = store.get_message(mid)
+    assert got.raw == raw
+    assert (got.control_id, got.sending_app) == ("C\ufffd\ufffd", "R\ufffdIS")
+    assert got.outcome == {"detail": "bad \ufffd byte", "k\ufffd": ["\ufffd"]}
+    assert got.parse_error == "NUL at \ufffd"
+    assert [m.id for m in store.search_messages(control_id=odd).items] == [bulk, mid]
+    assert [m.id for m in store.search_messages(patient_id="P\x001").items] == [mid]
+    assert len(store.search_messages(sender="R\x00IS^HOSP").items) == 2

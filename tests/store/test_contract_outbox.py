@@ -219,3 +219,12 @@ def test_claim_run_stops_at_a_row_not_due(store: SqlStore) -> None:
     assert [r.id for r in run] == ids
     expired = store.claim_run("pacs", "n2", LATER + timedelta(seconds=91), 60, limit=3)
     assert [r.id for r in expired] == ids  # the whole run taken over after the lease
+
+
+def test_odd_text_in_outbox_is_stored(store: SqlStore) -> None:
+    [rid] = enqueue(store, item(patient="P\x00"))
+    [row] = store.claim("pacs", "n1", LATER, 60, per_patient=True)
+    assert row.patient_key == "P\ufffd"
+    assert store.mark_error(rid, "n1", "receiver said \x00", b"MSA|AR\x00\r")
+    failed = store.get_outbox(rid)
+    assert (failed.last_error, failed.last_ack) == ("receiver said \ufffd", b"MSA|AR\x00\r")

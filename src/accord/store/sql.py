@@ -34,6 +34,7 @@ from accord.store.records import (
     Page,
     StoredMessage,
 )
+from accord.store.sanitize import clean_text
 from accord.store.schema import job_locks, outbox
 from accord.store.sql_queries import error_queue, stats
 
@@ -225,7 +226,7 @@ class SqlStore:
     def mark_retry(self, row_id: int, node: str, error: str, next_attempt_at: datetime) -> bool:
         values = {
             "status": "pending",
-            "last_error": error,
+            "last_error": clean_text(error),
             "next_attempt_at": next_attempt_at,
             "claimed_by": None,
             "lease_until": None,
@@ -251,7 +252,12 @@ class SqlStore:
             return runs.release_many(tx.connection, row_ids, node)
 
     def mark_error(self, row_id: int, node: str, error: str, ack: bytes | None) -> bool:
-        values = {"status": "error", "last_error": error, "last_ack": ack, "lease_until": None}
+        values = {
+            "status": "error",
+            "last_error": clean_text(error),
+            "last_ack": ack,
+            "lease_until": None,
+        }
         with self._transaction() as tx:
             return box.finish(tx.connection, row_id, node, values)
 

@@ -17,28 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.store.records import InboundMessage
 from accord.store.schema import dedupe, message_keys, messages
-from accord.store.sql_messages import HEADER_FIELDS, fit, key_rows
-
-_COLUMNS = (
-    "received_at",
-    "peer",
-    "listener",
-    "raw",
-    "charset",
-    "sending_app",
-    "sending_facility",
-    "receiving_app",
-    "receiving_facility",
-    "message_type",
-    "control_id",
-    "version",
-    "parse_error",
-    "status",
-    "ack_code",
-    "ack",
-    "outcome",
-    "duplicate_of",
-)
+from accord.store.sql_messages import fit, key_rows, message_row
 
 
 def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int]:
@@ -50,8 +29,7 @@ def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> li
         raise ValueError("save_inbound_many does not take reprocess attempts")
     rows: list[dict[str, Any]] = []
     for r in records:
-        values = {name: getattr(r, name) for name in _COLUMNS}
-        values.update({name: fit(name, values[name]) for name in HEADER_FIELDS})
+        values = message_row(r)
         values["reprocess_of"] = None
         rows.append(values)
     stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from accord.store.records import InboundMessage, Page, StoredMessage
+from accord.store.sanitize import clean_json, clean_text
 from accord.store.schema import dedupe, message_keys, messages, outbox
 
 # Built once: executing a prebuilt statement with a parameter dict skips the per-call
@@ -53,9 +54,11 @@ def clamp_limit(limit: int) -> int:
 
 
 def fit(column: str, value: str) -> str:
-    """Cut a wire value to its column (PostgreSQL enforces lengths, SQLite does not), so
-    an over-long MSH field is stored (and dedupes) the same way on both."""
+    """A wire value as its column stores it: cleaned (see ``sanitize``) and cut to the
+    column's length (PostgreSQL enforces lengths, SQLite does not), so an over-long or
+    odd MSH field is stored, searched and deduped the same way on both."""
     length = getattr(messages.c[column].type, "length", None)
+    value = clean_text(value)
     return value[:length] if length else value
 
 
@@ -74,29 +77,24 @@ HEADER_FIELDS = (
 )
 
 
+def message_row(msg: InboundMessage) -> dict[str, Any]:
+    """The ``messages`` row of a record (without ``reprocess_of``), text cleaned."""
+    values: dict[str, Any] = {name: fit(name, getattr(msg, name)) for name in HEADER_FIELDS}
+    values.update(
+        received_at=msg.received_at,
+        raw=msg.raw,
+        parse_error=None if msg.parse_error is None else clean_text(msg.parse_error),
+        status=msg.status,
+        ack=msg.ack,
+        outcome=clean_json(msg.outcome),
+        duplicate_of=msg.duplicate_of,
+    )
+    return values
+
+
 def save_inbound(conn: Connection, msg: InboundMessage) -> int:
-    values: dict[str, Any] = {
-        "received_at": msg.received_at,
-        "peer": msg.peer,
-        "listener": msg.listener,
-        "raw": msg.raw,
-        "charset": msg.charset,
-        "sending_app": msg.sending_app,
-        "sending_facility": msg.sending_facility,
-        "receiving_app": msg.receiving_app,
-        "receiving_facility": msg.receiving_facility,
-        "message_type": msg.message_type,
-        "control_id": msg.control_id,
-        "version": msg.version,
-        "parse_error": msg.parse_error,
-        "status": msg.status,
-        "ack_code": msg.ack_code,
-        "ack": msg.ack,
-        "outcome": msg.outcome,
-        "duplicate_of": msg.duplicate_of,
-        "reprocess_of": msg.reprocess_of,
-    }
-    values.update({name: fit(name, values[name]) for name in HEADER_FIELDS})
+    values = message_row(msg)
+    values["reprocess_of"] = msg.reprocess_of
     message_id = int(conn.execute(_INSERT_MESSAGE, values).scalar_one())
     keys = key_rows(message_id, msg.patient_ids, msg.accessions)
     if keys:
@@ -117,7 +115,7 @@ def key_rows(
     for kind, values in (("patient", patient_ids), ("accession", accessions)):
         for value in values:
             if value:
-                seen.add((kind, value[:KEY_LENGTH]))
+                seen.add((kind, clean_text(value)[:KEY_LENGTH]))
     return [{"message_id": message_id, "kind": k, "value": v} for k, v in sorted(seen)]
 
 
@@ -245,9 +243,9 @@ def message_filters(
         )
     if sender is not None:
         app, _, facility = sender.partition("^")
-        where.append(c.sending_app == app)
+        where.append(c.sending_app == fit("sending_app", app))
         if facility:
-            where.append(c.sending_facility == facility)
+            where.append(c.sending_facility == fit("sending_facility", facility))
     for kind, value in (("patient", patient_id), ("accession", accession)):
         if value is not None:
             where.append(_has_key(kind, value))
@@ -264,7 +262,8 @@ def _has_key(kind: str, value: str) -> ColumnElement[bool]:
     """The message has this search key (indexed side table ``message_keys``)."""
     return messages.c.id.in_(
         select(message_keys.c.message_id).where(
-            message_keys.c.kind == kind, message_keys.c.value == value[:KEY_LENGTH]
+            message_keys.c.kind == kind,
+            message_keys.c.value == clean_text(value)[:KEY_LENGTH],
         )
     )
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import FromClause
 
 from accord.store.records import OutboxItem, OutboxRow, Page
+from accord.store.sanitize import clean_text
 from accord.store.schema import outbox
 from accord.store.sql_messages import clamp_limit, parse_cursor
 
@@ -49,8 +50,8 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
         {
             "destination": item.destination,
             "kind": item.kind,
-            "patient_key": item.patient_key[:PATIENT_KEY_LENGTH],
-            "control_id": item.control_id,
+            "patient_key": clean_text(item.patient_key)[:PATIENT_KEY_LENGTH],
+            "control_id": clean_text(item.control_id),
             "payload": item.payload,
             "source_message_id": item.source_message_id,
             "status": "pending",
@@ -207,7 +208,7 @@ def rotate(conn: Connection, row_id: int, node: str, error: str, now: datetime) 
             status="cancelled",
             lease_until=None,
             superseded_by=new_id,
-            last_error=f"rotated behind the queue as #{new_id}: {error}",
+            last_error=clean_text(f"rotated behind the queue as #{new_id}: {error}"),
         )
     )
     return new_id
