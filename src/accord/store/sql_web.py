@@ -284,24 +284,14 @@ class WebQueries(SqlArea):
         for col, value in ((s.station_ae, station), (s.modality, modality), (s.start_date, date)):
             if value:
                 where.append(col == value)
-        after = _split(cursor, 3)
+        after = _split(cursor, 4)
         if after:
-            where.append(
-                or_(
-                    s.start_date > after[0],
-                    and_(
-                        s.start_date == after[0],
-                        or_(
-                            s.order_id > after[1], and_(s.order_id == after[1], s.sps_id > after[2])
-                        ),
-                    ),
-                )
-            )
+            where.append(_after_step(after))
         stmt = (
-            select(s.start_date, s.order_id, s.sps_id, wf_orders.c.doc)
+            select(s.start_date, s.start_at, s.order_id, s.sps_id, wf_orders.c.doc)
             .join(wf_orders, wf_orders.c.id == s.order_id)
             .where(*where, wf_orders.c.held.is_(False))
-            .order_by(s.start_date, s.order_id, s.sps_id)
+            .order_by(s.start_date, s.start_at, s.order_id, s.sps_id)
             .limit(limit + 1)
         )
         with self.read() as conn:
@@ -313,12 +303,11 @@ class WebQueries(SqlArea):
             step = next((st for st in order.steps if st.sps_id == r.sps_id), None)
             if step is not None:
                 items.append(WorklistRow(order, patients.get(order.patient_id), step))
-        # Pages follow (date, order, step); within a page, the day's start times.
-        items.sort(key=_start_order)
         nxt = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            nxt = f"{last.start_date}|{last.order_id}|{last.sps_id}"
+            at = last.start_at.isoformat() if last.start_at is not None else ""
+            nxt = f"{last.start_date}|{at}|{last.order_id}|{last.sps_id}"
         return Page(tuple(items), nxt)
 
     # -- findings ---------------------------------------------------------------------
@@ -425,10 +414,17 @@ def outbox_counts(store: Any) -> dict[tuple[str, str], int]:
         return {(d, s): int(n) for d, s, n in conn.execute(stmt)}
 
 
-def _start_order(row: WorklistRow) -> tuple[str, str, str, str]:
-    start = row.step.start
-    day = start.strftime("%Y%m%d") if start else ""
-    return day, start.isoformat() if start else "", row.order.id, row.step.sps_id
+def _after_step(after: list[str]) -> ColumnElement[bool]:
+    """Keyset condition after (start date, start time, order id, SPS ID). Steps without
+    a start time have start date "" (they come first, all with a NULL start time)."""
+    s = wf_procedure_steps.c
+    date, at, order_id, sps_id = after
+    same_step = or_(s.order_id > order_id, and_(s.order_id == order_id, s.sps_id > sps_id))
+    if not date:
+        return or_(s.start_date > "", and_(s.start_date == "", same_step))
+    when = _when(at)
+    return or_(s.start_date > date, and_(s.start_date == date, or_(
+        s.start_at > when, and_(s.start_at == when, same_step))))
 
 
 __all__ = ["DuplicatePair", "StoredFinding", "WebQueries", "WorklistRow", "clamp", "id_cursor"]
