@@ -140,7 +140,9 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractContextManager[Tx]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``). Commit at exit; a commit
-        that fails raises StoreError and nothing of the block is kept."""
+        that fails raises StoreError and nothing of the block is kept. Use only ``tx``
+        inside the block: other Store methods run on their own connection and, on
+        SQLite, would wait for this transaction's write lock."""
         ...
 
     # -- inbound messages -------------------------------------------------------------
