@@ -13,6 +13,9 @@ Rules:
 - ``candidates`` is one indexed lookup on ``patient_blocks`` (the identity matcher's
   blocking keys, written at save time), so it stays fast at a million patients.
 - Every order change appends to ``worklist_log`` (read by ``accord.dicom.bridge``).
+- Patients and orders read inside a write transaction are locked for update on
+  PostgreSQL (nodes sharing the database never update one order from the same old
+  value); ``reading()`` (reports, ``accord trace``) does not lock.
 """
 
 from __future__ import annotations
@@ -103,9 +106,10 @@ def _step_rows(order: Order) -> list[dict[str, Any]]:
 class SqlRepository:
     """The Repository on one connection (see the module rules)."""
 
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    def __init__(self, conn: Connection, now: datetime, *, lock: bool = True) -> None:
         self._c = conn
         self._now = now
+        self._lock = lock  # lock the rows read for update (module rules)
         self._stats: dict[str, FieldStats] = {}  # as read, to write back only changes
         self._known: set[tuple[str, str]] = set()  # (kind, id) read or written here
         self._trace: list[TraceEvent] = []
@@ -120,6 +124,8 @@ class SqlRepository:
             self._trace.clear()
 
     def _rows(self, stmt: Any, **params: Any) -> list[Any]:
+        if self._lock:
+            stmt = Q.LOCKED.get(stmt, stmt)
         return [r.doc for r in self._c.execute(stmt, params)]
 
     # --- patients -----------------------------------------------------------------------
@@ -298,4 +304,4 @@ def reading(store: SqlStore, now: datetime) -> Iterator[SqlRepository]:
     """A repository for reads (``accord trace``, the console) on its own connection;
     nothing it might write is committed."""
     with store.engine.connect() as conn:
-        yield SqlRepository(conn, now)
+        yield SqlRepository(conn, now, lock=False)

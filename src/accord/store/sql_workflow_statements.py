@@ -114,3 +114,18 @@ FIELD_STATS = select(
 INSERT_TRACE = insert(wf_trace_events)
 TRACE_BY_ORDER = select(_t.id, _t.doc).where(_t.order_id == bindparam("value"))
 TRACE_BY_ACCESSION = select(_t.id, _t.doc).where(_t.accession == bindparam("value"))
+
+# Inside a write transaction the rows a message reads and then rewrites are locked
+# (PostgreSQL ``FOR UPDATE``; SQLite has one writer at a time and renders nothing), so
+# two nodes — or an MPPS and an HL7 message — never update one order from the same old
+# value. Reads outside a write transaction (``accord trace``) use the plain statements.
+LOCKED: dict[Any, Any] = {
+    stmt: stmt.with_for_update(of=table)
+    for stmt, table in (
+        (PATIENT, wf_patients),
+        (PATIENT_BY_IDENTIFIER, wf_patients),
+        (ORDER, wf_orders),
+        (ORDERS_OF, wf_orders),
+        *((stmt, wf_orders) for stmt in ORDERS_BY.values()),
+    )
+}
