@@ -97,8 +97,8 @@ def list_messages(
         found = deps.store.search_messages(
             control_id=control_id, message_type=type, sender=sender, patient_id=patient,
             accession=accession, status=status,  # type: ignore[arg-type]
-            since=_when(since, "since"), until=_when(until, "until"), cursor=cursor,
-            limit=limit)
+            since=_when(since, "since"), until=_when(until, "until"),
+            cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     ids = [m.id for m in found.items]
@@ -137,7 +137,7 @@ def list_errors(request: Request, deps: Deps,
     """The error queue: inbound messages answered AE/AR and outbox rows failed for good,
     newest first. Ids are ``m<message id>`` or ``o<outbox row id>``."""
     try:
-        found = deps.store.error_queue(cursor=cursor, limit=limit)
+        found = deps.store.error_queue(cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     ids = [js.error_id(e) for e in found.items]

@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from accord.store.sql_auth import TokenRecord, UserExistsError, UserRecord
+from accord.web import api_json as js
 from accord.web import audit as audit_mod
 from accord.web.api import Cursor, Deps, Limit, bad_request, who
 from accord.web.audit import record
@@ -102,11 +103,11 @@ def list_users(request: Request, deps: Deps,
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     """Console users (admin)."""
     try:
-        found = deps.auth.accounts.list_users(cursor, limit)
+        found = deps.auth.accounts.list_users(js.decode_cursor(cursor), limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "users.list", object_type="user", count=len(found.items))
-    return {"items": [user_json(u) for u in found.items], "next": found.next_cursor}
+    return js.page([user_json(u) for u in found.items], found.next_cursor)
 
 
 class NewUser(BaseModel):
@@ -224,11 +225,12 @@ def audit_log(request: Request, deps: Deps, principal: Annotated[Principal, who(
     """The audit log, newest first (filters: actor, patient id, action, since/until)."""
     filters = _audit_filters(actor, patient, action, since, until)
     try:
-        found = deps.auth.accounts.list_audit(cursor=cursor, limit=limit, **filters)
+        found = deps.auth.accounts.list_audit(cursor=js.decode_cursor(cursor), limit=limit,
+                                              **filters)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "audit.read", object_type="audit", count=len(found.items))
-    return {"items": [audit_mod.as_json(e) for e in found.items], "next": found.next_cursor}
+    return js.page([audit_mod.as_json(e) for e in found.items], found.next_cursor)
 
 
 @router.get("/api/audit/export", tags=["audit"])

@@ -6,6 +6,7 @@ them, the console may too. Times are ISO 8601 UTC; enums by value.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,8 +31,25 @@ def _name(n: PersonName | None) -> JsonDict | None:
 
 
 def page(items: Sequence[Any], next_cursor: str | None) -> JsonDict:
-    """A list answer: ``{"items": [...], "next": CURSOR_OR_NULL}``."""
-    return {"items": list(items), "next": next_cursor}
+    """A list answer: ``{"items": [...], "next": CURSOR_OR_NULL}``; the cursor is opaque
+    (URL-safe base64 of the store's keyset cursor), to pass back as ``cursor=``."""
+    return {"items": list(items), "next": encode_cursor(next_cursor)}
+
+
+def encode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(cursor.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The store cursor of an API cursor; ValueError when it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
 def patient_json(p: Patient) -> JsonDict:

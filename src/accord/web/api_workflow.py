@@ -48,7 +48,7 @@ def list_patients(request: Request, deps: Deps,
     value, authority = _split_identifier(identifier) if identifier else (None, None)
     try:
         found = deps.queries.patients(identifier=value, authority=authority, family=name,
-                                      cursor=cursor, limit=limit)
+                                      cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "patients.list", object_type="patient", count=len(found.items),
@@ -154,7 +154,8 @@ def list_orders(request: Request, deps: Deps,
         patient_ids = q.patient_ids_by_identifier(value, authority) or [patient]
     try:
         found = q.orders(accession=accession, patient_ids=patient_ids, status=status,
-                         study_instance_uid=study_instance_uid, cursor=cursor, limit=limit)
+                         study_instance_uid=study_instance_uid,
+                         cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     patients = q.patients_by_id(o.patient_id for o in found.items)
@@ -208,7 +209,7 @@ def worklist(request: Request, deps: Deps,
     SPS start date (YYYYMMDD)."""
     try:
         found = deps.queries.worklist(station=station, modality=modality, date=date,
-                                      cursor=cursor, limit=limit)
+                                      cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "worklist.list", object_type="procedure_step", count=len(found.items),
@@ -223,7 +224,7 @@ def duplicates(request: Request, deps: Deps,
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}``."""
     try:
-        found = deps.queries.duplicates(cursor=cursor, limit=limit)
+        found = deps.queries.duplicates(cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "duplicates.list", object_type="patient", count=len(found.items),
@@ -247,7 +248,8 @@ def findings(request: Request, deps: Deps,
         raise HTTPException(400, f"unknown resolution {resolution!r}")
     try:
         found = deps.queries.findings(kind=kind, resolution=resolution, accession=accession,
-                                      patient_id=patient, cursor=cursor, limit=limit)
+                                      patient_id=patient, cursor=js.decode_cursor(cursor),
+                                      limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "findings.list", object_type="finding", count=len(found.items),
