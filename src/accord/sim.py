@@ -167,12 +167,16 @@ def _uuid_from(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def orm_of_size(n_bytes: int = 1024, control_id: str = "BENCH00000001") -> str:
-    """One ORM^O01 NW of about ``n_bytes`` (padded with an NTE comment), for benchmarks."""
+def orm_of_size(n_bytes: int = 1024, control_id: str = "BENCH00000001",
+                order: str = "2601010001") -> str:
+    """One ORM^O01 NW of about ``n_bytes`` (padded with an NTE comment), for benchmarks.
+    ``order`` makes the order's numbers (accession ``ACC<order>``, placer, requested
+    procedure, SPS) and the end of its Study Instance UID."""
     dept = Department(seed=1)
     now = datetime(2026, 1, 1, 8, 0)
     p = dept.patient()
-    orm = dept._orm(now, p, "ACC2601010001", "NW", "SC", *PROCEDURES[0], now, "1.2.3.4")
+    uid = "1.2.826.0.1.3680043.8.498." + "".join(c for c in order if c.isdigit())
+    orm = dept._orm(now, p, f"ACC{order}", "NW", "SC", *PROCEDURES[0], now, uid)
     head, _, rest = orm.partition("\r")
     fields = head.split("|")
     fields[9] = control_id
