@@ -7,7 +7,8 @@ Rules (issue 6, "Security"):
   unknown name still runs one verification, so timing does not tell names apart.
 - Sessions are server-side rows keyed by the SHA-256 of a 256-bit random cookie value;
   the cookie is ``Secure; HttpOnly; SameSite=Strict; Path=/``. A session ends after
-  15 minutes idle or 12 hours in all, at logout, or when its user changes.
+  15 minutes idle or 12 hours in all, at logout, or when its user changes (its last
+  use is written at most once a minute, so "idle" is exact to that minute).
   ``Secure`` on plain http://127.0.0.1: Chromium and Firefox treat localhost as a
   secure context and keep Secure cookies there; over plain HTTP on any other host the
   browser drops the cookie, which is intended (put TLS in front of remote consoles).
@@ -168,9 +169,16 @@ class Auth:
         user = self.accounts.user_by_name(name)
         ok = self._verify(user, password)
         self.accounts.add_attempt(name, peer, ok, now)
+        self._tidy(now)
         if not ok or user is None:
             raise AuthError("wrong user name or password", 401)
         return self.open_session(user, peer)
+
+    def _tidy(self, now: datetime) -> None:
+        """Forget ended sessions and attempts older than a day (at each login: the
+        tables stay small without a background job)."""
+        self.accounts.prune_sessions(now - self.limits.idle, now - self.limits.absolute)
+        self.accounts.prune_attempts(now - max(self.limits.window, timedelta(days=1)))
 
     def open_session(self, user: UserRecord, peer: str) -> NewSession:
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -251,8 +259,3 @@ def csrf_ok(principal: Principal, supplied: str | None) -> bool:
     if principal.kind != "session":
         return True
     return bool(supplied and principal.csrf and hmac.compare_digest(supplied, principal.csrf))
-
-
-def session_expired_before(now: datetime, limits: Limits) -> tuple[datetime, datetime]:
-    """The (idle, absolute) cut-offs for pruning sessions at ``now``."""
-    return now - limits.idle, now - limits.absolute
