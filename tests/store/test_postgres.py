@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from accord.errors import ConfigError
+from accord.errors import ConfigError, StoreError
 from accord.store import open_store
 from accord.store.migrations import head_revision
 from accord.store.postgres import psycopg_url
@@ -88,3 +88,9 @@ def test_postgres_urls_use_psycopg3() -> None:
         psycopg_url("postgresql+asyncpg://u@h/db")
     with pytest.raises(ConfigError):
         open_store("mysql://u@h/db")
+
+
+def test_unreachable_database_is_a_store_error() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    assert "OperationalError" in str(caught.value)
