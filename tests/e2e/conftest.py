@@ -39,7 +39,8 @@ class ServeProcess:
         """Start and wait until the MLLP port accepts connections."""
         self.data.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "accord", self.command, "--config", str(self.config),
-                "--data", str(self.data), "--mllp-port", str(self.port)]
+                "--data", str(self.data), "--mllp-port", str(self.port),
+                "--dicom-port", str(free_port()), "--http-port", str(free_port())]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
