@@ -51,6 +51,10 @@ class UnitOfWork(Repository, Protocol):
 
     def flush(self) -> None: ...
 
+    def focus(self, message_type: str) -> None:
+        """A hint: this unit of work applies one message of ``message_type``."""
+        ...
+
 
 #: Opens the workflow repository on an ingest transaction (``accord.store.sql_workflow``).
 RepositoryFactory = Callable[[Tx, datetime], UnitOfWork]
@@ -159,6 +163,7 @@ class WorkflowProcessor:
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
         dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
         repo = self._repository(tx, now)
+        repo.focus(msg.message_type)
         result = apply_message(repo, msg, dialect, now=now, ids=self._ids,
                                catalog=self.catalog, matcher=self._matcher)
         repo.flush()

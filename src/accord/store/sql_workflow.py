@@ -113,6 +113,13 @@ class SqlRepository:
         self._stats: dict[str, FieldStats] = {}  # as read, to write back only changes
         self._known: set[tuple[str, str]] = set()  # (kind, id) read or written here
         self._trace: list[TraceEvent] = []
+        self._message_type = ""  # set by focus(): field statistics of this type only
+
+    def focus(self, message_type: str) -> None:
+        """This repository serves one message of ``message_type`` (MSH-9, as the engine
+        names it): :meth:`field_stats` reads only that type's rows — the only ones the
+        engine updates — and :meth:`save_field_stats` writes only those."""
+        self._message_type = message_type
 
     def flush(self) -> None:
         """Write the buffered trace events (call before the transaction ends)."""
@@ -261,7 +268,9 @@ class SqlRepository:
             ["key"])
 
     def field_stats(self, sender: str) -> FieldStats:
-        rows = self._c.execute(Q.FIELD_STATS, {"sender": sender})
+        rows = (self._c.execute(Q.FIELD_STATS_OF_TYPE,
+                                {"sender": sender, "type": self._message_type})
+                if self._message_type else self._c.execute(Q.FIELD_STATS, {"sender": sender}))
         stats = FieldStats(sender, {
             (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
             for r in rows})
@@ -273,7 +282,8 @@ class SqlRepository:
         upsert(self._c, wf_field_stats, [
             {"sender": stats.sender, "message_type": mt, "path": path, "seen": s.seen,
              "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
-            for (mt, path), s in stats.fields.items() if before.get((mt, path)) != s],
+            for (mt, path), s in stats.fields.items()
+            if before.get((mt, path)) != s and mt == (self._message_type or mt)],
             ["sender", "message_type", "path"])
         self._stats[stats.sender] = stats
 

@@ -110,6 +110,7 @@ FIELD_STATS = select(
     wf_field_stats.c.streak,
     wf_field_stats.c.drifting,
 ).where(wf_field_stats.c.sender == bindparam("sender"))
+FIELD_STATS_OF_TYPE = FIELD_STATS.where(wf_field_stats.c.message_type == bindparam("type"))
 
 INSERT_TRACE = insert(wf_trace_events)
 TRACE_BY_ORDER = select(_t.id, _t.doc).where(_t.order_id == bindparam("value"))
