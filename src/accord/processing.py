@@ -24,7 +24,7 @@ from typing import Protocol
 
 from accord.clock import ControlIds
 from accord.config import Destination
-from accord.errors import AccordError, ApplyError, RejectError
+from accord.errors import AccordError, ApplyError, ConfigError, RejectError
 from accord.hl7 import Message
 from accord.mapping.apply import apply_message
 from accord.mapping.dialect import Dialect, Dialects
@@ -69,6 +69,10 @@ class Outbound:
         self._dialects = dialects
         self._ids = control_ids
         self._by_name = {d.name: d for d in (*dialects.items, dialects.default)}
+        for dest in self._destinations:
+            if dest.dialect and dest.dialect not in self._by_name:
+                raise ConfigError(f"destinations: {dest.name} names dialect {dest.dialect!r}, "
+                                  "which the dialects section does not define")
 
     def dialect_of(self, destination: Destination) -> Dialect:
         """The dialect a destination is addressed in (its ``dialect:``, else default)."""

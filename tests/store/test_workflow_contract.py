@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from accord.errors import StoreError
+from accord.mapping.procedures import catalog_from_config
 from accord.store.schema_workflow import wf_worklist_log
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import SqlRepository, reading, repository_for
+from accord.store.sql_workflow_catalog import load_code_table, sync_code_table
 from accord.workflow.findings import FieldStat, FieldStats, Finding, FindingKind, Resolution
 from accord.workflow.model import (
     Address,
@@ -43,25 +45,63 @@ def repo(store: SqlStore) -> Iterator[SqlRepository]:
         r.flush()
 
 
-def patient(pid: str = "P1", value: str = "MRN1", family: str = "Müller",
-            born: date | None = date(1970, 1, 2)) -> Patient:
-    return Patient(pid, (Identifier(value, "HOSP", "MR"), Identifier(f"X{value}", "OTHER")),
-                   Demographics(PersonName(family, "Jürgen", "K"), born, "M",
-                                Address("1 Main St", "", "Springfield", "IL", "62701", "US"),
-                                "555-0100", "123-45-6789", "Schmidt",
-                                PersonName("山田", "太郎"), PersonName("やまだ", "たろう")))
+def patient(
+    pid: str = "P1",
+    value: str = "MRN1",
+    family: str = "Müller",
+    born: date | None = date(1970, 1, 2),
+) -> Patient:
+    return Patient(
+        pid,
+        (Identifier(value, "HOSP", "MR"), Identifier(f"X{value}", "OTHER")),
+        Demographics(
+            PersonName(family, "Jürgen", "K"),
+            born,
+            "M",
+            Address("1 Main St", "", "Springfield", "IL", "62701", "US"),
+            "555-0100",
+            "123-45-6789",
+            "Schmidt",
+            PersonName("山田", "太郎"),
+            PersonName("やまだ", "たろう"),
+        ),
+    )
 
 
 def order(oid: str = "O1", pid: str = "P1", accession: str = "A1", **kw: object) -> Order:
-    step = ProcedureStep("S1", "CT", ("CT1", "CT2"), "CT room", "Radiology",
-                         T0 + timedelta(hours=1), "CT head", "P1", "^Tech^Tina")
+    step = ProcedureStep(
+        "S1",
+        "CT",
+        ("CT1", "CT2"),
+        "CT room",
+        "Radiology",
+        T0 + timedelta(hours=1),
+        "CT head",
+        "P1",
+        "^Tech^Tina",
+    )
     values: dict[str, object] = dict(
-        id=oid, patient_id=pid, status=Status.SCHEDULED, accession=accession,
-        placer_number=f"PL{oid}", filler_number=f"FI{oid}", requested_procedure_id=f"RP{oid}",
-        study_instance_uid=f"1.2.3.{oid[1:]}", procedure_code="CTHEAD",
-        procedure_description="CT head", modality="CT", visit_number="V1", priority="R",
-        referring_physician="1^Smith^Anna", reason="pain", steps=(step,), source="RIS",
-        coding_system="L", body_part="HEAD", charset="UNICODE UTF-8")
+        id=oid,
+        patient_id=pid,
+        status=Status.SCHEDULED,
+        accession=accession,
+        placer_number=f"PL{oid}",
+        filler_number=f"FI{oid}",
+        requested_procedure_id=f"RP{oid}",
+        study_instance_uid=f"1.2.3.{oid[1:]}",
+        procedure_code="CTHEAD",
+        procedure_description="CT head",
+        modality="CT",
+        visit_number="V1",
+        priority="R",
+        referring_physician="1^Smith^Anna",
+        reason="pain",
+        steps=(step,),
+        source="RIS",
+        coding_system="L",
+        body_part="HEAD",
+        charset="UNICODE UTF-8",
+    )
     values.update(kw)
     return Order(**values)  # type: ignore[arg-type]
 
@@ -69,14 +109,44 @@ def order(oid: str = "O1", pid: str = "P1", accession: str = "A1", **kw: object)
 def test_values_read_back_exactly(store: SqlStore) -> None:
     p = patient()
     o = order()
-    r = Report("R1", "A1", Status.FINAL, "No bleed.\nNo fracture.", "RAD^ANNA", T0, "V1",
-               "O1", "P1", "PLO1", "FIO1", "REPORTING")
+    r = Report(
+        "R1",
+        "A1",
+        Status.FINAL,
+        "No bleed.\nNo fracture.",
+        "RAD^ANNA",
+        T0,
+        "V1",
+        "O1",
+        "P1",
+        "PLO1",
+        "FIO1",
+        "REPORTING",
+    )
     v = Visit("V1", "P1", "O", "RAD^1", "1^Welby", T0, None)
-    f = Finding(FindingKind.UNKNOWN_ORDER, "report for an order never received", T0,
-                accession="A1", patient_id="P1", subject="A1", location="OBR-18",
-                source="REPORTING", messages=("REPORTING/1",), score=0.5)
-    e = TraceEvent(T0, "RIS/1", "RIS", "ORC-1 NW", "O1", "A1",
-                   (Change("status", "", "scheduled"),), ("station CT1 by rule x",), "applied")
+    f = Finding(
+        FindingKind.UNKNOWN_ORDER,
+        "report for an order never received",
+        T0,
+        accession="A1",
+        patient_id="P1",
+        subject="A1",
+        location="OBR-18",
+        source="REPORTING",
+        messages=("REPORTING/1",),
+        score=0.5,
+    )
+    e = TraceEvent(
+        T0,
+        "RIS/1",
+        "RIS",
+        "ORC-1 NW",
+        "O1",
+        "A1",
+        (Change("status", "", "scheduled"),),
+        ("station CT1 by rule x",),
+        "applied",
+    )
     with repo(store) as w:
         w.save_patient(p)
         w.save_order(o)
@@ -103,9 +173,14 @@ def test_lookups_by_every_key(store: SqlStore) -> None:
     with repo(store) as w:
         assert w.patient_by_identifier(Identifier("MRN1", "HOSP")).id == "P1"  # type: ignore[union-attr]
         assert w.patient_by_identifier(Identifier("MRN1", "ELSEWHERE")) is None
-        for key, value in (("accession", "A1"), ("placer_number", "PLO1"),
-                           ("filler_number", "FIO1"), ("study_instance_uid", "1.2.3.1"),
-                           ("requested_procedure_id", "RPO1"), ("sps_id", "S1")):
+        for key, value in (
+            ("accession", "A1"),
+            ("placer_number", "PLO1"),
+            ("filler_number", "FIO1"),
+            ("study_instance_uid", "1.2.3.1"),
+            ("requested_procedure_id", "RPO1"),
+            ("sps_id", "S1"),
+        ):
             found = [o.id for o in w.orders_by(key, value)]
             assert found == (["O1", "O2"] if key == "sps_id" else ["O1"]), key
         assert w.orders_by("accession", "") == []
@@ -134,8 +209,14 @@ def test_candidates_block_on_phonetic_family_and_birth(store: SqlStore) -> None:
         w.save_patient(patient("P1", "M1", "Mueller", date(1970, 1, 2)))
         w.save_patient(patient("P2", "M2", "Miller", date(1970, 5, 5)))  # same soundex+year
         w.save_patient(patient("P3", "M3", "Okafor", date(1990, 1, 1)))
-        w.save_patient(Patient("P4", (Identifier("M4", "HOSP"),), Demographics(
-            PersonName("Mueller", "Jürgen"), date(1970, 1, 2)), merged_into="P1"))
+        w.save_patient(
+            Patient(
+                "P4",
+                (Identifier("M4", "HOSP"),),
+                Demographics(PersonName("Mueller", "Jürgen"), date(1970, 1, 2)),
+                merged_into="P1",
+            )
+        )
     with repo(store) as w:
         probe = Demographics(PersonName("Muller", "Juergen"), date(1970, 1, 2))
         found = {p.id for p in w.candidates(probe)}
@@ -171,12 +252,23 @@ def test_a_rolled_back_savepoint_leaves_nothing_behind(store: SqlStore) -> None:
 
 
 def test_findings_stats_and_trace_order(store: SqlStore) -> None:
-    f1 = Finding(FindingKind.FIELD_DRIFT, "PV1-19 empty", T0, subject="ORM PV1-19",
-                 source="RIS")
-    f2 = Finding(FindingKind.VISIT_MISMATCH, "visit differs", T0, accession="A1",
-                 patient_id="P1", resolution=Resolution.RESOLVED, count=3)
-    stats = FieldStats("RIS", {("ORM^O01", "PV1-19"): FieldStat(21, 20, 0, True),
-                               ("ORM^O01", "OBR-4"): FieldStat(21, 21, 21, False)})
+    f1 = Finding(FindingKind.FIELD_DRIFT, "PV1-19 empty", T0, subject="ORM PV1-19", source="RIS")
+    f2 = Finding(
+        FindingKind.VISIT_MISMATCH,
+        "visit differs",
+        T0,
+        accession="A1",
+        patient_id="P1",
+        resolution=Resolution.RESOLVED,
+        count=3,
+    )
+    stats = FieldStats(
+        "RIS",
+        {
+            ("ORM^O01", "PV1-19"): FieldStat(21, 20, 0, True),
+            ("ORM^O01", "OBR-4"): FieldStat(21, 21, 21, False),
+        },
+    )
     later = TraceEvent(T0 + timedelta(minutes=2), "RIS/2", "RIS", "second", "O1", "A1")
     earlier = TraceEvent(T0, "RIS/1", "RIS", "first", "O1", "A1")
     with repo(store) as w:
@@ -200,8 +292,7 @@ def test_findings_stats_and_trace_order(store: SqlStore) -> None:
 def test_worklist_log_follows_order_and_patient_changes(store: SqlStore) -> None:
     def log_size() -> int:
         with store.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(wf_worklist_log))
-                       .scalar_one())
+            return int(conn.execute(select(func.count()).select_from(wf_worklist_log)).scalar_one())
 
     with repo(store) as w:
         w.save_patient(patient())
@@ -212,3 +303,22 @@ def test_worklist_log_follows_order_and_patient_changes(store: SqlStore) -> None
         assert p is not None
         w.save_patient(Patient(p.id, p.identifiers, Demographics(PersonName("Renamed"))))
     assert log_size() == 2  # the order's worklist item shows the patient: logged again
+
+
+def test_code_table_versions_are_kept_with_time_and_author(store: SqlStore) -> None:
+    v1 = catalog_from_config({"procedures": [
+        {"code": "CTHEAD", "modality": "CT", "stations": ["CT1"], "duration_minutes": 15}]},
+        at=T0, author="config").table
+    first = sync_code_table(store, v1, at=T0, author="alice")
+    assert [v.number for v in first.versions] == [1]
+    assert sync_code_table(store, v1, at=T0 + timedelta(days=1), author="bob") == first
+    v2 = catalog_from_config({"procedures": [{"code": "MRKNEE", "modality": "MR"}]},
+                             at=T0, author="config").table
+    second = sync_code_table(store, v2, at=T0 + timedelta(days=2), author="bob")
+    stored = load_code_table(store)
+    assert stored == second
+    assert [(v.number, v.author, v.at) for v in stored.versions] == [
+        (1, "alice", T0), (2, "bob", T0 + timedelta(days=2))]
+    assert stored.versions[0].entries["CTHEAD"].stations == ("CT1",)
+    assert sorted(stored.versions[1].entries) == ["MRKNEE"]
+    assert stored.lookup("CTHEAD") is None
