@@ -129,10 +129,12 @@ def _patients(conn: Connection, ids: Sequence[str]) -> dict[str, Patient]:
 def _order_filters(q: OrderQuery) -> list[Any]:
     o = wf_orders.c
     where: list[Any] = []
+    # The unique indexes on these numbers are partial (``<> ''``): SQLite uses one only
+    # when the query repeats that condition.
     if q.accession:
-        where.append(o.accession == q.accession.strip())
+        where += [o.accession == q.accession.strip(), o.accession != ""]
     if q.study_uid:
-        where.append(o.study_instance_uid == q.study_uid.strip())
+        where += [o.study_instance_uid == q.study_uid.strip(), o.study_instance_uid != ""]
     if q.status:
         where.append(o.status == q.status)
     if q.mrn:
@@ -245,7 +247,9 @@ def worklist_choices(conn: Connection, date: str) -> tuple[list[str], list[str]]
 def order_id_for(conn: Connection, key: str) -> str | None:
     """An order's id from its id or accession number."""
     o = wf_orders.c
-    row = conn.execute(select(o.id).where(or_(o.id == key, o.accession == key))).first()
+    row = conn.execute(select(o.id).where(o.id == key)).first()
+    if row is None:
+        row = conn.execute(select(o.id).where(o.accession == key, o.accession != "")).first()
     return str(row.id) if row else None
 
 

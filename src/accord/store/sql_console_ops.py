@@ -123,7 +123,7 @@ def _destinations(
         select(b.destination, b.created_at, b.delivered_at)
         .where(b.status == "delivered")
         .order_by(b.id.desc())
-        .limit(2000)
+        .limit(500)
     ):
         if made is not None and done is not None:
             latency.setdefault(dest, []).append((done - made).total_seconds() * 1000)

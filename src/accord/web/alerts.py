@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -88,16 +88,30 @@ class AlertMonitor:
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     sent: int = 0
+    latest: Dashboard | None = None  # the last figures read, shared with the dashboard
+    latest_at: datetime | None = None
 
     def open_alerts(self) -> list[Alert]:
         """The alerts whose condition holds, oldest first."""
         return sorted(self.state.active.values(), key=lambda a: a.since)
 
     def figures(self) -> Dashboard:
+        """Read the figures now (and keep them as :attr:`latest`)."""
         area = SqlArea(self.store)
         window = timedelta(minutes=self.settings.window_minutes)
+        now = self.clock.now()
         with area.read() as conn:
-            return dashboard(conn, self.clock.now(), window, self.destinations)
+            found = dashboard(conn, now, window, self.destinations)
+        self.latest, self.latest_at = found, now
+        return found
+
+    def snapshot(self, max_age: timedelta) -> Dashboard:
+        """The latest figures when at most ``max_age`` old, else fresh ones: however many
+        people watch the dashboard, the store computes them once per ``max_age``."""
+        latest, at = self.latest, self.latest_at
+        if latest is not None and at is not None and self.clock.now() - at <= max_age:
+            return latest
+        return self.figures()
 
     def evaluate_once(self, figures: Dashboard | None = None) -> tuple[list[Alert], list[Alert]]:
         """One evaluation: ``(raised, cleared)``; their webhook posts are queued."""

@@ -115,13 +115,17 @@ def with_query(path: str, **params: Any) -> str:
 # --- dashboard ---------------------------------------------------------------------------
 def _dashboard_context(request: Request) -> dict[str, Any]:
     deps = get_deps(request)
-    names = [d.name for d in getattr(deps.config, "destinations", ())]
-    with SqlArea(deps.store).read() as conn:
-        dash = dashboard(conn, deps.clock.now(), DASHBOARD_WINDOW, names)
-    monitor = getattr(request.app.state, "alerts", None)
+    monitor: AlertMonitor | None = getattr(request.app.state, "alerts", None)
+    if monitor is not None:  # figures shared by every viewer, at most REFRESH old
+        dash = monitor.snapshot(timedelta(seconds=REFRESH_SECONDS))
+    else:
+        names = [d.name for d in getattr(deps.config, "destinations", ())]
+        with SqlArea(deps.store).read() as conn:
+            dash = dashboard(conn, deps.clock.now(), DASHBOARD_WINDOW, names)
     principal: Principal = request.state.principal
+    window = monitor.settings.window_minutes if monitor else DASHBOARD_WINDOW.total_seconds() / 60
     return {"dash": dash, "alerts": monitor.open_alerts() if monitor else [],
-            "window_minutes": int(DASHBOARD_WINDOW.total_seconds() // 60),
+            "window_minutes": int(window),
             "refresh": REFRESH_SECONDS,
             "can_findings": allowed(principal.role, Action.FINDINGS_READ)}
 
