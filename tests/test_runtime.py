@@ -16,12 +16,13 @@ from accord.sim import Department, Receiver
 from accord.store import Tx, open_store, sqlite_url
 
 SAMPLES = Path(__file__).parent / "samples"
+FREE_PORTS = {"mllp.port": 0, "dicom.port": 0, "http.port": 0}
 
 
 def config(tmp_path: Path, receiver_port: int, extra: str = "") -> Config:
     path = tmp_path / "accord.yaml"
     path.write_text(
-        "mllp: {port: 0}\n"
+        "mllp: {port: 0}\ndicom: {port: 0}\nhttp: {port: 0}\n"
         "workflow: {enabled: false}\n"  # the gateway alone: messages pass through
         f"store: {{data_dir: {tmp_path / 'data'}}}\n"
         "destinations:\n"
@@ -87,7 +88,7 @@ class CountingProcessor:
 async def test_processor_seam_and_injected_parts(tmp_path: Path) -> None:
     store = open_store(sqlite_url(tmp_path))
     proc = CountingProcessor()
-    cfg = load_config(None, {"mllp.port": 0})
+    cfg = load_config(None, FREE_PORTS)
     rt = build(cfg, store=store, clock=FixedClock(), processor=proc)
     await rt.start()
     try:
@@ -116,7 +117,7 @@ async def test_pruning_job_respects_retention(tmp_path: Path) -> None:
     store = open_store(sqlite_url(tmp_path))
     clock = FixedClock()
     try:
-        cfg = load_config(None, {"mllp.port": 0})
+        cfg = load_config(None, FREE_PORTS)
         rt = build(cfg, store=store, clock=clock)
         await rt.start()
         raw = (SAMPLES / "gateway_adt_a04.hl7").read_bytes()
