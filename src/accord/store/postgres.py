@@ -33,14 +33,35 @@ def psycopg_url(url: str) -> URL:
     raise ConfigError(f"not a PostgreSQL URL for psycopg 3: {parsed.drivername}")
 
 
+# A node host that vanishes (power loss, partition) sends no FIN: without keepalives its
+# open transaction keeps its row locks and dedupe claims for hours, and every other node
+# resending that message or claiming that queue head waits on them. Server side: probe the
+# client after 30 s idle, drop it ~30 s later, and end a transaction left idle for 60 s
+# (Accord never leaves one idle; §20.11 idle_in_transaction_session_timeout, §20.3.1
+# tcp_keepalives_*). Client side the same probes find a vanished server.
+SESSION_OPTIONS = (
+    "-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 "
+    "-c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+)
+CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                     "keepalives_count": 3}
+
+
 def create_postgres_engine(url: str) -> Engine:
-    """A pooled engine; ``pool_pre_ping`` so nodes reconnect after a database restart."""
+    """A pooled engine; ``pool_pre_ping`` so nodes reconnect after a database restart;
+    keepalives and an idle-transaction timeout so a vanished node's locks are freed.
+    An ``options`` parameter in the URL replaces :data:`SESSION_OPTIONS`."""
+    parsed = psycopg_url(url)
+    connect_args: dict[str, Any] = dict(CLIENT_KEEPALIVES)
+    if "options" not in parsed.query:
+        connect_args["options"] = SESSION_OPTIONS
     return create_engine(
-        psycopg_url(url),
+        parsed,
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=8,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
