@@ -8,9 +8,10 @@ Rule: pure, no I/O, no clock. The workflow applies what these functions decide.
 - Demographic matching (Fellegi–Sunter, weights in ``fellegi_sunter``, comparisons in
   ``identity_compare``, blocking in ``identity_index``, EM in ``identity_train``) only
   ever proposes pairs for review. Nothing is merged on demographics alone.
-- A merge (ADT^A40, A34, A18; IHE ITI TF-2 §3.8 Patient Information Reconciliation)
-  keeps the merged patient as a tombstone that still owns its retired identifiers, so a
-  later message using one of them resolves to the survivor *and* is noticed.
+- A merge (ADT^A40, HL7 v2.5.1 §3.3.40; older A34, A18; IHE ITI-8 in ITI TF-2a §3.8 and
+  RAD-12 in Radiology's Patient Information Reconciliation) keeps the merged patient as a
+  tombstone that still owns its retired identifiers, so a later message using one of
+  them resolves to the survivor *and* is noticed.
 """
 
 from __future__ import annotations
