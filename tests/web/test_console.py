@@ -262,3 +262,49 @@ def _outbox_adt(rt: Runtime) -> int:
 
 def test_samples_dir_exists() -> None:
     assert (Path(__file__).parents[1] / "samples" / "console_README.md").exists()
+
+
+def test_open_alerts_show_on_the_dashboard(rt: Runtime, app_client: TestClient) -> None:
+    from accord.store.sql_console_ops import Dashboard, DestinationFigures
+    from accord.web.alert_rules import AlertRule
+
+    app = app_client.app
+    monitor = app.state.alerts  # type: ignore[attr-defined]
+    monitor.settings = type(monitor.settings)(rules=(AlertRule("connection_down"),))
+    down = Dashboard(rt.clock.now(), (), (DestinationFigures(
+        "pacs", 3, 0, 0, None, None, "retrying", "connection refused"),), ())
+    monitor.evaluate_once(down)
+    login(app_client, "viewer")
+    page = app_client.get("/dashboard/live").text
+    assert "connection_down" in page and "pacs is not accepting messages" in page
+    monitor.evaluate_once(Dashboard(rt.clock.now(), (), (), ()))
+    assert "No open alerts" in app_client.get("/dashboard/live").text
+
+
+def test_setup_page_creates_the_first_admin_once(tmp_path: Path) -> None:
+    from accord.runtime import build
+    from console_support import config
+
+    fresh = build(config(tmp_path))
+    try:
+        app = console_app(fresh)
+        link = app.state.deps.auth.setup_link("https://testserver")
+        assert link is not None
+        with TestClient(app, base_url="https://testserver") as client:
+            page = client.get(link.replace("https://testserver", ""))
+            form = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            token = re.search(r'name="token" value="([^"]+)"', page.text)
+            assert form is not None and token is not None
+            data = {"csrf_token": form.group(1), "token": token.group(1),
+                    "username": "chief", "password": PASSWORD}
+            done = client.post("/setup", data=data, follow_redirects=False)
+            assert done.status_code == 303
+            page = client.get("/setup?token=x")
+            form = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert form is not None
+            again = client.post("/setup", data={**data, "csrf_token": form.group(1),
+                                                "username": "second"})
+            assert again.status_code == 403
+            assert login(client, "chief")
+    finally:
+        fresh.store.close()
