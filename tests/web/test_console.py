@@ -282,8 +282,9 @@ def test_open_alerts_show_on_the_dashboard(rt: Runtime, app_client: TestClient) 
 
 
 def test_setup_page_creates_the_first_admin_once(tmp_path: Path) -> None:
-    from accord.runtime import build
     from console_support import config
+
+    from accord.runtime import build
 
     fresh = build(config(tmp_path))
     try:
