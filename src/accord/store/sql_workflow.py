@@ -154,7 +154,8 @@ class SqlRepository:
         keys = _query_keys(demographics)
         if not keys:
             return []
-        return self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
+        found = self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
+        return [p for p in found if p.merged_into is None]
 
     def save_patient(self, patient: Patient) -> None:
         d = patient.demographics

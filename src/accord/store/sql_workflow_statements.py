@@ -34,6 +34,8 @@ PATIENT_BY_IDENTIFIER = (
     .join(wf_patient_identifiers, _p.id == _i.patient_id)
     .where(_i.value == bindparam("value"), _i.authority == bindparam("authority"))
 )
+# Tombstones are left out by the caller: a ``merged_into IS NULL`` here makes SQLite's
+# planner walk that index (every live patient) instead of the primary key.
 CANDIDATES = select(_p.doc).where(
     _p.id.in_(
         select(_b.patient_id)
@@ -42,7 +44,6 @@ CANDIDATES = select(_p.doc).where(
         .limit(bindparam("limit"))
         .scalar_subquery()
     ),
-    _p.merged_into.is_(None),
 )
 DELETE_IDENTIFIERS = delete(wf_patient_identifiers).where(_i.patient_id == bindparam("pid"))
 DELETE_BLOCKS = delete(wf_patient_blocks).where(_b.patient_id == bindparam("pid"))
