@@ -91,9 +91,9 @@ class Runtime:
         if self._started:
             return
         await self.deliverer.start()
-        if self.bridge is not None:
-            await self.bridge.start(self)
         await self.mllp.start()
+        if self.bridge is not None:  # after MLLP: loading a large worklist takes a while
+            await self.bridge.start(self)
         if self.http is not None and await self.http.start():
             self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
@@ -151,7 +151,8 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     metrics = Metrics()
     deliverer = Deliverer(store, config.destinations, clock, node_id,
                           client_factory or default_client_factory,
-                          observe=metrics.observe_delivery)
+                          observe=metrics.observe_delivery,
+                          resume_own_leases=config.node_id is not None)
     bridge: DicomBridge | None = None
     if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
         dialects = Dialects.from_config(config.dialects)
