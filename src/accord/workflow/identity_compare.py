@@ -8,7 +8,9 @@ level ``NULL`` (-1): it weighs nothing, so an empty field is never taken as disa
 
 Given and family names may have been typed into each other's place (PID-5.1 vs PID-5.2):
 when the names disagree as written but agree crossed over, the crossed levels are used
-and the pair is marked ``transposed``.
+and the pair is marked ``transposed``. Address and phone are ONE comparison (``contact``)
+because a household shares both; ``distinct_people`` names the pairs whose given name
+and birth date both disagree (housemates, not duplicates).
 """
 
 from __future__ import annotations
