@@ -226,13 +226,12 @@ class WebQueries(SqlArea):
         limit = clamp(limit)
         o = wf_orders.c
         where: list[ColumnElement[bool]] = []
-        for col, value in (
-            (o.accession, accession),
-            (o.status, status),
-            (o.study_instance_uid, study_instance_uid),
-        ):
+        if status:
+            where.append(o.status == status)
+        for col, value in ((o.accession, accession), (o.study_instance_uid, study_instance_uid)):
             if value:
-                where.append(col == value)
+                # Repeat the partial index's own condition, or SQLite cannot use it.
+                where.extend((col == value, col != ""))
         if patient_ids is not None:
             where.append(o.patient_id.in_(list(patient_ids)))
         after = _split(cursor, 2)
