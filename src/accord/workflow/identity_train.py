@@ -42,6 +42,9 @@ MIN_RECORDS = 50
 MIN_PAIRS = 100
 MIN_MATCHES = 20
 _FLOOR = 1e-6  # no level is impossible: keeps log2(m/u) finite
+# A duplicate shows any level at least this often, seen in the sample or not (a sex
+# typed wrong, say): one unseen error must not outweigh every other field.
+_M_FLOOR = 1e-3
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
@@ -93,7 +96,10 @@ def train(
     u = estimate_u(feats, rng, u_pairs)
     m_final, rate = _sessions(feats, u, rng, max_pairs, iterations, tolerance)
     m_out = [
-        tuple(levels or DEFAULT_WEIGHTS.comparisons[i].m) for i, levels in enumerate(m_final)
+        tuple(_normalise([max(p, _M_FLOOR) for p in levels]))
+        if levels
+        else DEFAULT_WEIGHTS.comparisons[i].m
+        for i, levels in enumerate(m_final)
     ]
     comparisons = tuple(
         ComparisonWeights(c.name, c.levels, m_out[i], tuple(u[i]))
