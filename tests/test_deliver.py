@@ -264,3 +264,31 @@ def test_claim_run_is_a_prefix_of_the_queue(store: Store) -> None:
     again = store.claim_run("pacs", "n3", now, 60, 10)
     assert [r.id for r in again] == rows[1:]
     assert [r.attempts for r in again] == [1, 1, 1, 1]  # a released claim is no attempt
+
+
+async def test_restarted_node_resumes_its_rows_at_once(store: Store,
+                                                       receiver: Receiver) -> None:
+    rows = enqueue(store, ["KEPT1", "KEPT2"])
+    assert [r.id for r in store.claim_run("pacs", "node-test", CLOCK.now(), 3600, 2)] == rows
+    # The process that claimed them died; the same node starts again.
+    deliverer = Deliverer(store, [dest(receiver.port)], CLOCK, "node-test", idle_poll=0.02,
+                          resume_own_leases=True)
+    await deliverer.start()
+    try:
+        await until(lambda: all(row(store, r).status == "delivered" for r in rows))
+    finally:
+        await deliverer.stop()
+    assert [m.control_id for m in receiver.received] == ["KEPT1", "KEPT2"]
+
+
+async def test_other_nodes_rows_wait_for_their_lease(store: Store, receiver: Receiver) -> None:
+    [rid] = enqueue(store, ["THEIRS"])
+    store.claim_run("pacs", "other-node", CLOCK.now(), 3600, 1)
+    deliverer = Deliverer(store, [dest(receiver.port)], CLOCK, "node-test", idle_poll=0.02,
+                          resume_own_leases=True)
+    await deliverer.start()
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        await deliverer.stop()
+    assert row(store, rid).status == "in_flight" and receiver.received == []

@@ -65,7 +65,7 @@ class Deliverer:
 
     def __init__(self, store: Store, destinations: Sequence[Destination], clock: Clock,
                  node_id: str, client_factory: ClientFactory = default_client_factory,
-                 *, idle_poll: float = IDLE_POLL,
+                 *, idle_poll: float = IDLE_POLL, resume_own_leases: bool = False,
                  observe: Callable[[str, str, float], None] | None = None) -> None:
         self._store = store
         self._destinations = {d.name: d for d in destinations}
@@ -77,6 +77,7 @@ class Deliverer:
         self._tasks: list[asyncio.Task[None]] = []
         self._ae_answers: dict[int, int] = {}
         self.delivered = 0
+        self._resume = resume_own_leases
         # Told (destination, MSA-1 code or "outage", seconds) after each send (metrics).
         self._observe = observe
 
@@ -84,11 +85,31 @@ class Deliverer:
         """Start the workers (idempotent)."""
         if self._tasks:
             return
+        if self._resume:
+            await asyncio.to_thread(self._release_own_leases)
         for dest in self._destinations.values():
             self._wake[dest.name] = asyncio.Event()
             for slot in range(dest.workers if dest.per_patient else 1):
                 self._tasks.append(asyncio.create_task(
                     self._worker(dest), name=f"accord-deliver-{dest.name}-{slot}"))
+
+    def _release_own_leases(self) -> None:
+        """Blocking: rows this node still had in flight when it last stopped (it crashed)
+        are given back at once instead of waiting out their lease. Only with a configured
+        ``node_id``, which the operator keeps unique to one process."""
+        ids: list[int] = []
+        for name in self._destinations:
+            cursor: str | None = None
+            while True:
+                page = self._store.list_outbox(destination=name, status="in_flight",
+                                               cursor=cursor, limit=1000)
+                ids += [row.id for row in page.items if row.claimed_by == self._node]
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        if ids:
+            released = self._store.release_many(ids, self._node)
+            log.info("node %s resumed %d outbox row(s) left in flight", self._node, released)
 
     async def stop(self) -> None:
         """Stop the workers; a row being sent stays leased and is sent again later."""

@@ -98,13 +98,15 @@ def gateway_config_fixture() -> Callable[..., Path]:
     return gateway_config
 
 
-def gateway_config(path: Path, receiver_port: int, **dest: object) -> Path:
+def gateway_config(path: Path, receiver_port: int, node_id: str | None = None,
+                   **dest: object) -> Path:
     """A config with one destination (the test's receiver) for adt, orders and reports.
     The workflow is off: these tests are about the gateway (messages pass through)."""
     extra = "".join(f"    {k}: {v}\n" for k, v in dest.items())
     path.write_text(
         "workflow: {enabled: false}\n"
-        "destinations:\n"
+        + (f"node_id: {node_id}\n" if node_id else "")
+        + "destinations:\n"
         "  - name: pacs\n"
         "    host: 127.0.0.1\n"
         f"    port: {receiver_port}\n"
