@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from dicom_support import (
     Department,
     SqliteMppsSink,
@@ -243,3 +244,14 @@ def test_mpps_unscheduled_and_bad_uid(scp: DicomServer, sink: SqliteMppsSink) ->
         assoc.release()
     (kind, body), = sink.outcomes()
     assert (kind, body["best_match"]) == ("UnscheduledProcedure", "pat-1003")
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_a_uid_is_never_a_path(scp: DicomServer, sink: SqliteMppsSink) -> None:
+    assoc = associate(scp)
+    try:
+        status, _ = assoc.send_n_create(mpps_create(), MPPS, "1.2.3/../../etc/passwd")
+        assert status.Status == 0x0117
+    finally:
+        assoc.release()
+    assert sink.outcomes() == []
