@@ -250,8 +250,9 @@ def main() -> None:
         write_wl_files(index, Path(tmp), "ACCORD")
         dcmtk, dcmtk_port = start_wlmscpfs(Path(tmp))
         try:
-            rows = run(index, {"Accord": accord_port, "Accord, no cache": uncached_port,
-                               "wlmscpfs": dcmtk_port}, today)
+            rows = run(index, {"Accord": (accord_port, accord.pid),
+                               "Accord, no cache": (uncached_port, uncached.pid),
+                               "wlmscpfs": (dcmtk_port, dcmtk.pid)}, today)
         finally:
             dcmtk.terminate()
             dcmtk.wait(10)
@@ -262,8 +263,18 @@ def main() -> None:
     report(rows, build_s)
 
 
-def run(index: WorklistIndex, ports: dict[str, int], today: date) -> list[dict[str, Any]]:
-    assocs = {name: scu(port) for name, port in ports.items()}
+def cpu_ms(pid: int) -> float:
+    """User + system CPU of a process, all threads (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def run(index: WorklistIndex, servers: dict[str, tuple[int, int]],
+        today: date) -> list[dict[str, Any]]:
+    """Time every shape on every server; also the servers' CPU per query, which (unlike
+    latency) does not depend on what else the machine is doing."""
+    assocs = {name: scu(port) for name, (port, _) in servers.items()}
+    cpu: dict[tuple[str, str], float] = {}
     rng = random.Random(11)
     query_shapes = shapes(today, rng, index)
     times: dict[tuple[str, str], list[float]] = {}
@@ -279,7 +290,10 @@ def run(index: WorklistIndex, ports: dict[str, int], today: date) -> list[dict[s
                 ds = make()
                 peers = list(assocs.items())
                 for name, a in peers[r % len(peers):] + peers[:r % len(peers)]:
+                    before = cpu_ms(servers[name][1])
                     ms, n = find(a, ds)
+                    used = cpu_ms(servers[name][1]) - before
+                    cpu[(shape, name)] = cpu.get((shape, name), 0.0) + used
                     times.setdefault((shape, name), []).append(ms)
                     if name == "Accord":
                         counts.setdefault(shape, []).append(n)
@@ -295,6 +309,9 @@ def run(index: WorklistIndex, ports: dict[str, int], today: date) -> list[dict[s
             "a50": statistics.median(ours), "a99": pct(ours, 0.99),
             "c50": statistics.median(cold), "c99": pct(cold, 0.99),
             "d50": statistics.median(theirs), "d99": pct(theirs, 0.99),
+            "acpu": cpu[(shape, "Accord")] / ROUNDS,
+            "ccpu": cpu[(shape, "Accord, no cache")] / ROUNDS,
+            "dcpu": cpu[(shape, "wlmscpfs")] / ROUNDS,
         })
     return rows
 
@@ -309,6 +326,13 @@ def report(rows: list[dict[str, Any]], build_s: float) -> None:
         lines.append(f"| {r['shape']} | {r['matches']:.0f} | {r['a50']:.1f} | {r['a99']:.1f} | "
                      f"{r['c50']:.1f} | {r['c99']:.1f} | "
                      f"{r['d50']:.1f} | {r['d99']:.1f} | {r['d50'] / r['a50']:.1f}× |")
+    lines += [
+        "",
+        "| query shape | Accord CPU ms/query | no cache CPU ms/query | wlmscpfs CPU ms/query |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['shape']} | {r['acpu']:.1f} | {r['ccpu']:.1f} | {r['dcpu']:.1f} |")
     table = "\n".join(lines)
     print(table)
     goal = all(r["a99"] < 50 for r in rows)
@@ -332,6 +356,8 @@ answer (`ScpConfig(response_cache=0)`), i.e. a first query. Index build:
 {build_s:.1f} s for {STEPS:,} steps. Python {platform.python_version()},
 {os.cpu_count()} shared cores, load average at the end {load} (other work was running);
 figures are noisy (±15–30 %), the p99 of {ROUNDS} samples is close to their maximum.
+The second table is each server process's CPU time (all threads) per query, summed over
+the rounds from /proc: it does not depend on the machine's load.
 
 {table}
 
