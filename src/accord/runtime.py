@@ -170,7 +170,8 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
                         host=config.mllp.host, port=config.mllp.port,
                         limits=_limits(config), ssl_context=_tls(config),
-                        on_oversize=ingestor.on_oversize, on_empty=ingestor.on_empty)
+                        on_oversize=metrics.wrap_handler(ingestor.on_oversize, "mllp"),
+                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  owns_store=owns_store, bridge=bridge, metrics=metrics)

@@ -25,7 +25,6 @@ from accord.store import Store
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0)
-Handler = Callable[[bytes, Any], Awaitable[bytes]]
 
 
 def ack_code(ack: bytes) -> str:
@@ -124,13 +123,15 @@ class Metrics:
         else:
             self.accepted.labels(interface).inc()
 
-    def wrap_handler(self, handler: Handler, interface: str) -> Handler:
-        """The MLLP handler, timed and counted (the ACK's MSA-1 tells the outcome)."""
+    def wrap_handler(self, handler: Callable[..., Awaitable[bytes]],
+                     interface: str) -> Callable[..., Awaitable[bytes]]:
+        """An MLLP callback that answers with an ACK (the handler, or the refusals of an
+        oversize or empty block), timed and counted by the ACK's MSA-1."""
 
-        async def metered(payload: bytes, peer: Any) -> bytes:
+        async def metered(*args: Any) -> bytes:
             started = time.perf_counter()
             try:
-                ack = await handler(payload, peer)
+                ack = await handler(*args)
             except Exception:
                 self.received.labels(interface).inc()
                 self.unanswered.labels(interface).inc()
