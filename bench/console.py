@@ -38,8 +38,14 @@ from accord.store import sql_workflow_codec as codec
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console import OrderQuery, search_orders
 from accord.store.sql_console_ops import dashboard
-from accord.workflow.model import Demographics, Identifier, Order, Patient, PersonName
-from accord.workflow.model import ProcedureStep
+from accord.workflow.model import (
+    Demographics,
+    Identifier,
+    Order,
+    Patient,
+    PersonName,
+    ProcedureStep,
+)
 from accord.workflow.status import Status
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -100,7 +100,8 @@ def _conditions(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Con
         for d in dash.destinations:
             if _wanted(rule, d.name) and d.state == "retrying":
                 yield Condition(f"{name}:{d.name}", name, d.name,
-                                f"{d.name} is not accepting messages: {d.last_error[:200]}",
+                                # not the receiver's error text: it may quote the message
+                                f"{d.name} is not accepting messages (deliveries retried)",
                                 rule.severity)
     elif name == "error_rate":
         for i in dash.interfaces:
