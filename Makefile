@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
 .PHONY: demo test lint bench soak venv services browser dcmtk clean
@@ -10,8 +11,13 @@ PGCTL := pg_ctlcluster --skip-systemctl-redirect
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The benchmarks' peers (python-hl7, hl7apy, recordlinkage) are only needed by `make bench`.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
 
 venv: $(STAMP)
 
@@ -42,7 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP) services dcmtk
+bench: $(BENCH_STAMP) services dcmtk
 	@for b in parse ingest mwl identity console scale; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
