@@ -36,7 +36,7 @@ from accord.store import Store, open_store
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
 from accord.store.sql_workflow_catalog import sync_code_table
-from accord.store.sql_worklist import SqlWorklistReader, save_mpps
+from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
 from accord.web.server import HttpServer
 from accord.workflow.identity import Matcher
@@ -238,6 +238,8 @@ class DicomBridge:
             self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)
         except OSError as exc:  # HL7 keeps flowing; the missing listener is not printed
             log.error("DICOM SCP not started on %s:%d: %s", d.host, d.port, exc)
+        rt._jobs.append(asyncio.create_task(self._housekeeping(rt.node_id),
+                                            name="accord-worklist"))
         if d.pacs is not None:
             peer = PacsPeer(d.pacs.host, d.pacs.port, d.pacs.ae_title, d.ae_title,
                             d.pacs.timeout)
@@ -246,6 +248,24 @@ class DicomBridge:
             rt._jobs.append(asyncio.create_task(reconciliation_loop(
                 self.store, self.reader, repository_for, settings, self.clock, rt.node_id),
                 name="accord-reconcile"))
+
+    async def _housekeeping(self, node: str, poll: float = 5.0) -> None:
+        """Keep the worklist fresh without queries (every ``poll`` s) and, on one node
+        at a time, drop worklist-log rows older than a day."""
+        pruned_at = None
+        while True:
+            await asyncio.sleep(poll)
+            try:
+                await asyncio.to_thread(self.worklist.refresh)
+                now = self.clock.now()
+                due = pruned_at is None or now - pruned_at >= timedelta(hours=1)
+                if due and await asyncio.to_thread(self.store.try_job_lock, "worklist-log",
+                                                   node, 7200.0, now):
+                    pruned_at = now
+                    await asyncio.to_thread(prune_worklist_log, self.store,
+                                            now - timedelta(days=1))
+            except Exception as exc:  # retried next round, never fatal
+                log.warning("worklist housekeeping failed: %s", exc)
 
     def stop(self) -> None:
         if self.server is not None:

@@ -25,7 +25,7 @@ from accord.processing import Outbound
 from accord.store import open_store
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import reading, repository_for
-from accord.store.sql_worklist import SqlWorklistReader, save_mpps
+from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.workflow.memory import SequentialIds
 from accord.workflow.model import Identifier, Order, Patient, ProcedureStep
 from accord.workflow.status import Status
@@ -44,8 +44,9 @@ def node_b(store_url: str, store: SqlStore) -> Iterator[SqlStore]:
 
 def _order(oid: str, status: Status = Status.SCHEDULED, station: str = "CT1") -> Order:
     step = ProcedureStep(f"S{oid}", "CT", (station,), start=T0 + timedelta(hours=1))
-    return Order(oid, "P1", status, accession=f"A{oid}", study_instance_uid=f"1.2.{oid[1:]}",
-                 steps=(step,))
+    return Order(
+        oid, "P1", status, accession=f"A{oid}", study_instance_uid=f"1.2.{oid[1:]}", steps=(step,)
+    )
 
 
 def _save(store: SqlStore, *orders: Order, patient: Patient | None = None) -> None:
@@ -66,8 +67,7 @@ def _accessions(worklist: StoreWorklist) -> list[str]:
 PATIENT = Patient("P1", (Identifier("MRN1", "HOSP"),))
 
 
-def test_worklist_follows_changes_made_by_another_node(store: SqlStore,
-                                                       node_b: SqlStore) -> None:
+def test_worklist_follows_changes_made_by_another_node(store: SqlStore, node_b: SqlStore) -> None:
     _save(store, _order("O1"), patient=PATIENT)
     worklist = StoreWorklist(SqlWorklistReader(node_b), WorklistIndex())
     assert worklist.load() == 1
@@ -79,7 +79,8 @@ def test_worklist_follows_changes_made_by_another_node(store: SqlStore,
 
 
 def test_a_transaction_committing_after_a_later_one_is_not_missed(
-        store: SqlStore, node_b: SqlStore) -> None:
+    store: SqlStore, node_b: SqlStore
+) -> None:
     if store.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time: log ids commit in order")
     _save(store, patient=PATIENT)
@@ -96,15 +97,22 @@ def test_a_transaction_committing_after_a_later_one_is_not_missed(
 
 def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> None:
     reader = SqlWorklistReader(store)
-    sink = StoreMpps(store, reader, repository=repository_for,
-                     outbound=Outbound((), Dialects(), ControlIds("T")), ids=SequentialIds(),
-                     clock=FixedClock(T0), save=save_mpps)
+    sink = StoreMpps(
+        store,
+        reader,
+        repository=repository_for,
+        outbound=Outbound((), Dialects(), ControlIds("T")),
+        ids=SequentialIds(),
+        clock=FixedClock(T0),
+        save=save_mpps,
+    )
     ds = Dataset()
     ds.PerformedProcedureStepStatus = "IN PROGRESS"
     ds.PatientName = "Müller^Jürgen"
     ds.SpecificCharacterSet = "ISO_IR 192"
-    outcome = UnscheduledProcedure("1.2.9", Status.IN_PROGRESS, "X1", "Müller^Jürgen", "",
-                                   "ACC9", "1.2.9.9", "CT", "CT1")
+    outcome = UnscheduledProcedure(
+        "1.2.9", Status.IN_PROGRESS, "X1", "Müller^Jürgen", "", "ACC9", "1.2.9.9", "CT", "CT1"
+    )
     sink.record(MppsInstance("1.2.9", "IN PROGRESS", ds), outcome)
     stored = sink.instance("1.2.9")
     assert stored is not None and stored.status == "IN PROGRESS"
@@ -133,3 +141,12 @@ def test_reconciliation_runs_on_one_node_and_records_findings(store: SqlStore) -
     with reading(store, T0) as repo:
         found = repo.findings_about(accession="A1")
     assert [(f.kind.value, f.count) for f in found] == [("completed_study_missing", 2)]
+
+
+def test_old_worklist_log_rows_are_pruned(store: SqlStore) -> None:
+    _save(store, _order("O1"), patient=PATIENT)
+    reader = SqlWorklistReader(store)
+    assert [order_id for _, order_id in reader.changes(0)] == ["O1"]
+    assert prune_worklist_log(store, T0) == 0  # written at T0: not before it
+    assert prune_worklist_log(store, T0 + timedelta(seconds=1)) == 1
+    assert reader.changes(0) == []

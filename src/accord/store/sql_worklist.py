@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, delete, or_, select
 
 from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
@@ -214,3 +214,12 @@ def save_mpps(tx: Tx, sop_instance_uid: str, status: str, dataset: bytes, now: d
         ],
         ["sop_instance_uid"],
     )
+
+
+def prune_worklist_log(store: SqlStore, before: datetime) -> int:
+    """Delete worklist-log rows written before ``before`` (readers poll every few seconds
+    and a starting reader loads the worklist whole, so old rows serve no one)."""
+    with store.transaction() as tx:
+        result = tx.connection.execute(delete(wf_worklist_log)
+                                       .where(wf_worklist_log.c.at < before))
+    return int(result.rowcount or 0)
