@@ -118,7 +118,7 @@ def _split_name(name: str) -> tuple[str, str]:
     return name.strip().casefold(), ""
 
 
-def _patients(conn: Connection, ids: Sequence[str]) -> dict[str, Patient]:
+def patients_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Patient]:
     if not ids:
         return {}
     rows = conn.execute(select(wf_patients.c.doc).where(wf_patients.c.id.in_(set(ids))))
@@ -181,7 +181,7 @@ def search_orders(
     rows: list[OrderRow] = []
     batch = limit + 1 if not given else (limit + 1) * 20
     raw = conn.execute(stmt.limit(batch)).all()
-    people = _patients(conn, [r.doc["patient_id"] for r in raw])
+    people = patients_by_id(conn, [r.doc["patient_id"] for r in raw])
     for r in raw:
         order = codec.decode_order(r.doc)
         patient = people.get(order.patient_id)
@@ -221,27 +221,8 @@ def _orders_by_id(conn: Connection, ids: Sequence[str]) -> list[OrderRow]:
     o = wf_orders.c
     raw = conn.execute(select(o.doc, o.updated_at).where(o.id.in_(set(ids)))).all()
     orders = [(codec.decode_order(r.doc), r.updated_at) for r in raw]
-    people = _patients(conn, [x.patient_id for x, _ in orders])
+    people = patients_by_id(conn, [x.patient_id for x, _ in orders])
     return [OrderRow(x, people.get(x.patient_id), at) for x, at in orders]
-
-
-def worklist_choices(conn: Connection, date: str) -> tuple[list[str], list[str]]:
-    """The station AE titles and modalities that have steps on ``date`` (for the filter)."""
-    s = wf_procedure_steps.c
-    rows = conn.execute(
-        select(s.station_ae, s.modality)
-        .where(s.start_date == date.replace("-", ""))
-        .distinct()
-        .limit(500)
-    )
-    stations: set[str] = set()
-    modalities: set[str] = set()
-    for r in rows:
-        if r.station_ae:
-            stations.add(r.station_ae)
-        if r.modality:
-            modalities.add(r.modality)
-    return sorted(stations), sorted(modalities)
 
 
 def order_id_for(conn: Connection, key: str) -> str | None:
@@ -320,7 +301,7 @@ def order_detail(conn: Connection, order_id: str) -> OrderDetail | None:
     if row is None:
         return None
     order = codec.decode_order(row.doc)
-    patient = _patients(conn, [order.patient_id]).get(order.patient_id)
+    patient = patients_by_id(conn, [order.patient_id]).get(order.patient_id)
     t = wf_trace_events.c
     conds = [t.order_id == order.id] + ([t.accession == order.accession] if order.accession else [])
     ev_rows = conn.execute(select(t.id, t.doc).where(or_(*conds)).order_by(t.id)).all()

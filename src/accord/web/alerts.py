@@ -43,10 +43,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
     """``alerts:`` in the config: ``webhook`` URL (none: shown on the dashboard only),
-    ``interval`` seconds between evaluations, ``window_minutes`` for rates, ``rules``."""
+    ``interval`` seconds between evaluations (the figures read then are the ones the
+    dashboard shows), ``window_minutes`` for rates, ``rules``."""
 
     webhook: str = ""
-    interval: float = 30.0
+    interval: float = 5.0  # also how fresh the dashboard's shared figures are
     window_minutes: float = 60.0
     timeout: float = 5.0
     rules: tuple[AlertRule, ...] = DEFAULT_RULES
@@ -61,7 +62,7 @@ class AlertSettings:
             raise ValueError(f"alerts: unknown keys {sorted(unknown)}")
         rules = rules_from_config(raw["rules"]) if "rules" in raw else DEFAULT_RULES
         return cls(webhook=str(raw.get("webhook", "")),
-                   interval=float(raw.get("interval", 30.0)),
+                   interval=float(raw.get("interval", 5.0)),
                    window_minutes=float(raw.get("window_minutes", 60.0)),
                    timeout=float(raw.get("timeout", 5.0)), rules=rules)
 

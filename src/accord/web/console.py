@@ -37,9 +37,9 @@ from accord.store.sql_console import (
     patient_detail,
     recent_orders,
     search_orders,
-    worklist_choices,
 )
 from accord.store.sql_console_ops import dashboard
+from accord.store.sql_console_worklist import worklist, worklist_choices
 from accord.web.alerts import AlertMonitor, AlertSettings
 from accord.web.audit import record
 from accord.web.auth import Principal
@@ -116,8 +116,8 @@ def with_query(path: str, **params: Any) -> str:
 def _dashboard_context(request: Request) -> dict[str, Any]:
     deps = get_deps(request)
     monitor: AlertMonitor | None = getattr(request.app.state, "alerts", None)
-    if monitor is not None:  # figures shared by every viewer, at most REFRESH old
-        dash = monitor.snapshot(timedelta(seconds=REFRESH_SECONDS))
+    if monitor is not None:  # read by the monitor's loop, shared by every viewer
+        dash = monitor.snapshot(timedelta(seconds=3 * monitor.settings.interval))
     else:
         names = [d.name for d in getattr(deps.config, "destinations", ())]
         with SqlArea(deps.store).read() as conn:
@@ -221,19 +221,17 @@ def worklist_page(request: Request,
     day = (date or deps.clock.now().strftime("%Y%m%d")).replace("-", "")[:8]
     if not day.isdigit():
         raise HTTPException(400, "date must be YYYYMMDD")
-    try:
-        found = deps.queries.worklist(station=station[:16] or None,
-                                      modality=modality[:16] or None, date=day,
-                                      cursor=cursor or None, limit=100)
-    except ValueError as exc:
-        raise HTTPException(400, "invalid cursor") from exc
     with SqlArea(deps.store).read() as conn:
+        try:
+            rows, nxt = worklist(conn, date=day, station=station[:16],
+                                 modality=modality[:16], cursor=cursor or None)
+        except ValueError as exc:
+            raise HTTPException(400, "invalid cursor") from exc
         stations, modalities = worklist_choices(conn, day)
     record(request, Action.WORKLIST_READ.value, object_type="worklist",
-           patient_ids=[r.order.patient_id for r in found.items], count=len(found.items),
+           patient_ids=[r.order.patient_id for r in rows], count=len(rows),
            detail={"date": day, "station": station[:16], "modality": modality[:16]})
-    nxt = found.next_cursor
-    return render(request, "worklist.html", rows=found.items, date=day, station=station,
+    return render(request, "worklist.html", rows=rows, date=day, station=station,
                   modality=modality, stations=stations, modalities=modalities,
                   next_url=with_query("/worklist", date=day, station=station,
                                       modality=modality, cursor=nxt) if nxt else "")
