@@ -141,10 +141,7 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     :class:`accord.ingest.Router` is the plain category router.
     """
     owns_store = store is None
-    if store is None:
-        if not config.store.url:
-            config.store.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(config.store.resolved_url())
+    store = store if store is not None else _open_store(config)
     clock = clock or SystemClock()
     ids = control_ids or ControlIds()
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -155,14 +152,7 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                           resume_own_leases=config.node_id is not None)
     bridge: DicomBridge | None = None
     if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
-        dialects = Dialects.from_config(config.dialects)
-        outbound = Outbound(config.destinations, dialects, ids)
-        processor = WorkflowProcessor(
-            dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
-            catalog=_catalog(store, config, clock),
-            matcher=Matcher() if config.workflow.identity_matching else None)
-        if config.dicom.enabled:
-            bridge = DicomBridge(store, outbound, clock, config)
+        processor, bridge = _workflow(config, store, clock, ids)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
@@ -178,6 +168,25 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     if isinstance(store, SqlStore):  # the console's tables live in the SQL store
         rt.http = _http(rt)
     return rt
+
+
+def _open_store(config: Config) -> Store:
+    if not config.store.url:
+        config.store.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(config.store.resolved_url())
+
+
+def _workflow(config: Config, store: SqlStore, clock: Clock,
+              ids: ControlIds) -> tuple[Processor, DicomBridge | None]:
+    """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge."""
+    dialects = Dialects.from_config(config.dialects)
+    outbound = Outbound(config.destinations, dialects, ids)
+    processor = WorkflowProcessor(
+        dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
+        catalog=_catalog(store, config, clock),
+        matcher=Matcher() if config.workflow.identity_matching else None)
+    bridge = DicomBridge(store, outbound, clock, config) if config.dicom.enabled else None
+    return processor, bridge
 
 
 def _http(rt: Runtime) -> HttpServer:
