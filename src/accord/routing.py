@@ -43,9 +43,15 @@ class Outcome:
 
 
 class Processor(Protocol):
-    """The processing seam. Runs inside the ingest transaction (``tx``) and inside a
-    savepoint of its own: raise :class:`ApplyError` (with ``location``, e.g. ``"OBR-4"``)
-    to answer AE — every write it made is undone and the message is stored as ``error``."""
+    """The processing seam. Runs inside the ingest transaction (``tx``): raise
+    :class:`ApplyError` (with ``location``, e.g. ``"OBR-4"``) to answer AE — every write it
+    made is undone and the message is stored as ``error`` — or return ``Outcome.error``
+    to keep the writes and still answer AE/AR.
+
+    A message may be processed more than once before its commit: group commit rolls a
+    batch back and redoes it one message at a time when anything is out of the ordinary
+    (a resend, a processor error). So keep every effect in ``tx``; state held elsewhere
+    (caches, counters) must not assume the first call was committed."""
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome: ...
 
