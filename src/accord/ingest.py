@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -113,6 +114,9 @@ class Ingestor:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._busy = False
+        # The writer's own thread: a busy shared pool (delivery, console) never delays a
+        # commit, and so never an ACK.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="accord-ingest")
         self._notify = notify  # told after each commit (wakes the delivery workers)
         self.stats = IngestStats()
 
@@ -195,6 +199,9 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        executor, self._executor = self._executor, ThreadPoolExecutor(
+            1, thread_name_prefix="accord-ingest")  # threads start lazily: free if unused
+        executor.shutdown(wait=False)
 
     async def _submit(self, payload: bytes, peer: PeerInfo, refused: str | None) -> bytes:
         if self._writer is None or self._writer.done():
@@ -211,7 +218,8 @@ class Ingestor:
                 batch.append(self._queue.get_nowait())
             self._busy = True
             try:
-                results = await asyncio.to_thread(self._commit, batch)
+                results = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._commit, batch)
             except Exception as exc:
                 self.stats.failed_commits += 1
                 log.error("ingest commit of %d message(s) failed, no ACK sent: %s",
