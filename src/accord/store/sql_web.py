@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, update
 
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
@@ -231,7 +231,7 @@ class WebQueries(SqlArea):
         for col, value in ((o.accession, accession), (o.study_instance_uid, study_instance_uid)):
             if value:
                 # Repeat the partial index's own condition, or SQLite cannot use it.
-                where.extend((col == value, col != ""))
+                where.extend((col == value, col != literal_column("''")))
         if patient_ids is not None:
             where.append(o.patient_id.in_(list(patient_ids)))
         after = _split(cursor, 2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, literal_column, select
 
 from accord.store.schema import (
     wf_field_stats,
@@ -74,6 +74,10 @@ ORDERS_BY: dict[str, Any] = {
     key: select(_o.doc).where(_o[key] == bindparam("value")).order_by(_o.id)
     for key in ORDER_KEYS
 }
+# The order numbers' unique indexes are partial (WHERE col <> ''): SQLite uses one only
+# when the query repeats that condition, else it scans the table in id order.
+for _key in ("accession", "placer_number", "filler_number", "study_instance_uid"):
+    ORDERS_BY[_key] = ORDERS_BY[_key].where(_o[_key] != literal_column("''"))
 ORDERS_BY["sps_id"] = (
     select(_o.doc)
     .where(
