@@ -138,7 +138,9 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     outbound messages per destination dialect) and the DICOM bridge (MWL + MPPS SCP on
     ``dicom.port``, PACS reconciliation) runs unless ``dicom.enabled`` is false. A
     ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
-    :class:`accord.ingest.Router` is the plain category router.
+    :class:`accord.ingest.Router` is the plain category router. On the SQL store the
+    console + JSON API (``accord.web``) serve on ``http.host:http.port`` in the same
+    event loop, and Prometheus metrics count every MLLP answer and delivery.
     """
     owns_store = store is None
     store = store if store is not None else _open_store(config)
