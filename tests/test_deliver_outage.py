@@ -33,7 +33,7 @@ ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:54
 CLOCK = SystemClock()
 
 
-def _admin(statement: sql.Composable) -> None:
+def _admin(statement: sql.Composed) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
         conn.execute(statement)
 
