@@ -115,6 +115,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_orders_updated_at", table_name="orders")
-    for table in ("audit_log", "setup_tokens", "login_attempts", "api_tokens", "sessions",
-                  "users"):
+    for table in ("audit_log", "setup_tokens", "login_attempts", "api_tokens", "sessions", "users"):
         op.drop_table(table)
