@@ -1,34 +1,36 @@
 """Console accounts over SQLAlchemy Core: users, sessions, API tokens, login attempts,
-one-time setup tokens, and the audit log (tables in ``schema_web``).
+one-time setup tokens (tables in ``schema_web``); the audit log is ``sql_audit``.
 
 Rules:
 - Secrets never reach this module in the clear: callers pass hashes (Argon2id for
   passwords, SHA-256 of 256-bit random tokens); see ``accord.web.auth``.
 - Every method is one short transaction on the store's engine; failures are StoreError.
-- The audit log is append-only and keyset-paginated by id (newest first); nothing here
-  counts a whole table per request except :meth:`AuthStore.count_users` (a few rows).
+- Nothing here counts a whole table per request except :meth:`AuthStore.count_users`
+  (a few rows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from accord.store import JsonDict, Page, Store, StoreError
+from accord.store import Page, StoreError
 from accord.store.schema_web import (
     web_api_tokens,
-    web_audit,
     web_login_attempts,
     web_sessions,
     web_setup_tokens,
     web_users,
 )
+from accord.store.sql_area import SqlArea, id_cursor
+from accord.store.sql_audit import AuditEntry, AuditLog
+
+__all__ = ["AuditEntry", "AuthStore", "SessionRecord", "SqlArea", "TokenRecord",
+           "UserExistsError", "UserRecord", "id_cursor"]
 
 
 class UserExistsError(StoreError):
@@ -73,52 +75,6 @@ class TokenRecord:
     revoked_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One audit record: who, when, from where, what on which object (and patient), and
-    the outcome (``ok``, ``denied``, ``not_found``, ``failed``)."""
-
-    at: datetime
-    actor: str
-    action: str
-    outcome: str
-    role: str = ""
-    peer: str = ""
-    object_type: str = ""
-    object_id: str = ""
-    patient_id: str = ""
-    count: int = 0
-    detail: JsonDict = field(default_factory=dict)
-    id: int = 0
-
-
-def _engine(store: Store) -> Engine:
-    engine = getattr(store, "engine", None)
-    if not isinstance(engine, Engine):
-        raise TypeError(f"not a SQL store: {type(store).__name__}")
-    return engine
-
-
-class SqlArea:
-    """Read and write helpers on a SQL store's engine (shared by ``sql_web``)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.engine = _engine(store)
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        from accord.store.sql import db_errors
-
-        with db_errors(), self.engine.connect() as conn:
-            yield conn
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.store.transaction() as tx:
-            yield tx.connection  # type: ignore[attr-defined]
-
-
 def _user(row: Any) -> UserRecord:
     m = row._mapping
     return UserRecord(
@@ -132,34 +88,7 @@ def _user(row: Any) -> UserRecord:
     )
 
 
-def _audit(row: Any) -> AuditEntry:
-    m = row._mapping
-    return AuditEntry(
-        at=m["at"],
-        actor=m["actor"],
-        action=m["action"],
-        outcome=m["outcome"],
-        role=m["role"],
-        peer=m["peer"],
-        object_type=m["object_type"],
-        object_id=m["object_id"],
-        patient_id=m["patient_id"],
-        count=m["count"],
-        detail=dict(m["detail"] or {}),
-        id=m["id"],
-    )
-
-
-def id_cursor(cursor: str | None) -> int | None:
-    """Keyset cursors on integer ids are the last id as decimal text."""
-    if not cursor:
-        return None
-    if not cursor.isdigit():
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return int(cursor)
-
-
-class AuthStore(SqlArea):
+class AuthStore(AuditLog):
     """Accounts and the audit log on a SQL store (see the module rules)."""
 
     # -- users ------------------------------------------------------------------------
@@ -457,58 +386,3 @@ class AuthStore(SqlArea):
                 ).rowcount
                 == 1
             )
-
-    # -- audit ------------------------------------------------------------------------
-    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
-        if not entries:
-            return
-        with self.write() as conn:
-            conn.execute(
-                insert(web_audit),
-                [
-                    {
-                        "at": e.at,
-                        "actor": e.actor[:64],
-                        "role": e.role[:16],
-                        "peer": e.peer[:64],
-                        "action": e.action[:48],
-                        "object_type": e.object_type[:32],
-                        "object_id": e.object_id[:255],
-                        "patient_id": e.patient_id[:64],
-                        "outcome": e.outcome[:16],
-                        "detail": e.detail,
-                        "count": e.count,
-                    }
-                    for e in entries
-                ],
-            )
-
-    def list_audit(
-        self,
-        *,
-        actor: str | None = None,
-        patient_id: str | None = None,
-        action: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> Page[AuditEntry]:
-        """Audit records matching every filter, newest first."""
-        a = web_audit.c
-        where: list[ColumnElement[bool]] = []
-        for col, value in ((a.actor, actor), (a.patient_id, patient_id), (a.action, action)):
-            if value:
-                where.append(col == value)
-        if since is not None:
-            where.append(a.at >= since)
-        if until is not None:
-            where.append(a.at < until)
-        after = id_cursor(cursor)
-        if after is not None:
-            where.append(a.id < after)
-        stmt = select(web_audit).where(*where).order_by(a.id.desc()).limit(limit + 1)
-        with self.read() as conn:
-            rows = [_audit(r) for r in conn.execute(stmt)]
-        nxt = str(rows[limit - 1].id) if len(rows) > limit else None
-        return Page(tuple(rows[:limit]), nxt)

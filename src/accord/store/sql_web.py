@@ -11,11 +11,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
@@ -29,26 +28,19 @@ from accord.store.schema_workflow import (
     wf_trace_events,
     wf_visits,
 )
-from accord.store.sql_auth import SqlArea, id_cursor
-from accord.workflow.findings import Finding, FindingKind, Resolution
+from accord.store.sql_area import (
+    MAX_LIMIT,
+    SqlArea,
+    clamp,
+    cursor_time,
+    id_cursor,
+    split_cursor,
+)
+from accord.store.sql_web_findings import DuplicatePair, FindingQueries, StoredFinding
+from accord.workflow.findings import Resolution
 from accord.workflow.model import Order, Patient, ProcedureStep, Visit
 from accord.workflow.status import ON_WORKLIST
 from accord.workflow.trace import TraceEvent
-
-MAX_LIMIT = 1000
-
-
-def clamp(limit: int) -> int:
-    """Page sizes are 1..1000 (CONTRACT)."""
-    return max(1, min(int(limit), MAX_LIMIT))
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFinding:
-    """A finding with its row id (what resolve and the console link to)."""
-
-    id: int
-    finding: Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,33 +52,7 @@ class WorklistRow:
     step: ProcedureStep
 
 
-@dataclass(frozen=True, slots=True)
-class DuplicatePair:
-    """A potential duplicate (a ``potential_duplicate_patient`` finding) with both sides."""
-
-    finding: StoredFinding
-    a: Patient | None
-    b: Patient | None
-    score: float
-
-
-def _split(cursor: str | None, parts: int) -> list[str] | None:
-    if not cursor:
-        return None
-    fields = cursor.split("|")
-    if len(fields) != parts:
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return fields
-
-
-def _when(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"invalid cursor time {text!r}") from exc
-
-
-class WebQueries(SqlArea):
+class WebQueries(FindingQueries):
     """The console's and API's queries (see the module rules)."""
 
     # -- counts -----------------------------------------------------------------------
@@ -165,12 +131,12 @@ class WebQueries(SqlArea):
         if family:
             prefix = family.casefold()
             where.append(and_(p.family >= prefix, p.family < prefix + "\U0010ffff"))
-            after = _split(cursor, 2)
+            after = split_cursor(cursor, 2)
             if after:
                 where.append(or_(p.family > after[0], and_(p.family == after[0], p.id > after[1])))
             order: list[Any] = [p.family, p.id]
         else:
-            after = _split(cursor, 1)
+            after = split_cursor(cursor, 1)
             if after:
                 where.append(p.id > after[0])
             order = [p.id]
@@ -234,9 +200,9 @@ class WebQueries(SqlArea):
                 where.extend((col == value, col != literal_column("''")))
         if patient_ids is not None:
             where.append(o.patient_id.in_(list(patient_ids)))
-        after = _split(cursor, 2)
+        after = split_cursor(cursor, 2)
         if after:  # updated_at is set on every save of an order
-            at = _when(after[0])
+            at = cursor_time(after[0])
             where.append(or_(o.updated_at < at, and_(o.updated_at == at, o.id < after[1])))
         stmt = (
             select(o.updated_at, o.id, o.doc)
@@ -283,7 +249,7 @@ class WebQueries(SqlArea):
         for col, value in ((s.station_ae, station), (s.modality, modality), (s.start_date, date)):
             if value:
                 where.append(col == value)
-        after = _split(cursor, 4)
+        after = split_cursor(cursor, 4)
         if after:
             where.append(_after_step(after))
         stmt = (
@@ -309,99 +275,6 @@ class WebQueries(SqlArea):
             nxt = f"{last.start_date}|{at}|{last.order_id}|{last.sps_id}"
         return Page(tuple(items), nxt)
 
-    # -- findings ---------------------------------------------------------------------
-    def findings(
-        self,
-        *,
-        kind: str | None = None,
-        resolution: str | None = None,
-        accession: str | None = None,
-        patient_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> Page[StoredFinding]:
-        """Findings matching every filter, most recently seen first."""
-        limit = clamp(limit)
-        f = wf_findings.c
-        where: list[ColumnElement[bool]] = []
-        for col, value in (
-            (f.kind, kind),
-            (f.resolution, resolution),
-            (f.accession, accession),
-            (f.patient_id, patient_id),
-        ):
-            if value:
-                where.append(col == value)
-        after = _split(cursor, 2)
-        if after:
-            at, ident = _when(after[0]), int(after[1])
-            where.append(or_(f.last_seen < at, and_(f.last_seen == at, f.id < ident)))
-        stmt = (
-            select(f.id, f.last_seen, f.doc)
-            .where(*where)
-            .order_by(f.last_seen.desc(), f.id.desc())
-            .limit(limit + 1)
-        )
-        with self.read() as conn:
-            rows = conn.execute(stmt).all()
-        items = tuple(StoredFinding(r.id, codec.decode_finding(r.doc)) for r in rows[:limit])
-        nxt = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            nxt = f"{last.last_seen.isoformat()}|{last.id}"
-        return Page(items, nxt)
-
-    def finding(self, finding_id: int) -> StoredFinding | None:
-        with self.read() as conn:
-            row = conn.execute(
-                select(wf_findings.c.doc).where(wf_findings.c.id == finding_id)
-            ).first()
-        return StoredFinding(finding_id, codec.decode_finding(row.doc)) if row else None
-
-    def resolve_finding(
-        self, finding_id: int, resolution: Resolution, note: str, now: datetime
-    ) -> StoredFinding | None:
-        """A person resolves (or ignores) a finding; the note is added to its detail."""
-        found = self.finding(finding_id)
-        if found is None:
-            return None
-        detail = found.finding.detail + (f"; {note}" if note else "")
-        new = replace(found.finding, resolution=resolution, detail=detail)
-        with self.write() as conn:
-            conn.execute(
-                update(wf_findings)
-                .where(wf_findings.c.id == finding_id)
-                .values(resolution=resolution.value, doc=codec.encode_finding(new))
-            )
-        return StoredFinding(finding_id, new)
-
-    def duplicates(
-        self, *, cursor: str | None = None, limit: int = 100, include_resolved: bool = False
-    ) -> Page[DuplicatePair]:
-        """Open potential duplicate patient pairs with both patients, newest first."""
-        page = self.findings(
-            kind=FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
-            resolution=None if include_resolved else Resolution.OPEN.value,
-            cursor=cursor,
-            limit=limit,
-        )
-        patients = self.patients_by_id(
-            i for sf in page.items for i in (sf.finding.patient_id, sf.finding.subject)
-        )
-        return Page(
-            tuple(
-                DuplicatePair(
-                    sf,
-                    patients.get(sf.finding.patient_id),
-                    patients.get(sf.finding.subject),
-                    float(sf.finding.score or 0.0),
-                )
-                for sf in page.items
-            ),
-            page.next_cursor,
-        )
-
-
 def outbox_counts(store: Any) -> dict[tuple[str, str], int]:
     """Outbox rows waiting (``pending``, ``in_flight``) and in the error queue, per
     ``(destination, status)``: for the metrics' queue depth (a scrape, not a page)."""
@@ -421,7 +294,7 @@ def _after_step(after: list[str]) -> ColumnElement[bool]:
     same_step = or_(s.order_id > order_id, and_(s.order_id == order_id, s.sps_id > sps_id))
     if not date:
         return or_(s.start_date > "", and_(s.start_date == "", same_step))
-    when = _when(at)
+    when = cursor_time(at)
     return or_(s.start_date > date, and_(s.start_date == date, or_(
         s.start_at > when, and_(s.start_at == when, same_step))))
 
