@@ -24,7 +24,7 @@ from accord.config import Config, Destination, load_config
 from accord.errors import DeliveryError
 from accord.mllp.client import MllpClient
 from accord.runtime import Runtime, build
-from accord.sim import Department, Receiver
+from accord.sim import PROCEDURES, Department, Receiver
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file.")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (SQLite).")]
@@ -80,6 +80,13 @@ async def _run(cfg: Config, demo_rate: float | None) -> None:
         pacs = Destination(name="pacs-sim", host="127.0.0.1", port=receiver.port,
                            send=("adt", "orders", "reports"))
         cfg = cfg.model_copy(update={"destinations": (pacs,)})
+    if demo_rate is not None and not cfg.workflow.catalog:
+        # The simulated RIS's procedure codes, each scheduled on its station (the MWL).
+        catalog = {"procedures": [{"code": code, "description": text, "modality": modality,
+                                   "stations": [station]}
+                                  for code, text, modality, station in PROCEDURES]}
+        cfg = cfg.model_copy(update={"workflow": cfg.workflow.model_copy(
+            update={"catalog": catalog})})
     rt = build(cfg)
     await rt.start()
     _announce(rt, receiver, demo_rate)
