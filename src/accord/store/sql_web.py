@@ -261,19 +261,23 @@ class WebQueries(FindingQueries):
         )
         with self.read() as conn:
             rows = conn.execute(stmt).all()
-        orders = [(r, codec.decode_order(r.doc)) for r in rows[:limit]]
-        patients = self.patients_by_id(o.patient_id for _, o in orders)
-        items = []
-        for r, order in orders:
-            step = next((st for st in order.steps if st.sps_id == r.sps_id), None)
-            if step is not None:
-                items.append(WorklistRow(order, patients.get(order.patient_id), step))
+        items = self._worklist_rows(rows[:limit])
         nxt = None
         if len(rows) > limit:
             last = rows[limit - 1]
             at = last.start_at.isoformat() if last.start_at is not None else ""
             nxt = f"{last.start_date}|{at}|{last.order_id}|{last.sps_id}"
         return Page(tuple(items), nxt)
+
+    def _worklist_rows(self, rows: Sequence[Any]) -> list[WorklistRow]:
+        orders = [(r, codec.decode_order(r.doc)) for r in rows]
+        patients = self.patients_by_id(o.patient_id for _, o in orders)
+        items = []
+        for r, order in orders:
+            step = next((st for st in order.steps if st.sps_id == r.sps_id), None)
+            if step is not None:
+                items.append(WorklistRow(order, patients.get(order.patient_id), step))
+        return items
 
 def outbox_counts(store: Any) -> dict[tuple[str, str], int]:
     """Outbox rows waiting (``pending``, ``in_flight``) and in the error queue, per

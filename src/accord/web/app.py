@@ -60,19 +60,26 @@ class Guard:
         self.max_body = max_body
         self.metrics = metrics
 
+    def _refusal(self, scope: Scope, path: str) -> tuple[int, str] | None:
+        """413 for a declared body over the cap; 401 for a closed path without any
+        credential (a session cookie or a bearer token; the route checks it)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            return 413, "request body too large"
+        if not _open(path) and not _has_credential(headers):
+            return 401, "authentication required"
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
         path: str = scope.get("path", "")
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            await _plain(send, 413, "request body too large", path)
-            return
-        if not _open(path) and not _has_credential(headers):
-            await _plain(send, 401, "authentication required", path)
+        refusal = self._refusal(scope, path)
+        if refusal is not None:
+            await _plain(send, *refusal, path)
             return
         started = time.perf_counter()
         state = {"sent": False, "seen": 0, "refused": False}
