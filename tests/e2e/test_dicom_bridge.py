@@ -8,11 +8,15 @@ the OMI^O23 dialect gets OMI^O23; German and Japanese names survive to the C-FIN
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
@@ -24,6 +28,7 @@ from accord.sim import Receiver
 from accord.store.sql_worklist import SqlWorklistReader
 
 pytestmark = pytest.mark.timeout(120)
+ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = "20260302"
 # PID-5 repetitions: alphabetic, ideographic, phonetic (XPN-8, HL7 table 4000).
 JAPANESE = "Yamada^Tarou^^^^^L^A~山田^太郎^^^^^L^I~やまだ^たろう^^^^^L^P"
@@ -56,8 +61,31 @@ def adt(control_id: str, trigger: str, mrn: str, name: str, merged: str = "") ->
     return "\r".join(lines).encode("utf-8")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_line(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The ``store:`` line of the config: SQLite under tmp, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"store: {{data_dir: {tmp_path / 'data'}}}\n"
+        return
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
+            name = f"accord_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    try:
+        yield f"store: {{url: '{ADMIN_URL.rsplit('/', 1)[0]}/{name}'}}\n"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Receiver, Receiver]]:
+async def runtime(tmp_path: Path,
+                  store_line: str) -> AsyncIterator[tuple[Runtime, Receiver, Receiver]]:
     ris, ris_omi = Receiver(), Receiver()
     await ris.start()
     await ris_omi.start()
@@ -65,7 +93,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Receiver, Rece
     path.write_text(
         "mllp: {port: 0}\n"
         "dicom: {port: 0}\n"
-        f"store: {{data_dir: {tmp_path / 'data'}}}\n"
+        + store_line +
         "destinations:\n"
         f"  - {{name: ris, host: 127.0.0.1, port: {ris.port}, send: [status], dialect: ris}}\n"
         f"  - {{name: ris2, host: 127.0.0.1, port: {ris_omi.port}, send: [status],"
