@@ -255,13 +255,27 @@ def report(med: dict[tuple[str, int], Result]) -> str:
     return "\n".join(lines)
 
 
+async def retried(tmp: Path, kind: str, nodes: int, rep: int) -> Result:
+    """One configuration; a node that fails to start (the source tree being edited by
+    someone else at that moment) is retried a few times before giving up."""
+    for attempt in range(5):
+        try:
+            return await one_config(tmp, kind, nodes, rep)
+        except RuntimeError as exc:
+            if attempt == 4:
+                raise
+            print(f"  {kind} {nodes} node(s): {str(exc)[:200]}; retrying", flush=True)
+            await asyncio.sleep(15)
+    raise AssertionError("unreachable")
+
+
 async def main() -> None:
     runs: dict[tuple[str, int], list[Result]] = {c: [] for c in CONFIGS}
     with tempfile.TemporaryDirectory(prefix="accord-scale-") as d:
         for rep in range(REPEATS):
             order = CONFIGS if rep % 2 == 0 else tuple(reversed(CONFIGS))
             for kind, nodes in order:
-                r = await one_config(Path(d), kind, nodes, rep)
+                r = await retried(Path(d), kind, nodes, rep)
                 runs[(kind, nodes)].append(r)
                 print(f"  round {rep + 1}: {kind:10} {nodes} node(s): {r.rate:7.0f} msg/s "
                       f"p50 {r.p50_ms:6.1f} ms p99 {r.p99_ms:6.1f} ms  CPU/msg node "

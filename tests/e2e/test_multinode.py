@@ -21,8 +21,10 @@ inbound message arrives twice; each patient's messages arrive in order.
   this server; otherwise only this test's database is taken away (connections refused
   and cut for a few seconds), which is what a restart does to the nodes.
 
-Size: 2,000 messages (200 patients × 10) in ``make test``; ``ACCORD_SOAK=1`` runs the
-full 10,000 (200 × 50) per test. Without PostgreSQL: failure in CI, loud skip elsewhere.
+Size: 2,000 messages (200 patients × 10) per test in ``make test`` (measured on the
+shared 2-core machine: 40–85 s per test, nodes, PostgreSQL, senders and receivers all on
+the same two cores); ``ACCORD_SOAK=1`` runs the full 10,000 (200 × 50) per test, several
+minutes each. Without PostgreSQL: failure in CI, loud skip elsewhere.
 """
 
 from __future__ import annotations
