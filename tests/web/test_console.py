@@ -309,3 +309,40 @@ def test_setup_page_creates_the_first_admin_once(tmp_path: Path) -> None:
             assert login(client, "chief")
     finally:
         fresh.store.close()
+
+
+def test_order_search_pages_by_cursor(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from console_support import add_users, config
+    from sqlalchemy import insert
+
+    from accord.runtime import build
+    from accord.store import sql_workflow_codec as codec
+    from accord.store.schema_workflow import wf_orders
+    from accord.workflow.model import Order
+    from accord.workflow.status import Status
+
+    fresh = build(config(tmp_path))
+    try:
+        add_users(fresh)
+        t0 = datetime(2026, 3, 2, tzinfo=UTC)
+        rows = [{"id": f"O-{n:04d}", "patient_id": "P-none", "status": "scheduled",
+                 "accession": f"PAGE{n:04d}", "updated_at": t0 + timedelta(minutes=n % 7),
+                 "doc": codec.encode_order(Order(f"O-{n:04d}", "P-none", Status.SCHEDULED,
+                                                 accession=f"PAGE{n:04d}"))}
+                for n in range(120)]
+        with fresh.store.transaction() as tx:
+            tx.connection.execute(insert(wf_orders), rows)  # type: ignore[attr-defined]
+        with TestClient(console_app(fresh), base_url="https://testserver") as client:
+            login(client, "viewer")
+            url: str | None = "/orders?status=scheduled"
+            seen: list[str] = []
+            while url:
+                page = client.get(url.replace("&amp;", "&")).text
+                seen += re.findall(r">(PAGE\d{4})</a>", page)
+                nxt = re.search(r'href="([^"]+)">Next page', page)
+                url = nxt.group(1) if nxt else None
+        assert sorted(seen) == sorted(r["accession"] for r in rows)  # each once, none lost
+    finally:
+        fresh.store.close()

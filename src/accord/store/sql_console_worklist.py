@@ -62,19 +62,12 @@ def worklist(conn: Connection, *, date: str, station: str = "", modality: str = 
 
 
 def worklist_choices(conn: Connection, date: str) -> tuple[list[str], list[str]]:
-    """The station AE titles and modalities that have steps on ``date`` (for the filter)."""
+    """The station AE titles and modalities that have steps on ``date`` (for the filter):
+    two index-only reads (station/date and date/modality indexes), no row is fetched."""
     s = wf_procedure_steps.c
-    rows = conn.execute(
-        select(s.station_ae, s.modality)
-        .where(s.start_date == date.replace("-", ""))
-        .distinct()
-        .limit(500)
-    )
-    stations: set[str] = set()
-    modalities: set[str] = set()
-    for r in rows:
-        if r.station_ae:
-            stations.add(r.station_ae)
-        if r.modality:
-            modalities.add(r.modality)
+    day = date.replace("-", "")
+    stations = conn.execute(select(s.station_ae).where(s.start_date == day, s.station_ae != "")
+                            .distinct().limit(500)).scalars().all()
+    modalities = conn.execute(select(s.modality).where(s.start_date == day, s.modality != "")
+                              .distinct().limit(100)).scalars().all()
     return sorted(stations), sorted(modalities)

@@ -18,6 +18,7 @@ Rules (issue 6, "Pages" and "Security"):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,6 +65,7 @@ NAV: tuple[tuple[str, str, Action], ...] = (
 )
 DASHBOARD_WINDOW = timedelta(hours=1)
 REFRESH_SECONDS = 5
+WORKLIST_PAGE = 50  # a station's day fits in one or two pages
 
 
 class LoginRedirect(Exception):
@@ -172,7 +174,7 @@ def orders(request: Request, _: Annotated[Principal, Depends(page(Action.ORDERS_
            patient_ids=[r.order.patient_id for r in rows], count=len(rows),
            detail={"filters": sorted(k for k in ("accession", "mrn", "name", "study_uid",
                                                  "status", "date") if getattr(q, k))})
-    next_url = with_query("/orders", **{**q.__dict__, "cursor": nxt}) if nxt else ""
+    next_url = with_query("/orders", **{**asdict(q), "cursor": nxt}) if nxt else ""
     return render(request, "orders.html", q=q, rows=rows, next_url=next_url,
                   statuses=[s.value for s in Status])
 
@@ -224,7 +226,8 @@ def worklist_page(request: Request,
     with SqlArea(deps.store).read() as conn:
         try:
             rows, nxt = worklist(conn, date=day, station=station[:16],
-                                 modality=modality[:16], cursor=cursor or None)
+                                 modality=modality[:16], cursor=cursor or None,
+                                 limit=WORKLIST_PAGE)
         except ValueError as exc:
             raise HTTPException(400, "invalid cursor") from exc
         stations, modalities = worklist_choices(conn, day)

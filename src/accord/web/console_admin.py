@@ -72,8 +72,11 @@ async def edit_mapping(request: Request,
     await run_in_threadpool(record, request, Action.CONFIG_WRITE.value,
                             object_type="procedure_code", object_id=proc.code,
                             detail={"version": after + 1})
-    return RedirectResponse(with_query("/mappings", flash=f"Saved as version {after + 1}; "
-                                       "the engine applies it at its next start."), 303)
+    # The running workflow keeps the table it loaded at start; at the next start the
+    # configuration file's table is synced in again (accord.store.sql_workflow_catalog).
+    return RedirectResponse(with_query("/mappings", flash=f"Saved as version {after + 1} "
+                                       "(history kept); the running engine uses the table "
+                                       "it loaded at start."), 303)
 
 
 # --- audit log ---------------------------------------------------------------------------
