@@ -121,10 +121,16 @@ def _check_first(lines: list[str], where: str) -> str:
     return first
 
 
-def _looks_like_header(line: str, fs: str) -> bool:
-    """A short alphanumeric run then the field separator: a (bad) segment ID, not data."""
+def _continues_data(line: str, fs: str) -> bool:
+    """Whether a non-segment line reads as the rest of the previous segment's data.
+
+    Not when it starts with a short alphanumeric run then the field separator (a bad
+    segment ID such as ``PIDX|``), nor when it holds control characters (binary junk).
+    """
     head = line.split(fs, 1)[0] if fs in line else ""
-    return 0 < len(head) <= 5 and head.isascii() and head.isalnum()
+    if 0 < len(head) <= 5 and head.isascii() and head.isalnum():
+        return False
+    return not any(c < " " and c != "\t" for c in line)
 
 
 def _segments(
@@ -134,10 +140,10 @@ def _segments(
     warnings.
 
     A line right after a segment (other than MSH) that neither starts a segment nor
-    looks like a segment ID is a bare line break inside that segment's data (real
-    senders cut base64 OBX-5 or free text that way). It is kept as part of the segment,
-    joined by CR, so the message is taken and ``to_er7`` gives the same text back; a
-    warning says so.
+    looks like a segment ID nor holds control characters is a bare line break inside
+    that segment's data (real senders cut base64 OBX-5 or free text that way). It is
+    kept as part of the segment, joined by CR, so the message is taken and ``to_er7``
+    gives the same text back; a warning says so.
     """
     segments: list[str] = []
     gaps: dict[int, list[str]] | None = None
@@ -155,7 +161,7 @@ def _segments(
             gaps = gaps or {}
             gaps.setdefault(len(segments), []).append(line)
             after_segment = False
-        elif after_segment and segments[-1][:3] != "MSH" and not _looks_like_header(line, fs):
+        elif after_segment and segments[-1][:3] != "MSH" and _continues_data(line, fs):
             segments[-1] = segments[-1] + "\r" + line
             warnings.append(f"line {number}: a line break inside {segments[-1][:3]} data "
                             "(kept as part of the segment; a sender should escape it as \\X0D\\)")
