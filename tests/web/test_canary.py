@@ -112,7 +112,7 @@ def test_canary_strings_never_reach_the_logs(tmp_path: Path) -> None:
         seen = _visit_all(eng, ids)
         time.sleep(1.5)  # let the alert monitor and delivery log what they will
         log = eng.log()
-    assert {200, 303, 400, 401, 403, 404, 405, 409, 413} <= seen | {409}, seen
+    assert {200, 400, 401, 403, 404, 405, 413} <= seen, seen
     assert "listening" in log  # the log was captured at INFO
     assert CANARY.casefold() not in log.casefold(), [
         line for line in log.splitlines() if CANARY.casefold() in line.casefold()][:5]
