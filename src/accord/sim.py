@@ -6,6 +6,14 @@ ZDS segment carrying the Study Instance UID), status updates (ORM^O01 ORC-1 SC w
 ORC-5 IP then CM) and the final report (ORU^R01, OBR-25 F). Names and identifiers are
 synthetic, drawn from small built-in lists: no real person is described.
 
+For ``accord demo`` the same generator makes the pieces separately, in the order a real
+department sends them (IHE RAD SWF): :meth:`Department.visit` is a registration and an
+order (with, now and then, a little realistic mess: a look-alike registration of a known
+person under a new MRN, a procedure code no catalog maps, a resent message, an update
+that lost its MRN, a message that lost its MSH header), and :meth:`Department.report`
+the preliminary or final report the radiologist signs once the modality completed the
+exam (``accord.sim_ris``).
+
 Rule: the generator is pure — the caller passes the seed and the time. The one piece of
 I/O is :class:`Receiver`, a simulated downstream system (an MLLP listener that records
 what it gets and answers AA), used by the demo and by tests as a fake peer.
@@ -17,7 +25,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from accord.clock import ControlIds, uid_from_uuid
@@ -42,7 +50,13 @@ PROCEDURES = (
     ("US-ABD", "US Abdomen", "US", "US1"),
     ("XR-CHEST", "XR Chest 2 views", "CR", "DX1"),
 )
+# A code the demo's catalog does not map (the console's unmapped_code finding).
+UNMAPPED = ("NM-BONE", "NM Whole body bone scan", "NM", "NM1")
 SENDER = ("RIS", "RADIOLOGY")
+MESS = ("lookalike", "unmapped", "resend", "malformed", "incomplete")
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+IMPRESSIONS = ("No acute abnormality.", "Normal study.", "Small degenerative changes.",
+               "No interval change since the prior study.")
 RECEIVER = ("ACCORD", "RADIOLOGY")
 
 
@@ -55,6 +69,28 @@ class SimPatient:
     sex: str
     street: str
     city: str
+    phone: str = "555-0100"
+
+
+@dataclass(frozen=True, slots=True)
+class SimOrder:
+    """An order the simulated RIS placed (what it needs to report on it later)."""
+
+    patient: SimPatient
+    accession: str
+    procedure: tuple[str, str, str, str]  # code, description, modality, station
+    study_uid: str
+    scheduled: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A registration and an order as the RIS sends them (ER7 texts, in order); ``mess``
+    names the one deliberate imperfection in it (one of :data:`MESS`), if any."""
+
+    messages: tuple[str, ...]
+    order: SimOrder | None
+    mess: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +110,11 @@ class Department:
         self._prefix = control_prefix
         self._counter = 0
         self._accessions = 0
-        # Accession numbers are unique per department instance, as a RIS's would be.
-        self._tag = f"{self._rng.getrandbits(20):05X}"
+        # Accession numbers are unique per department instance, as a RIS's would be, and
+        # at most 16 characters (DICOM SH: the worklist serves them as they are).
+        self._tag = "".join(self._rng.choice(_BASE36) for _ in range(3))
+        self._visits = 0
+        self._known: list[SimPatient] = []  # registered so far (returning patients)
 
     def patient(self) -> SimPatient:
         r = self._rng
@@ -83,13 +122,85 @@ class Department:
         return SimPatient(
             mrn=f"MRN{r.randrange(10**6, 10**7)}", family=r.choice(FAMILY),
             given=r.choice(GIVEN), birth_date=born.strftime("%Y%m%d"), sex=r.choice("MF"),
-            street=f"{r.randrange(1, 200)} {r.choice(STREETS)}", city=r.choice(CITIES))
+            street=f"{r.randrange(1, 200)} {r.choice(STREETS)}", city=r.choice(CITIES),
+            phone=f"555-{r.randrange(1000, 10000)}")
+
+    def lookalike(self, p: SimPatient) -> SimPatient:
+        """The same person registered again at another desk: a new MRN, a typo in the
+        family name and, when the day allows it, day and month swapped in the birth date
+        (the classic potential duplicate)."""
+        r = self._rng
+        family = _typo(p.family, r)
+        born = p.birth_date
+        if int(born[6:8]) <= 12 and born[4:6] != born[6:8]:
+            born = born[:4] + born[6:8] + born[4:6]
+        return SimPatient(mrn=f"MRN{r.randrange(10**6, 10**7)}", family=family,
+                          given=p.given, birth_date=born, sex=p.sex, street=p.street,
+                          city=p.city, phone=p.phone)
+
+    def next_mess(self) -> str | None:
+        """The imperfection of the next visit: each kind once early on (every 3rd visit,
+        so the console soon has something to explain), then rarely (~1 in 15)."""
+        self._visits += 1
+        n = self._visits
+        if n % 3 == 0 and n // 3 <= len(MESS):
+            return MESS[n // 3 - 1]
+        if n > 3 * len(MESS) and self._rng.random() < 1 / 15:
+            return self._rng.choice(MESS)
+        return None
+
+    def visit(self, now: datetime, stations: tuple[str, ...] = ()) -> Visit:
+        """A registration (A04, or A08 for a returning patient) and an order (ORM^O01 NW
+        with ZDS) for a procedure done on one of ``stations`` (all when empty)."""
+        r, mess = self._rng, self.next_mess()
+        returning = bool(self._known) and r.random() < 0.2 and mess != "lookalike"
+        if mess == "lookalike" and self._known:
+            p = self.lookalike(r.choice(self._known))
+        else:
+            p = r.choice(self._known) if returning else self.patient()
+        if not returning:
+            self._known = [*self._known[-199:], p]
+        choices = [x for x in PROCEDURES if not stations or x[3] in stations] or PROCEDURES
+        procedure = UNMAPPED if mess == "unmapped" else r.choice(choices)
+        order, orm = self.order(now, p, procedure)
+        msgs = [self._adt(now, p, "A08" if returning else "A04"), orm]
+        if mess == "resend":  # the RIS did not see the ACK and sends the order again
+            msgs.append(orm)
+        if mess == "malformed":
+            msgs.insert(1, self.malformed(now, p))
+        if mess == "incomplete":  # an update whose MRN the interface dropped: AE
+            msgs.insert(1, self._adt(now, replace(p, mrn=""), "A08"))
+        return Visit(messages=tuple(msgs), order=order, mess=mess)
+
+    def order(self, now: datetime, p: SimPatient,
+              procedure: tuple[str, str, str, str]) -> tuple[SimOrder, str]:
+        """A new order (ORM^O01 ORC-1 NW, ZDS Study Instance UID), scheduled later today."""
+        self._accessions += 1
+        acc = f"ACC{now:%m%d}{self._tag}{self._accessions % 100_000:05d}"
+        uid = uid_from_uuid(_uuid_from(self._rng))
+        end_of_day = now.replace(hour=23, minute=59, second=0, microsecond=0)
+        when = min(now + timedelta(minutes=self._rng.randrange(5, 240)), end_of_day)
+        orm = self._orm(now, p, acc, "NW", "SC", *procedure, when, uid)
+        return SimOrder(p, acc, procedure, uid, when), orm
+
+    def report(self, now: datetime, order: SimOrder, *, final: bool) -> str:
+        """The radiologist's report on ``order``: ORU^R01 with OBR-25 P (preliminary) or F
+        (final), as IHE RAD-28 / HL7 v2.5.1 §7.4.1 lay it out."""
+        code, desc = order.procedure[0], order.procedure[1]
+        return self._oru(now, order.patient, order.accession, code, desc,
+                         "F" if final else "P",
+                         IMPRESSIONS[int(order.accession[-4:]) % len(IMPRESSIONS)])
+
+    def malformed(self, now: datetime, p: SimPatient) -> str:
+        """A message that lost its MSH segment on the way (answered AR, stored as
+        rejected)."""
+        return "\r".join([f"EVN|A08|{now:%Y%m%d%H%M%S}", self._pid(p), self._pv1(p)]) + "\r"
 
     def exam(self, now: datetime, patient: SimPatient | None = None) -> Exam:
         """A full exam: A04, maybe A08, ORM NW + ZDS, ORM SC IP, ORM SC CM, ORU final."""
         p = patient or self.patient()
         self._accessions += 1
-        acc = f"ACC{now:%y%m%d}{self._tag}{self._accessions:04d}"
+        acc = f"ACC{now:%m%d}{self._tag}{self._accessions % 100_000:05d}"
         code, desc, modality, station = self._rng.choice(PROCEDURES)
         uid = uid_from_uuid(_uuid_from(self._rng))
         when = now + timedelta(minutes=self._rng.randrange(5, 240))
@@ -111,7 +222,7 @@ class Department:
     @staticmethod
     def _pid(p: SimPatient) -> str:
         return (f"PID|1||{p.mrn}^^^HOSP^MR||{p.family}^{p.given}||{p.birth_date}|{p.sex}|||"
-                f"{p.street}^^{p.city}^^12345^XX||555-0100")
+                f"{p.street}^^{p.city}^^12345^XX||{p.phone}")
 
     @staticmethod
     def _pv1(p: SimPatient) -> str:
@@ -135,15 +246,16 @@ class Department:
         ]
         return "\r".join(segs) + "\r"
 
-    def _oru(self, now: datetime, p: SimPatient, acc: str, code: str, desc: str) -> str:
+    def _oru(self, now: datetime, p: SimPatient, acc: str, code: str, desc: str,
+             result: str = "F", impression: str = "Normal study.") -> str:
         placer = f"P{acc[3:]}"
         segs = [
             self._msh(now, "ORU^R01^ORU_R01"), self._pid(p), self._pv1(p),
             f"ORC|RE|{placer}^RIS|{acc}^PACS||CM",
             f"OBR|1|{placer}^RIS|{acc}^PACS|{code}^{desc}^LOCAL|||{now:%Y%m%d%H%M}|||||||||"
-            f"1234^Welby^Marcus||{acc}||||{now:%Y%m%d%H%M}|||F",
-            f"OBX|1|TX|{code}^{desc}^LOCAL|1|Findings: no acute abnormality.||||||F",
-            "OBX|2|TX|IMP^Impression^LOCAL|2|Impression: normal study.||||||F",
+            f"1234^Welby^Marcus||{acc}||||{now:%Y%m%d%H%M}|||{result}",
+            f"OBX|1|TX|{code}^{desc}^LOCAL|1|Findings: no acute abnormality.||||||{result}",
+            f"OBX|2|TX|IMP^Impression^LOCAL|2|Impression: {impression}||||||{result}",
         ]
         return "\r".join(segs) + "\r"
 
@@ -161,6 +273,17 @@ def _obr(placer: str, acc: str, code: str, when: datetime, station: str,
     f[24] = modality
     f[27] = f"1^^^{when:%Y%m%d%H%M}^^R"
     return "|".join(f)
+
+
+def _typo(name: str, rng: random.Random) -> str:
+    """``name`` with one keying slip: a doubled or dropped letter, or two swapped."""
+    i = rng.randrange(1, len(name) - 1)
+    slip = rng.randrange(3)
+    if slip == 0:
+        return name[:i] + name[i] + name[i:]
+    if slip == 1:
+        return name[:i] + name[i + 1:]
+    return name[:i] + name[i + 1] + name[i] + name[i + 2:]
 
 
 def _uuid_from(rng: random.Random) -> uuid.UUID:
@@ -196,12 +319,14 @@ class Receiver:
     to send as they are, or None to send nothing (the sender times out); ``delay`` how
     many seconds to wait before answering. ``unique`` keeps
     the first copy per MSH-10, as a receiver that deduplicates resends would.
+    ``on_message`` (if set) sees each newly arrived MSH-10 once, before the answer.
     """
 
     respond: Responder = lambda _msg: "AA"
     delay: Callable[[Message], float] = lambda _msg: 0.0
     host: str = "127.0.0.1"
     port: int = 0
+    on_message: Callable[[Message], None] | None = None
     received: list[Message] = field(default_factory=list)
     unique: dict[str, Message] = field(default_factory=dict)
     _server: MllpServer | None = None
@@ -234,7 +359,10 @@ class Receiver:
         except ParseError:
             return None
         self.received.append(msg)
-        self.unique.setdefault(msg.control_id, msg)
+        if msg.control_id not in self.unique:
+            self.unique[msg.control_id] = msg
+            if self.on_message is not None:
+                self.on_message(msg)
         self._arrived.set()
         pause = self.delay(msg)
         if pause > 0:
