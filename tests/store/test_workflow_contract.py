@@ -190,6 +190,43 @@ def test_lookups_by_every_key(store: SqlStore) -> None:
         assert w.visits_of("P1") == []
 
 
+def test_one_lookup_for_every_number_tries_them_in_order(store: SqlStore) -> None:
+    with repo(store) as w:
+        w.save_patient(patient())
+        w.save_order(order())
+        w.save_order(order("O2", accession="A2"))
+        w.save_report(Report("R1", "A9", Status.PRELIMINARY, placer_number="PLX"))
+        w.save_report(Report("R2", "A1", Status.FINAL, placer_number="PLY"))
+    with repo(store) as w:
+        def first(*numbers: tuple[str, str]) -> str | None:
+            found = w.order_by_numbers(numbers)
+            return found.id if found is not None else None
+
+        assert first(("accession", "A2"), ("placer_number", "PLO1")) == "O2"
+        assert first(("accession", "NONE"), ("placer_number", "PLO1")) == "O1"
+        assert first(("accession", "NONE"), ("sps_id", "S1")) == "O1"  # first by id
+        assert first(("filler_number", "FIO2"), ("sps_id", "S1")) == "O2"
+        assert first(("accession", ""), ("requested_procedure_id", "RPO2")) == "O2"
+        assert first(("accession", "NONE"), ("placer_number", "NONE")) is None
+        assert first() is None
+        found = w.reports_by_numbers([("placer_number", "PLX"), ("accession", "A1"),
+                                      ("filler_number", "")])
+        assert [r.id for r in found] == ["R1", "R2"]
+        assert [r.id for r in w.reports_by_numbers([("accession", "A1"),
+                                                    ("placer_number", "PLX")])] == ["R2", "R1"]
+        assert w.reports_by_numbers([]) == []
+
+
+def test_a_patient_save_is_seen_by_the_next_lookup(store: SqlStore) -> None:
+    with repo(store) as w:
+        w.save_patient(patient())
+        assert w.patient_by_identifier(Identifier("MRN1", "HOSP")).id == "P1"  # type: ignore[union-attr]
+        w.save_patient(Patient("P2", (Identifier("MRN1", "HOSP"),)))  # takes it over
+        assert w.patient_by_identifier(Identifier("MRN1", "HOSP")).id == "P2"  # type: ignore[union-attr]
+        w.save_patient(replace(patient(), merged_into="P2"))
+        assert w.patient("P1").merged_into == "P2"  # type: ignore[union-attr]
+
+
 def test_identifiers_follow_the_last_save(store: SqlStore) -> None:
     with repo(store) as w:
         w.save_patient(patient())

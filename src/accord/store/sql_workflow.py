@@ -103,6 +103,12 @@ def _step_rows(order: Order) -> list[dict[str, Any]]:
     return rows
 
 
+def _has_number(order: Order, key: str, value: str) -> bool:
+    if key == "sps_id":
+        return any(step.sps_id == value for step in order.steps)
+    return bool(getattr(order, key) == value)
+
+
 class SqlRepository:
     """The Repository on one connection (see the module rules)."""
 
@@ -114,6 +120,11 @@ class SqlRepository:
         self._known: set[tuple[str, str]] = set()  # (kind, id) read or written here
         self._trace: list[TraceEvent] = []
         self._message_type = ""  # set by focus(): field statistics of this type only
+        # Patients as read in this message, by id and by (value, authority): the engine
+        # asks again for what it just read (find, then check each identifier's owner).
+        # Emptied by every patient save, the only write that changes these answers.
+        self._by_id: dict[str, Patient | None] = {}
+        self._by_ident: dict[tuple[str, str], Patient | None] = {}
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -142,13 +153,18 @@ class SqlRepository:
         return found
 
     def patient(self, patient_id: str) -> Patient | None:
-        found = self._patients(self._rows(Q.PATIENT, id=patient_id))
-        return found[0] if found else None
+        if patient_id not in self._by_id:
+            found = self._patients(self._rows(Q.PATIENT, id=patient_id))
+            self._by_id[patient_id] = found[0] if found else None
+        return self._by_id[patient_id]
 
     def patient_by_identifier(self, identifier: Identifier) -> Patient | None:
-        found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=identifier.value,
-                                          authority=identifier.authority))
-        return found[0] if found else None
+        key = (identifier.value, identifier.authority)
+        if key not in self._by_ident:
+            found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=key[0],
+                                              authority=key[1]))
+            self._by_ident[key] = found[0] if found else None
+        return self._by_ident[key]
 
     def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
         keys = _query_keys(demographics)
@@ -158,6 +174,8 @@ class SqlRepository:
         return [p for p in found if p.merged_into is None]
 
     def save_patient(self, patient: Patient) -> None:
+        self._by_id.clear()
+        self._by_ident.clear()
         d = patient.demographics
         upsert(self._c, wf_patients, [{
             "id": patient.id, "merged_into": patient.merged_into,
@@ -209,6 +227,20 @@ class SqlRepository:
             return []
         return self._orders(self._rows(stmt, value=value))
 
+    def order_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Order | None:
+        wanted = [(k, v) for k, v in numbers if v and k in Q.ORDERS_BY]
+        if len(wanted) <= 1:
+            found = self.orders_by(*wanted[0]) if wanted else []
+            return found[0] if found else None
+        stmt = Q.orders_by_any(tuple(k for k, _ in wanted), lock=self._lock)
+        orders = self._orders(r.doc for r in self._c.execute(
+            stmt, {f"v_{k}": v for k, v in wanted}))
+        for key, value in wanted:  # the most specific number that names one wins
+            for order in orders:
+                if _has_number(order, key, value):
+                    return order
+        return None
+
     def orders_of(self, patient_id: str) -> Sequence[Order]:
         return self._orders(self._rows(Q.ORDERS_OF, pid=patient_id))
 
@@ -232,6 +264,17 @@ class SqlRepository:
         if not value or stmt is None:
             return []
         return [codec.decode_report(doc) for doc in self._rows(stmt, value=value)]
+
+    def reports_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Sequence[Report]:
+        wanted = [(k, v) for k, v in numbers if v and k in Q.REPORTS_BY]
+        if not wanted:
+            return []
+        rows = self._c.execute(Q.reports_by_any(tuple(k for k, _ in wanted)),
+                               {f"v_{k}": v for k, v in wanted})
+        reports = [codec.decode_report(r.doc) for r in rows]
+        found = {r.id: r for key, value in wanted for r in reports
+                 if getattr(r, key) == value}
+        return list(found.values())
 
     def reports_of(self, patient_id: str) -> Sequence[Report]:
         return [codec.decode_report(doc) for doc in self._rows(Q.REPORTS_OF, pid=patient_id)]

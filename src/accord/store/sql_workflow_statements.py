@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal_column, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, literal_column, or_, select
 
 from accord.store.schema import (
     wf_field_stats,
@@ -89,6 +89,45 @@ ORDERS_BY["sps_id"] = (
     )
     .order_by(_o.id)
 )
+
+
+def _order_number(key: str) -> ColumnElement[bool]:
+    """``key = :v_<key>`` as :data:`ORDERS_BY` states it (partial-index condition kept)."""
+    value = bindparam(f"v_{key}", type_=_o.accession.type)
+    if key == "sps_id":
+        return _o.id.in_(select(wf_procedure_steps.c.order_id)
+                         .where(wf_procedure_steps.c.sps_id == value).scalar_subquery())
+    column: ColumnElement[str] = _o[key]
+    if key == "requested_procedure_id":
+        return column == value
+    return (column == value) & (column != literal_column("''"))
+
+
+_ORDERS_BY_ANY: dict[tuple[str, ...], tuple[Select[Any], Select[Any]]] = {}
+
+
+def orders_by_any(keys: tuple[str, ...], *, lock: bool) -> Select[Any]:
+    """Orders with any of ``keys`` equal to its ``v_<key>`` parameter, by id: one
+    statement for every number a message names (each OR term uses its own index)."""
+    pair = _ORDERS_BY_ANY.get(keys)
+    if pair is None:
+        stmt = select(_o.doc).where(or_(*(_order_number(k) for k in keys))).order_by(_o.id)
+        pair = _ORDERS_BY_ANY[keys] = (stmt, stmt.with_for_update(of=wf_orders))
+    return pair[1] if lock else pair[0]
+
+
+_REPORTS_BY_ANY: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def reports_by_any(keys: tuple[str, ...]) -> Select[Any]:
+    """Reports (key columns and doc) with any of ``keys`` equal to ``v_<key>``, by id."""
+    stmt = _REPORTS_BY_ANY.get(keys)
+    if stmt is None:
+        stmt = _REPORTS_BY_ANY[keys] = select(_r.doc).where(
+            or_(*(_r[k] == bindparam(f"v_{k}") for k in keys))).order_by(_r.id)
+    return stmt
+
+
 ORDERS_OF = select(_o.doc).where(_o.patient_id == bindparam("pid")).order_by(_o.id)
 DELETE_STEPS = delete(wf_procedure_steps).where(
     wf_procedure_steps.c.order_id == bindparam("oid")

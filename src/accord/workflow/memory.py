@@ -86,6 +86,13 @@ class MemoryRepository:
             return []
         return [self.orders[i] for i in sorted(self._order_keys.get((key, value), ()))]
 
+    def order_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Order | None:
+        for key, value in numbers:
+            found = self.orders_by(key, value)
+            if found:
+                return found[0]
+        return None
+
     def orders_of(self, patient_id: str) -> Sequence[Order]:
         return [o for o in self.orders.values() if o.patient_id == patient_id]
 
@@ -103,6 +110,10 @@ class MemoryRepository:
         if not value:
             return []
         return [self.reports[i] for i in sorted(self._report_keys.get((key, value), ()))]
+
+    def reports_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Sequence[Report]:
+        found = {r.id: r for key, value in numbers for r in self.reports_by(key, value)}
+        return list(found.values())
 
     def reports_of(self, patient_id: str) -> Sequence[Report]:
         return [r for r in self.reports.values() if r.patient_id == patient_id]

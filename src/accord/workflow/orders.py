@@ -34,11 +34,7 @@ _DETAILS = ("procedure_code", "procedure_description", "coding_system", "modalit
 
 def find_order(s: Session, ref: OrderRef) -> Order | None:
     """The order any of ``ref``'s numbers names, most specific number first."""
-    for key, value in ref.numbers():
-        found = s.repo.orders_by(key, value)
-        if found:
-            return found[0]
-    return None
+    return s.repo.order_by_numbers(ref.numbers())
 
 
 def set_status(s: Session, order: Order, new: Status, code: str) -> Order:
@@ -250,12 +246,10 @@ def cancel(s: Session, cmd: CancelOrder) -> None:
 
 def _link_reports(s: Session, order: Order) -> None:
     """Reports kept before their order arrived are linked now (out-of-order is normal)."""
-    pending = {
-        r.id: r
-        for key, value in (("accession", order.accession), ("placer_number", order.placer_number),
-                           ("filler_number", order.filler_number))
-        for r in s.repo.reports_by(key, value) if r.order_id is None
-    }
+    numbers = [(key, value) for key, value in (
+        ("accession", order.accession), ("placer_number", order.placer_number),
+        ("filler_number", order.filler_number)) if value]
+    pending = {r.id: r for r in s.repo.reports_by_numbers(numbers) if r.order_id is None}
     from accord.workflow.reports import check_visit
 
     for report in pending.values():

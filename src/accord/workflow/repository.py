@@ -47,6 +47,12 @@ class Repository(Protocol):
         ``value``."""
         ...
 
+    def order_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Order | None:
+        """The order the first of ``numbers`` (``OrderRef.numbers()``, most specific
+        first) that names one names: the first by id of :meth:`orders_by` for each
+        (key, value) in turn. One lookup for all the numbers (ingest's hot path)."""
+        ...
+
     def orders_of(self, patient_id: str) -> Sequence[Order]: ...
 
     def save_order(self, order: Order) -> None: ...
@@ -55,6 +61,11 @@ class Repository(Protocol):
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
         """Reports whose ``accession``, ``placer_number``, ``filler_number`` or
         ``order_id`` is ``value``."""
+        ...
+
+    def reports_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Sequence[Report]:
+        """Every report one of ``numbers`` names (:meth:`reports_by`), each once: the
+        first (key, value)'s by id, then the next's."""
         ...
 
     def reports_of(self, patient_id: str) -> Sequence[Report]: ...
