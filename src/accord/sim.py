@@ -283,7 +283,8 @@ def _typo(name: str, rng: random.Random) -> str:
         return name[:i] + name[i] + name[i:]
     if slip == 1:
         return name[:i] + name[i + 1:]
-    return name[:i] + name[i + 1] + name[i] + name[i + 2:]
+    swapped = name[:i] + name[i + 1] + name[i] + name[i + 2:]
+    return swapped if swapped != name else name[:i] + name[i] + name[i:]
 
 
 def _uuid_from(rng: random.Random) -> uuid.UUID:

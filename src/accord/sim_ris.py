@@ -50,7 +50,7 @@ class SimulatedRis:
         self._host, self._port, self._rate = host, accord_port, max(0.1, rate)
         self._reading, self._now = reading, now
         self._rng = random.Random(seed)
-        self._orders: OrderedDict[str, SimOrder] = OrderedDict()
+        self.orders: OrderedDict[str, SimOrder] = OrderedDict()  # placed, by accession
         self._due: list[tuple[float, str, bool]] = []  # (monotonic time, accession, final)
 
     def set_target(self, accord_port: int) -> None:
@@ -80,7 +80,7 @@ class SimulatedRis:
             first = min(due)
             self._due.remove(first)
             _, accession, final = first
-            order = self._orders.get(accession)
+            order = self.orders.get(accession)
             if order is not None:
                 if not final:
                     self._schedule(accession, final=True)
@@ -88,9 +88,9 @@ class SimulatedRis:
                 return [self.dept.report(self._now(), order, final=final)]
         visit = self.dept.visit(self._now())
         if visit.order is not None:
-            self._orders[visit.order.accession] = visit.order
-            while len(self._orders) > _REMEMBERED:
-                self._orders.popitem(last=False)
+            self.orders[visit.order.accession] = visit.order
+            while len(self.orders) > _REMEMBERED:
+                self.orders.popitem(last=False)
         self.counts["orders"] += 1
         if visit.mess is not None:
             self.counts[visit.mess] += 1
@@ -113,7 +113,7 @@ class SimulatedRis:
             return
         status, accession = msg.get("ORC-5"), msg.get("OBR-18")
         self.counts[f"status {status}"] += 1
-        if status == "CM" and accession in self._orders:
+        if status == "CM" and accession in self.orders:
             self._schedule(accession, final=False)
 
     async def _send(self, client: MllpClient, text: str) -> None:
