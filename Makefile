@@ -54,7 +54,7 @@ bench: $(BENCH_STAMP) services dcmtk
 	done
 
 soak: $(STAMP) services
-	$(BIN)/pytest -q -m slow
+	ACCORD_SOAK=1 $(BIN)/pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) accord-data .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,8 @@
 Each job is a loop that, every ``interval`` seconds, takes the store's job lease for its
 name and, only if it got it, does one round of work in a worker thread (the store is
 blocking). Several nodes sharing one PostgreSQL store run the loop; one does the work.
+A node that stops gracefully hands its lease back (:func:`hand_back`), so another node
+takes the job at its next round instead of waiting for the lease to run out.
 """
 
 from __future__ import annotations
@@ -34,11 +36,22 @@ def prune_once(store: Store, settings: StoreConfig, clock: Clock, node: str) -> 
     return deleted
 
 
+def hand_back(store: Store, name: str, node: str) -> None:
+    """Release this node's lease on job ``name`` (on a graceful stop); never raises."""
+    try:
+        store.release_job_lock(name, node)
+    except Exception as exc:  # the lease then simply expires
+        log.warning("could not hand back the %s job lease: %s", name, exc)
+
+
 async def pruning_loop(store: Store, settings: StoreConfig, clock: Clock, node: str) -> None:
     """Prune every ``settings.prune_interval`` seconds until cancelled."""
-    while True:
-        try:
-            await asyncio.to_thread(prune_once, store, settings, clock, node)
-        except Exception:  # a failed round is retried next interval, never fatal
-            log.exception("retention pruning failed")
-        await asyncio.sleep(settings.prune_interval)
+    try:
+        while True:
+            try:
+                await asyncio.to_thread(prune_once, store, settings, clock, node)
+            except Exception:  # a failed round is retried next interval, never fatal
+                log.exception("retention pruning failed")
+            await asyncio.sleep(settings.prune_interval)
+    finally:
+        hand_back(store, "prune", node)

@@ -28,6 +28,7 @@ from accord.dicom.reconcile import (
     studies_without_order,
 )
 from accord.dicom.scu import PacsClient, PacsPeer
+from accord.jobs import hand_back
 from accord.processing import RepositoryFactory
 from accord.store import Store
 from accord.workflow.findings import Finding, FindingKind, merge
@@ -110,11 +111,15 @@ def reconcile_once(store: Store, source: CompletedSource, repository: Repository
 async def reconciliation_loop(store: Store, source: CompletedSource,
                               repository: RepositoryFactory, settings: ReconcileSettings,
                               clock: Clock, node: str) -> None:
-    """Reconcile every ``settings.interval`` seconds until cancelled."""
-    while True:
-        try:
-            await asyncio.to_thread(reconcile_once, store, source, repository, settings,
-                                    clock, node)
-        except Exception as exc:  # an unreachable PACS is retried next interval
-            LOG.warning("reconciliation round failed: %s", exc)
-        await asyncio.sleep(settings.interval)
+    """Reconcile every ``settings.interval`` seconds until cancelled; on a graceful stop
+    the job lease is handed back so another node takes over at once."""
+    try:
+        while True:
+            try:
+                await asyncio.to_thread(reconcile_once, store, source, repository, settings,
+                                        clock, node)
+            except Exception as exc:  # an unreachable PACS is retried next interval
+                LOG.warning("reconciliation round failed: %s", exc)
+            await asyncio.sleep(settings.interval)
+    finally:
+        hand_back(store, JOB, node)
