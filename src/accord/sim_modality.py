@@ -248,7 +248,7 @@ class Modalities:
     seed: int | None = None
     poll: tuple[float, float] = (2.0, 5.0)
     duration: tuple[float, float] = (3.0, 8.0)
-    unscheduled: float = 0.05
+    unscheduled: float = 0.03
     discontinue: float = 0.1
     counts: dict[str, int] = field(default_factory=dict)
     _rng: random.Random = field(init=False)

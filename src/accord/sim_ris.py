@@ -31,6 +31,7 @@ from accord.mllp.client import MllpClient
 from accord.sim import Department, Receiver, SimOrder
 
 LOG = logging.getLogger(__name__)
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _REMEMBERED = 5000  # orders kept for reporting (older ones are forgotten)
 
 
@@ -44,12 +45,15 @@ class SimulatedRis:
     def __init__(self, accord_port: int, rate: float, *, seed: int | None = None,
                  host: str = "127.0.0.1", reading: tuple[float, float] = (4.0, 12.0),
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.dept = Department(seed)
+        self._rng = random.Random(seed)
+        # MSH-10 unique per run: a second demo on the same store must not look like a
+        # resend of the first (same MSH-3, MSH-4, MSH-10 is answered, not applied).
+        run = "".join(self._rng.choice(_BASE36) for _ in range(4))
+        self.dept = Department(self._rng.getrandbits(64), control_prefix=f"SIM{run}-")
         self.inbox = Receiver(on_message=self._on_status)
         self.counts: Counter[str] = Counter()
         self._host, self._port, self._rate = host, accord_port, max(0.1, rate)
         self._reading, self._now = reading, now
-        self._rng = random.Random(seed)
         self.orders: OrderedDict[str, SimOrder] = OrderedDict()  # placed, by accession
         self._due: list[tuple[float, str, bool]] = []  # (monotonic time, accession, final)
 
