@@ -286,13 +286,14 @@ class Store(Protocol):
         ...
 
     def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
-        """Take (or renew) the lease on background job ``name`` for ``node`` until
-        ``now + ttl_seconds``; False when another node holds an unexpired lease. Run
-        pruning/reconciliation only while this returns True."""
+        """Take (or renew) background job ``name`` for ``node``; False when another node
+        holds it. Run pruning/reconciliation only while this returns True. SQLite: a lease
+        row until ``now + ttl_seconds``. PostgreSQL: a session advisory lock held until
+        released, the store closed, or the node's session lost (``store.postgres``)."""
         ...
 
     def release_job_lock(self, name: str, node: str) -> None:
-        """Give the lease back early (only if ``node`` holds it)."""
+        """Give the job back now (only if ``node`` holds it through this store)."""
         ...
 
     def ping(self) -> bool:

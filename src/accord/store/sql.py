@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, insert, or_, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -37,6 +37,9 @@ from accord.store.records import (
 from accord.store.sanitize import clean_text
 from accord.store.schema import job_locks, outbox
 from accord.store.sql_queries import error_queue, stats
+
+if TYPE_CHECKING:
+    from accord.store.postgres import JobLocks
 
 
 @contextmanager
@@ -102,6 +105,11 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        self._job_locks: JobLocks | None = None
+        if self.dialect == "postgresql":
+            from accord.store.postgres import JobLocks
+
+            self._job_locks = JobLocks(engine)  # session advisory locks, not lease rows
 
     @classmethod
     def open(cls, url: str) -> SqlStore:
@@ -333,6 +341,8 @@ class SqlStore:
 
     def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
         until = now + timedelta(seconds=ttl_seconds)
+        if self._job_locks is not None:
+            return self._job_locks.try_lock(name, node, until)
         with self._transaction() as tx:
             conn = tx.connection
             renewed = conn.execute(
@@ -353,6 +363,9 @@ class SqlStore:
             return True
 
     def release_job_lock(self, name: str, node: str) -> None:
+        if self._job_locks is not None:
+            self._job_locks.release(name, node)
+            return
         with self._transaction() as tx:
             tx.connection.execute(
                 delete(job_locks).where(job_locks.c.name == name, job_locks.c.node == node)
@@ -367,4 +380,6 @@ class SqlStore:
         return True
 
     def close(self) -> None:
+        if self._job_locks is not None:
+            self._job_locks.close()
         self.engine.dispose()
