@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from accord.config import Config, Destination
@@ -106,8 +107,9 @@ class DemoDepartment:
             if not rt.setup_link:
                 lines.append(f"  login:     {url}/login with a console user "
                              "(accord user add NAME --role admin --data DIR)")
-            lines.append("  API:       Authorization: Bearer $ACCORD_API_TOKEN "
-                         "(when set for this process)")
+            token = "$ACCORD_API_TOKEN" if os.environ.get("ACCORD_API_TOKEN") else \
+                "<a token from the console> (or set ACCORD_API_TOKEN)"
+            lines.append(f"  API:       {url}/api/stats with Authorization: Bearer {token}")
         inbox = f"; gets status on 127.0.0.1:{self.ris.inbox.port} (ris-sim)" \
             if self.ris is not None and self.ris.inbox.port else ""
         lines.append(f"  demo RIS:  MSH-3 RIS sends registrations, orders, reports (~{self.rate:g}"
