@@ -5,15 +5,20 @@ to) loses the job at once, not after a lease runs out."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from accord.clock import SystemClock
+from accord.config import StoreConfig
+from accord.jobs import pruning_loop
 from accord.store import open_store
 from accord.store.postgres import job_lock_key
 from accord.store.sql import SqlStore
@@ -158,6 +163,9 @@ def test_threads_of_one_node_share_one_session(
 TRY_IN_CHILD = """
 import sys
 from datetime import UTC, datetime
+from accord.clock import SystemClock
+from accord.config import StoreConfig
+from accord.jobs import pruning_loop
 from accord.store import open_store
 store = open_store(sys.argv[1])
 try:
@@ -189,3 +197,23 @@ def test_job_keys_are_stable_64_bit_and_distinct() -> None:
     keys = {job_lock_key(name) for name in ("prune", "reconcile", "worklist-log")}
     assert len(keys) == 3
     assert all(-(2**63) <= key < 2**63 for key in keys)
+
+
+async def test_pruning_loop_hands_the_job_back_on_stop(url: str, tmp_path: Path) -> None:
+    a, b = open_store(url), open_store(url)
+    settings = StoreConfig(data_dir=tmp_path, retention_days=30, prune_interval=HOUR)
+    task = asyncio.create_task(pruning_loop(a, settings, SystemClock(), "node-a"))
+    try:
+        for _ in range(500):  # until node-a's first round has taken the job
+            if holders(url, "prune"):
+                break
+            await asyncio.sleep(0.02)
+        assert not b.try_job_lock("prune", "node-b", HOUR, T0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        # node-a stopped (its store still open): the job was handed back, node-b takes it
+        assert b.try_job_lock("prune", "node-b", HOUR, T0)
+    finally:
+        task.cancel()
+        a.close()
+        b.close()
