@@ -112,16 +112,17 @@ class DemoDepartment:
             lines.append(f"  API:       {url}/api/stats with Authorization: Bearer {token}")
         inbox = f"; gets status on 127.0.0.1:{self.ris.inbox.port} (ris-sim)" \
             if self.ris is not None and self.ris.inbox.port else ""
-        lines.append(f"  demo RIS:  MSH-3 RIS sends registrations, orders, reports (~{self.rate:g}"
-                     f" msg/s) to 127.0.0.1:{rt.mllp_port}{inbox}")
+        lines.append(f"  demo RIS:  a simulated RIS sends registrations, orders, reports "
+                     f"(~{self.rate:g} msg/s) to 127.0.0.1:{rt.mllp_port}{inbox}")
         stations = stations_of(rt.config.workflow.catalog)
         if rt.dicom_port and stations:
             names = ", ".join(f"{s.ae_title} ({s.modality})" for s in stations)
-            lines.append(f"  demo MOD:  modalities {names}: worklist C-FIND + MPPS to "
-                         f"{rt.config.dicom.ae_title}@127.0.0.1:{rt.dicom_port}")
+            lines.append(f"  demo MOD:  simulated modalities {names} query the worklist "
+                         f"(C-FIND) and send MPPS to {rt.config.dicom.ae_title}@127.0.0.1:"
+                         f"{rt.dicom_port}")
         if self.pacs is not None:
-            lines.append(f"  demo PACS: receives ADT, orders, reports on 127.0.0.1:"
-                         f"{self.pacs.port} (pacs-sim)")
+            lines.append(f"  demo PACS: a simulated PACS receives ADT, orders, reports on "
+                         f"127.0.0.1:{self.pacs.port} (pacs-sim)")
         lines.append(f"  demo mess: now and then {', '.join(MESS)} (the console explains "
                      "them), and rarely an unscheduled MPPS")
         return lines
