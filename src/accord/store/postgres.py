@@ -131,7 +131,7 @@ class JobLocks:
     def __init__(self, engine: Engine) -> None:
         cparams = dict(engine.dialect.create_connect_args(engine.url)[1])
         cparams.pop("context", None)  # SQLAlchemy's type adapters; plain psycopg here
-        self._connect_args = {**cparams, **_session_args(engine.url), "connect_timeout": 10}
+        self._connect_args = {"connect_timeout": 10, **cparams, **_session_args(engine.url)}
         self._held: dict[str, _Held] = {}
         self._mutex = threading.Lock()
 
