@@ -23,8 +23,9 @@ inbound message arrives twice; each patient's messages arrive in order.
 
 Size: 2,000 messages (200 patients × 10) per test in ``make test`` (measured on the
 shared 2-core machine: 40–85 s per test, nodes, PostgreSQL, senders and receivers all on
-the same two cores); ``ACCORD_SOAK=1`` runs the full 10,000 (200 × 50) per test (about 2 min
-each when the machine is otherwise quiet, more under load). Without PostgreSQL: failure in CI, loud skip elsewhere.
+the same two cores); ``ACCORD_SOAK=1`` runs the full 10,000 (200 × 50) per test (about
+2 min each when the machine is otherwise quiet, more under load). Without PostgreSQL:
+failure in CI, loud skip elsewhere.
 """
 
 from __future__ import annotations
