@@ -24,7 +24,7 @@ from typing import Any
 
 from accord.config import Config, Destination
 from accord.runtime import Runtime
-from accord.sim import MESS, PROCEDURES, Receiver
+from accord.sim import PROCEDURES, Receiver
 from accord.sim_modality import Modalities, stations_of
 from accord.sim_ris import SimulatedRis
 
@@ -123,8 +123,10 @@ class DemoDepartment:
         if self.pacs is not None:
             lines.append(f"  demo PACS: a simulated PACS receives ADT, orders, reports on "
                          f"127.0.0.1:{self.pacs.port} (pacs-sim)")
-        lines.append(f"  demo mess: now and then {', '.join(MESS)} (the console explains "
-                     "them), and rarely an unscheduled MPPS")
+        lines.append("  demo mess: now and then a look-alike patient under a new MRN "
+                     "(duplicates), an unmapped procedure code, a resent MSH-10 (answered "
+                     "once), a message without MSH (AR), an update without MRN (AE: error "
+                     "queue), an unscheduled MPPS")
         return lines
 
     async def _report(self, rt: Runtime, every: float = 30.0) -> None:
