@@ -41,6 +41,7 @@ from accord.store.schema import (
     wf_visits,
 )
 from accord.store.sql import SqlStore
+from accord.store.sql_fast import Runner
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity_compare import features
 from accord.workflow.identity_index import blocking_keys, query_keys
@@ -54,14 +55,9 @@ REPORT_KEYS = Q.REPORT_KEYS
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
-def upsert(
+def _upsert_stmt(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike. The
-    statement is built once per table and column set (building it costs more than
-    running it)."""
-    if not rows:
-        return
+) -> Any:
     dialect = conn.dialect.name
     cache_key = (table.name, dialect, tuple(rows[0]), tuple(keys))
     stmt = _UPSERTS.get(cache_key)
@@ -71,7 +67,23 @@ def upsert(
         others = {c: base.excluded[c] for c in rows[0] if c not in keys}
         stmt = _UPSERTS[cache_key] = base.on_conflict_do_update(
             index_elements=list(keys), set_=others)
-    conn.execute(stmt, rows)
+    return stmt
+
+
+def upsert(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
+    runner: Runner | None = None,
+) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike. The
+    statement is built once per table and column set (building it costs more than
+    running it)."""
+    if not rows:
+        return
+    stmt = _upsert_stmt(conn, table, rows, keys)
+    if runner is not None:
+        runner.run(stmt, rows)
+    else:
+        conn.execute(stmt, rows)
 
 
 def block_keys(demographics: Demographics) -> list[str]:
@@ -114,6 +126,7 @@ class SqlRepository:
 
     def __init__(self, conn: Connection, now: datetime, *, lock: bool = True) -> None:
         self._c = conn
+        self._x = Runner(conn)  # the hot statements skip SQLAlchemy's execution layer
         self._now = now
         self._lock = lock  # lock the rows read for update (module rules)
         self._stats: dict[str, FieldStats] = {}  # as read, to write back only changes
@@ -135,7 +148,7 @@ class SqlRepository:
     def flush(self) -> None:
         """Write the buffered trace events (call before the transaction ends)."""
         if self._trace:
-            self._c.execute(Q.INSERT_TRACE, [
+            self._x.run(Q.INSERT_TRACE, [
                 {"at": e.at, "order_id": e.order_id, "accession": e.accession[:199],
                  "message": e.message[:512], "doc": codec.encode_trace(e)}
                 for e in self._trace])
@@ -144,7 +157,7 @@ class SqlRepository:
     def _rows(self, stmt: Any, **params: Any) -> list[Any]:
         if self._lock:
             stmt = Q.LOCKED.get(stmt, stmt)
-        return [r.doc for r in self._c.execute(stmt, params)]
+        return [r[0] for r in self._x.rows(stmt, params)]
 
     # --- patients -----------------------------------------------------------------------
     def _patients(self, docs: Iterable[Any]) -> list[Patient]:
@@ -181,7 +194,7 @@ class SqlRepository:
             "id": patient.id, "merged_into": patient.merged_into,
             "family": d.name.family.casefold()[:199],
             "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
-            "doc": codec.encode_patient(patient)}], ["id"])
+            "doc": codec.encode_patient(patient)}], ["id"], self._x)
         if ("patient", patient.id) in self._known:
             self._c.execute(Q.DELETE_IDENTIFIERS, {"pid": patient.id})
             self._c.execute(Q.DELETE_BLOCKS, {"pid": patient.id})
@@ -192,11 +205,11 @@ class SqlRepository:
         upsert(self._c, wf_patient_identifiers, [
             {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
              "patient_id": patient.id, "position": n}
-            for n, i in enumerate(patient.identifiers)], ["value", "authority"])
+            for n, i in enumerate(patient.identifiers)], ["value", "authority"], self._x)
         if patient.merged_into is None:
             blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
             if blocks:
-                self._c.execute(Q.INSERT_BLOCKS, blocks)
+                self._x.run(Q.INSERT_BLOCKS, blocks)
 
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None:
@@ -209,7 +222,8 @@ class SqlRepository:
     def save_visit(self, visit: Visit) -> None:
         upsert(self._c, wf_visits, [{"visit_number": visit.visit_number,
                                      "patient_id": visit.patient_id,
-                                     "doc": codec.encode_visit(visit)}], ["visit_number"])
+                                     "doc": codec.encode_visit(visit)}], ["visit_number"],
+               self._x)
 
     # --- orders -------------------------------------------------------------------------
     def _orders(self, docs: Iterable[Any]) -> list[Order]:
@@ -233,7 +247,7 @@ class SqlRepository:
             found = self.orders_by(*wanted[0]) if wanted else []
             return found[0] if found else None
         stmt = Q.orders_by_any(tuple(k for k, _ in wanted), lock=self._lock)
-        orders = self._orders(r.doc for r in self._c.execute(
+        orders = self._orders(r[0] for r in self._x.rows(
             stmt, {f"v_{k}": v for k, v in wanted}))
         for key, value in wanted:  # the most specific number that names one wins
             for order in orders:
@@ -249,14 +263,12 @@ class SqlRepository:
         row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
                    source=order.source[:227], held=bool(order.hold_reason),
                    updated_at=self._now, doc=codec.encode_order(order))
-        upsert(self._c, wf_orders, [row], ["id"])
+        upsert(self._c, wf_orders, [row], ["id"], self._x)
         if ("order", order.id) in self._known:
-            self._c.execute(Q.DELETE_STEPS, {"oid": order.id})
+            self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
         self._known.add(("order", order.id))
-        steps = _step_rows(order)
-        if steps:
-            self._c.execute(Q.INSERT_STEPS, steps)
-        self._c.execute(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
+        self._x.run(Q.INSERT_STEPS, _step_rows(order))
+        self._x.run(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
 
     # --- reports ------------------------------------------------------------------------
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
@@ -269,9 +281,9 @@ class SqlRepository:
         wanted = [(k, v) for k, v in numbers if v and k in Q.REPORTS_BY]
         if not wanted:
             return []
-        rows = self._c.execute(Q.reports_by_any(tuple(k for k, _ in wanted)),
-                               {f"v_{k}": v for k, v in wanted})
-        reports = [codec.decode_report(r.doc) for r in rows]
+        rows = self._x.rows(Q.reports_by_any(tuple(k for k, _ in wanted)),
+                            {f"v_{k}": v for k, v in wanted})
+        reports = [codec.decode_report(r[0]) for r in rows]
         found = {r.id: r for key, value in wanted for r in reports
                  if getattr(r, key) == value}
         return list(found.values())
@@ -284,7 +296,8 @@ class SqlRepository:
             "id": report.id, "accession": report.accession,
             "placer_number": report.placer_number, "filler_number": report.filler_number,
             "order_id": report.order_id, "patient_id": report.patient_id,
-            "status": report.status.value, "doc": codec.encode_report(report)}], ["id"])
+            "status": report.status.value, "doc": codec.encode_report(report)}], ["id"],
+            self._x)
 
     # --- findings, statistics, trace -----------------------------------------------------
     def finding(self, key: str) -> Finding | None:
@@ -309,15 +322,15 @@ class SqlRepository:
             "first_seen": finding.first_seen,
             "last_seen": finding.last_seen or finding.first_seen, "count": finding.count,
             "resolution": finding.resolution.value, "doc": codec.encode_finding(finding)}],
-            ["key"])
+            ["key"], self._x)
 
     def field_stats(self, sender: str) -> FieldStats:
-        rows = (self._c.execute(Q.FIELD_STATS_OF_TYPE,
-                                {"sender": sender, "type": self._message_type})
-                if self._message_type else self._c.execute(Q.FIELD_STATS, {"sender": sender}))
+        rows = (self._x.rows(Q.FIELD_STATS_OF_TYPE,
+                             {"sender": sender, "type": self._message_type})
+                if self._message_type else self._x.rows(Q.FIELD_STATS, {"sender": sender}))
         stats = FieldStats(sender, {
-            (r.message_type, r.path): FieldStat(r.seen, r.filled, r.streak, bool(r.drifting))
-            for r in rows})
+            (mt, path): FieldStat(seen, filled, streak, bool(drifting))
+            for mt, path, seen, filled, streak, drifting in rows})
         self._stats[sender] = stats
         return stats
 
@@ -328,7 +341,7 @@ class SqlRepository:
              "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
             for (mt, path), s in stats.fields.items()
             if before.get((mt, path)) != s and mt == (self._message_type or mt)],
-            ["sender", "message_type", "path"])
+            ["sender", "message_type", "path"], self._x)
         self._stats[stats.sender] = stats
 
     def add_trace(self, event: TraceEvent) -> None:
