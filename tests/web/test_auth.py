@@ -204,11 +204,14 @@ def test_setup_link_expires(runtime: Runtime) -> None:
 
 def test_nothing_answers_without_credentials(client: TestClient) -> None:
     assert client.get("/api/health").status_code in (200, 503)
-    for path in ("/api/stats", "/api/anything", "/metrics", "/api/docs", "/api/openapi.json",
-                 "/somewhere"):
+    for path in ("/api/stats", "/api/anything", "/metrics", "/api/docs", "/api/openapi.json"):
         r = client.get(path)
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"] == "Bearer"
+    # a page asked for by a browser without a session: only the way to the login page
+    r = client.get("/somewhere", follow_redirects=False)
+    assert (r.status_code, r.headers["location"], r.content) == (
+        303, "/login?next=%2Fsomewhere", b"")
     assert client.get("/static/swagger/swagger-ui.css").status_code == 200
 
 
@@ -244,3 +247,15 @@ def test_docs_are_served_locally(client: TestClient) -> None:
     assert {"/api/orders", "/api/worklist", "/api/duplicates"} <= set(spec["paths"])
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js"):
         assert client.get(f"/static/swagger/{asset}").status_code == 200
+
+
+def test_a_browser_without_a_session_is_sent_to_the_login_page(client: TestClient) -> None:
+    page = client.get("/orders?accession=X", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Forders"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    # the API and metrics keep answering 401 with a JSON body, as CONTRACT says
+    api = client.get("/api/stats", follow_redirects=False)
+    assert api.status_code == 401 and api.json() == {"detail": "authentication required"}
+    assert client.get("/metrics", follow_redirects=False).status_code == 401
+    assert client.post("/orders", follow_redirects=False).status_code == 401

@@ -75,6 +75,7 @@ def _visit_all(eng: Engine, ids: dict[str, str]) -> set[int]:
     anonymous = client_for(eng)
     for _, path in VISITS[:5]:
         seen.add(anonymous.get(ids.get(path, path)).status_code)
+        seen.add(anonymous.get(f"/api/orders?accession={CANARY}ACC").status_code)  # 401
     bad = anonymous.post("/login", data={"username": f"{CANARY}user",
                                          "password": f"{CANARY}pw", "csrf_token": "x"})
     seen.add(bad.status_code)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
@@ -79,7 +80,10 @@ class Guard:
         path: str = scope.get("path", "")
         refusal = self._refusal(scope, path)
         if refusal is not None:
-            await _plain(send, *refusal, path)
+            if refusal[0] == 401 and _console_page(scope, path):
+                await _to_login(send, path)  # a person at a browser: show the login page
+            else:
+                await _plain(send, *refusal, path)
             return
         started = time.perf_counter()
         state = {"sent": False, "seen": 0, "refused": False}
@@ -117,6 +121,20 @@ class Guard:
 
 def _open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _console_page(scope: Scope, path: str) -> bool:
+    """A page a person opens (not the API, not metrics): worth a redirect to /login."""
+    return scope.get("method") in ("GET", "HEAD") and not path.startswith(("/api", "/metrics"))
+
+
+async def _to_login(send: Send, path: str) -> None:
+    """303 to the login page, which returns to ``path`` after a successful login."""
+    location = "/login?" + urlencode({"next": path}) if path not in ("", "/") else "/login"
+    headers = [(b"location", location.encode("latin-1")), (b"content-length", b"0"),
+               *_security(path)]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _has_credential(headers: dict[str, str]) -> bool:
