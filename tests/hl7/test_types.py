@@ -176,6 +176,22 @@ def test_read_xtn_old_and_v25_forms(adt):
         "NET", "Internet", "alex@example.invalid")
 
 
+@pytest.mark.parametrize(
+    ("xtn1", "country", "area", "local"),
+    [
+        ("555-0100", "", "", "555-0100"),  # no country code hiding in the exchange
+        ("5550100", "", "", "5550100"),
+        ("1 (617)555-1234", "1", "617", "555-1234"),
+        ("44 20 7946 0018", "44", "", "20 7946 0018"),
+    ],
+)
+def test_read_xtn_old_form_country_code_needs_a_separator(
+        xtn1: str, country: str, area: str, local: str) -> None:
+    msg = parse(f"MSH|^~\\&|A|B|C|D|2026||ADT^A04|1|P|2.5\rPID|1||1^^^H||X^Y||||||||{xtn1}")
+    (phone,) = read_xtn(msg, "PID-13")
+    assert (phone.country_code, phone.area_code, phone.local_number) == (country, area, local)
+
+
 def test_read_ei_cwe_hd(orm, adt):
     placer = read_ei(orm, "ORC-2")
     assert placer is not None and placer.entity_id == "PLC0310"

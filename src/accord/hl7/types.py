@@ -332,7 +332,9 @@ def _xad(parts: Parts) -> XAD | None:
 
 # [NN] [(999)]999-9999[X99999][B99999][C any text] (HL7 v2.3 §2.8.49, kept in §2.A.89)
 _OLD_PHONE = re.compile(
-    r"(?:(\d{1,3}) ?)?(?:\((\d{1,5})\))?\s*([\d\- ]{3,})(?:X(\d+))?(?:B\d+)?(?:C(.*))?"
+    # a country code only when a space or "(" follows it: "555-0100" is a local number
+    r"(?:(\d{1,3})(?: |(?=\()))?(?:\((\d{1,5})\))?\s*(\d[\d\- ]{2,})(?:X(\d+))?(?:B\d+)?"
+    r"(?:C(.*))?"
 )
 
 
