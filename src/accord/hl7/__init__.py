@@ -12,6 +12,7 @@ from accord.hl7.ack import (
     build_reject,
 )
 from accord.hl7.batch import Batch, parse_batch
+from accord.hl7.dtm import TS, format_ts, parse_dtm
 from accord.hl7.encoding import DEFAULT_ENCODING, Encoding, escape, formatted_text, unescape
 from accord.hl7.message import Message, Segment
 from accord.hl7.parser import parse
@@ -22,13 +23,10 @@ from accord.hl7.types import (
     CX,
     EI,
     HD,
-    TS,
     XAD,
     XCN,
     XPN,
     XTN,
-    format_ts,
-    parse_dtm,
     read_cwe,
     read_cx,
     read_ei,

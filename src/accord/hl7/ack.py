@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from accord.errors import AccordError
+from accord.hl7.dtm import format_ts
 from accord.hl7.encoding import DEFAULT_ENCODING, Encoding, escape
 from accord.hl7.message import Message
 from accord.hl7.parser import parse
-from accord.hl7.types import format_ts
 
 if TYPE_CHECKING:
     from accord.hl7.validate import Problem

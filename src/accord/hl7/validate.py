@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from accord.hl7.dtm import parse_dtm
 from accord.hl7.encoding import Encoding
 from accord.hl7.message import HEADER_SEGMENTS, Message, Segment
 from accord.hl7.profiles import (
@@ -35,7 +36,6 @@ from accord.hl7.profiles import (
     TableCheck,
 )
 from accord.hl7.spec import PRIMITIVES, FieldSpec, known_segments, segment_fields
-from accord.hl7.types import parse_dtm
 
 __all__ = ["PROFILES", "Problem", "validate"]
 

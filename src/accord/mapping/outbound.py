@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from accord.hl7 import Message
-from accord.hl7.types import format_ts
+from accord.hl7 import Message, format_ts
 from accord.mapping.dialect import DEFAULT_ORDER_STATUS, Dialect
 from accord.workflow.events import (
     Event,
