@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, text
 
-from accord.store.schema import Id, Json, UtcDateTime, metadata, wf_orders
+from accord.store.schema_base import Id, Json, UtcDateTime, metadata
+from accord.store.schema_workflow import wf_orders
 
 web_users = Table(
     "users",
