@@ -23,11 +23,9 @@ from accord.dicom.reconcile import (
     COMPLETED_STUDY_MISSING,
     CompletedOrder,
     ReconcileFinding,
-    StudyRecord,
-    completed_study_missing,
     studies_without_order,
 )
-from accord.dicom.scu import PacsClient, PacsPeer
+from accord.dicom.scu import PacsClient, PacsPeer, missing_studies
 from accord.jobs import hand_back
 from accord.processing import RepositoryFactory
 from accord.store import Store
@@ -62,16 +60,8 @@ def ask_pacs(peer: PacsPeer, source: CompletedSource, settings: ReconcileSetting
     start = now - settings.after - settings.window
     completed = [CompletedOrder(o, at) for o, at in
                  source.completed_between(start, now - settings.after)]
-    findings: list[ReconcileFinding] = []
     with PacsClient(peer) as pacs:
-        for c in completed:
-            found: list[StudyRecord] = []
-            if c.order.study_instance_uid:
-                found += pacs.find_studies(study_uid=c.order.study_instance_uid)
-            if not found and c.order.accession:
-                found += pacs.find_studies(accession=c.order.accession)
-            if (missing := completed_study_missing(c, found, now)) is not None:
-                findings.append(missing)
+        findings = missing_studies(pacs, completed, now)
         today = pacs.find_studies(study_date=now.strftime("%Y%m%d"))
     uids, accessions = source.known_studies([s.study_instance_uid for s in today],
                                             [s.accession for s in today if s.accession])

@@ -105,23 +105,31 @@ class PacsClient:
         return out
 
 
+def missing_studies(pacs: PacsClient, completed: Iterable[CompletedOrder],
+                    now: datetime) -> list[ReconcileFinding]:
+    """A ``completed_study_missing`` finding for each order whose study ``pacs`` does not
+    know: asked by Study Instance UID, then by accession when that finds nothing."""
+    findings: list[ReconcileFinding] = []
+    for c in completed:
+        found: list[StudyRecord] = []
+        if c.order.study_instance_uid:
+            found += pacs.find_studies(study_uid=c.order.study_instance_uid)
+        if not found and c.order.accession:
+            found += pacs.find_studies(accession=c.order.accession)
+        finding = completed_study_missing(c, found, now)
+        if finding is not None:
+            findings.append(finding)
+    return findings
+
+
 def reconcile(peer: PacsPeer, completed: Iterable[CompletedOrder], *, now: datetime,
               after: timedelta, study_date: str = "", known_uids: Iterable[str] = (),
               known_accessions: Iterable[str] = ()) -> list[ReconcileFinding]:
     """One run of the reconciliation job: completed orders older than ``after`` are looked
     up by Study Instance UID and accession; if ``study_date`` is given, the PACS's studies
     of that date (or range) are checked against the known UIDs and accessions."""
-    findings: list[ReconcileFinding] = []
     with PacsClient(peer) as pacs:
-        for c in due(completed, now, after):
-            found: list[StudyRecord] = []
-            if c.order.study_instance_uid:
-                found += pacs.find_studies(study_uid=c.order.study_instance_uid)
-            if not found and c.order.accession:
-                found += pacs.find_studies(accession=c.order.accession)
-            finding = completed_study_missing(c, found, now)
-            if finding is not None:
-                findings.append(finding)
+        findings = missing_studies(pacs, due(completed, now, after), now)
         if study_date:
             studies = pacs.find_studies(study_date=study_date)
             findings += studies_without_order(studies, set(known_uids), set(known_accessions))
