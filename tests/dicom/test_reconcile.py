@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +20,10 @@ from accord.dicom.reconcile import (
     due,
     studies_without_order,
 )
+from accord.dicom.reconcile_job import ReconcileSettings, ask_pacs
 from accord.dicom.scu import STUDY_ROOT_FIND, PacsClient, PacsPeer, reconcile
 from accord.errors import DeliveryError
+from accord.workflow.model import Order
 from accord.workflow.status import Status
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -100,6 +102,32 @@ def test_job_against_a_fake_pacs(pacs: PacsPeer) -> None:
     findings = reconcile(pacs, completed, now=NOW, after=timedelta(minutes=30),
                          study_date="20260302", known_uids={"1.2.826.0.1.1"},
                          known_accessions={"A001", "A002"})
+    assert [(f.kind, f.accession or f.study_instance_uid) for f in findings] == [
+        (COMPLETED_STUDY_MISSING, "A002"), (STUDY_WITHOUT_ORDER, "7.7.7")]
+
+
+class _Completed:
+    """The store reads of the job, over a fixed list of completed orders."""
+
+    def __init__(self, completed: list[CompletedOrder]) -> None:
+        self.completed = completed
+
+    def completed_between(self, start: datetime, end: datetime,
+                          limit: int = 1000) -> list[tuple[Order, datetime]]:
+        return [(c.order, c.completed_at) for c in self.completed
+                if start <= c.completed_at <= end]
+
+    def known_studies(self, study_uids: Sequence[str],
+                      accessions: Sequence[str]) -> tuple[set[str], set[str]]:
+        return {"1.2.826.0.1.1"} & set(study_uids), {"A001", "A002"} & set(accessions)
+
+
+def test_job_round_asks_the_pacs(pacs: PacsPeer) -> None:
+    source = _Completed([_completed("o1", "A001", 120),  # archived
+                         _completed("o2", "A002", 120),  # missing
+                         _completed("o4", "A004", 5)])  # too recent to judge
+    findings = ask_pacs(pacs, source, ReconcileSettings(pacs, after=timedelta(minutes=30)),
+                        NOW)
     assert [(f.kind, f.accession or f.study_instance_uid) for f in findings] == [
         (COMPLETED_STUDY_MISSING, "A002"), (STUDY_WITHOUT_ORDER, "7.7.7")]
 
