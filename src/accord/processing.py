@@ -13,12 +13,17 @@ Rules (issue 4; CONTRACT "ACK rules" and "Outbound"):
   (:mod:`accord.mapping.outbound`; ORM^O01 ORC-1 SC / ORC-5 IP, CM, DC, or OMI^O23),
   with its own MSH-10 kept in the outbox row so every resend carries the same one. A
   status change is not echoed back to the system that reported it.
+- The procedure code table follows the store (``live``): each ingest transaction reads
+  its version once (one primary-key lookup, on whichever node) and reloads the table
+  only when it moved; a message mapped on the older table is mapped again. Only orders
+  mapped from then on get the new stations: the DICOM worklist follows from orders.
 - Pure apart from ``tx``: no sockets, no clock reads; ids and the clock come in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -29,7 +34,7 @@ from accord.hl7 import Message
 from accord.mapping.apply import apply_message
 from accord.mapping.dialect import Dialect, Dialects
 from accord.mapping.outbound import build
-from accord.mapping.procedures import Catalog
+from accord.mapping.procedures import Catalog, CodeTable
 from accord.routing import Outcome, encode_like
 from accord.store import JsonDict, OutboxItem, Tx
 from accord.workflow.events import (
@@ -58,6 +63,16 @@ class UnitOfWork(Repository, Protocol):
 
 #: Opens the workflow repository on an ingest transaction (``accord.store.sql_workflow``).
 RepositoryFactory = Callable[[Tx, datetime], UnitOfWork]
+
+
+class LiveTable(Protocol):
+    """The stored procedure code table (``accord.store.sql_workflow_catalog``), read on an
+    ingest transaction: ``version`` is cheap (the highest version number), ``table`` is
+    the whole table, read only when the version moved."""
+
+    def version(self, tx: Tx) -> int: ...
+
+    def table(self, tx: Tx) -> CodeTable: ...
 
 
 class Outbound:
@@ -156,15 +171,32 @@ class WorkflowProcessor:
 
     def __init__(self, *, dialects: Dialects, outbound: Outbound, ids: IdSource,
                  repository: RepositoryFactory, catalog: Catalog | None = None,
-                 matcher: Matcher | None = None) -> None:
+                 matcher: Matcher | None = None, live: LiveTable | None = None) -> None:
         self._dialects = dialects
         self._outbound = outbound
         self._ids = ids
         self._repository = repository
         self.catalog = catalog  # replaced when the procedure table changes
         self._matcher = matcher
+        self._live = live
+        current = catalog.table.current if catalog is not None else None
+        self._version = current.number if current is not None else 0
+        self._checked: Tx | None = None  # the transaction the version was last read on
+
+    def _follow(self, tx: Tx) -> None:
+        """Once per ingest transaction (a batch), on every node: the stored code table's
+        version, and the table itself when it moved (a console edit, another node's
+        start). Orders mapped from then on use it; the worklist follows from orders."""
+        if self._live is None or tx is self._checked:
+            return
+        self._checked = tx
+        version = self._live.version(tx)
+        if version != self._version:
+            self.catalog = replace(self.catalog or Catalog(), table=self._live.table(tx))
+            self._version = version
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        self._follow(tx)
         dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
         repo = self._repository(tx, now)
         repo.focus(msg.message_type)

@@ -35,7 +35,7 @@ from accord.processing import Outbound, WorkflowProcessor
 from accord.store import Store, open_store
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
-from accord.store.sql_workflow_catalog import sync_code_table
+from accord.store.sql_workflow_catalog import StoredCodeTable, load_code_table, sync_code_table
 from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
 from accord.web.server import HttpServer
@@ -185,7 +185,7 @@ def _workflow(config: Config, store: SqlStore, clock: Clock,
     outbound = Outbound(config.destinations, dialects, ids)
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
-        catalog=_catalog(store, config, clock),
+        catalog=_catalog(store, config, clock), live=StoredCodeTable(),
         matcher=Matcher() if config.workflow.identity_matching else None)
     bridge = DicomBridge(store, outbound, clock, config) if config.dicom.enabled else None
     return processor, bridge
@@ -208,10 +208,13 @@ def _setup_link(rt: Runtime) -> str | None:
 
 
 def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:
-    """The configured procedure catalog; its code table kept, versioned, in the store."""
+    """The procedure catalog: the configured station rules and the STORED code table,
+    which the configuration's table seeds without overwriting console edits
+    (``sync_code_table``); the processor then follows the stored table as it changes."""
     raw = config.workflow.catalog
     if not raw:
-        return None
+        table = load_code_table(store)  # edited on the console only
+        return Catalog(table=table) if table.current is not None else None
     configured = catalog_from_config(raw, at=clock.now(), author="configuration")
     table = sync_code_table(store, configured.table, at=clock.now(), author="configuration")
     return Catalog(table=table, rules=configured.rules)

@@ -202,11 +202,11 @@ def test_mapping_edit_keeps_history(rt: Runtime, app_client: TestClient) -> None
     assert "CTHEAD" in page and "version 1" in page
     resp = app_client.post("/mappings", data={"code": "MRKNEE", "description": "MR knee",
                                               "modality": "mr", "stations": "MR1",
-                                              "csrf_token": csrf})
+                                              "version": "1", "csrf_token": csrf})
     assert resp.status_code == 200
     assert "MRKNEE" in resp.text and "version 2" in resp.text and "version 1" in resp.text
     login(app_client, "operator")
-    assert app_client.post("/mappings", data={"code": "X", "csrf_token": csrf}
+    assert app_client.post("/mappings", data={"code": "X", "version": "2", "csrf_token": csrf}
                            ).status_code == 403
 
 

@@ -1,23 +1,70 @@
 """Procedure code tables in the store: every version kept, with its time and author.
 
-Rules: a version is written once and never changed (``procedure_versions`` +
-``procedure_codes``, a full copy of the table per version: tables are small and a
-version must read back exactly as it was). :func:`sync_code_table` makes the stored
-table follow the configured one by adding a version only when the entries differ.
+Rules:
+
+- A version is written once and never changed (``procedure_versions`` +
+  ``procedure_codes``, a full copy of the table per version: tables are small and a
+  version must read back exactly as it was). Version numbers only grow, so the highest
+  number is the table's *catalog version*: :func:`table_version` reads it with one
+  primary-key lookup, which is how every node of a shared database notices a change
+  (:class:`StoredCodeTable`, read by the workflow processor once per ingest batch).
+- Every write is optimistic: it names the version it changed (``expected``); when the
+  table moved on meanwhile (another admin, another node) it raises
+  :class:`VersionConflict` instead of writing over it. Two writers racing for the same
+  number collide on the primary key, and that is the same conflict.
+- Seeding from the configuration file (:func:`sync_code_table`, at every start) never
+  silently overwrites console edits. The configuration's table as last seeded is kept as
+  its own versioned table (``procedures:configured``; it stands for a hash of the seeded
+  table and also says *which* codes changed). Then:
+
+  * the store has no table yet → the configuration's table is stored (version 1);
+  * the configuration's table equals the one last seeded → nothing is written, the
+    store's table (with any console edits) stays as it is;
+  * the configuration's table changed since it was last seeded → only the codes whose
+    configuration entries changed (added, altered, removed) are applied on top of the
+    store's table, as a new version by ``author``. Console edits to other codes are kept.
+    When the store also has console edits, a WARNING names the codes the configuration
+    applied and those edited on both sides (the configuration wins for those: it is the
+    newer, deliberate change; the older console version stays in the history). Code
+    values are not patient data;
+  * a store seeded before this baseline was kept (nothing remembered) keeps its table;
+    the configuration's table becomes the baseline, and a WARNING names the codes where
+    the two differ.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
+from accord.errors import StoreError
 from accord.mapping.procedures import CodeTable, Procedure, TableVersion
+from accord.store import Tx
 from accord.store.schema_workflow import wf_procedure_codes, wf_procedure_versions
-from accord.store.sql import SqlStore
+from accord.store.sql import SqlStore, SqlTx
+
+log = logging.getLogger(__name__)
+
+TABLE = "procedures"
+SEEDED = ":configured"  # suffix of the table that remembers what the config seeded
 
 _FIELDS = ("code", "description", "modality", "body_part", "duration_minutes", "radlex", "loinc")
+
+
+class VersionConflict(StoreError):
+    """The table changed since the version a writer edited (answered 409 by the console)."""
+
+    def __init__(self, name: str, expected: int, current: int | None) -> None:
+        now = "a newer version" if current is None else f"version {current}"
+        super().__init__(f"{name}: version {expected} was edited, but the table is at {now}")
+        self.expected, self.current = expected, current
 
 
 def _encode(p: Procedure) -> dict[str, Any]:
@@ -32,17 +79,24 @@ def _decode(doc: dict[str, Any]) -> Procedure:
     )
 
 
-def load_code_table(store: SqlStore, name: str = "procedures") -> CodeTable:
-    """The stored table with every version, oldest first (no versions when none)."""
+def table_version(conn: Connection, name: str = TABLE) -> int:
+    """The highest version number of table ``name`` (0 when it has none): its catalog
+    version, one primary-key lookup."""
+    v = wf_procedure_versions.c
+    found = conn.execute(select(func.max(v.number)).where(v.table_name == name)).scalar()
+    return int(found or 0)
+
+
+def read_code_table(conn: Connection, name: str = TABLE) -> CodeTable:
+    """The stored table with every version, oldest first, read on ``conn``."""
     v, c = wf_procedure_versions.c, wf_procedure_codes.c
-    with store.engine.connect() as conn:
-        versions = conn.execute(
-            select(v.number, v.at, v.author, v.note).where(v.table_name == name).order_by(v.number)
-        ).all()
-        codes: dict[int, dict[str, Procedure]] = {}
-        for row in conn.execute(select(c.number, c.doc).where(c.table_name == name)):
-            proc = _decode(row.doc)
-            codes.setdefault(int(row.number), {})[proc.code] = proc
+    versions = conn.execute(
+        select(v.number, v.at, v.author, v.note).where(v.table_name == name).order_by(v.number)
+    ).all()
+    codes: dict[int, dict[str, Procedure]] = {}
+    for row in conn.execute(select(c.number, c.doc).where(c.table_name == name)):
+        proc = _decode(row.doc)
+        codes.setdefault(int(row.number), {})[proc.code] = proc
     return CodeTable(
         name,
         tuple(
@@ -52,50 +106,160 @@ def load_code_table(store: SqlStore, name: str = "procedures") -> CodeTable:
     )
 
 
+def load_code_table(store: SqlStore, name: str = TABLE) -> CodeTable:
+    """The stored table with every version, oldest first (no versions when none)."""
+    with store.engine.connect() as conn:
+        return read_code_table(conn, name)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCodeTable:
+    """The stored code table as the workflow processor reads it on its ingest transaction
+    (``accord.processing.LiveTable``): the cheap version first, the table when it moved."""
+
+    name: str = TABLE
+
+    def version(self, tx: Tx) -> int:
+        return table_version(_connection(tx), self.name)
+
+    def table(self, tx: Tx) -> CodeTable:
+        return read_code_table(_connection(tx), self.name)
+
+
+def _connection(tx: Tx) -> Connection:
+    if not isinstance(tx, SqlTx):
+        raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
+    return tx.connection
+
+
+def _insert(conn: Connection, name: str, versions: Iterable[TableVersion]) -> None:
+    for version in versions:
+        conn.execute(insert(wf_procedure_versions).values(
+            table_name=name, number=version.number, at=version.at, author=version.author,
+            note=version.note))
+        rows = [{"table_name": name, "number": version.number, "code": code,
+                 "doc": _encode(proc)} for code, proc in version.entries.items()]
+        if rows:
+            conn.execute(insert(wf_procedure_codes), rows)
+
+
+@contextmanager
+def _conflicts(name: str, expected: int) -> Iterator[None]:
+    """A primary-key collision on a version number (a racing writer) is a conflict."""
+    try:
+        yield
+    except StoreError as exc:
+        if isinstance(exc.__cause__, IntegrityError):
+            raise VersionConflict(name, expected, None) from exc
+        raise
+
+
 def save_versions(store: SqlStore, table: CodeTable, after: int) -> None:
-    """Write the versions of ``table`` numbered above ``after``."""
+    """Write the versions of ``table`` numbered above ``after``; :class:`VersionConflict`
+    when the stored table is no longer at version ``after``."""
     new = [version for version in table.versions if version.number > after]
     if not new:
         return
-    with store.transaction() as tx:
-        for version in new:
-            tx.connection.execute(
-                insert(wf_procedure_versions).values(
-                    table_name=table.name,
-                    number=version.number,
-                    at=version.at,
-                    author=version.author,
-                    note=version.note,
-                )
-            )
-            rows = [
-                {
-                    "table_name": table.name,
-                    "number": version.number,
-                    "code": code,
-                    "doc": _encode(proc),
-                }
-                for code, proc in version.entries.items()
-            ]
-            if rows:
-                tx.connection.execute(insert(wf_procedure_codes), rows)
+    with _conflicts(table.name, after), store.transaction() as tx:
+        current = table_version(tx.connection, table.name)
+        if current != after:
+            raise VersionConflict(table.name, after, current)
+        _insert(tx.connection, table.name, new)
+
+
+def save_change(
+    store: SqlStore, *, expected: int, at: datetime, author: str, note: str,
+    upsert: tuple[Procedure, ...] = (), remove: tuple[str, ...] = (), name: str = TABLE,
+) -> CodeTable:
+    """One edit of the table made on version ``expected`` (what the editor saw), stored
+    as the next version; :class:`VersionConflict` when the table moved on meanwhile."""
+    with _conflicts(name, expected), store.transaction() as tx:
+        stored = read_code_table(tx.connection, name)
+        current = stored.current.number if stored.current else 0
+        if current != expected:
+            raise VersionConflict(name, expected, current)
+        changed = stored.change(at=at, author=author, note=note, upsert=upsert, remove=remove)
+        _insert(tx.connection, name, changed.versions[-1:])
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    entries: dict[str, Procedure]  # the store's table after seeding
+    note: str
+    applied: tuple[str, ...] = ()  # configuration codes written over the store's table
+    both: tuple[str, ...] = ()  # ...of which the console had edited too
+    kept: tuple[str, ...] = ()  # codes where the kept store table differs from the config
+
+
+def _plan(have: Mapping[str, Procedure], seeded: Mapping[str, Procedure] | None,
+          want: Mapping[str, Procedure], has_table: bool) -> _Plan:
+    """The store's table after seeding ``want`` (rules in the module docstring)."""
+    if not has_table:
+        return _Plan(dict(want), "seeded from configuration", applied=tuple(sorted(want)))
+    if seeded is None:
+        kept = sorted(c for c in {*have, *want} if have.get(c) != want.get(c))
+        return _Plan(dict(have), "", kept=tuple(kept))
+    changed = sorted(c for c in {*seeded, *want} if seeded.get(c) != want.get(c))
+    entries = dict(have)
+    for code in changed:
+        if code in want:
+            entries[code] = want[code]
+        else:
+            entries.pop(code, None)
+    both = tuple(c for c in changed if have.get(c) != seeded.get(c))
+    note = "configuration changed: " + ", ".join(changed) if changed else ""
+    return _Plan(entries, note[:1000], applied=tuple(changed), both=both)
 
 
 def sync_code_table(
     store: SqlStore, configured: CodeTable, *, at: datetime, author: str
 ) -> CodeTable:
-    """The stored table, with a new version when ``configured``'s entries differ."""
-    stored = load_code_table(store, configured.name)
-    want = configured.current.entries if configured.current else {}
-    have = stored.current.entries if stored.current else {}
-    if dict(want) == dict(have):
-        return stored
-    changed = stored.change(
-        at=at,
-        author=author,
-        note="configuration changed",
-        upsert=tuple(want.values()),
-        remove=tuple(code for code in have if code not in want),
-    )
-    save_versions(store, changed, stored.current.number if stored.current else 0)
-    return changed
+    """Seed the store from the configuration's table (rules in the module docstring);
+    returns the stored table. A node starting at the same moment is retried over."""
+    for attempt in range(3):
+        try:
+            return _sync(store, configured, at=at, author=author)
+        except VersionConflict:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sync(store: SqlStore, configured: CodeTable, *, at: datetime, author: str) -> CodeTable:
+    name = configured.name
+    want = dict(configured.current.entries) if configured.current else {}
+    with _conflicts(name, 0), store.transaction() as tx:
+        conn = tx.connection
+        stored = read_code_table(conn, name)
+        baseline = read_code_table(conn, name + SEEDED)
+        seeded = dict(baseline.current.entries) if baseline.current else None
+        if seeded == want:
+            return stored
+        have = dict(stored.current.entries) if stored.current else {}
+        plan = _plan(have, seeded, want, stored.current is not None)
+        _insert(conn, name + SEEDED, baseline.change(
+            at=at, author=author, note="configuration seeded", upsert=tuple(want.values()),
+            remove=tuple(c for c in seeded or () if c not in want)).versions[-1:])
+        if plan.entries != have:
+            stored = stored.change(at=at, author=author, note=plan.note,
+                                   upsert=tuple(plan.entries.values()),
+                                   remove=tuple(c for c in have if c not in plan.entries))
+            _insert(conn, name, stored.versions[-1:])
+    _report(name, plan, have, seeded)
+    return stored
+
+
+def _report(name: str, plan: _Plan, have: Mapping[str, Procedure],
+            seeded: Mapping[str, Procedure] | None) -> None:
+    if plan.kept:
+        log.warning("%s: the stored table is kept (seeded before the configuration's table "
+                    "was remembered); codes that differ from the configuration: %s",
+                    name, ", ".join(plan.kept))
+    elif seeded is not None and have != seeded and plan.applied:
+        log.warning("%s: the configuration file changed codes %s since it was last seeded; "
+                    "applied over the console's edits (edited on both sides, configuration "
+                    "wins: %s; other console edits kept)", name, ", ".join(plan.applied),
+                    ", ".join(plan.both) or "none")
+    elif plan.applied:
+        log.info("%s: configuration codes applied: %s", name, ", ".join(plan.applied))

@@ -2,12 +2,16 @@
 and the audit log (rules as in :mod:`accord.web.console`).
 
 A code edit is stored as a new version of the table (every version kept, with its time
-and author: ``accord.store.sql_workflow_catalog``); the runtime loads the stored table
-when it starts.
+and author: ``accord.store.sql_workflow_catalog``), only when the table is still at the
+version the form showed: two admins saving at once get one save and one 409 that says so.
+Every node's workflow processor picks the new version up at its next ingest batch
+(``accord.processing``); the DICOM worklist follows from orders, so orders already
+scheduled keep their station and new orders get the new mapping.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -18,7 +22,7 @@ from accord.mapping.procedures import Procedure
 from accord.store.sql import SqlStore
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console_ops import unmapped_codes
-from accord.store.sql_workflow_catalog import load_code_table, save_versions
+from accord.store.sql_workflow_catalog import VersionConflict, load_code_table, save_change
 from accord.web.audit import record
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
@@ -40,43 +44,61 @@ def _sql_store(request: Request) -> SqlStore:
 def mappings_page(request: Request,
                   principal: Annotated[Principal, Depends(page(Action.CONFIG_READ))],
                   code: str = "") -> Response:
+    return _mappings(request, principal, {"code": code[:64]})
+
+
+def _mappings(request: Request, principal: Principal, form: dict[str, str],
+              status: int = 200, conflict: str = "") -> Response:
+    """The Mappings page; ``form`` prefills the edit form (a refused edit keeps its values).
+    The form carries the version it shows: saving checks it (optimistic, 409 when stale)."""
     store = _sql_store(request)
     table = load_code_table(store)
     with SqlArea(store).read() as conn:
         unmapped = unmapped_codes(conn)
     entries = sorted(table.current.entries.items()) if table.current else []
-    return render(request, "mappings.html", table=table, entries=entries, unmapped=unmapped,
-                  prefill=code[:64], can_edit=allowed(principal.role, Action.CONFIG_WRITE))
+    extra = {"flash": conflict, "flash_kind": "err"} if conflict else {}
+    return render(request, "mappings.html", status=status, table=table, entries=entries,
+                  unmapped=unmapped, form=form,
+                  version=table.current.number if table.current else 0,
+                  can_edit=allowed(principal.role, Action.CONFIG_WRITE), **extra)
 
 
 @router.post("/mappings")
 async def edit_mapping(request: Request,
                        principal: Annotated[Principal, Depends(require(Action.CONFIG_WRITE))],
                        code: Annotated[str, Form(min_length=1, max_length=64)],
+                       version: Annotated[int, Form(ge=0)],
                        description: Annotated[str, Form(max_length=200)] = "",
                        modality: Annotated[str, Form(max_length=16)] = "",
                        body_part: Annotated[str, Form(max_length=64)] = "",
                        stations: Annotated[str, Form(max_length=200)] = "",
                        note: Annotated[str, Form(max_length=200)] = "") -> Response:
-    """Add or change one procedure code: a new version of the table (history kept)."""
+    """Add or change one procedure code: a new version of the table (history kept), made
+    on ``version`` (the one the form showed); a stale version is answered 409."""
     store = _sql_store(request)
     deps = get_deps(request)
     proc = Procedure(code=code.strip(), description=description.strip(),
                      modality=modality.strip().upper(), body_part=body_part.strip(),
                      stations=tuple(s[:16] for s in stations.replace(",", " ").split()))
-    table = await run_in_threadpool(load_code_table, store)
-    after = table.current.number if table.current else 0
-    changed = table.change(at=deps.clock.now(), author=principal.name,
-                           note=note.strip() or f"code {proc.code} edited", upsert=(proc,))
-    await run_in_threadpool(save_versions, store, changed, after)
+    try:
+        await run_in_threadpool(functools.partial(
+            save_change, store, expected=version, at=deps.clock.now(), author=principal.name,
+            note=note.strip() or f"code {proc.code} edited", upsert=(proc,)))
+    except VersionConflict:
+        form = {"code": code, "description": description, "modality": modality,
+                "body_part": body_part, "stations": stations, "note": note}
+        return await run_in_threadpool(
+            _mappings, request, principal, form, 409,
+            f"Not saved: someone saved the table after version {version} was loaded. "
+            "The current version is shown; check it and save again.")
     await run_in_threadpool(record, request, Action.CONFIG_WRITE.value,
                             object_type="procedure_code", object_id=proc.code,
-                            detail={"version": after + 1})
-    # The running workflow keeps the table it loaded at start; at the next start the
-    # configuration file's table is synced in again (accord.store.sql_workflow_catalog).
-    return RedirectResponse(with_query("/mappings", flash=f"Saved as version {after + 1} "
-                                       "(history kept); the running engine uses the table "
-                                       "it loaded at start."), 303)
+                            detail={"version": version + 1})
+    # Every node reloads the table at its next ingest batch (accord.processing); the
+    # worklist follows from orders, so only orders mapped from now on get the new station.
+    return RedirectResponse(with_query("/mappings", flash=f"Saved as version {version + 1} "
+                                       "(history kept). New orders use it now; orders "
+                                       "already scheduled keep their station."), 303)
 
 
 # --- audit log ---------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""The procedure code table followed live (issue 4 "Mapping", issue 6 "Mappings"): a
+runtime on a real SQLite store, orders over MLLP, the worklist read over the real HTTP
+API. An edit stored while the engine runs changes the station of the NEXT order (orders
+already on the worklist keep theirs); a restart keeps a console edit; a changed
+configuration table is applied at the next start; a stale console form is answered 409.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from accord.config import Config
+from accord.mapping.procedures import Procedure
+from accord.mllp.client import MllpClient
+from accord.runtime import Runtime, build
+from accord.store.sql import SqlStore
+from accord.store.sql_workflow_catalog import load_code_table, save_change
+from accord.web.auth import Auth
+
+SAMPLE = Path(__file__).resolve().parent / "samples" / "catalog_orm_o01_ctchest.hl7"
+TOKEN = "catalog-live-test-token"
+PASSWORD = "correct horse battery"
+T1 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+
+
+def catalog(chest: str = "CT1", head: str = "CT1") -> dict[str, Any]:
+    return {"procedures": [
+        {"code": "CTCHEST", "description": "CT chest", "modality": "CT", "stations": [chest]},
+        {"code": "CTHEAD", "description": "CT head", "modality": "CT", "stations": [head]}]}
+
+
+def config(data: Path, table: dict[str, Any]) -> Config:
+    return Config.model_validate({
+        "store": {"data_dir": str(data)}, "mllp": {"port": 0}, "http": {"port": 0},
+        "dicom": {"enabled": False}, "workflow": {"catalog": table}})
+
+
+def order(n: int) -> bytes:
+    """The sample under its own MSH-10, placer number and accession."""
+    return (SAMPLE.read_bytes().replace(b"CAT0001", f"CAT000{n}".encode())
+            .replace(b"CATPL1", f"CATPL{n}".encode()).replace(b"CATACC1", f"CATACC{n}".encode()))
+
+
+def sql_store(rt: Runtime) -> SqlStore:
+    assert isinstance(rt.store, SqlStore)
+    return rt.store
+
+
+def stations(rt: Runtime, code: str) -> tuple[str, ...]:
+    """The stations the stored table's current version gives ``code``."""
+    found = load_code_table(sql_store(rt)).lookup(code)
+    assert found is not None
+    return found[0].stations
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.setenv("ACCORD_API_TOKEN", TOKEN)
+    rt = build(config(tmp_path, catalog()))
+    await rt.start()
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+async def send(rt: Runtime, n: int) -> None:
+    client = MllpClient("127.0.0.1", rt.mllp_port, ack_timeout=10.0)
+    try:
+        assert b"MSA|AA|" in await client.send(order(n))
+    finally:
+        await client.close()
+
+
+async def worklist(rt: Runtime) -> dict[str, list[str]]:
+    """Accession → stations, as GET /api/worklist serves them."""
+    assert rt.http is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{rt.http.port}") as http:
+        resp = await http.get("/api/worklist", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 200, resp.text
+    return {item["accession"]: item["station"] for item in resp.json()["items"]}
+
+
+async def test_a_stored_edit_changes_the_station_of_the_next_order(engine: Runtime) -> None:
+    await send(engine, 1)
+    save_change(sql_store(engine), expected=1, at=T1, author="alice", note="chest moved",
+                upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
+    await send(engine, 2)
+    assert await worklist(engine) == {"CATACC1": ["CT1"], "CATACC2": ["CT2"]}
+
+
+async def test_a_second_node_on_the_same_store_follows_an_edit(
+        engine: Runtime, tmp_path: Path) -> None:
+    other = build(config(tmp_path, catalog()))  # same data dir: one store, two nodes
+    await other.start()
+    try:
+        await send(other, 1)
+        save_change(sql_store(engine), expected=1, at=T1, author="alice", note="",
+                    upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT3",)),))
+        await send(other, 2)
+        assert await worklist(engine) == {"CATACC1": ["CT1"], "CATACC2": ["CT3"]}
+    finally:
+        await other.stop()
+
+
+async def test_a_console_save_reaches_the_engine_and_a_stale_form_is_409(
+        engine: Runtime) -> None:
+    Auth(engine.store, engine.clock).add_user("admin", "admin", PASSWORD)
+    assert engine.http is not None
+    # The engine's own console app; https so the Secure session cookie is sent back.
+    with TestClient(engine.http.app, base_url="https://testserver") as http:
+        login = http.post("/api/login", json={"name": "admin", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        csrf = login.json()["csrf_token"]
+        page = http.get("/mappings").text
+        version = re.search(r'name="version" value="(\d+)"', page)
+        assert version is not None and version.group(1) == "1"
+        form = {"csrf_token": csrf, "version": "1", "code": "CTCHEST", "modality": "CT",
+                "stations": "CT4"}
+        saved = http.post("/mappings", data=form, follow_redirects=False)
+        assert saved.status_code == 303, saved.text
+        stale = http.post("/mappings", data={**form, "stations": "CT5"})
+        assert stale.status_code == 409
+        assert "Not saved" in stale.text and 'value="CT5"' in stale.text  # kept to retry
+        assert 'name="version" value="2"' in stale.text  # the current version, to retry on
+    await send(engine, 1)
+    assert stations(engine, "CTCHEST") == ("CT4",)
+    assert await worklist(engine) == {"CATACC1": ["CT4"]}
+
+
+def test_a_restart_keeps_console_edits_and_applies_config_changes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rt = build(config(tmp_path, catalog()))
+    save_change(sql_store(rt), expected=1, at=T1, author="alice", note="chest moved",
+                upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
+    rt.store.close()
+
+    rt = build(config(tmp_path, catalog()))  # the same configuration: the edit stays
+    assert stations(rt, "CTCHEST") == ("CT2",)
+    assert len(load_code_table(sql_store(rt)).versions) == 2
+    rt.store.close()
+
+    with caplog.at_level(logging.WARNING, logger="accord.store.sql_workflow_catalog"):
+        rt = build(config(tmp_path, catalog(head="CT9")))  # the config changed CTHEAD only
+    assert (stations(rt, "CTHEAD"), stations(rt, "CTCHEST")) == (("CT9",), ("CT2",))
+    assert "changed codes CTHEAD" in caplog.text and "both sides" in caplog.text
+    rt.store.close()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="accord.store.sql_workflow_catalog"):
+        rt = build(config(tmp_path, catalog(chest="CT7", head="CT9")))  # edited both ways
+    assert stations(rt, "CTCHEST") == ("CT7",)  # the configuration wins for that code
+    assert "both sides, configuration wins: CTCHEST" in caplog.text
+    history = load_code_table(sql_store(rt)).versions
+    assert [(v.author, v.note) for v in history] == [
+        ("configuration", "seeded from configuration"), ("alice", "chest moved"),
+        ("configuration", "configuration changed: CTHEAD"),
+        ("configuration", "configuration changed: CTCHEST")]
+    rt.store.close()
