@@ -6,6 +6,7 @@ group-committed batch where one message is refused and the others are applied.""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +15,13 @@ import pytest
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config, Destination
-from accord.hl7 import parse
+from accord.hl7 import Message, parse
 from accord.ingest import Ingestor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import catalog_from_config
 from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
+from accord.routing import Prepared
 from accord.store import open_store, sqlite_url
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import reading, repository_for
@@ -126,3 +128,49 @@ async def test_one_refusal_in_a_group_commit_leaves_the_others_applied(
         duplicates = [f for f in repo.findings_about(accession="A0")
                       if f.kind.value == "duplicate_order"]
     assert len(duplicates) == 1  # the refused message's finding is kept
+
+
+async def test_mapping_runs_on_the_connection_task_not_the_writer(tmp_path: Path) -> None:
+    threads: list[str] = []
+
+    class Watched(WorkflowProcessor):
+        def prepare(self, msg: Message, now: datetime) -> Prepared:
+            threads.append(threading.current_thread().name)
+            return super().prepare(msg, now)
+
+    store = open_store(sqlite_url(tmp_path / "data"))
+    ids = ControlIds("OUT")
+    processor = Watched(dialects=DIALECTS, outbound=Outbound(DESTINATIONS, DIALECTS, ids),
+                        ids=SequentialIds(), repository=repository_for)
+    ingestor = Ingestor(store, FixedClock(T0), ids, processor, Config())
+    try:
+        acks = await asyncio.gather(*(ingestor.handle(
+            orm(f"M{n}", "NW", "SC", accession=f"A{n}", placer=f"P{n}"), PEER)
+            for n in range(3)))
+    finally:
+        await ingestor.close()
+    assert [parse(a).get("MSA-1") for a in acks] == ["AA"] * 3
+    assert threads == [threading.current_thread().name] * 3
+    with reading(store, T0) as repo:  # applied as process() would apply them
+        assert [len(repo.orders_by("accession", f"A{n}")) for n in range(3)] == [1] * 3
+    store.close()
+
+
+async def test_a_message_whose_mapping_fails_is_still_stored_and_answered(
+        tmp_path: Path) -> None:
+    class Broken(WorkflowProcessor):
+        def prepare(self, msg: Message, now: datetime) -> Prepared:
+            raise RuntimeError("a bug in mapping")
+
+    store = open_store(sqlite_url(tmp_path / "data"))
+    ids = ControlIds("OUT")
+    processor = Broken(dialects=DIALECTS, outbound=Outbound(DESTINATIONS, DIALECTS, ids),
+                       ids=SequentialIds(), repository=repository_for)
+    ingestor = Ingestor(store, FixedClock(T0), ids, processor, Config())
+    try:
+        ack = await ingestor.handle(orm("M1", "NW", "SC"), PEER)
+    finally:
+        await ingestor.close()
+    assert parse(ack).get("MSA-1") == "AE"  # process() met the bug in the transaction
+    assert store.search_messages(control_id="M1").items[0].status == "error"
+    store.close()

@@ -17,6 +17,9 @@ Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowled
    ``error`` + AE with an ERR segment naming the field; resend with the same MSH-3 +
    MSH-4 + MSH-10 → ``duplicate``, answered with the FIRST ACK bytes, applied once.
 4. Processing is a seam (:class:`~accord.routing.Processor`, see ``accord.routing``).
+5. The writer thread runs little more than SQL: parsing, the search keys, the AA answer
+   and a processor's ``prepare`` (the workflow's mapping) run on the connection's task
+   before the message is queued, while the writer waits for an fsync.
 """
 
 from __future__ import annotations
@@ -28,13 +31,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 
 from accord.clock import Clock, ControlIds
 from accord.config import Config
-from accord.errors import AccordError, ApplyError, ParseError, RejectError
+from accord.errors import AccordError, ParseError
 from accord.hl7 import Message, parse
-from accord.hl7.ack import AckError, build_ack, build_reject
+from accord.ingest_records import Pending, Records, internal
 from accord.mllp.server import PeerInfo
 from accord.routing import (
     CATEGORY_OF,
@@ -42,13 +44,11 @@ from accord.routing import (
     Processor,
     Router,
     accessions,
-    encode_like,
     patient_identifiers,
     patient_key,
     reencode,
-    sender_allowed,
 )
-from accord.store import InboundMessage, JsonDict, MessageStatus, OutboxItem, Store, Tx
+from accord.store import InboundMessage, OutboxItem, Store, Tx
 
 __all__ = [
     "CATEGORY_OF", "IngestStats", "Ingestor", "Outcome", "Processor", "Router",
@@ -72,15 +72,6 @@ class IngestStats:
     largest_batch: int = 0
     slow_batches: int = 0
     duplicates: int = 0  # resends answered with their first ACK (issue 6 metrics)
-
-
-@dataclass(slots=True)
-class _Pending:
-    payload: bytes
-    peer: str
-    received_at: datetime
-    future: asyncio.Future[bytes]
-    refused: str | None = None  # a block that carried no message (oversize, empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +100,10 @@ class Ingestor:
         self._clock = clock
         self._ids = control_ids
         self._processor = processor
-        self._allowed = config.mllp.allowed_senders
+        self._records = Records(control_ids, listener, config.mllp.allowed_senders,
+                                getattr(processor, "prepare", None))
         self._listener = listener
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._busy = False
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
@@ -175,11 +167,11 @@ class Ingestor:
             try:
                 with tx.savepoint():
                     outcome = self._processor.process(msg, tx, now)
-                    record, outbox = self._processed(msg, base, outcome), outcome.outbox
+                    record, outbox = self._records.processed(msg, base, outcome), outcome.outbox
                     mid = tx.save_inbound(record)
             except Exception as exc:
-                err = exc if isinstance(exc, AccordError) else _internal(exc, base)
-                record, outbox = self._failed(msg, base, err), ()
+                err = exc if isinstance(exc, AccordError) else internal(exc, base)
+                record, outbox = self._records.failed(msg, base, err), ()
                 mid = tx.save_inbound(record)
             tx.claim_control_id(record.sending_app, record.sending_facility,
                                 record.control_id, mid, takeover_from=reprocess_of)
@@ -208,8 +200,16 @@ class Ingestor:
             self._writer = asyncio.create_task(self._run(), name="accord-ingest-writer")
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         where = f"{peer.host}:{peer.port}"
-        self._queue.put_nowait(_Pending(payload, where, self._clock.now(), fut, refused))
+        pending = Pending(payload, where, self._clock.now(), fut, refused)
+        if refused is None:
+            self._records.prepare(pending)
+        self._queue.put_nowait(pending)
         return await fut
+
+    def _process(self, p: Pending, msg: Message, tx: Tx) -> Outcome:
+        if p.step is not None:
+            return p.step(tx)
+        return self._processor.process(msg, tx, p.received_at)
 
     async def _run(self) -> None:
         while True:
@@ -237,7 +237,7 @@ class Ingestor:
                 else:
                     pending.future.set_exception(result)
 
-    def _commit(self, batch: list[_Pending]) -> list[bytes | Exception]:
+    def _commit(self, batch: list[Pending]) -> list[bytes | Exception]:
         """Blocking: the whole batch in one transaction (fast path, else one at a time)."""
         try:
             results = self._commit_fast(batch)
@@ -250,7 +250,7 @@ class Ingestor:
         return results
 
     # -- fast path: one statement per table for the batch ---------------------------------
-    def _commit_fast(self, batch: list[_Pending]) -> list[bytes | Exception]:
+    def _commit_fast(self, batch: list[Pending]) -> list[bytes | Exception]:
         with self._store.transaction() as tx:
             plans = [self._plan(tx, p) for p in batch]
             ids = tx.save_inbound_many([plan.record for plan in plans])
@@ -265,25 +265,21 @@ class Ingestor:
                 tx.enqueue(items, batch[0].received_at)
         return [plan.record.ack for plan in plans]
 
-    def _plan(self, tx: Tx, p: _Pending) -> _Planned:
-        """Parse and process one message; any surprise sends the batch to the slow path."""
-        if p.refused is not None:
-            return _Planned(self._rejected(p, ParseError(p.refused)), claim=False)
+    def _plan(self, tx: Tx, p: Pending) -> _Planned:
+        """Process one message; any surprise sends the batch to the slow path."""
+        ready = self._records.ready(p)
+        if isinstance(ready, InboundMessage):
+            return _Planned(ready, claim=False)
+        msg, base = ready
         try:
-            msg = parse(p.payload)
-        except ParseError as exc:
-            return _Planned(self._rejected(p, exc), claim=False)
-        base = self._inbound(p, msg)
-        if not sender_allowed(self._allowed, base.sending_app, base.sending_facility):
-            return _Planned(self._refused(msg, base), claim=False)
-        try:
-            outcome = self._processor.process(msg, tx, base.received_at)
+            outcome = self._process(p, msg, tx)
         except Exception:
             raise _SlowPath from None  # its writes cannot be undone alone without a savepoint
-        return _Planned(self._processed(msg, base, outcome), claim=True, outbox=outcome.outbox)
+        return _Planned(self._records.processed(msg, base, outcome, p.ack), claim=True,
+                        outbox=outcome.outbox)
 
     # -- slow path: one savepoint per message ------------------------------------------
-    def _commit_slow(self, batch: list[_Pending]) -> list[bytes | Exception]:
+    def _commit_slow(self, batch: list[Pending]) -> list[bytes | Exception]:
         results: list[bytes | Exception] = []
         with self._store.transaction() as tx:
             for pending in batch:
@@ -294,29 +290,24 @@ class Ingestor:
                     results.append(exc)
         return results
 
-    def _one(self, tx: Tx, p: _Pending) -> bytes:
-        if p.refused is not None:
-            return self._save(tx, self._rejected(p, ParseError(p.refused)))
-        try:
-            msg = parse(p.payload)
-        except ParseError as exc:
-            return self._save(tx, self._rejected(p, exc))
-        base = self._inbound(p, msg)
-        if not sender_allowed(self._allowed, base.sending_app, base.sending_facility):
-            return self._save(tx, self._refused(msg, base))
+    def _one(self, tx: Tx, p: Pending) -> bytes:
+        ready = self._records.ready(p)
+        if isinstance(ready, InboundMessage):
+            return self._save(tx, ready)
+        msg, base = ready
         first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
         if first is None:
             try:
                 with tx.savepoint():
-                    outcome = self._processor.process(msg, tx, base.received_at)
-                    return self._save(tx, self._processed(msg, base, outcome), claim=True,
-                                      outbox=outcome.outbox)
+                    outcome = self._process(p, msg, tx)
+                    return self._save(tx, self._records.processed(msg, base, outcome, p.ack),
+                                      claim=True, outbox=outcome.outbox)
             except _ClaimLost:
                 pass
             except Exception as exc:
-                err = exc if isinstance(exc, AccordError) else _internal(exc, base)
+                err = exc if isinstance(exc, AccordError) else internal(exc, base)
                 with contextlib.suppress(_ClaimLost):
-                    return self._save(tx, self._failed(msg, base, err), claim=True)
+                    return self._save(tx, self._records.failed(msg, base, err), claim=True)
             first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
         if first is None:
             raise RuntimeError("dedupe claim lost but no holder found")
@@ -340,56 +331,4 @@ class Ingestor:
                            record.received_at)
         return record.ack
 
-    # -- records and ACKs (both paths) ----------------------------------------------------
-    def _processed(self, msg: Message, base: InboundMessage, outcome: Outcome) -> InboundMessage:
-        if outcome.error is not None:  # applied as far as it goes, kept, answered AE/AR
-            failed = self._failed(msg, base, outcome.error)
-            return dataclasses.replace(failed, outcome={**outcome.detail, **failed.outcome})
-        ack = self._ack(msg, "AA", base.received_at, None)
-        return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
-                                   outcome=outcome.detail)
 
-    def _failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
-        code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"
-        status: MessageStatus = "rejected" if code == "AR" else "error"
-        detail: JsonDict = {"error": str(err), "location": err.location,
-                            "error_code": err.error_code}
-        log.info("%s %s answered %s at %s", base.message_type, base.control_id, code,
-                 err.location or "-")
-        return dataclasses.replace(base, status=status, ack_code=code, outcome=detail,
-                                   ack=self._ack(msg, code, base.received_at, err))
-
-    def _refused(self, msg: Message, base: InboundMessage) -> InboundMessage:
-        return self._failed(msg, base, RejectError(
-            "sending application/facility not allowed", location="MSH-3"))
-
-    def _rejected(self, p: _Pending, err: ParseError) -> InboundMessage:
-        ack = build_reject(p.payload, reason=str(err), now=p.received_at,
-                           control_id=self._ids.next())
-        log.info("unparseable input from %s answered AR", p.peer)
-        return InboundMessage(
-            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
-            parse_error=str(err), status="rejected", ack_code="AR",
-            ack=ack if isinstance(ack, bytes) else ack.encode("utf-8"),
-            outcome={"error": str(err)})
-
-    def _ack(self, msg: Message, code: str, now: datetime, err: AccordError | None) -> bytes:
-        error = AckError.from_exception(err) if err is not None else None
-        ack = build_ack(msg, code, now=now, control_id=self._ids.next(), error=error)
-        return encode_like(ack.to_er7(), msg)
-
-    def _inbound(self, p: _Pending, msg: Message) -> InboundMessage:
-        return InboundMessage(
-            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
-            charset=msg.charset, sending_app=msg.get("MSH-3"),
-            sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
-            receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
-            control_id=msg.control_id, version=msg.get("MSH-12"),
-            patient_ids=patient_identifiers(msg), accessions=accessions(msg))
-
-
-def _internal(exc: Exception, base: InboundMessage) -> ApplyError:
-    """A bug in processing: stored and answered AE (table 0357 code 207), never a crash."""
-    log.error("processing %s %s failed: %s", base.message_type, base.control_id,
-              type(exc).__name__, exc_info=exc)
-    return ApplyError(f"internal error: {type(exc).__name__}")

@@ -2,7 +2,7 @@
 
 Rules (issue 4; CONTRACT "ACK rules" and "Outbound"):
 - Persist, then acknowledge: the message is mapped and applied
-  (:func:`accord.mapping.apply.apply_message`) against a repository on the SAME
+  (:func:`accord.mapping.apply.apply_mapped`) against a repository on the SAME
   transaction as the raw message, so the domain changes, trace, findings and outbox rows
   commit together with it, and the ACK goes out after the commit (ingest does that).
 - The answer is the workflow's: AA, or AE/AR with the ERR location the engine names. A
@@ -13,6 +13,8 @@ Rules (issue 4; CONTRACT "ACK rules" and "Outbound"):
   (:mod:`accord.mapping.outbound`; ORM^O01 ORC-1 SC / ORC-5 IP, CM, DC, or OMI^O23),
   with its own MSH-10 kept in the outbox row so every resend carries the same one. A
   status change is not echoed back to the system that reported it.
+- Mapping needs no state: :meth:`WorkflowProcessor.prepare` runs it before the store
+  transaction (ingest does so outside its writer thread); applying is the rest.
 - The procedure code table follows the store (``live``): each ingest transaction reads
   its version once (one primary-key lookup, on whichever node) and reloads the table
   only when it moved; a message mapped on the older table is mapped again. Only orders
@@ -31,11 +33,12 @@ from accord.clock import ControlIds
 from accord.config import Destination
 from accord.errors import AccordError, ApplyError, ConfigError, RejectError
 from accord.hl7 import Message
-from accord.mapping.apply import apply_message
+from accord.mapping.apply import apply_mapped
 from accord.mapping.dialect import Dialect, Dialects
+from accord.mapping.inbound import map_message
 from accord.mapping.outbound import build
 from accord.mapping.procedures import Catalog, CodeTable
-from accord.routing import Outcome, encode_like
+from accord.routing import Outcome, Prepared, encode_like
 from accord.store import JsonDict, OutboxItem, Tx
 from accord.workflow.events import (
     Event,
@@ -196,12 +199,26 @@ class WorkflowProcessor:
             self._version = version
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
-        self._follow(tx)
+        return self.prepare(msg, now)(tx)
+
+    def prepare(self, msg: Message, now: datetime) -> Prepared:
+        """Map ``msg`` now (pure: no transaction needed); the returned step applies it on
+        an ingest transaction (``process`` is both at once)."""
         dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
-        repo = self._repository(tx, now)
-        repo.focus(msg.message_type)
-        result = apply_message(repo, msg, dialect, now=now, ids=self._ids,
-                               catalog=self.catalog, matcher=self._matcher)
-        repo.flush()
-        items = self._outbound.items(result.outbound_events, now)
-        return Outcome(detail=detail(result, items), outbox=items, error=outcome_error(result))
+        catalog = self.catalog
+        mapped = map_message(msg, dialect, now=now, catalog=catalog)
+
+        def apply(tx: Tx) -> Outcome:
+            self._follow(tx)
+            again = self.catalog is not catalog  # the table changed since mapping: map anew
+            fresh = map_message(msg, dialect, now=now, catalog=self.catalog) if again else mapped
+            repo = self._repository(tx, now)
+            repo.focus(msg.message_type)
+            result = apply_mapped(repo, fresh, dialect, now=now, ids=self._ids,
+                                  matcher=self._matcher)
+            repo.flush()
+            items = self._outbound.items(result.outbound_events, now)
+            return Outcome(detail=detail(result, items), outbox=items,
+                           error=outcome_error(result))
+
+        return apply

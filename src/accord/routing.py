@@ -10,7 +10,7 @@ no sockets, no clock reads (``now`` is passed in).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -54,6 +54,13 @@ class Processor(Protocol):
     (caches, counters) must not assume the first call was committed."""
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome: ...
+
+
+Prepared = Callable[[Tx], Outcome]
+"""What a processor's optional ``prepare(msg, now)`` returns: the transaction part of
+``process`` for that message. A processor that offers ``prepare`` lets ingest run the
+part that needs no transaction (mapping) before the writer, outside its thread;
+``prepare(msg, now)(tx)`` must do exactly what ``process(msg, tx, now)`` does."""
 
 
 class Router:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from accord.hl7 import Message
 from accord.mapping.dialect import Dialect
-from accord.mapping.inbound import map_message
+from accord.mapping.inbound import Mapped, map_message
 from accord.mapping.procedures import Catalog
 from accord.workflow.engine import Request, apply_commands
 from accord.workflow.outcome import IdSource, Matcher, Outcome, Policy
@@ -36,6 +36,15 @@ def apply_message(
 ) -> Outcome:
     """Map ``msg`` in ``dialect`` and apply it to ``repo`` (see ``accord.workflow.engine``)."""
     mapped = map_message(msg, dialect, now=now, catalog=catalog)
+    return apply_mapped(repo, mapped, dialect, now=now, ids=ids, matcher=matcher)
+
+
+def apply_mapped(
+    repo: Repository, mapped: Mapped, dialect: Dialect, *, now: datetime, ids: IdSource,
+    matcher: Matcher | None = None,
+) -> Outcome:
+    """Apply a message already mapped (:func:`~accord.mapping.inbound.map_message`, which
+    needs no state, so ingest runs it before the store transaction)."""
     request = Request(
         source=mapped.source, message_ref=mapped.message_ref,
         message_type=mapped.message_type, at=now, commands=mapped.commands,

@@ -1,0 +1,149 @@
+"""Ingest's records and answers: what is stored for a message and the ACK it gets.
+
+Used by :mod:`accord.ingest` on both of its paths. :meth:`Records.prepare` is the part
+of a message's handling that needs no transaction (parse, search keys, allow-list, the
+AA answer, the processor's ``prepare``): ingest runs it on the connection's task, so the
+single writer thread runs little more than SQL. Answers follow HL7 v2.5.1 §2.9.2
+(original mode) with table 0357 codes; CONTRACT "ACK rules".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from accord.clock import ControlIds
+from accord.config import Sender
+from accord.errors import AccordError, ApplyError, ParseError, RejectError
+from accord.hl7 import Message, parse
+from accord.hl7.ack import AckError, build_ack, build_reject
+from accord.routing import (
+    Outcome,
+    Prepared,
+    accessions,
+    encode_like,
+    patient_identifiers,
+    sender_allowed,
+)
+from accord.store import InboundMessage, JsonDict, MessageStatus
+
+log = logging.getLogger("accord.ingest")
+
+
+@dataclass(slots=True)
+class Pending:
+    """One MLLP block waiting for the writer, with what was worked out before it."""
+
+    payload: bytes
+    peer: str
+    received_at: datetime
+    future: asyncio.Future[bytes]
+    refused: str | None = None  # a block that carried no message (oversize, empty)
+    # Worked out before the transaction (``accord.ingest`` rule 5):
+    msg: Message | None = None
+    error: ParseError | None = None  # unparseable
+    base: InboundMessage | None = None
+    allowed: bool = True  # sender on the allow-list
+    step: Prepared | None = None  # the processor's transaction part, if it prepares
+    ack: bytes | None = None  # the AA answer
+
+
+class Records:
+    """Builds the stored record and the ACK of each message (see the module doc)."""
+
+    def __init__(self, control_ids: ControlIds, listener: str, allowed: Sequence[Sender],
+                 prepare: Callable[[Message, datetime], Prepared] | None) -> None:
+        self._ids = control_ids
+        self._listener = listener
+        self._allowed = allowed
+        self._prepare_step = prepare
+
+    def prepare(self, p: Pending) -> None:
+        """Parse, search keys, allow-list, the AA answer and the processor's ``prepare``:
+        everything that needs no transaction (``accord.ingest`` rule 5)."""
+        try:
+            p.msg = parse(p.payload)
+        except ParseError as exc:
+            p.error = exc
+            return
+        p.base = self.inbound(p, p.msg)
+        p.allowed = sender_allowed(self._allowed, p.base.sending_app,
+                                   p.base.sending_facility)
+        if not p.allowed:
+            return
+        p.ack = self.ack(p.msg, "AA", p.received_at, None)
+        if self._prepare_step is not None:
+            try:
+                p.step = self._prepare_step(p.msg, p.received_at)
+            except Exception:  # process() meets it again in the transaction, and answers
+                p.step = None
+
+    def ready(self, p: Pending) -> InboundMessage | tuple[Message, InboundMessage]:
+        """The record to store as it is (no message, unparseable, sender not allowed),
+        or the message and its base record, to process."""
+        if p.refused is not None:
+            return self.rejected(p, ParseError(p.refused))
+        if p.msg is None and p.error is None:
+            self.prepare(p)
+        if p.error is not None:
+            return self.rejected(p, p.error)
+        assert p.msg is not None and p.base is not None
+        return (p.msg, p.base) if p.allowed else self.refused(p.msg, p.base)
+
+    def processed(self, msg: Message, base: InboundMessage, outcome: Outcome,
+                   ack: bytes | None = None) -> InboundMessage:
+        if outcome.error is not None:  # applied as far as it goes, kept, answered AE/AR
+            failed = self.failed(msg, base, outcome.error)
+            return dataclasses.replace(failed, outcome={**outcome.detail, **failed.outcome})
+        ack = ack or self.ack(msg, "AA", base.received_at, None)
+        return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
+                                   outcome=outcome.detail)
+
+    def failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
+        code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"
+        status: MessageStatus = "rejected" if code == "AR" else "error"
+        detail: JsonDict = {"error": str(err), "location": err.location,
+                            "error_code": err.error_code}
+        log.info("%s %s answered %s at %s", base.message_type, base.control_id, code,
+                 err.location or "-")
+        return dataclasses.replace(base, status=status, ack_code=code, outcome=detail,
+                                   ack=self.ack(msg, code, base.received_at, err))
+
+    def refused(self, msg: Message, base: InboundMessage) -> InboundMessage:
+        return self.failed(msg, base, RejectError(
+            "sending application/facility not allowed", location="MSH-3"))
+
+    def rejected(self, p: Pending, err: ParseError) -> InboundMessage:
+        ack = build_reject(p.payload, reason=str(err), now=p.received_at,
+                           control_id=self._ids.next())
+        log.info("unparseable input from %s answered AR", p.peer)
+        return InboundMessage(
+            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
+            parse_error=str(err), status="rejected", ack_code="AR",
+            ack=ack if isinstance(ack, bytes) else ack.encode("utf-8"),
+            outcome={"error": str(err)})
+
+    def ack(self, msg: Message, code: str, now: datetime, err: AccordError | None) -> bytes:
+        error = AckError.from_exception(err) if err is not None else None
+        ack = build_ack(msg, code, now=now, control_id=self._ids.next(), error=error)
+        return encode_like(ack.to_er7(), msg)
+
+    def inbound(self, p: Pending, msg: Message) -> InboundMessage:
+        return InboundMessage(
+            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
+            charset=msg.charset, sending_app=msg.get("MSH-3"),
+            sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
+            receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
+            control_id=msg.control_id, version=msg.get("MSH-12"),
+            patient_ids=patient_identifiers(msg), accessions=accessions(msg))
+
+
+def internal(exc: Exception, base: InboundMessage) -> ApplyError:
+    """A bug in processing: stored and answered AE (table 0357 code 207), never a crash."""
+    log.error("processing %s %s failed: %s", base.message_type, base.control_id,
+              type(exc).__name__, exc_info=exc)
+    return ApplyError(f"internal error: {type(exc).__name__}")
