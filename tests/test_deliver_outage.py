@@ -13,61 +13,26 @@ Receiver. Skipped loudly without PostgreSQL, a failure in CI.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from accord.clock import SystemClock
 from accord.config import Destination
 from accord.deliver import Deliverer
 from accord.sim import Receiver
 from accord.store import OutboxItem, Store, open_store
+from pg_support import database_away, fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
-ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 CLOCK = SystemClock()
-
-
-def _admin(statement: sql.Composed) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(statement)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh database on the shared server, dropped afterwards."""
-    name = f"accord_deliver_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL at {ADMIN_URL} unreachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        warnings.warn(f"{reason}; delivery outage test SKIPPED", stacklevel=1)
-        pytest.skip(reason)
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        _admin(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
-               .format(sql.Identifier(name)))
-        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def database_away(url: str, away: bool) -> None:
-    """Refuse (and cut) every connection to the database at ``url``, or allow them again."""
-    name = url.rsplit("/", 1)[1]
-    flag = sql.Literal(not away)
-    _admin(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}")
-           .format(sql.Identifier(name), flag))
-    if away:
-        _admin(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = {} AND pid <> pg_backend_pid()")
-               .format(sql.Literal(name)))
+    with fresh_database("accord_deliver", "delivery outage test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -41,8 +41,6 @@ from multinode import (
     DESTINATIONS,
     Traffic,
     check_receiver,
-    database_away,
-    fresh_database,
     node_config,
     outbox_ids,
     restart_allowed,
@@ -53,6 +51,7 @@ from multinode import (
 )
 
 from accord.sim import Receiver
+from pg_support import database_away, fresh_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -64,7 +63,7 @@ PER_PATIENT = 50 if os.environ.get("ACCORD_SOAK") == "1" else 10
 
 @pytest.fixture
 def db_url() -> Iterator[str]:
-    with fresh_database("accord_scale") as url:
+    with fresh_database("accord_scale", "scale-out tests") as url:
         yield url
 
 
