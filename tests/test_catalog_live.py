@@ -7,6 +7,7 @@ configuration table is applied at the next start; a stale console form is answer
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,18 +19,32 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from accord.clock import ControlIds, FixedClock
 from accord.config import Config
-from accord.mapping.procedures import Procedure
+from accord.ingest import Ingestor
+from accord.mapping.dialect import Dialects
+from accord.mapping.procedures import Catalog, CodeTable, Procedure, catalog_from_config
 from accord.mllp.client import MllpClient
+from accord.mllp.server import PeerInfo
+from accord.processing import Outbound, WorkflowProcessor
 from accord.runtime import Runtime, build
+from accord.store import Tx, open_store, sqlite_url
 from accord.store.sql import SqlStore
-from accord.store.sql_workflow_catalog import load_code_table, save_change
+from accord.store.sql_workflow import reading, repository_for
+from accord.store.sql_workflow_catalog import (
+    StoredCodeTable,
+    load_code_table,
+    save_change,
+    sync_code_table,
+)
 from accord.web.auth import Auth
+from accord.workflow.memory import SequentialIds
 
 SAMPLE = Path(__file__).resolve().parent / "samples" / "catalog_orm_o01_ctchest.hl7"
 TOKEN = "catalog-live-test-token"
 PASSWORD = "correct horse battery"
 T1 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+PEER = PeerInfo("127.0.0.1", 40000)
 
 
 def catalog(chest: str = "CT1", head: str = "CT1") -> dict[str, Any]:
@@ -166,3 +181,48 @@ def test_a_restart_keeps_console_edits_and_applies_config_changes(
         ("configuration", "configuration changed: CTHEAD"),
         ("configuration", "configuration changed: CTCHEST")]
     rt.store.close()
+
+
+class CountingTable:
+    """The real stored table, counting its reads (the cost the processor pays)."""
+
+    def __init__(self) -> None:
+        self.inner = StoredCodeTable()
+        self.versions = self.tables = 0
+
+    def version(self, tx: Tx) -> int:
+        self.versions += 1
+        return self.inner.version(tx)
+
+    def table(self, tx: Tx) -> CodeTable:
+        self.tables += 1
+        return self.inner.table(tx)
+
+
+async def test_a_batch_reads_the_version_once_and_the_table_only_when_it_moved(
+        tmp_path: Path) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    assert isinstance(store, SqlStore)
+    table = sync_code_table(store, catalog_from_config(catalog(), at=T1, author="c").table,
+                            at=T1, author="configuration")
+    live = CountingTable()
+    dialects = Dialects.from_config({})
+    processor = WorkflowProcessor(
+        dialects=dialects, outbound=Outbound((), dialects, ControlIds("OUT")),
+        ids=SequentialIds(), repository=repository_for, catalog=Catalog(table=table),
+        live=live)
+    ingestor = Ingestor(store, FixedClock(T1), ControlIds("ACK"), processor, Config())
+    try:
+        acks = await asyncio.gather(*(ingestor.handle(order(n), PEER) for n in range(1, 7)))
+        assert all(b"MSA|AA|" in ack for ack in acks)
+        assert live.versions < 6 and live.tables == 0  # one read per batch, no reload
+        save_change(store, expected=1, at=T1, author="alice", note="",
+                    upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
+        assert b"MSA|AA|" in await ingestor.handle(order(7), PEER)
+        assert live.tables == 1
+        with reading(store, T1) as repo:
+            step = repo.orders_by("accession", "CATACC7")[0].steps[0]
+        assert step.station_ae_titles == ("CT2",)
+    finally:
+        await ingestor.close()
+        store.close()

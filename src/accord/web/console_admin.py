@@ -84,7 +84,11 @@ async def edit_mapping(request: Request,
         await run_in_threadpool(functools.partial(
             save_change, store, expected=version, at=deps.clock.now(), author=principal.name,
             note=note.strip() or f"code {proc.code} edited", upsert=(proc,)))
-    except VersionConflict:
+    except VersionConflict as exc:
+        await run_in_threadpool(functools.partial(
+            record, request, Action.CONFIG_WRITE.value, outcome="conflict",
+            object_type="procedure_code", object_id=proc.code,
+            detail={"edited": version, "current": exc.current}))
         form = {"code": code, "description": description, "modality": modality,
                 "body_part": body_part, "stations": stations, "note": note}
         return await run_in_threadpool(
