@@ -39,6 +39,7 @@ from accord.store.sql_workflow_catalog import (
 )
 from accord.web.auth import Auth
 from accord.workflow.memory import SequentialIds
+from pg_support import fresh_database
 
 SAMPLE = Path(__file__).resolve().parent / "samples" / "catalog_orm_o01_ctchest.hl7"
 TOKEN = "catalog-live-test-token"
@@ -53,10 +54,10 @@ def catalog(chest: str = "CT1", head: str = "CT1") -> dict[str, Any]:
         {"code": "CTHEAD", "description": "CT head", "modality": "CT", "stations": [head]}]}
 
 
-def config(data: Path, table: dict[str, Any]) -> Config:
+def config(data: Path, table: dict[str, Any], **more: Any) -> Config:
     return Config.model_validate({
         "store": {"data_dir": str(data)}, "mllp": {"port": 0}, "http": {"port": 0},
-        "dicom": {"enabled": False}, "workflow": {"catalog": table}})
+        "dicom": {"enabled": False}, "workflow": {"catalog": table}, **more})
 
 
 def order(n: int) -> bytes:
@@ -226,3 +227,26 @@ async def test_a_batch_reads_the_version_once_and_the_table_only_when_it_moved(
     finally:
         await ingestor.close()
         store.close()
+
+
+@pytest.mark.postgres
+async def test_two_nodes_on_postgresql_follow_an_edit_made_on_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCORD_API_TOKEN", TOKEN)
+    with fresh_database("accord_catalog", "code table scale-out test") as url:
+        nodes = []
+        for name in ("a", "b"):
+            nodes.append(build(config(tmp_path / name, catalog(), node_id=f"node-{name}",
+                                      store={"url": url})))
+        a, b = nodes
+        for node in nodes:
+            await node.start()
+        try:
+            await send(b, 1)
+            save_change(sql_store(a), expected=1, at=T1, author="alice", note="",
+                        upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT6",)),))
+            await send(b, 2)
+            assert await worklist(a) == {"CATACC1": ["CT1"], "CATACC2": ["CT6"]}
+        finally:
+            for node in nodes:
+                await node.stop()
