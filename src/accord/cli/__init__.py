@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
-from accord.errors import AccordError
+from accord.errors import AccordError, ParseError
+from accord.hl7 import Batch, parse_batch
 
 app = typer.Typer(
     name="accord",
@@ -37,6 +39,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
     typer.echo(f"accord: error: {message}", err=True)
     return typer.Exit(code)
+
+
+def read_batch(file: str | Path, data: bytes) -> Batch:
+    """``data``, the bytes of ``file``, parsed as HL7 v2 (one message, several, or a batch);
+    a one-line error naming ``file`` and where parsing stopped when it is not HL7."""
+    try:
+        return parse_batch(data)
+    except ParseError as exc:
+        where = f" ({exc.location})" if exc.location else ""
+        raise fail(f"{file}: not HL7 v2: {exc}{where}".replace("\n", " ")) from None
 
 
 def main() -> None:

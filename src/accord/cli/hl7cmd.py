@@ -14,9 +14,8 @@ from typing import Annotated
 
 import typer
 
-from accord.cli import app, fail
-from accord.errors import ParseError
-from accord.hl7 import Message, parse_batch
+from accord.cli import app, fail, read_batch
+from accord.hl7 import Message
 from accord.hl7.path import parse_path
 from accord.hl7.spec import describe
 from accord.hl7.validate import PROFILES, Problem, validate
@@ -41,12 +40,7 @@ def _read(file: str) -> bytes:
 
 def _messages(file: str) -> tuple[list[Message], tuple[str, ...]]:
     """The messages of ``file`` and the warnings of decoding it (MSH-18 fallbacks...)."""
-    data = _read(file)
-    try:
-        batch = parse_batch(data)
-    except ParseError as exc:
-        where = f" ({exc.location})" if exc.location else ""
-        raise fail(f"{file}: not HL7 v2: {exc}{where}".replace("\n", " ")) from None
+    batch = read_batch(file, _read(file))
     if not batch.messages:
         raise fail(f"{file}: no HL7 message in it (only a batch envelope)")
     return batch.messages, batch.warnings

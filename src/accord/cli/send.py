@@ -29,9 +29,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from accord.cli import app, fail
-from accord.errors import AccordError, ConfigError, DeliveryError, ParseError
-from accord.hl7 import parse, parse_batch
+from accord.cli import app, fail, read_batch
+from accord.errors import AccordError, ConfigError, DeliveryError
+from accord.hl7 import parse
 from accord.mllp.client import AckMismatchError, AckResult, MllpClient
 from accord.mllp.tls import client_context
 
@@ -75,11 +75,7 @@ def read_messages(file: Path) -> list[Outgoing]:
         data = file.read_bytes()
     except OSError as exc:
         raise fail(f"{file}: cannot read: {exc.strerror or exc}") from None
-    try:
-        batch = parse_batch(data)
-    except ParseError as exc:
-        where = f" ({exc.location})" if exc.location else ""
-        raise fail(f"{file}: not HL7 v2: {exc}{where}".replace("\n", " ")) from None
+    batch = read_batch(file, data)
     if not batch.messages:
         raise fail(f"{file}: no HL7 message in it")
     raw = split_raw(data)
