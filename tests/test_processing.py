@@ -6,7 +6,6 @@ group-committed batch where one message is refused and the others are applied.""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,12 +129,13 @@ async def test_one_refusal_in_a_group_commit_leaves_the_others_applied(
     assert len(duplicates) == 1  # the refused message's finding is kept
 
 
-async def test_mapping_runs_on_the_connection_task_not_the_writer(tmp_path: Path) -> None:
-    threads: list[str] = []
+async def test_a_message_is_mapped_once_even_when_its_batch_is_redone(
+        tmp_path: Path) -> None:
+    mapped: list[str] = []
 
     class Watched(WorkflowProcessor):
         def prepare(self, msg: Message, now: datetime) -> Prepared:
-            threads.append(threading.current_thread().name)
+            mapped.append(msg.control_id)
             return super().prepare(msg, now)
 
     store = open_store(sqlite_url(tmp_path / "data"))
@@ -143,14 +143,15 @@ async def test_mapping_runs_on_the_connection_task_not_the_writer(tmp_path: Path
     processor = Watched(dialects=DIALECTS, outbound=Outbound(DESTINATIONS, DIALECTS, ids),
                         ids=SequentialIds(), repository=repository_for)
     ingestor = Ingestor(store, FixedClock(T0), ids, processor, Config())
-    try:
-        acks = await asyncio.gather(*(ingestor.handle(
-            orm(f"M{n}", "NW", "SC", accession=f"A{n}", placer=f"P{n}"), PEER)
-            for n in range(3)))
+    batch = [orm(f"M{n}", "NW", "SC", accession=f"A{n}", placer=f"P{n}") for n in range(3)]
+    try:  # a resend in the same batch: redone one message at a time
+        acks = await asyncio.gather(*(ingestor.handle(raw, PEER) for raw in [*batch, batch[1]]))
     finally:
         await ingestor.close()
-    assert [parse(a).get("MSA-1") for a in acks] == ["AA"] * 3
-    assert threads == [threading.current_thread().name] * 3
+    assert ingestor.stats.slow_batches == 1
+    assert [parse(a).get("MSA-1") for a in acks] == ["AA"] * 4
+    assert acks[3] == acks[1]  # the resend gets the first ACK
+    assert sorted(mapped) == ["M0", "M1", "M1", "M2"]  # once per message received
     with reading(store, T0) as repo:  # applied as process() would apply them
         assert [len(repo.orders_by("accession", f"A{n}")) for n in range(3)] == [1] * 3
     store.close()

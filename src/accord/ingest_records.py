@@ -2,8 +2,8 @@
 
 Used by :mod:`accord.ingest` on both of its paths. :meth:`Records.prepare` is the part
 of a message's handling that needs no transaction (parse, search keys, allow-list, the
-AA answer, the processor's ``prepare``): ingest runs it on the connection's task, so the
-single writer thread runs little more than SQL. Answers follow HL7 v2.5.1 §2.9.2
+AA answer, the processor's ``prepare``), done once per message even when its batch is
+redone one message at a time. Answers follow HL7 v2.5.1 §2.9.2
 (original mode) with table 0357 codes; CONTRACT "ACK rules".
 """
 
