@@ -16,6 +16,8 @@ from accord.store.sql import SqlStore
 from accord.store.sql_fast import Runner
 from accord.store.sql_workflow import upsert
 
+from .factories import inbound
+
 AT = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 DOC: dict[str, Any] = {"text": "Müller \u5c71\u7530", "n": [1, 2.5, None], "ok": True}
 
@@ -80,3 +82,20 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(store: SqlStore) -> No
         with pytest.raises(IntegrityError), tx.savepoint():
             runner.run(insert(wf_orders), [_order("O1")])
         assert [r[0] for r in runner.rows(Q.ORDER, {"id": "O1"})] == [DOC]
+
+
+def test_a_bulk_saved_message_is_stored_as_a_single_save_stores_it(store: SqlStore) -> None:
+    record = inbound(1, control_id="C\x00D", outcome={"k": "v\x00", "n": [1, None]},
+                     patient_ids=("MRN1", "MRN1^^^HOSP"), accessions=("A1",))
+    with store.transaction() as tx:
+        one = tx.save_inbound(record)
+        many = tx.save_inbound_many([record, inbound(2)])
+    assert many[0] > one and many[1] == many[0] + 1
+    with store.engine.connect() as conn:
+        rows = [tuple(conn.execute(text("SELECT * FROM messages WHERE id = :id"),
+                                   {"id": mid}).one())[1:] for mid in (one, many[0])]
+        keys = [sorted(tuple(r)[1:] for r in conn.execute(
+            text("SELECT * FROM message_keys WHERE message_id = :id"), {"id": mid}))
+            for mid in (one, many[0])]
+    assert rows[0] == rows[1]
+    assert keys[0] == keys[1] and len(keys[0]) == 3

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.store.records import InboundMessage
 from accord.store.schema import dedupe, message_keys, messages
+from accord.store.sql_fast import Runner
 from accord.store.sql_messages import fit, key_rows, message_row
 
 
@@ -32,16 +33,21 @@ def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> li
         values = message_row(r)
         values["reprocess_of"] = None
         rows.append(values)
-    stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-    ids = [int(row.id) for row in conn.execute(stmt, rows)]
-    keys = [
+    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``sql_fast``)
+    ids = runner.insert_ids(_INSERT, rows)
+    if ids is None:
+        ids = [int(row.id) for row in conn.execute(_INSERT_RETURNING, rows)]
+    runner.run(_INSERT_KEYS, [
         k
         for mid, r in zip(ids, records, strict=True)
         for k in key_rows(mid, r.patient_ids, r.accessions)
-    ]
-    if keys:
-        conn.execute(insert(message_keys), keys)
+    ])
     return ids
+
+
+_INSERT = insert(messages)
+_INSERT_RETURNING = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+_INSERT_KEYS = insert(message_keys)
 
 
 def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, int]]) -> bool:

@@ -117,6 +117,20 @@ class Runner:
             else:
                 cursor.executemany(c.sql, args)
 
+    def insert_ids(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> list[int] | None:
+        """Insert ``rows`` one by one and return each new row's id (SQLite's rowid), or
+        None when this connection cannot (another database, or a statement the module
+        rules leave to SQLAlchemy): the caller then uses INSERT … RETURNING."""
+        c = self._compiled(stmt, tuple(rows[0])) if self._raw and rows else None
+        if c is None:
+            return None
+        cursor, ids = self._cursor(), []
+        with self._errors(c.sql):
+            for row in rows:
+                cursor.execute(c.sql, _args(c, row))
+                ids.append(int(cursor.lastrowid))
+        return ids
+
     @contextmanager
     def _errors(self, sql: str) -> Iterator[None]:
         base = self._conn.dialect.loaded_dbapi.Error
