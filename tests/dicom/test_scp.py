@@ -142,6 +142,9 @@ class _GatedSource:
         yield entries[0]
         self._gate.wait(10)
         for _ in range(200):
+            # slow, as rows streaming from a store are: the C-CANCEL PDU, sent before the
+            # gate opened, reaches the SCP while the answer is still going out
+            time.sleep(0.01)
             yield from entries[1:]
 
 
