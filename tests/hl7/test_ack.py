@@ -276,3 +276,10 @@ def test_build_reject_of_any_text_parses(text, prefix):
     assert isinstance(out, str)
     ack = parse(out)
     assert (ack_code_of(ack), ack.control_id) == ("AR", "R")
+
+
+def test_build_reject_with_an_over_long_msh2_uses_the_standard_delimiters():
+    # found by hypothesis: six "encoding characters" cannot be echoed into a parseable ACK
+    out = build_reject("x\rMSH|:;<=/.", reason="bad", now=NOW, control_id="R")
+    ack = parse(out)
+    assert (ack_code_of(ack), ack.control_id, ack.encoding.msh2) == ("AR", "R", "^~\\&")

@@ -254,7 +254,7 @@ def _salvage(raw: str) -> _Header:
     fields = line.split(sep)
     msh2 = fields[1] if len(fields) > 1 else ""
     chars = msh2 + sep
-    if (len(msh2) < 4 or len(set(chars)) != len(chars)
+    if (not 4 <= len(msh2) <= 5 or len(set(chars)) != len(chars)
             or not all(ch.isprintable() and not ch.isalnum() and not ch.isspace() for ch in chars)):
         # No usable MSH-2: keep the standard delimiters, dropping them from the values.
         enc = DEFAULT_ENCODING
