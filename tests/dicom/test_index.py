@@ -109,3 +109,27 @@ def test_find_for_the_api(dept: Department) -> None:
     by_date = compile_query(worklist_keys(modality="US", date="20260303"))
     assert isinstance(by_date, Query)
     assert [e.item.order.accession for e in dept.index.find(by_date)] == ["A004"]
+
+
+def test_posted_values_are_those_of_the_dataset_which_is_built_on_first_use() -> None:
+    """The posting lists are filled without building the MWL dataset; what they hold is
+    what the dataset reads back (the index only narrows, so they must agree)."""
+    index = WorklistIndex()
+    people = [
+        patient("0001", "Doe", "Jane"),
+        patient("0\\02", "O\\Brien", "Pat"),  # a backslash would split the value (VM)
+        patient("0003", "Yamada", "Taro", ideographic=PersonName("山田", "太郎"),
+                phonetic=PersonName("やまだ", "たろう")),
+        patient("0004", "", "Nobody"),
+        dataclasses.replace(patient("0005", "Solo", "Han"), identifiers=()),
+    ]
+    for n, p in enumerate(people):
+        index.put_order(order(f"o{n}", p, accession=f"P{n}"), p)
+    everything = index.candidates(compile_query(Dataset()))  # type: ignore[arg-type]
+    assert all(e._dataset is None for e in everything)  # nothing built yet
+    for entry in everything:
+        ds = entry.dataset
+        families = [g.split("^")[0].strip().casefold() for g in str(ds.PatientName).split("=")]
+        assert entry.postings["family"] == [f for f in families if f]
+        assert entry.postings["patient_id"] == ([ds.PatientID] if ds.PatientID else [])
+        assert entry.dataset is ds  # kept for the entry's life
