@@ -13,6 +13,8 @@ Rules:
 - ``candidates`` is one indexed lookup on ``patient_blocks`` (the identity matcher's
   blocking keys, written at save time), so it stays fast at a million patients.
 - Every order change appends to ``worklist_log`` (read by ``accord.dicom.bridge``).
+- Field fill statistics are kept per write transaction and written once, before it
+  commits (``accord.store.sql_workflow_stats``).
 - Patients and orders read inside a write transaction are locked for update on
   PostgreSQL (nodes sharing the database never update one order from the same old
   value); ``reading()`` (reports, ``accord trace``) does not lock.
@@ -31,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
 from accord.store import sql_workflow_statements as Q
+from accord.store import sql_workflow_stats as stats_batch
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
@@ -84,6 +87,10 @@ def upsert(
         runner.run(stmt, rows)
     else:
         conn.execute(stmt, rows)
+
+
+def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Runner) -> None:
+    upsert(conn, wf_field_stats, rows, ["sender", "message_type", "path"], runner)
 
 
 def block_keys(demographics: Demographics) -> list[str]:
@@ -325,24 +332,43 @@ class SqlRepository:
             ["key"], self._x)
 
     def field_stats(self, sender: str) -> FieldStats:
+        batch = self._batch()
+        kept = batch.kept.get((sender, self._message_type)) if batch is not None else None
+        if kept is not None:
+            return kept
         rows = (self._x.rows(Q.FIELD_STATS_OF_TYPE,
                              {"sender": sender, "type": self._message_type})
                 if self._message_type else self._x.rows(Q.FIELD_STATS, {"sender": sender}))
         stats = FieldStats(sender, {
             (mt, path): FieldStat(seen, filled, streak, bool(drifting))
             for mt, path, seen, filled, streak, drifting in rows})
+        if batch is not None:
+            batch.kept[(sender, self._message_type)] = stats
         self._stats[sender] = stats
         return stats
 
     def save_field_stats(self, stats: FieldStats) -> None:
+        batch = self._batch()
+        if batch is not None:  # written once, before the transaction commits
+            batch.save((stats.sender, self._message_type), stats)
+            return
         before = self._stats.get(stats.sender, FieldStats(stats.sender)).fields
-        upsert(self._c, wf_field_stats, [
+        _write_stats(self._c, [
             {"sender": stats.sender, "message_type": mt, "path": path, "seen": s.seen,
              "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
             for (mt, path), s in stats.fields.items()
-            if before.get((mt, path)) != s and mt == (self._message_type or mt)],
-            ["sender", "message_type", "path"], self._x)
+            if before.get((mt, path)) != s and mt == (self._message_type or mt)], self._x)
         self._stats[stats.sender] = stats
+
+    def _batch(self) -> stats_batch.Batch | None:
+        """This transaction's field statistics (``sql_workflow_stats``): for a message
+        of one type (``focus``) in a write transaction, outside savepoints."""
+        if not self._lock:
+            return None
+        if not self._message_type:  # every type at once: straight to the database
+            stats_batch.write_pending(self._c)
+            return None
+        return stats_batch.batch_of(self._c, _write_stats)
 
     def add_trace(self, event: TraceEvent) -> None:
         self._trace.append(event)
