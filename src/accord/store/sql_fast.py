@@ -21,13 +21,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
@@ -40,6 +39,11 @@ class _Compiled:
     defaults: tuple[Any, ...]  # a bound literal's own value, used when not passed
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]
+    # The three above zipped once, and the processors that are there: arguments are
+    # built per row, often ten times per message.
+    params: tuple[tuple[str, Any, Processor], ...] = ()
+    processed: bool = True  # any bind processor
+    converted: bool = True  # any result processor
 
 
 _COMPILED: dict[tuple[int, tuple[str, ...]], _Compiled | None] = {}
@@ -61,12 +65,16 @@ def _compile(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Compiled | 
                        for n in compiled.positiontup)
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
                     for c in getattr(stmt, "selected_columns", ()))
-    return _Compiled(compiled.string, names, defaults, bind_procs, results)
+    return _Compiled(compiled.string, names, defaults, bind_procs, results,
+                     tuple(zip(names, defaults, bind_procs, strict=True)),
+                     any(bind_procs), any(results))
 
 
 def _args(c: _Compiled, params: Mapping[str, Any]) -> list[Any]:
-    values = (params.get(n, d) for n, d in zip(c.names, c.defaults, strict=True))
-    return [v if p is None else p(v) for v, p in zip(values, c.binds, strict=True)]
+    get = params.get
+    if not c.processed:
+        return [get(n, d) for n, d, _ in c.params]
+    return [get(n, d) if p is None else p(get(n, d)) for n, d, p in c.params]
 
 
 class Runner:
@@ -76,6 +84,7 @@ class Runner:
         self._conn = conn
         self._raw = conn.dialect.name == "sqlite"
         self._cur: Any = None
+        self._error: type[Exception] = conn.dialect.loaded_dbapi.Error
 
     def _compiled(self, stmt: Any, keys: tuple[str, ...]) -> _Compiled | None:
         cache_key = (id(stmt), keys)
@@ -94,9 +103,11 @@ class Runner:
         c = self._compiled(stmt, ()) if self._raw else None
         if c is None:
             return [tuple(r) for r in self._conn.execute(stmt, dict(params))]
-        with self._errors(c.sql):
+        try:
             found = self._cursor().execute(c.sql, _args(c, params)).fetchall()
-        if not any(c.results):
+        except self._error as exc:
+            raise _wrapped(c.sql, exc, self._error) from exc
+        if not c.converted:
             return found  # type: ignore[no-any-return]
         return [tuple(v if p is None else p(v) for v, p in zip(row, c.results, strict=True))
                 for row in found]
@@ -109,13 +120,14 @@ class Runner:
         if c is None:
             self._conn.execute(stmt, [dict(r) for r in rows])
             return
-        args = [_args(c, r) for r in rows]
         cursor = self._cursor()
-        with self._errors(c.sql):
-            if len(args) == 1:
-                cursor.execute(c.sql, args[0])
+        try:
+            if len(rows) == 1:
+                cursor.execute(c.sql, _args(c, rows[0]))
             else:
-                cursor.executemany(c.sql, args)
+                cursor.executemany(c.sql, [_args(c, r) for r in rows])
+        except self._error as exc:
+            raise _wrapped(c.sql, exc, self._error) from exc
 
     def insert_ids(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> list[int] | None:
         """Insert ``rows`` one by one and return each new row's id (SQLite's rowid), or
@@ -125,16 +137,16 @@ class Runner:
         if c is None:
             return None
         cursor, ids = self._cursor(), []
-        with self._errors(c.sql):
+        try:
             for row in rows:
                 cursor.execute(c.sql, _args(c, row))
                 ids.append(int(cursor.lastrowid))
+        except self._error as exc:
+            raise _wrapped(c.sql, exc, self._error) from exc
         return ids
 
-    @contextmanager
-    def _errors(self, sql: str) -> Iterator[None]:
-        base = self._conn.dialect.loaded_dbapi.Error
-        try:
-            yield
-        except base as exc:  # parameters left out: they may carry patient data
-            raise DBAPIError.instance(sql, None, exc, base) from exc
+
+def _wrapped(sql: str, exc: Exception, base: type[Exception]) -> StatementError:
+    """A driver error as SQLAlchemy raises it; parameters left out: they may carry
+    patient data. (Inline ``try`` rather than a context manager: it runs per statement.)"""
+    return DBAPIError.instance(sql, None, exc, base)
