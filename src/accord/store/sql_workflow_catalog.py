@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from accord.errors import StoreError
@@ -49,6 +49,7 @@ from accord.mapping.procedures import CodeTable, Procedure, TableVersion
 from accord.store import Tx
 from accord.store.schema_workflow import wf_procedure_codes, wf_procedure_versions
 from accord.store.sql import SqlStore, SqlTx
+from accord.store.sql_fast import Runner
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,17 @@ def _decode(doc: dict[str, Any]) -> Procedure:
     )
 
 
+# Built once: ingest reads it per batch, and building a statement costs more than running
+# it (``sql_workflow_statements``).
+_VERSION = select(func.max(wf_procedure_versions.c.number)).where(
+    wf_procedure_versions.c.table_name == bindparam("name"))
+
+
 def table_version(conn: Connection, name: str = TABLE) -> int:
     """The highest version number of table ``name`` (0 when it has none): its catalog
     version, one primary-key lookup."""
-    v = wf_procedure_versions.c
-    found = conn.execute(select(func.max(v.number)).where(v.table_name == name)).scalar()
-    return int(found or 0)
+    found = Runner(conn).rows(_VERSION, {"name": name})
+    return int(found[0][0] or 0) if found else 0
 
 
 def read_code_table(conn: Connection, name: str = TABLE) -> CodeTable:
