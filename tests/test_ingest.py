@@ -44,6 +44,9 @@ class CountingStore:
     def transaction(self) -> AbstractContextManager[Tx]:
         return self._tx()
 
+    def pinned_transaction(self) -> AbstractContextManager[Tx]:
+        return self._tx()
+
     @contextmanager
     def _tx(self) -> Iterator[Tx]:
         with self.inner.transaction() as tx:

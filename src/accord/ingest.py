@@ -6,9 +6,10 @@ Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowled
    outcome, dedupe claim and outbox rows are written in one store transaction; the ACK
    bytes are handed back only after it committed. If the commit fails nobody gets an ACK
    (the MLLP server closes the connection; the sender resends).
-2. Group commit. One writer takes every message waiting and commits them together, so
-   concurrent connections share one fsync. Fast path: each table written with one
-   statement for the whole batch. When anything is out of the ordinary (a processor
+2. Group commit (:mod:`accord.group_commit`). One writer thread takes every message
+   waiting and commits them together, so concurrent connections share one fsync, on a
+   connection it keeps (``Store.pinned_transaction``). Fast path: each table written
+   with one statement for the whole batch. When anything is out of the ordinary (a processor
    error, a resend, a lost dedupe race) that attempt is rolled back and the batch is
    redone one message at a time, each in its own ``tx.savepoint()``, so one message's
    failure touches no other.
@@ -31,12 +32,12 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from accord.clock import Clock, ControlIds
 from accord.config import Config
 from accord.errors import AccordError, ParseError
+from accord.group_commit import GroupCommit
 from accord.hl7 import Message, parse
 from accord.ingest_records import Pending, Records, internal
 from accord.mllp.server import PeerInfo
@@ -105,13 +106,11 @@ class Ingestor:
         self._records = Records(control_ids, listener, config.mllp.allowed_senders,
                                 getattr(processor, "prepare", None))
         self._listener = listener
-        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._busy = False
+        self._notify = notify  # told after each commit (wakes the delivery workers)
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
         # commit, and so never an ACK.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="accord-ingest")
-        self._notify = notify  # told after each commit (wakes the delivery workers)
+        self._writer: GroupCommit[Pending, bytes] = GroupCommit(
+            self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify)
         self.stats = IngestStats()
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
@@ -184,57 +183,18 @@ class Ingestor:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (self._busy or not self._queue.empty()) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
-        executor, self._executor = self._executor, ThreadPoolExecutor(
-            1, thread_name_prefix="accord-ingest")  # threads start lazily: free if unused
-        executor.shutdown(wait=False)
+        await self._writer.drain(timeout)
+        await asyncio.to_thread(self._writer.close)
 
     async def _submit(self, payload: bytes, peer: PeerInfo, refused: str | None) -> bytes:
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._run(), name="accord-ingest-writer")
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         where = f"{peer.host}:{peer.port}"
-        self._queue.put_nowait(Pending(payload, where, self._clock.now(), fut, refused))
-        return await fut
+        pending = Pending(payload, where, self._clock.now(), refused)
+        return await self._writer.submit(pending)
 
     def _process(self, p: Pending, msg: Message, tx: Tx) -> Outcome:
         if p.step is not None:
             return p.step(tx)
         return self._processor.process(msg, tx, p.received_at)
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._busy = True
-            try:
-                results = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._commit, batch)
-            except Exception as exc:
-                self.stats.failed_commits += 1
-                log.error("ingest commit of %d message(s) failed, no ACK sent: %s",
-                          len(batch), exc)
-                results = [exc] * len(batch)
-            finally:
-                self._busy = False
-            if self._notify is not None and any(isinstance(r, bytes) for r in results):
-                self._notify()
-            for pending, result in zip(batch, results, strict=True):
-                if pending.future.done():  # the connection went away meanwhile
-                    continue
-                if isinstance(result, bytes):
-                    pending.future.set_result(result)
-                else:
-                    pending.future.set_exception(result)
 
     def _commit(self, batch: list[Pending]) -> list[bytes | Exception]:
         """Blocking: the whole batch in one transaction (fast path, else one at a time)."""
@@ -243,6 +203,9 @@ class Ingestor:
         except _SlowPath:
             self.stats.slow_batches += 1
             results = self._commit_slow(batch)
+        except Exception:
+            self.stats.failed_commits += 1  # GroupCommit logs it; no ACK is sent
+            raise
         self.stats.commits += 1
         self.stats.messages += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
@@ -250,13 +213,14 @@ class Ingestor:
 
     # -- fast path: one statement per table for the batch ---------------------------------
     def _commit_fast(self, batch: list[Pending]) -> list[bytes | Exception]:
-        with self._store.transaction() as tx:
+        with self._store.pinned_transaction() as tx:
             plans = [self._plan(tx, p) for p in batch]
             ids = tx.save_inbound_many([plan.record for plan in plans])
             claims = [(plan.record.sending_app, plan.record.sending_facility,
                        plan.record.control_id, mid)
                       for plan, mid in zip(plans, ids, strict=True) if plan.claim]
-            if len({c[:3] for c in claims}) < len(claims) or not tx.claim_control_ids(claims):
+            if (len({c[:3] for c in claims}) < len(claims)
+                    or not tx.claim_control_ids(claims, keep_usable=False)):
                 raise _SlowPath  # a resend (or the same message twice in this batch)
             items = [dataclasses.replace(item, source_message_id=mid)
                      for plan, mid in zip(plans, ids, strict=True) for item in plan.outbox]
@@ -280,7 +244,7 @@ class Ingestor:
     # -- slow path: one savepoint per message ------------------------------------------
     def _commit_slow(self, batch: list[Pending]) -> list[bytes | Exception]:
         results: list[bytes | Exception] = []
-        with self._store.transaction() as tx:
+        with self._store.pinned_transaction() as tx:
             for pending in batch:
                 try:
                     results.append(self._one(tx, pending))

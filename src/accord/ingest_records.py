@@ -9,7 +9,6 @@ redone one message at a time. Answers follow HL7 v2.5.1 §2.9.2
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -41,7 +40,6 @@ class Pending:
     payload: bytes
     peer: str
     received_at: datetime
-    future: asyncio.Future[bytes]
     refused: str | None = None  # a block that carried no message (oversize, empty)
     # Worked out before the transaction (``accord.ingest`` rule 5):
     msg: Message | None = None

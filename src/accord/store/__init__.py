@@ -125,10 +125,13 @@ class Tx(Protocol):
         statement per table); returns their ids in order. No ``reprocess_of`` records."""
         ...
 
-    def claim_control_ids(self, claims: Sequence[tuple[str, str, str, int]]) -> bool:
+    def claim_control_ids(self, claims: Sequence[tuple[str, str, str, int]], *,
+                          keep_usable: bool = True) -> bool:
         """:meth:`claim_control_id` for many ``(MSH-3, MSH-4, MSH-10, message_id)`` at
         once, all or nothing: False when any is already held (nothing claimed; the
-        transaction stays usable, so the caller can fall back to one at a time)."""
+        transaction stays usable, so the caller can fall back to one at a time).
+        ``keep_usable=False`` is for a caller that rolls back on False: cheaper, and
+        the transaction must not be committed after a False."""
         ...
 
 
@@ -143,6 +146,12 @@ class Store(Protocol):
         that fails raises StoreError and nothing of the block is kept. Use only ``tx``
         inside the block: other Store methods run on their own connection and, on
         SQLite, would wait for this transaction's write lock."""
+        ...
+
+    def pinned_transaction(self) -> AbstractContextManager[Tx]:
+        """:meth:`transaction` on a connection the calling thread keeps between calls
+        (ingest's one writer thread): no pool checkout, reset and checkin per commit.
+        After any failure the connection is closed and a new one taken next time."""
         ...
 
     # -- inbound messages -------------------------------------------------------------
