@@ -55,9 +55,10 @@ class Batch:
     def write(self) -> None:
         """Write the pending rows (one statement), keep the statistics."""
         if self._pending:
+            # In key order: transactions of several nodes lock these rows in one order.
             rows = [{"sender": sender, "message_type": mt, "path": path, "seen": s.seen,
                      "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
-                    for (sender, mt, path), s in self._pending.items()]
+                    for (sender, mt, path), s in sorted(self._pending.items())]
             self._pending = {}
             self._write(self._conn, rows, Runner(self._conn))
 
