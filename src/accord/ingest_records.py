@@ -19,7 +19,7 @@ from accord.clock import ControlIds
 from accord.config import Sender
 from accord.errors import AccordError, ApplyError, ParseError, RejectError
 from accord.hl7 import Message, parse
-from accord.hl7.ack import AckError, build_ack, build_reject
+from accord.hl7.ack import AckError, ack_text, build_reject
 from accord.routing import (
     Outcome,
     Prepared,
@@ -127,8 +127,8 @@ class Records:
 
     def ack(self, msg: Message, code: str, now: datetime, err: AccordError | None) -> bytes:
         error = AckError.from_exception(err) if err is not None else None
-        ack = build_ack(msg, code, now=now, control_id=self._ids.next(), error=error)
-        return encode_like(ack.to_er7(), msg)
+        text = ack_text(msg, code, now=now, control_id=self._ids.next(), error=error)
+        return encode_like(text, msg)
 
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
         return InboundMessage(

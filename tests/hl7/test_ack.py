@@ -18,6 +18,7 @@ from accord.hl7.ack import (
     accept_ack_wanted,
     ack_code_of,
     ack_mode,
+    ack_text,
     acked_control_id,
     application_ack_wanted,
     build_ack,
@@ -283,3 +284,22 @@ def test_build_reject_with_an_over_long_msh2_uses_the_standard_delimiters():
     out = build_reject("x\rMSH|:;<=/.", reason="bad", now=NOW, control_id="R")
     ack = parse(out)
     assert (ack_code_of(ack), ack.control_id, ack.encoding.msh2) == ("AR", "R", "^~\\&")
+
+
+@pytest.mark.parametrize("code", ["AA", "AE", "AR"])
+def test_ack_text_is_build_ack_as_er7(corpus: Path, code: str) -> None:
+    """Ingest sends ``ack_text`` without parsing it: it must equal the parsed ACK's ER7
+    for every corpus message that parses (original and enhanced mode, any encoding)."""
+    err = AckError("101", "PID-3", "E", "bad") if code != "AA" else None
+    checked = 0
+    for path in sorted(corpus.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            msg = parse(path.read_bytes())
+        except ParseError:
+            continue
+        text = ack_text(msg, code, now=NOW, control_id="ACK1", error=err)
+        assert text == build_ack(msg, code, now=NOW, control_id="ACK1", error=err).to_er7()
+        checked += 1
+    assert checked > 300

@@ -31,6 +31,7 @@ __all__ = [
     "accept_ack_wanted",
     "ack_code_of",
     "ack_mode",
+    "ack_text",
     "acked_control_id",
     "application_ack_wanted",
     "build_ack",
@@ -232,12 +233,26 @@ def build_ack(
     valued) it becomes the accept acknowledgment CA/CE/CR. CA/CE/CR are also accepted
     as is. MSA-2 echoes MSH-10; MSA-3 carries ``text``; each ``error`` adds an ERR segment.
     """
+    return parse(ack_text(msg, code, now=now, control_id=control_id, error=error, text=text))
+
+
+def ack_text(
+    msg: Message,
+    code: str,
+    *,
+    now: datetime,
+    control_id: str,
+    error: AckError | Sequence[AckError] | None = None,
+    text: str = "",
+) -> str:
+    """:func:`build_ack` as ER7 text (segments joined by CR): what ingest sends, without
+    parsing the answer it just built (that round trip was half of an AA's cost)."""
     if code not in _ALL_CODES:
         raise ValueError(f"not an acknowledgment code (table 0008): {code!r}")
     if ack_mode(msg) == "enhanced":
         code = ACCEPT_CODES.get(code, code)
     errors = [error] if isinstance(error, AckError) else list(error or ())
-    return parse(_ack_text(_header_of(msg), code, now, control_id, errors, text))
+    return _ack_text(_header_of(msg), code, now, control_id, errors, text)
 
 
 # Salvage for build_reject: "MSH" then a field separator that is not a letter or digit.
