@@ -375,3 +375,59 @@ def test_nul_and_surrogates_are_stored_alike_on_both(store: SqlStore) -> None:
     assert [m.id for m in store.search_messages(control_id=odd).items] == [bulk, mid]
     assert [m.id for m in store.search_messages(patient_id="P\x001").items] == [mid]
     assert len(store.search_messages(sender="R\x00IS^HOSP").items) == 2
+
+
+def test_bulk_claim_without_savepoint_leaves_the_rollback_to_the_caller(
+        store: SqlStore) -> None:
+    """Ingest's fast path: ``keep_usable=False`` spends no savepoint; on False the
+    caller rolls the whole transaction back, and nothing of it is kept."""
+    with store.transaction() as tx:
+        held = tx.save_inbound(inbound(1))
+        assert tx.claim_control_id("RIS", "HOSP", "C1", held)
+    with store.transaction() as tx:
+        [fresh] = tx.save_inbound_many([inbound(5)])
+        assert tx.claim_control_ids([("RIS", "HOSP", "C5", fresh)], keep_usable=False)
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), store.transaction() as tx:
+        a, b = tx.save_inbound_many([inbound(2), inbound(1)])
+        assert not tx.claim_control_ids(
+            [("RIS", "HOSP", "C2", a), ("RIS", "HOSP", "C1", b)], keep_usable=False)
+        raise Abandon
+    assert store.stats()["messages"] == 2
+    with store.transaction() as tx:
+        assert tx.find_first("RIS", "HOSP", "C2") is None
+        first = tx.find_first("RIS", "HOSP", "C1")
+        assert first is not None and first.id == held
+
+
+def test_pinned_transaction_keeps_its_connection_and_starts_over_after_a_failure(
+        store: SqlStore) -> None:
+    with store.pinned_transaction() as tx:
+        kept = tx.connection
+        tx.save_inbound(inbound(1))
+    with store.pinned_transaction() as tx:
+        assert tx.connection is kept
+        tx.save_inbound(inbound(2))
+    with pytest.raises(RuntimeError), store.pinned_transaction() as tx:
+        tx.save_inbound(inbound(3))
+        raise RuntimeError("processing failed")
+    assert kept.closed  # a failed transaction's connection is not reused
+    with store.pinned_transaction() as tx:
+        assert tx.connection is not kept
+        tx.save_inbound(inbound(4))
+    assert store.stats()["messages"] == 3  # 1, 2 and 4
+
+    other: list[object] = []
+
+    def elsewhere() -> None:
+        with store.pinned_transaction() as tx:
+            other.append(tx.connection)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    with store.pinned_transaction() as tx:
+        assert other and other[0] is not tx.connection  # one per thread

@@ -18,6 +18,8 @@ REPLACEMENT = "\ufffd"
 
 def clean_text(value: str) -> str:
     """``value`` with NUL and lone surrogates replaced by U+FFFD (unchanged if none)."""
+    if value.isascii():  # no NUL in practice, never a surrogate: skip the regex
+        return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
     return _BAD.sub(REPLACEMENT, value) if _BAD.search(value) else value
 
 

@@ -37,6 +37,9 @@ _INSERT_KEY = insert(message_keys)
 _INSERT_CLAIM = insert(dedupe)
 MAX_LIMIT = 1000
 KEY_LENGTH = 255
+# Column lengths looked up once: per value, the column lookup cost more than the cut.
+_LENGTHS: dict[str, int | None] = {
+    c.key: getattr(c.type, "length", None) for c in messages.columns}
 UNFINISHED = ("pending", "in_flight")
 
 
@@ -57,7 +60,7 @@ def fit(column: str, value: str) -> str:
     """A wire value as its column stores it: cleaned (see ``sanitize``) and cut to the
     column's length (PostgreSQL enforces lengths, SQLite does not), so an over-long or
     odd MSH field is stored, searched and deduped the same way on both."""
-    length = getattr(messages.c[column].type, "length", None)
+    length = _LENGTHS[column]
     value = clean_text(value)
     return value[:length] if length else value
 
