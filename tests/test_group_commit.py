@@ -113,3 +113,32 @@ def test_submit_needs_a_running_loop() -> None:
     gc: GroupCommit[int, str] = GroupCommit(Recorder(), max_batch=1, name="t")
     with pytest.raises(RuntimeError):
         gc.submit(0)
+
+
+async def test_no_item_is_stranded_between_batches() -> None:
+    """Items queued just after a commit, while the thread was not waiting, must still be
+    committed (no wake-up is scheduled for them): senders one message at a time, many
+    rounds, each answer awaited before the next send, with a deadline."""
+    gc: GroupCommit[int, str] = GroupCommit(Recorder(), max_batch=100, name="t")
+
+    async def sender(start: int) -> None:
+        for i in range(start, start + 600, 2):
+            assert await asyncio.wait_for(gc.submit(i), 5) == f"ok {i}"
+
+    await asyncio.gather(sender(0), sender(10_000), sender(20_000))
+    gc.close()
+
+
+async def test_a_new_event_loop_gets_its_own_thread() -> None:
+    gc: GroupCommit[int, str] = GroupCommit(Recorder(), max_batch=10, name="t")
+    assert await gc.submit(0) == "ok 0"
+
+    def other_loop() -> str:
+        return asyncio.run(_submit_once(gc, 2))
+
+    assert await asyncio.to_thread(other_loop) == "ok 2"
+    gc.close()
+
+
+async def _submit_once(gc: GroupCommit[int, str], item: int) -> str:
+    return await gc.submit(item)

@@ -47,6 +47,7 @@ class GroupCommit(Generic[T, R]):
         self._waiting = True  # the thread is not committing (or not started yet)
         self._wake_due = False  # a wake-up is scheduled on the loop
         self._go = False  # the thread may take the items queued now
+        self._generation = 0  # bumped when a thread for another event loop starts
         self._unsettled = 0  # batches taken by the thread whose results are not set yet
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -88,11 +89,11 @@ class GroupCommit(Generic[T, R]):
             await asyncio.sleep(0.01)
 
     def close(self) -> None:
-        """Stop the thread after the batch in flight; later submits start a new one."""
+        """Stop the thread after what is queued is committed; later submits start a new
+        one."""
         with self._cond:
             self._closed = True
-            self._go = True
-            self._cond.notify()
+            self._cond.notify_all()
             thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
@@ -101,23 +102,20 @@ class GroupCommit(Generic[T, R]):
             self._waiting = True
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A thread left from another event loop stops before taking anything more.
+        self._generation += 1
+        self._cond.notify_all()
         self._loop = loop
-        self._thread = threading.Thread(target=self._run, args=(loop,), name=self._name,
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(loop, self._generation),
+                                        name=self._name, daemon=True)
         self._thread.start()
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        just_committed = False
         while True:
-            with self._cond:
-                while not self._items or not (self._go or self._closed):
-                    if self._closed and not self._items:
-                        return
-                    self._waiting = True
-                    self._cond.wait()
-                self._waiting = self._go = False
-                batch = self._items[:self._max_batch]
-                del self._items[:self._max_batch]
-                self._unsettled += 1
+            batch = self._take(generation, just_committed)
+            if batch is None:
+                return
             results = self._run_batch([item for item, _ in batch])
             try:
                 loop.call_soon_threadsafe(self._settle, batch, results)
@@ -125,8 +123,28 @@ class GroupCommit(Generic[T, R]):
                 with self._cond:
                     self._unsettled -= 1
                 return
-            with self._cond:  # what arrived during the commit is the next batch, now
-                self._go = bool(self._items)
+            just_committed = True
+
+    def _take(self, generation: int,
+              just_committed: bool) -> list[tuple[T, asyncio.Future[R]]] | None:
+        """The next batch, or None when this thread must stop. Items queued while the
+        last batch committed are taken at once (nobody scheduled a wake-up for them:
+        the thread was not waiting); otherwise wait for the loop's wake-up."""
+        with self._cond:
+            if not (just_committed and self._items):
+                while not (self._items and (self._go or self._closed)):
+                    if generation != self._generation or (
+                            self._closed and not self._items):
+                        return None
+                    self._waiting = True
+                    self._cond.wait()
+            if generation != self._generation:
+                return None
+            self._waiting = self._go = False
+            batch = self._items[:self._max_batch]
+            del self._items[:self._max_batch]
+            self._unsettled += 1
+            return batch
 
     def _run_batch(self, items: list[T]) -> list[R | Exception]:
         try:
