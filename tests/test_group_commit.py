@@ -142,3 +142,37 @@ async def test_a_new_event_loop_gets_its_own_thread() -> None:
 
 async def _submit_once(gc: GroupCommit[int, str], item: int) -> str:
     return await gc.submit(item)
+
+
+async def test_small_batches_commit_on_the_loop_when_the_thread_is_idle() -> None:
+    rec = Recorder()
+    gc: GroupCommit[int, str] = GroupCommit(rec, max_batch=100, name="t-commit",
+                                           inline_max=3)
+    here = threading.current_thread().name
+    assert await asyncio.gather(*(gc.submit(i) for i in (0, 2, 4))) == [
+        "ok 0", "ok 2", "ok 4"]
+    assert rec.threads == {here}  # no hand-off
+    assert await asyncio.gather(*(gc.submit(i) for i in (6, 8, 10, 12))) == [
+        "ok 6", "ok 8", "ok 10", "ok 12"]
+    assert rec.threads == {here, "t-commit"}  # over inline_max: the thread
+    assert rec.batches == [[0, 2, 4], [6, 8, 10, 12]]
+    assert gc.idle
+    gc.close()
+
+
+async def test_items_arriving_while_the_thread_commits_stay_with_the_thread() -> None:
+    """Never two commits at once: what arrives while the thread is busy is its next
+    batch, even when it is small enough to commit inline."""
+    rec = Recorder()
+    rec.hold.clear()
+    gc: GroupCommit[int, str] = GroupCommit(rec, max_batch=100, name="t-commit",
+                                           inline_max=2)
+    big = [gc.submit(i) for i in (0, 2, 4)]
+    await asyncio.to_thread(rec.entered.wait, 10)
+    small = gc.submit(6)
+    await asyncio.sleep(0.01)  # its wake-up ran: the thread is busy, so no inline commit
+    assert rec.batches == []
+    rec.hold.set()
+    assert await asyncio.gather(*big, small) == ["ok 0", "ok 2", "ok 4", "ok 6"]
+    assert rec.batches == [[0, 2, 4], [6]] and rec.threads == {"t-commit"}
+    gc.close()

@@ -17,6 +17,14 @@ Rules:
 - ``commit(items)`` returns one result per item; if it raises, every item of the batch
   gets that exception (nothing was acknowledged).
 - A future already done (its connection went away) is left alone.
+- ``inline_max``: a batch of at most that many items, found when the thread is idle, is
+  committed on the event loop itself instead (0: never). Handing a batch to the thread
+  and its results back costs two thread wake-ups, ~110 us of a one-message round trip
+  (measured on ``accord serve``: one connection went from ~1,100 to ~1,460 msg/s, eight
+  connections stayed the same). Only for a local database (SQLite): the loop then
+  waits for the disk, a bounded wait, never for a network. Bigger batches, and any that
+  arrive while the thread commits, go to the thread, so a burst never stalls the loop
+  for long.
 """
 
 from __future__ import annotations
@@ -37,9 +45,11 @@ class GroupCommit(Generic[T, R]):
     """One committing thread fed from the event loop (see the module rules)."""
 
     def __init__(self, commit: Callable[[list[T]], list[R | Exception]], *, max_batch: int,
-                 name: str, on_committed: Callable[[], None] | None = None) -> None:
+                 name: str, on_committed: Callable[[], None] | None = None,
+                 inline_max: int = 0) -> None:
         self._commit = commit
         self._max_batch = max_batch
+        self._inline_max = min(inline_max, max_batch)
         self._name = name
         self._on_committed = on_committed
         self._cond = threading.Condition(threading.Lock())
@@ -72,8 +82,15 @@ class GroupCommit(Generic[T, R]):
     def _wake(self) -> None:
         with self._cond:
             self._wake_due = False
-            self._go = True
-            self._cond.notify()
+            inline = (self._waiting and not self._unsettled and not self._closed
+                      and 0 < len(self._items) <= self._inline_max)
+            if not inline:
+                self._go = True
+                self._cond.notify()
+                return
+            batch, self._items = self._items, []
+            self._unsettled += 1
+        self._settle(batch, self._run_batch([item for item, _ in batch]))
 
     @property
     def idle(self) -> bool:

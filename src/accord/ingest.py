@@ -63,6 +63,13 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 500
 """Most messages committed together (bounds the latency of the first one in a batch)."""
 
+INLINE_MAX = 1
+"""SQLite: a lone message, when the writer is idle, commits on the event loop (no thread
+hand-off; ``accord.group_commit`` rule on ``inline_max``): one connection ~10% faster,
+eight unchanged (A/B, medians of 4); 8 lost ~8% (no overlap of socket work with the
+fsync). The loop is held for one message's commit (~0.5 ms, ~2 ms with the workflow),
+never for a network."""
+
 
 @dataclass(slots=True)
 class IngestStats:
@@ -110,7 +117,8 @@ class Ingestor:
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
         # commit, and so never an ACK.
         self._writer: GroupCommit[Pending, bytes] = GroupCommit(
-            self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify)
+            self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify,
+            inline_max=INLINE_MAX if getattr(store, "dialect", "") == "sqlite" else 0)
         self.stats = IngestStats()
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
