@@ -127,9 +127,13 @@ def _repeats(g: Group, path: str, nth: int) -> tuple[str, ...]:
     return tuple(v for i in range(1, count + 1) if (v := g.msg.get(f"{full}[{i}]")))
 
 
-def order_data(g: Group, ctx: Context, out: Partial, *, code_path: str = "OBR-4") -> OrderData:
-    """One group's requested procedure and its procedure steps."""
-    ref, _ = order_ref(g, ctx)
+def order_data(
+    g: Group, ctx: Context, out: Partial, *, code_path: str = "OBR-4", ref: OrderRef | None = None
+) -> OrderData:
+    """One group's requested procedure and its procedure steps (``ref``: its numbers,
+    when the caller has read them already)."""
+    if ref is None:
+        ref, _ = order_ref(g, ctx)
     code = g.get(f"{code_path}.1")
     proc, rules = lookup(ctx, code, code_path, ref, out)
     start_path = next((p for p in ("TQ1-7", "OBR-27.4", "ORC-7.4", "OBR-36", "AIS-4")
@@ -209,7 +213,7 @@ def order_commands(ctx: Context, groups: list[Group], out: Partial) -> None:
         if status in STOPPED:
             out.commands.append(CancelOrder(ref, status or Status.CANCELLED, said, patient=pat))
             continue
-        data = order_data(g, ctx, out)
+        data = order_data(g, ctx, out, ref=ref)
         _hold(data, "OBR-4", out)
         if control == "NW":
             first, notes = _initial_status(status or Status.ORDERED, data)

@@ -13,8 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from accord.hl7 import Message
+from accord.hl7 import Message, Segment
 from accord.hl7.types import XPN, read_cx, read_ts, read_xad, read_xcn, read_xpn, read_xtn
 from accord.mapping.dialect import Dialect
 from accord.mapping.procedures import Catalog
@@ -25,6 +26,17 @@ from accord.workflow.model import Address, Demographics, Identifier, PersonName
 _PATH = re.compile(r"([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?-(.*)")
 _GROUP_STARTS = frozenset({"ORC", "OBR"})
 _ABSENT = 999999  # an occurrence no message has: reads as ""
+
+
+@lru_cache(maxsize=1024)
+def _split(path: str) -> tuple[str, str] | None:
+    """``"OBR-18.1"`` as ``("OBR", "18.1")``; None for a path that names its occurrence
+    (``"OBR[2]-18"``) or is not a field path. Cached: the same few dozen paths are read
+    from every message, several times each."""
+    m = _PATH.fullmatch(path)
+    if m is None or m.group(2) is not None:
+        return None
+    return m.group(1), m.group(3)
 
 
 @dataclass(slots=True)
@@ -44,19 +56,32 @@ class Group:
         A segment that never appears inside a group is read message-wide (MSH, PID,
         PV1...); one that does but not in this group reads as absent.
         """
-        m = _PATH.fullmatch(path)
-        if m is None or m.group(2) is not None:
+        split = _split(path)
+        if split is None:
             return path
-        seg_id = m.group(1)
+        seg_id, rest = split
         occ = self.occurrences.get(seg_id)
         if not occ or nth > len(occ):
             absent = occ or seg_id in self.scoped
-            return f"{seg_id}[{_ABSENT}]-{m.group(3)}" if absent else path
-        return f"{seg_id}[{occ[nth - 1]}]-{m.group(3)}"
+            return f"{seg_id}[{_ABSENT}]-{rest}" if absent else path
+        return f"{seg_id}[{occ[nth - 1]}]-{rest}"
+
+    def segment(self, segment_id: str, nth: int = 1) -> Segment | None:
+        """The ``nth`` ``segment_id`` of this group, as :meth:`path` places it."""
+        occ = self.occurrences.get(segment_id)
+        if occ:
+            return self.msg.segment(segment_id, occ[nth - 1]) if nth <= len(occ) else None
+        return None if segment_id in self.scoped else self.msg.segment(segment_id)
 
     def get(self, path: str, nth: int = 1) -> str:
         """The unescaped value at ``path`` inside the group; "" when absent."""
-        return self.msg.get(self.path(path, nth))
+        # The segment is looked up directly rather than through the message path that
+        # ``path`` spells out: building and parsing that string cost more than the read.
+        split = _split(path)
+        if split is None:
+            return self.msg.get(path)
+        seg = self.segment(split[0], nth)
+        return seg.get(split[1]) if seg is not None else ""
 
     def first(self, *paths: str) -> tuple[str, str]:
         """The first filled ``(path, value)`` among ``paths``, or ``(paths[0], "")``."""
