@@ -213,7 +213,7 @@ class WorkflowProcessor:
             again = self.catalog is not catalog  # the table changed since mapping: map anew
             fresh = map_message(msg, dialect, now=now, catalog=self.catalog) if again else mapped
             repo = self._repository(tx, now)
-            repo.focus(msg.message_type)
+            repo.focus(fresh.message_type)  # as mapped: MSH-9 is not read again
             result = apply_mapped(repo, fresh, dialect, now=now, ids=self._ids,
                                   matcher=self._matcher)
             repo.flush()

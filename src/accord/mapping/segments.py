@@ -162,8 +162,7 @@ def patient(msg: Message, dialect: Dialect, occurrence: int = 1) -> PatientData:
     pid = f"PID[{occurrence}]"
     idents = identifiers(msg, f"{pid}-3", dialect) or identifiers(msg, f"{pid}-2", dialect)
     names = read_xpn(msg, f"{pid}-5")
-    name = PersonName(*(getattr(names[0], a) for a in ("family", "given", "middle", "suffix",
-                                                         "prefix"))) if names else PersonName()
+    name = _name(names[0]) if names else PersonName()
     birth = read_ts(msg, f"{pid}-7")
     addresses = read_xad(msg, f"{pid}-11")
     a = addresses[0] if addresses else None
@@ -197,8 +196,12 @@ def _represented(msg: Message, path: str, names: Sequence[XPN], code: str) -> Pe
     ``I`` ideographic (Kanji), ``P`` phonetic — the DICOM PN component groups."""
     for n, xpn in enumerate(names, start=1):
         if n > 1 and msg.get(f"{path}[{n}].8") == code:
-            return PersonName(xpn.family, xpn.given, xpn.middle, xpn.suffix, xpn.prefix)
+            return _name(xpn)
     return None
+
+
+def _name(xpn: XPN) -> PersonName:
+    return PersonName(xpn.family, xpn.given, xpn.middle, xpn.suffix, xpn.prefix)
 
 
 def visit(msg: Message, occurrence: int = 1) -> VisitData | None:
