@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from accord.group_commit import GroupCommit
+from accord.group_commit import GroupCommit, WouldBlock
 
 
 class Recorder:
@@ -147,7 +147,7 @@ async def _submit_once(gc: GroupCommit[int, str], item: int) -> str:
 async def test_small_batches_commit_on_the_loop_when_the_thread_is_idle() -> None:
     rec = Recorder()
     gc: GroupCommit[int, str] = GroupCommit(rec, max_batch=100, name="t-commit",
-                                           inline_max=3)
+                                           inline=rec, inline_max=3)
     here = threading.current_thread().name
     assert await asyncio.gather(*(gc.submit(i) for i in (0, 2, 4))) == [
         "ok 0", "ok 2", "ok 4"]
@@ -166,7 +166,7 @@ async def test_items_arriving_while_the_thread_commits_stay_with_the_thread() ->
     rec = Recorder()
     rec.hold.clear()
     gc: GroupCommit[int, str] = GroupCommit(rec, max_batch=100, name="t-commit",
-                                           inline_max=2)
+                                           inline=rec, inline_max=2)
     big = [gc.submit(i) for i in (0, 2, 4)]
     await asyncio.to_thread(rec.entered.wait, 10)
     small = gc.submit(6)
@@ -175,4 +175,20 @@ async def test_items_arriving_while_the_thread_commits_stay_with_the_thread() ->
     rec.hold.set()
     assert await asyncio.gather(*big, small) == ["ok 0", "ok 2", "ok 4", "ok 6"]
     assert rec.batches == [[0, 2, 4], [6]] and rec.threads == {"t-commit"}
+    gc.close()
+
+
+async def test_an_inline_commit_that_would_block_goes_to_the_thread() -> None:
+    rec = Recorder()
+    tried: list[list[int]] = []
+
+    def busy(items: list[int]) -> list[str | Exception]:
+        tried.append(list(items))
+        raise WouldBlock  # another writer holds the lock: nothing done
+
+    gc: GroupCommit[int, str] = GroupCommit(rec, max_batch=100, name="t-commit",
+                                           inline=busy, inline_max=4)
+    assert await gc.submit(2) == "ok 2"
+    assert tried == [[2]] and rec.batches == [[2]] and rec.threads == {"t-commit"}
+    assert gc.idle
     gc.close()

@@ -7,6 +7,7 @@ of that real store.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -44,7 +45,7 @@ class CountingStore:
     def transaction(self) -> AbstractContextManager[Tx]:
         return self._tx()
 
-    def pinned_transaction(self) -> AbstractContextManager[Tx]:
+    def pinned_transaction(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
         return self._tx()
 
     @contextmanager
@@ -279,3 +280,38 @@ async def test_apply_error_in_a_batch_touches_no_other_message(
     assert store.commits == 1
     stats = store.stats()
     assert (stats["processed"], stats["errors"], stats["outbox_pending"]) == (3, 1, 6)
+
+
+async def test_a_lone_message_never_holds_the_loop_on_another_writers_lock(
+        tmp_path: Path) -> None:
+    """SQLite: a lone message commits on the event loop only if the write lock is free;
+    while another writer holds it, the writer thread waits for it and the loop runs on."""
+    store = open_store(sqlite_url(tmp_path))
+    try:
+        ing = ingestor(store, config(tmp_path))
+        assert parse(await ing.handle(ORM, PEER)).get("MSA-1") == "AA"  # inline
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with store.transaction():
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(held.wait, 10)
+            answer = asyncio.ensure_future(ing.handle(with_control_id(ORM, "C2"), PEER))
+            ticks = 0
+            while ticks < 20:  # the loop is not held while the lock is
+                await asyncio.sleep(0.005)
+                ticks += 1
+            assert not answer.done()
+        finally:
+            release.set()
+            await asyncio.to_thread(holder.join)
+        assert parse(await answer).get("MSA-1") == "AA"
+        assert store.stats()["processed"] == 2
+        await ing.close()
+    finally:
+        store.close()

@@ -47,6 +47,11 @@ class StoreError(AccordError):
     ack_code = "AE"
 
 
+class StoreBusy(StoreError):
+    """A write transaction asked not to wait found another writer holding the lock
+    (SQLite); nothing was done. The caller retries where waiting is acceptable."""
+
+
 class ConfigError(AccordError):
     """A configuration problem; the message names the key and the line."""
 

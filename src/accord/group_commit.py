@@ -17,14 +17,14 @@ Rules:
 - ``commit(items)`` returns one result per item; if it raises, every item of the batch
   gets that exception (nothing was acknowledged).
 - A future already done (its connection went away) is left alone.
-- ``inline_max``: a batch of at most that many items, found when the thread is idle, is
-  committed on the event loop itself instead (0: never). Handing a batch to the thread
-  and its results back costs two thread wake-ups, ~110 us of a one-message round trip
-  (measured on ``accord serve``: one connection went from ~1,100 to ~1,460 msg/s, eight
-  connections stayed the same). Only for a local database (SQLite): the loop then
-  waits for the disk, a bounded wait, never for a network. Bigger batches, and any that
-  arrive while the thread commits, go to the thread, so a burst never stalls the loop
-  for long.
+- ``inline(items)``, if given: a batch of at most ``inline_max`` items found when the
+  thread is idle is committed by it on the event loop itself. Handing a batch to the
+  thread and its results back costs two thread wake-ups, ~110 us of a one-message
+  round trip (measured on ``accord serve``). ``inline`` must not wait for anything but
+  the local disk: when it would (another writer holds the lock) it raises
+  :class:`WouldBlock` having done nothing, and the batch goes to the thread. Bigger
+  batches, and any that arrive while the thread commits, go to the thread, so a burst
+  never holds the loop for long.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
+
+class WouldBlock(Exception):
+    """Raised by an ``inline`` commit that would have to wait: nothing was done."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -46,9 +50,11 @@ class GroupCommit(Generic[T, R]):
 
     def __init__(self, commit: Callable[[list[T]], list[R | Exception]], *, max_batch: int,
                  name: str, on_committed: Callable[[], None] | None = None,
-                 inline_max: int = 0) -> None:
+                 inline: Callable[[list[T]], list[R | Exception]] | None = None,
+                 inline_max: int = 1) -> None:
         self._commit = commit
         self._max_batch = max_batch
+        self._inline = inline
         self._inline_max = min(inline_max, max_batch)
         self._name = name
         self._on_committed = on_committed
@@ -82,15 +88,25 @@ class GroupCommit(Generic[T, R]):
     def _wake(self) -> None:
         with self._cond:
             self._wake_due = False
-            inline = (self._waiting and not self._unsettled and not self._closed
-                      and 0 < len(self._items) <= self._inline_max)
+            inline = (self._inline is not None and self._waiting and not self._unsettled
+                      and not self._closed and 0 < len(self._items) <= self._inline_max)
             if not inline:
                 self._go = True
                 self._cond.notify()
                 return
             batch, self._items = self._items, []
             self._unsettled += 1
-        self._settle(batch, self._run_batch([item for item, _ in batch]))
+        assert self._inline is not None
+        try:
+            results = self._run_batch([item for item, _ in batch], self._inline)
+        except WouldBlock:  # another writer holds the lock: the thread waits for it
+            with self._cond:
+                self._items[:0] = batch
+                self._unsettled -= 1
+                self._go = True
+                self._cond.notify()
+            return
+        self._settle(batch, results)
 
     @property
     def idle(self) -> bool:
@@ -163,9 +179,13 @@ class GroupCommit(Generic[T, R]):
             self._unsettled += 1
             return batch
 
-    def _run_batch(self, items: list[T]) -> list[R | Exception]:
+    def _run_batch(self, items: list[T],
+                   commit: Callable[[list[T]], list[R | Exception]] | None = None,
+                   ) -> list[R | Exception]:
         try:
-            results = self._commit(items)
+            results = (commit or self._commit)(items)
+        except WouldBlock:
+            raise
         except Exception as exc:
             log.error("%s: commit of %d item(s) failed, none answered: %s", self._name,
                       len(items), exc)

@@ -431,3 +431,34 @@ def test_pinned_transaction_keeps_its_connection_and_starts_over_after_a_failure
     thread.join()
     with store.pinned_transaction() as tx:
         assert other and other[0] is not tx.connection  # one per thread
+
+
+def test_pinned_transaction_without_waiting_refuses_a_held_lock(store: SqlStore) -> None:
+    """``wait=False`` (ingest's inline commit on the event loop) never waits for another
+    writer: StoreBusy at once, nothing written, the connection still good after."""
+    from accord.errors import StoreBusy
+
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL writers do not share one lock")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction() as tx:
+            tx.save_inbound(inbound(9))
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(StoreBusy), store.pinned_transaction(wait=False) as tx:
+            tx.save_inbound(inbound(1))
+    finally:
+        release.set()
+        holder.join()
+    with store.pinned_transaction(wait=False) as tx:
+        tx.save_inbound(inbound(2))
+    with store.pinned_transaction() as tx:  # back to waiting on the same connection
+        tx.save_inbound(inbound(3))
+    assert store.stats()["messages"] == 3  # 9, 2 and 3

@@ -148,10 +148,12 @@ class Store(Protocol):
         SQLite, would wait for this transaction's write lock."""
         ...
 
-    def pinned_transaction(self) -> AbstractContextManager[Tx]:
+    def pinned_transaction(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
         """:meth:`transaction` on a connection the calling thread keeps between calls
         (ingest's one writer thread): no pool checkout, reset and checkin per commit.
-        After any failure the connection is closed and a new one taken next time."""
+        After any failure the connection is closed and a new one taken next time.
+        ``wait=False`` (SQLite; elsewhere ignored): if another writer holds the lock,
+        raise :class:`~accord.errors.StoreBusy` at once, having done nothing."""
         ...
 
     # -- inbound messages -------------------------------------------------------------

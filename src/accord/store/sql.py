@@ -9,8 +9,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -38,6 +36,7 @@ from accord.store.records import (
 )
 from accord.store.sanitize import clean_text
 from accord.store.schema import job_locks, outbox
+from accord.store.sql_pinned import PinnedConnections
 from accord.store.sql_queries import error_queue, stats
 
 if TYPE_CHECKING:
@@ -109,8 +108,7 @@ class SqlStore:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self._job_locks: JobLocks | None = None
-        self._pinned = threading.local()  # pinned_transaction's connection per thread
-        self._pinned_all: list[Connection] = []
+        self._pinned = PinnedConnections(engine)  # pinned_transaction's, per thread
         if self.dialect == "postgresql":
             from accord.store.postgres import JobLocks
 
@@ -166,35 +164,13 @@ class SqlStore:
         with db_errors(), self._write() as conn:
             yield SqlTx(conn)
 
-    def pinned_transaction(self) -> AbstractContextManager[SqlTx]:
-        return self._pinned_transaction()
+    def pinned_transaction(self, *, wait: bool = True) -> AbstractContextManager[SqlTx]:
+        return self._pinned_transaction(wait)
 
     @contextmanager
-    def _pinned_transaction(self) -> Iterator[SqlTx]:
-        # Pool checkout + reset + checkin was ~15% of a one-message ingest transaction's
-        # CPU (py-spy --gil); the writer thread keeps its connection instead.
-        conn = getattr(self._pinned, "conn", None)
-        try:
-            with db_errors():
-                if conn is None:
-                    conn = self.engine.connect()
-                    conn.execution_options(accord_write=True)  # SQLite: BEGIN IMMEDIATE
-                    self._pinned.conn = conn
-                    self._pinned_all.append(conn)
-                with conn.begin():
-                    yield SqlTx(conn)
-        except BaseException:
-            self._unpin(conn)
-            raise
-
-    def _unpin(self, conn: Connection | None) -> None:
-        self._pinned.conn = None
-        if conn is None:
-            return
-        with contextlib.suppress(ValueError):
-            self._pinned_all.remove(conn)
-        with contextlib.suppress(Exception):  # a broken connection: nothing to keep
-            conn.close()
+    def _pinned_transaction(self, wait: bool) -> Iterator[SqlTx]:
+        with db_errors(), self._pinned.transaction(wait) as conn:
+            yield SqlTx(conn)
 
     # -- inbound ---------------------------------------------------------------------
     def get_message(self, message_id: int) -> StoredMessage:
@@ -417,8 +393,5 @@ class SqlStore:
     def close(self) -> None:
         if self._job_locks is not None:
             self._job_locks.close()
-        for conn in list(self._pinned_all):  # threads that pinned one may be gone
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._pinned_all.clear()
+        self._pinned.close()
         self.engine.dispose()
