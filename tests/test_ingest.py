@@ -315,3 +315,41 @@ async def test_a_lone_message_never_holds_the_loop_on_another_writers_lock(
         await ing.close()
     finally:
         store.close()
+
+
+class WhereProcessed:
+    """Routes like the default and records which thread processed each message."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.router = Router(cfg.destinations, ControlIds("W"))
+        self.threads: list[str] = []
+
+    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        self.threads.append(threading.current_thread().name)
+        return self.router.process(msg, tx, now)
+
+
+async def test_only_a_sole_sender_is_committed_on_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone message commits on the event loop only when one connection alone has been
+    sending for a while; with others sending it goes to the writer thread, so their
+    next messages never wait behind the loop's commit."""
+    monkeypatch.setattr("accord.ingest.SOLE_SENDER_SECONDS", 0.2)
+    store = open_store(sqlite_url(tmp_path))
+    try:
+        cfg = config(tmp_path)
+        proc = WhereProcessed(cfg)
+        ing = ingestor(store, cfg, proc)
+        loop_thread = threading.current_thread().name
+        other = PeerInfo("127.0.0.1", 40001)
+        for n in range(4):  # two connections taking turns
+            await ing.handle(with_control_id(ORM, f"T{n}"), PEER if n % 2 else other)
+        assert loop_thread not in proc.threads
+        await asyncio.sleep(0.25)  # then one connection alone
+        await ing.handle(with_control_id(ORM, "S1"), PEER)
+        await ing.handle(with_control_id(ORM, "S2"), PEER)
+        assert proc.threads[-1] == loop_thread
+        assert store.stats()["processed"] == 6
+        await ing.close()
+    finally:
+        store.close()

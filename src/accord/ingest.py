@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 """Most messages committed together (bounds the latency of the first one in a batch)."""
+
+SOLE_SENDER_SECONDS = 0.5
+"""Inline commits only after this long with one connection alone submitting."""
 
 INLINE_MAX = 1
 """SQLite: a lone message, when the writer is idle, commits on the event loop (no thread
@@ -121,6 +125,8 @@ class Ingestor:
             self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify,
             inline=self._commit_inline if local else None, inline_max=INLINE_MAX)
         self.stats = IngestStats()
+        self._last_peer = ""  # the connection that submitted last, and since when
+        self._peer_changed = 0.0
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
         """Store, process and answer one MLLP payload (the MllpServer handler)."""
@@ -197,6 +203,8 @@ class Ingestor:
 
     async def _submit(self, payload: bytes, peer: PeerInfo, refused: str | None) -> bytes:
         where = f"{peer.host}:{peer.port}"
+        if where != self._last_peer:  # another connection is sending (see _commit_inline)
+            self._last_peer, self._peer_changed = where, time.monotonic()
         pending = Pending(payload, where, self._clock.now(), refused)
         return await self._writer.submit(pending)
 
@@ -206,7 +214,12 @@ class Ingestor:
         return self._processor.process(msg, tx, p.received_at)
 
     def _commit_inline(self, batch: list[Pending]) -> list[bytes | Exception]:
-        """On the event loop (``GroupCommit`` inline): never wait for another writer."""
+        """On the event loop (``GroupCommit`` inline): never wait for another writer,
+        and only while one connection alone is sending. With several, their next
+        messages would wait behind the loop's commit: eight workflow senders lost ~8%
+        and their ACK p99 went from 13 to 21 ms (A/B, measured)."""
+        if time.monotonic() - self._peer_changed < SOLE_SENDER_SECONDS:
+            raise WouldBlock
         try:
             return self._commit(batch, wait=False)
         except StoreBusy:
