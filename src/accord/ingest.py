@@ -21,8 +21,12 @@ Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowled
 5. Everything that needs no transaction (parse, search keys, allow-list, the AA answer,
    a processor's ``prepare``: the workflow's mapping) is worked out once per message
    (``ingest_records.Records.prepare``), and a batch redone on the slow path reuses it.
-   It runs in the writer thread: on the event loop it made 8 senders ~15% slower
-   (measured), as both threads then contend for the GIL while an fsync is in flight.
+   It runs where the batch commits (the writer thread; the loop for an inline commit),
+   not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
+   both threads then contend for the GIL while an fsync is in flight.
+6. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
+   commits on the event loop without waiting for any lock (``INLINE_MAX``,
+   ``SOLE_SENDER_SECONDS``, :mod:`accord.group_commit`).
 """
 
 from __future__ import annotations
