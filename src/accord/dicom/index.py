@@ -66,8 +66,11 @@ class WorklistEntry:
 
 @dataclass(slots=True)
 class _Postings:
-    """value -> keys, with the values kept sorted for range and prefix scans."""
+    """value -> keys; ``scanned`` lists also keep their values sorted, for range and
+    prefix scans (only ``date`` and ``family`` are scanned: keeping every list sorted
+    cost a sorted insert per new accession, ID and UID, a third of a worklist refresh)."""
 
+    scanned: bool = False
     by_value: dict[str, set[Key]] = field(default_factory=dict)
     ordered: list[str] = field(default_factory=list)
 
@@ -75,7 +78,8 @@ class _Postings:
         keys = self.by_value.get(value)
         if keys is None:
             keys = self.by_value[value] = set()
-            bisect.insort(self.ordered, value)
+            if self.scanned:
+                bisect.insort(self.ordered, value)
         keys.add(key)
 
     def discard(self, value: str, key: Key) -> None:
@@ -85,12 +89,14 @@ class _Postings:
         keys.discard(key)
         if not keys:
             del self.by_value[value]
-            del self.ordered[bisect.bisect_left(self.ordered, value)]
+            if self.scanned:
+                del self.ordered[bisect.bisect_left(self.ordered, value)]
 
     def exact(self, value: str) -> set[Key]:
         return set(self.by_value.get(value, ()))
 
     def between(self, low: str, high: str) -> set[Key]:
+        assert self.scanned, "range scan on a posting list not kept sorted"
         lo = bisect.bisect_left(self.ordered, low)
         hi = bisect.bisect_right(self.ordered, high)
         out: set[Key] = set()
@@ -100,6 +106,10 @@ class _Postings:
 
     def prefix(self, start: str) -> set[Key]:
         return self.between(start, start + "\U0010ffff")
+
+
+SCANNED = frozenset({"date", "family"})
+"""Posting lists queried by range or prefix (the rest only by exact value)."""
 
 
 def _index_values(item: WorklistItem, start: str) -> dict[str, list[str]]:
@@ -149,7 +159,9 @@ class WorklistIndex:
         self._drop(key)
         self._entries[key] = entry
         for name, values in entry.postings.items():
-            postings = self._postings.setdefault(name, _Postings())
+            postings = self._postings.get(name)
+            if postings is None:
+                postings = self._postings[name] = _Postings(scanned=name in SCANNED)
             for value in values:
                 postings.add(value, key)
 
@@ -222,11 +234,12 @@ class WorklistIndex:
         for name, value in exact.items():
             if value is not None:
                 sets.append(self._keys(name, value))
-        postings = self._postings.get("date", _Postings())
+        postings = self._postings.get("date", _Postings(scanned=True))
         if hints.date_from is not None or hints.date_to is not None:
             sets.append(postings.between(hints.date_from or "", hints.date_to or "~"))
         if hints.name_prefix:
-            sets.append(self._postings.get("family", _Postings()).prefix(hints.name_prefix))
+            family = self._postings.get("family", _Postings(scanned=True))
+            sets.append(family.prefix(hints.name_prefix))
         if not sets:
             return None
         sets.sort(key=len)
@@ -251,7 +264,7 @@ class WorklistIndex:
         with self._lock:
             keys = self._keys("patient_id", patient_id) if patient_id else set()
             if family.strip():
-                keys |= self._postings.get("family", _Postings()).prefix(
+                keys |= self._postings.get("family", _Postings(scanned=True)).prefix(
                     family.strip().casefold()[:3])
             found = {self._entries[k].item.patient.id: self._entries[k].item.patient
                      for k in sorted(keys)}
