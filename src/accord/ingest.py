@@ -176,14 +176,7 @@ class Ingestor:
                     received_at=now, raw=payload, peer=origin, listener=self._listener,
                     parse_error=str(exc), status="rejected", ack_code="AR", ack=b"",
                     outcome={"error": str(exc)}, reprocess_of=reprocess_of))
-            base = InboundMessage(
-                received_at=now, raw=payload, peer=origin, listener=self._listener,
-                charset=msg.charset, sending_app=msg.get("MSH-3"),
-                sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
-                receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
-                control_id=msg.control_id, version=msg.get("MSH-12"),
-                patient_ids=patient_identifiers(msg), accessions=accessions(msg),
-                reprocess_of=reprocess_of)
+            base = self._records.record_of(msg, payload, now, origin, reprocess_of)
             try:
                 with tx.savepoint():
                     outcome = self._processor.process(msg, tx, now)

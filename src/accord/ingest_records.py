@@ -131,13 +131,20 @@ class Records:
         return encode_like(text, msg)
 
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
+        return self.record_of(msg, p.payload, p.received_at, p.peer)
+
+    def record_of(self, msg: Message, raw: bytes, received_at: datetime, peer: str,
+                  reprocess_of: int | None = None) -> InboundMessage:
+        """The stored record of a parsed message before its outcome: header keys (MSH-3/4
+        /5/6/9/10/12, charset) and the PID-3 / accession search keys."""
         return InboundMessage(
-            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
+            received_at=received_at, raw=raw, peer=peer, listener=self._listener,
             charset=msg.charset, sending_app=msg.get("MSH-3"),
             sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
             receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
             control_id=msg.control_id, version=msg.get("MSH-12"),
-            patient_ids=patient_identifiers(msg), accessions=accessions(msg))
+            patient_ids=patient_identifiers(msg), accessions=accessions(msg),
+            reprocess_of=reprocess_of)
 
 
 def internal(exc: Exception, base: InboundMessage) -> ApplyError:
