@@ -55,9 +55,9 @@ def floor_store(db: sqlite3.Connection, stored: list[Any]) -> None:
 
 
 def record_item(raw: bytes) -> tuple[Any, bytes]:
+    from accord.engine.records import accessions, patient_identifiers
     from accord.hl7 import parse
     from accord.hl7.ack import ack_text
-    from accord.routing import accessions, patient_identifiers
 
     msg = parse(raw)
     now = datetime.datetime.now(datetime.UTC)

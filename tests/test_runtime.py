@@ -1,4 +1,4 @@
-"""Tests for accord.runtime (the composition root) and accord.jobs, over real sockets."""
+"""Tests for accord.runtime (the composition root) and accord.engine.jobs, over real sockets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 from accord.clock import FixedClock
 from accord.config import Config, load_config
+from accord.engine.jobs import prune_once
+from accord.engine.processor import Outcome
 from accord.hl7 import Message
-from accord.jobs import prune_once
 from accord.mllp.client import MllpClient
-from accord.routing import Outcome
 from accord.runtime import build
 from accord.sim import Department, Receiver
 from accord.store import Tx, open_store, sqlite_url

@@ -3,7 +3,7 @@
 ``build(config)`` wires the store, the clock, the MSH-10 generator, ingest (with its
 processing seam), delivery, the MLLP listener and background jobs; ``await start()`` /
 ``await stop()`` run and stop them. Tests build the same runtime with their own store,
-clock or processor (STYLE rule 11).
+clock or processor.
 """
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ from datetime import timedelta
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
-from accord.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.dicom.bridge import StoreMpps, StoreWorklist
 from accord.dicom.index import WorklistIndex
 from accord.dicom.reconcile_job import ReconcileSettings, reconciliation_loop
 from accord.dicom.scp import DicomServer, ScpConfig, start_scp
 from accord.dicom.scu import PacsPeer
-from accord.ingest import Ingestor, Processor, Router
-from accord.jobs import pruning_loop
+from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
+from accord.engine.ingest import Ingestor
+from accord.engine.jobs import pruning_loop
+from accord.engine.processor import Processor
+from accord.engine.router import Router
+from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
-from accord.processing import Outbound, WorkflowProcessor
 from accord.store import Store, open_store
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
@@ -60,7 +62,7 @@ class Runtime:
     owns_store: bool = True
     bridge: DicomBridge | None = None
     metrics: Metrics | None = None
-    http: HttpServer | None = None  # the console + API (issue 6), set by build()
+    http: HttpServer | None = None  # the console + API, set by build()
     setup_link: str | None = None  # first start, no user yet: creates the first admin
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
     _started: bool = False
@@ -134,11 +136,11 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
     """Wire an engine from ``config``; anything passed in replaces the default part.
 
     On the SQL store the default processor is the workflow
-    (:class:`accord.processing.WorkflowProcessor`: the canonical model, findings, trace,
+    (:class:`accord.engine.workflow.WorkflowProcessor`: the canonical model, findings, trace,
     outbound messages per destination dialect) and the DICOM bridge (MWL + MPPS SCP on
     ``dicom.port``, PACS reconciliation) runs unless ``dicom.enabled`` is false. A
     ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
-    :class:`accord.ingest.Router` is the plain category router. On the SQL store the
+    :class:`accord.engine.router.Router` is the plain category router. On the SQL store the
     console + JSON API (``accord.web``) serve on ``http.host:http.port`` in the same
     event loop, and Prometheus metrics count every MLLP answer and delivery.
     """

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config
-from accord.ingest import Ingestor
+from accord.engine.ingest import Ingestor
+from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import catalog_from_config
 from accord.mllp.server import PeerInfo
-from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store, sqlite_url
 from accord.store.sql_workflow import repository_for
 from accord.workflow.memory import SequentialIds

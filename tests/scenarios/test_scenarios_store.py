@@ -34,10 +34,10 @@ from test_scenarios import (  # the in-memory runner of the same files
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config
-from accord.ingest import Ingestor
+from accord.engine.ingest import Ingestor
+from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mllp.server import PeerInfo
-from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store, sqlite_url
 from accord.store import sql_workflow_codec as codec
 from accord.store.schema_workflow import (

@@ -18,7 +18,7 @@ import pytest
 
 from accord.clock import SystemClock
 from accord.config import StoreConfig
-from accord.jobs import pruning_loop
+from accord.engine.jobs import pruning_loop
 from accord.store import open_store
 from accord.store.postgres import job_lock_key
 from accord.store.sql import SqlStore
@@ -165,7 +165,7 @@ import sys
 from datetime import UTC, datetime
 from accord.clock import SystemClock
 from accord.config import StoreConfig
-from accord.jobs import pruning_loop
+from accord.engine.jobs import pruning_loop
 from accord.store import open_store
 store = open_store(sys.argv[1])
 try:

@@ -20,8 +20,8 @@ from accord.dicom.query import Query, compile_query
 from accord.dicom.reconcile import ReconcileFinding
 from accord.dicom.reconcile_job import ReconcileSettings, reconcile_once
 from accord.dicom.scu import PacsPeer
+from accord.engine.workflow import Outbound
 from accord.mapping.dialect import Dialects
-from accord.processing import Outbound
 from accord.store import open_store
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import reading, repository_for

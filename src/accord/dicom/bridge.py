@@ -37,7 +37,7 @@ from accord.dicom.index import WorklistEntry, WorklistIndex
 from accord.dicom.mpps import MppsInstance, Outcome, StatusCommand, UnscheduledProcedure
 from accord.dicom.query import Query
 from accord.dicom.worklist import WorklistItem
-from accord.processing import Outbound, RepositoryFactory
+from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.store import Store, Tx
 from accord.workflow.events import Event
 from accord.workflow.findings import FindingKind

@@ -26,8 +26,8 @@ from accord.dicom.reconcile import (
     studies_without_order,
 )
 from accord.dicom.scu import PacsClient, PacsPeer, missing_studies
-from accord.jobs import hand_back
-from accord.processing import RepositoryFactory
+from accord.engine.jobs import hand_back
+from accord.engine.workflow import RepositoryFactory
 from accord.store import Store
 from accord.workflow.findings import Finding, FindingKind, merge
 from accord.workflow.model import Order

@@ -121,7 +121,7 @@ def load_code_table(store: SqlStore, name: str = TABLE) -> CodeTable:
 @dataclass(frozen=True, slots=True)
 class StoredCodeTable:
     """The stored code table as the workflow processor reads it on its ingest transaction
-    (``accord.processing.LiveTable``): the cheap version first, the table when it moved."""
+    (``accord.engine.workflow.LiveTable``): the cheap version first, the table when it moved."""
 
     name: str = TABLE
 

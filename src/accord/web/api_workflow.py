@@ -15,9 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from accord.engine.processor import encode_like
 from accord.mapping.dialect import Dialect
 from accord.mapping.outbound import build
-from accord.routing import encode_like
 from accord.web import api_json as js
 from accord.web.api import Cursor, Deps, Limit, bad_request, who
 from accord.web.audit import record

@@ -5,7 +5,7 @@ A code edit is stored as a new version of the table (every version kept, with it
 and author: ``accord.store.sql_workflow_catalog``), only when the table is still at the
 version the form showed: two admins saving at once get one save and one 409 that says so.
 Every node's workflow processor picks the new version up at its next ingest batch
-(``accord.processing``); the DICOM worklist follows from orders, so orders already
+(``accord.engine.workflow``); the DICOM worklist follows from orders, so orders already
 scheduled keep their station and new orders get the new mapping.
 """
 
@@ -98,7 +98,7 @@ async def edit_mapping(request: Request,
     await run_in_threadpool(record, request, Action.CONFIG_WRITE.value,
                             object_type="procedure_code", object_id=proc.code,
                             detail={"version": version + 1})
-    # Every node reloads the table at its next ingest batch (accord.processing); the
+    # Every node reloads the table at its next ingest batch (accord.engine.workflow); the
     # worklist follows from orders, so only orders mapped from now on get the new station.
     return RedirectResponse(with_query("/mappings", flash=f"Saved as version {version + 1} "
                                        "(history kept). New orders use it now; orders "

@@ -1,6 +1,7 @@
 """Delivery: outbox rows to downstream systems over MLLP, in order, at least once.
 
-Rules (issue 3 "Outbound"; HL7 v2.5.1 §2.9.2 for the ACK codes, table 0008):
+Rules (outbound delivery as docs/interface.md states it; HL7 v2.5.1 §2.9.2 for the ACK
+codes, table 0008):
 
 1. Rows are claimed from the store under a lease, so a node that dies mid-send loses
    nothing: the row is handed out again when the lease expires. FIFO per destination —

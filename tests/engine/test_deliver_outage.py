@@ -1,4 +1,4 @@
-"""Delivery outlives the database going away (issue 7: "the nodes reconnect").
+"""Delivery outlives the database going away: nodes reconnect when the database is back.
 
 A delivery worker whose claim or outcome write fails with StoreError (PostgreSQL
 restarted, network cut) must wait and try again, never end: before this test a worker
@@ -19,7 +19,7 @@ import pytest
 
 from accord.clock import SystemClock
 from accord.config import Destination
-from accord.deliver import Deliverer
+from accord.engine.deliver import Deliverer
 from accord.sim import Receiver
 from accord.store import OutboxItem, Store, open_store
 from pg_support import database_away, fresh_database

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from accord.group_commit import GroupCommit, WouldBlock
+from accord.engine.group_commit import GroupCommit, WouldBlock
 
 
 class Recorder:

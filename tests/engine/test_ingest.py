@@ -1,4 +1,4 @@
-"""Tests for accord.ingest: persist-then-ACK, AR/AE/duplicates, allow-list, group commit.
+"""Tests for accord.engine.ingest: persist-then-ACK, AR/AE/duplicates, allow-list, group commit.
 
 A real SQLite store in a temporary directory; the only wrapper counts (or fails) commits
 of that real store.
@@ -18,13 +18,16 @@ import pytest
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config, load_config
+from accord.engine.ingest import Ingestor
+from accord.engine.processor import Outcome
+from accord.engine.records import accessions, patient_identifiers
+from accord.engine.router import Router
 from accord.errors import ApplyError, StoreError
 from accord.hl7 import Message, parse
-from accord.ingest import Ingestor, Outcome, Router, accessions, patient_identifiers
 from accord.mllp.server import PeerInfo
 from accord.store import Store, Tx, open_store, sqlite_url
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parents[1] / "samples"
 PEER = PeerInfo("127.0.0.1", 40000)
 ORM = (SAMPLES / "gateway_orm_o01_nw.hl7").read_bytes()
 ADT = (SAMPLES / "gateway_adt_a04.hl7").read_bytes()
@@ -334,7 +337,7 @@ async def test_only_a_sole_sender_is_committed_on_the_loop(
     """A lone message commits on the event loop only when one connection alone has been
     sending for a while; with others sending it goes to the writer thread, so their
     next messages never wait behind the loop's commit."""
-    monkeypatch.setattr("accord.ingest.SOLE_SENDER_SECONDS", 0.2)
+    monkeypatch.setattr("accord.engine.ingest.SOLE_SENDER_SECONDS", 0.2)
     store = open_store(sqlite_url(tmp_path))
     try:
         cfg = config(tmp_path)

@@ -1,5 +1,5 @@
-"""Background jobs hand their lease back on a graceful stop (issue 7: one node at a time,
-and another node takes over at once when the holder stops)."""
+"""Background jobs hand their lease back on a graceful stop (a job runs on one node at a
+time, and another node takes over at once when the holder stops)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from accord.clock import SystemClock
 from accord.config import StoreConfig
-from accord.jobs import pruning_loop
+from accord.engine.jobs import pruning_loop
 from accord.store import open_store, sqlite_url
 
 

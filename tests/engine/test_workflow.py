@@ -14,13 +14,13 @@ import pytest
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config, Destination
+from accord.engine.ingest import Ingestor
+from accord.engine.processor import Prepared
+from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.hl7 import Message, parse
-from accord.ingest import Ingestor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import catalog_from_config
 from accord.mllp.server import PeerInfo
-from accord.processing import Outbound, WorkflowProcessor
-from accord.routing import Prepared
 from accord.store import open_store, sqlite_url
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import reading, repository_for

@@ -1,6 +1,6 @@
 """The workflow processor: what ingest runs inside its transaction for every message.
 
-Rules (issue 4; CONTRACT "ACK rules" and "Outbound"):
+Rules (the ACK rules and outbound messages of docs/interface.md):
 - Persist, then acknowledge: the message is mapped and applied
   (:func:`accord.mapping.apply.apply_mapped`) against a repository on the SAME
   transaction as the raw message, so the domain changes, trace, findings and outbox rows
@@ -31,6 +31,7 @@ from typing import Protocol
 
 from accord.clock import ControlIds
 from accord.config import Destination
+from accord.engine.processor import Outcome, Prepared, encode_like
 from accord.errors import AccordError, ApplyError, ConfigError, RejectError
 from accord.hl7 import Message
 from accord.mapping.apply import apply_mapped
@@ -38,7 +39,6 @@ from accord.mapping.dialect import Dialect, Dialects
 from accord.mapping.inbound import map_message
 from accord.mapping.outbound import build
 from accord.mapping.procedures import Catalog, CodeTable
-from accord.routing import Outcome, Prepared, encode_like
 from accord.store import JsonDict, OutboxItem, Tx
 from accord.workflow.events import (
     Event,
@@ -64,12 +64,13 @@ class UnitOfWork(Repository, Protocol):
         ...
 
 
-#: Opens the workflow repository on an ingest transaction (``accord.store.sql_workflow``).
+#: Opens the workflow repository on an ingest transaction (the SQL store's
+#: ``repository_for``).
 RepositoryFactory = Callable[[Tx, datetime], UnitOfWork]
 
 
 class LiveTable(Protocol):
-    """The stored procedure code table (``accord.store.sql_workflow_catalog``), read on an
+    """The stored procedure code table (the SQL store's ``StoredCodeTable``), read on an
     ingest transaction: ``version`` is cheap (the highest version number), ``table`` is
     the whole table, read only when the version moved."""
 
@@ -136,7 +137,7 @@ def _patient_of(event: Event) -> Patient | None:
 
 def patient_key(event: Event) -> str:
     """The per-patient ordering key of an outbox row: ``CX-1^^^CX-4`` of the patient's
-    first identifier (the same form ingest's router uses)."""
+    first identifier (the same form :mod:`accord.engine.router` uses)."""
     patient = _patient_of(event)
     if patient is None or not patient.identifiers:
         return ""
@@ -170,7 +171,8 @@ def detail(outcome: WorkflowOutcome, items: Sequence[OutboxItem]) -> JsonDict:
 
 
 class WorkflowProcessor:
-    """The ingest :class:`~accord.routing.Processor` of the workflow (module rules)."""
+    """The ingest :class:`~accord.engine.processor.Processor` of the workflow (module
+    rules)."""
 
     def __init__(self, *, dialects: Dialects, outbound: Outbound, ids: IdSource,
                  repository: RepositoryFactory, catalog: Catalog | None = None,

@@ -1,8 +1,9 @@
-"""The procedure code table followed live (issue 4 "Mapping", issue 6 "Mappings"): a
-runtime on a real SQLite store, orders over MLLP, the worklist read over the real HTTP
-API. An edit stored while the engine runs changes the station of the NEXT order (orders
-already on the worklist keep theirs); a restart keeps a console edit; a changed
-configuration table is applied at the next start; a stale console form is answered 409.
+"""The procedure code table followed live (set in the configuration, edited on the
+console's mappings page): a runtime on a real SQLite store, orders over MLLP, the
+worklist read over the real HTTP API. An edit stored while the engine runs changes the
+station of the NEXT order (orders already on the worklist keep theirs); a restart keeps
+a console edit; a changed configuration table is applied at the next start; a stale
+console form is answered 409.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from fastapi.testclient import TestClient
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config
-from accord.ingest import Ingestor
+from accord.engine.ingest import Ingestor
+from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, CodeTable, Procedure, catalog_from_config
 from accord.mllp.client import MllpClient
 from accord.mllp.server import PeerInfo
-from accord.processing import Outbound, WorkflowProcessor
 from accord.runtime import Runtime, build
 from accord.store import Tx, open_store, sqlite_url
 from accord.store.sql import SqlStore
@@ -41,7 +42,7 @@ from accord.web.auth import Auth
 from accord.workflow.memory import SequentialIds
 from pg_support import fresh_database
 
-SAMPLE = Path(__file__).resolve().parent / "samples" / "catalog_orm_o01_ctchest.hl7"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "catalog_orm_o01_ctchest.hl7"
 TOKEN = "catalog-live-test-token"
 PASSWORD = "correct horse battery"
 T1 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)

@@ -1,10 +1,12 @@
 """Ingest's records and answers: what is stored for a message and the ACK it gets.
 
-Used by :mod:`accord.ingest` on both of its paths. :meth:`Records.prepare` is the part
-of a message's handling that needs no transaction (parse, search keys, allow-list, the
-AA answer, the processor's ``prepare``), done once per message even when its batch is
-redone one message at a time. Answers follow HL7 v2.5.1 §2.9.2
-(original mode) with table 0357 codes; CONTRACT "ACK rules".
+Used by :mod:`accord.engine.ingest` on both of its paths. :meth:`Records.prepare` is the
+part of a message's handling that needs no transaction (parse, search keys, allow-list,
+the AA answer, the processor's ``prepare``), done once per message even when its batch
+is redone one message at a time. Answers follow HL7 v2.5.1 §2.9.2 (original mode) with
+table 0357 error codes, as the ACK rules of docs/interface.md say: AR for input that is
+not a message or comes from a sender not on the allow-list, AE (ERR naming the field)
+for a message that cannot be applied, AA otherwise.
 """
 
 from __future__ import annotations
@@ -17,20 +19,13 @@ from datetime import datetime
 
 from accord.clock import ControlIds
 from accord.config import Sender
+from accord.engine.processor import Outcome, Prepared, encode_like
 from accord.errors import AccordError, ApplyError, ParseError, RejectError
 from accord.hl7 import Message, parse
 from accord.hl7.ack import AckError, ack_text, build_reject
-from accord.routing import (
-    Outcome,
-    Prepared,
-    accessions,
-    encode_like,
-    patient_identifiers,
-    sender_allowed,
-)
 from accord.store import InboundMessage, JsonDict, MessageStatus
 
-log = logging.getLogger("accord.ingest")
+log = logging.getLogger("accord.engine.ingest")  # its answers are ingest's
 
 
 @dataclass(slots=True)
@@ -41,7 +36,7 @@ class Pending:
     peer: str
     received_at: datetime
     refused: str | None = None  # a block that carried no message (oversize, empty)
-    # Worked out before the transaction (``accord.ingest`` rule 5):
+    # Worked out before the transaction (``accord.engine.ingest`` rule 5):
     msg: Message | None = None
     error: ParseError | None = None  # unparseable
     base: InboundMessage | None = None
@@ -62,7 +57,7 @@ class Records:
 
     def prepare(self, p: Pending) -> None:
         """Parse, search keys, allow-list, the AA answer and the processor's ``prepare``:
-        everything that needs no transaction (``accord.ingest`` rule 5)."""
+        everything that needs no transaction (``accord.engine.ingest`` rule 5)."""
         try:
             p.msg = parse(p.payload)
         except ParseError as exc:
@@ -152,3 +147,40 @@ def internal(exc: Exception, base: InboundMessage) -> ApplyError:
     log.error("processing %s %s failed: %s", base.message_type, base.control_id,
               type(exc).__name__, exc_info=exc)
     return ApplyError(f"internal error: {type(exc).__name__}")
+
+
+def patient_identifiers(msg: Message) -> tuple[str, ...]:
+    """Search keys from PID-3: each repetition's CX-1, and ``CX-1^^^CX-4`` when it has an
+    assigning authority (HL7 v2.5.1 §2.A.14 CX)."""
+    keys: list[str] = []
+    for rep in range(1, 21):
+        ident = msg.get(f"PID-3[{rep}].1")
+        if not ident:
+            if not msg.get(f"PID-3[{rep}]"):
+                break
+            continue
+        keys.append(ident)
+        authority = msg.get(f"PID-3[{rep}].4.1")
+        if authority:
+            keys.append(f"{ident}^^^{authority}")
+    return tuple(dict.fromkeys(keys))
+
+
+def accessions(msg: Message) -> tuple[str, ...]:
+    """Search keys: OBR-18 of every OBR and IPC-1 of every IPC (the accession number)."""
+    keys = []
+    for seg, path in (("OBR", "18"), ("IPC", "1.1")):
+        for n in range(1, 1 + msg.count(seg)):
+            value = msg.get(f"{seg}[{n}]-{path}")
+            if value:
+                keys.append(value)
+    return tuple(dict.fromkeys(keys))
+
+
+def sender_allowed(allowed: Sequence[Sender], app: str, facility: str) -> bool:
+    """Allow-list by MSH-3 (and MSH-4 when the entry names one); empty list allows all."""
+    if not allowed:
+        return True
+    app, facility = app.split("^")[0], facility.split("^")[0]  # HD-1, namespace ID
+    return any(s.app == app and (s.facility is None or s.facility == facility)
+               for s in allowed)

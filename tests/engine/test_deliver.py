@@ -1,4 +1,4 @@
-"""Tests for accord.deliver over real sockets on 127.0.0.1.
+"""Tests for accord.engine.deliver over real sockets on 127.0.0.1.
 
 The store is the real SQLite store; the downstream system is ``accord.sim.Receiver`` (a
 fake peer whose answers each test chooses). Waits poll the store with a generous limit;
@@ -17,7 +17,7 @@ import pytest
 
 from accord.clock import SystemClock
 from accord.config import Destination
-from accord.deliver import Deliverer
+from accord.engine.deliver import Deliverer
 from accord.hl7 import Message
 from accord.sim import Receiver
 from accord.store import OutboxItem, OutboxRow, Store, open_store, sqlite_url

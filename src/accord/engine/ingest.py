@@ -1,14 +1,15 @@
 """Ingest: every received message is stored, processed and answered in ONE transaction.
 
-Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowledgment):
+Rules (the ACK rules of docs/interface.md; HL7 v2.5.1 §2.9.2 original-mode
+acknowledgment):
 
 1. Persist, then acknowledge. The raw bytes, header keys, parse outcome, processing
    outcome, dedupe claim and outbox rows are written in one store transaction; the ACK
    bytes are handed back only after it committed. If the commit fails nobody gets an ACK
    (the MLLP server closes the connection; the sender resends).
-2. Group commit (:mod:`accord.group_commit`). One writer thread takes every message
-   waiting and commits them together, so concurrent connections share one fsync, on a
-   connection it keeps (``Store.pinned_transaction``). Fast path: each table written
+2. Group commit (:mod:`accord.engine.group_commit`). One writer thread takes every
+   message waiting and commits them together, so concurrent connections share one fsync,
+   on a connection it keeps (``Store.pinned_transaction``). Fast path: each table written
    with one statement for the whole batch. When anything is out of the ordinary (a processor
    error, a resend, a lost dedupe race) that attempt is rolled back and the batch is
    redone one message at a time, each in its own ``tx.savepoint()``, so one message's
@@ -17,16 +18,16 @@ Rules (issue 3, CONTRACT "ACK rules"; HL7 v2.5.1 §2.9.2 original-mode acknowled
    on the allow-list → ``rejected`` + AR; cannot be applied (:class:`ApplyError`) →
    ``error`` + AE with an ERR segment naming the field; resend with the same MSH-3 +
    MSH-4 + MSH-10 → ``duplicate``, answered with the FIRST ACK bytes, applied once.
-4. Processing is a seam (:class:`~accord.routing.Processor`, see ``accord.routing``).
+4. Processing is a seam (:class:`~accord.engine.processor.Processor`).
 5. Everything that needs no transaction (parse, search keys, allow-list, the AA answer,
    a processor's ``prepare``: the workflow's mapping) is worked out once per message
-   (``ingest_records.Records.prepare``), and a batch redone on the slow path reuses it.
-   It runs where the batch commits (the writer thread; the loop for an inline commit),
+   (:meth:`accord.engine.records.Records.prepare`), and a batch redone on the slow path
+   reuses it. It runs where the batch commits (the writer thread; the loop for an inline commit),
    not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
    both threads then contend for the GIL while an fsync is in flight.
 6. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
    commits on the event loop without waiting for any lock (``INLINE_MAX``,
-   ``SOLE_SENDER_SECONDS``, :mod:`accord.group_commit`).
+   ``SOLE_SENDER_SECONDS``, :mod:`accord.engine.group_commit`).
 """
 
 from __future__ import annotations
@@ -41,27 +42,13 @@ from dataclasses import dataclass
 
 from accord.clock import Clock, ControlIds
 from accord.config import Config
+from accord.engine.group_commit import GroupCommit, WouldBlock
+from accord.engine.processor import Outcome, Processor
+from accord.engine.records import Pending, Records, internal
 from accord.errors import AccordError, ParseError, StoreBusy
-from accord.group_commit import GroupCommit, WouldBlock
 from accord.hl7 import Message, parse
-from accord.ingest_records import Pending, Records, internal
 from accord.mllp.server import PeerInfo
-from accord.routing import (
-    CATEGORY_OF,
-    Outcome,
-    Processor,
-    Router,
-    accessions,
-    patient_identifiers,
-    patient_key,
-    reencode,
-)
 from accord.store import InboundMessage, OutboxItem, Store, Tx
-
-__all__ = [
-    "CATEGORY_OF", "IngestStats", "Ingestor", "Outcome", "Processor", "Router",
-    "accessions", "patient_identifiers", "patient_key", "reencode",
-]
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +60,9 @@ SOLE_SENDER_SECONDS = 0.5
 
 INLINE_MAX = 1
 """SQLite: a lone message, when the writer is idle, commits on the event loop (no thread
-hand-off; ``accord.group_commit`` rule on ``inline``): one connection ~10% faster, eight
-unchanged (A/B, medians of 4; allowing up to 8 cost eight connections ~8%: socket work
-no longer overlapped the fsync). The loop is held for one message's commit (~0.5 ms,
+hand-off; the ``inline`` rule of ``accord.engine.group_commit``): one connection ~10%
+faster, eight unchanged (A/B, medians of 4; allowing up to 8 cost eight connections ~8%:
+socket work no longer overlapped the fsync). The loop is held for one message's commit (~0.5 ms,
 ~2 ms with the workflow), never for a network or another writer's lock."""
 
 
@@ -89,7 +76,7 @@ class IngestStats:
     failed_commits: int = 0
     largest_batch: int = 0
     slow_batches: int = 0
-    duplicates: int = 0  # resends answered with their first ACK (issue 6 metrics)
+    duplicates: int = 0  # resends answered with their first ACK (a metric)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +134,7 @@ class Ingestor:
     async def reprocess(self, message_id: int) -> int:
         """Run an error-queue message (AE, or AR) through processing again, as a new
         message with ``reprocess_of`` set; it takes over the MSH-10 dedupe claim so later
-        resends get the new ACK. Returns the new message id (issue 6, console action).
+        resends get the new ACK. Returns the new message id (the console's reprocess).
         Raises NotFoundError / InvalidStateError from the store."""
         original = await asyncio.to_thread(self._store.reprocess_message, message_id)
         new_id = await asyncio.to_thread(self._apply_local, original.raw, original.peer,
