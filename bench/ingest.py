@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
-from accord.sim import Receiver, orm_of_size
+from accord.demo.traffic import Receiver, orm_of_size
 from accord.store import open_store, sqlite_url
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

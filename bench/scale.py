@@ -41,7 +41,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
-from accord.sim import orm_of_size
+from accord.demo.traffic import orm_of_size
 
 ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from accord.clock import FixedClock
 from accord.config import Config, load_config
+from accord.demo.traffic import Department, Receiver
 from accord.engine.jobs import prune_once
 from accord.engine.processor import Outcome
 from accord.hl7 import Message
 from accord.mllp.client import MllpClient
 from accord.runtime import build
-from accord.sim import Department, Receiver
 from accord.store import Tx, open_store, sqlite_url
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -18,10 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accord.demo.traffic import Receiver
 from accord.errors import DeliveryError
 from accord.hl7 import Message
 from accord.mllp.client import MllpClient
-from accord.sim import Receiver
 from accord.store import StoredMessage, open_store
 
 DESTINATIONS = (("pacs", True), ("ris", False))  # (name, per_patient)

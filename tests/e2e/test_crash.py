@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from accord.demo.traffic import Department, Receiver
 from accord.errors import DeliveryError
 from accord.mllp.client import MllpClient
-from accord.sim import Department, Receiver
 from accord.store import open_store, sqlite_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

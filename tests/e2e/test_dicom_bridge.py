@@ -21,10 +21,10 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
 from accord.config import load_config
+from accord.demo.traffic import Receiver
 from accord.dicom.scp import MODALITY_WORKLIST_FIND, MPPS, set_nodelay
 from accord.mllp.client import MllpClient
 from accord.runtime import Runtime, build
-from accord.sim import Receiver
 from accord.store.sql_worklist import SqlWorklistReader
 
 pytestmark = pytest.mark.timeout(120)

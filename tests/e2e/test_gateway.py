@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from accord.demo.traffic import Receiver
 from accord.mllp.client import MllpClient
 from accord.mllp.tls import client_context
-from accord.sim import Receiver
 from accord.store import open_store, sqlite_url
 
 SAMPLES = Path(__file__).parent.parent / "samples"

@@ -50,7 +50,7 @@ from multinode import (
     stored_messages,
 )
 
-from accord.sim import Receiver
+from accord.demo.traffic import Receiver
 from pg_support import database_away, fresh_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]

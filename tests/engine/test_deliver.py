@@ -1,8 +1,8 @@
 """Tests for accord.engine.deliver over real sockets on 127.0.0.1.
 
-The store is the real SQLite store; the downstream system is ``accord.sim.Receiver`` (a
-fake peer whose answers each test chooses). Waits poll the store with a generous limit;
-nothing asserts on timings.
+The store is the real SQLite store; the downstream system is
+``accord.demo.traffic.Receiver`` (a fake peer whose answers each test chooses). Waits
+poll the store with a generous limit; nothing asserts on timings.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 
 from accord.clock import SystemClock
 from accord.config import Destination
+from accord.demo.traffic import Receiver
 from accord.engine.deliver import Deliverer
 from accord.hl7 import Message
-from accord.sim import Receiver
 from accord.store import OutboxItem, OutboxRow, Store, open_store, sqlite_url
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,8 +6,8 @@ task died on the first StoreError and its node delivered nothing until restarted
 
 The outage is real and touches only this test's own database: new connections to it are
 refused (``ALLOW_CONNECTIONS false``) and its open ones terminated, as a restart does.
-The store is real PostgreSQL (127.0.0.1:5432); the downstream peer is ``accord.sim``'s
-Receiver. Skipped loudly without PostgreSQL, a failure in CI.
+The store is real PostgreSQL (127.0.0.1:5432); the downstream peer is
+``accord.demo.traffic.Receiver``. Skipped loudly without PostgreSQL, a failure in CI.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 
 from accord.clock import SystemClock
 from accord.config import Destination
+from accord.demo.traffic import Receiver
 from accord.engine.deliver import Deliverer
-from accord.sim import Receiver
 from accord.store import OutboxItem, Store, open_store
 from pg_support import database_away, fresh_database
 

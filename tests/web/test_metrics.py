@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from web_support import API_TOKEN, bearer, config, sample
 
+from accord.demo.traffic import Receiver
 from accord.mllp.client import MllpClient
 from accord.runtime import build
-from accord.sim import Receiver
 from accord.web.metrics import ack_code
 
 SENT = ("web_adt_a04_alice.hl7", "web_orm_o01_alice_ct.hl7", "web_orm_o01_no_pid3.hl7",

@@ -20,7 +20,7 @@ import typer
 
 from accord.cli import app
 from accord.config import Config, load_config
-from accord.demo import DemoDepartment
+from accord.demo.department import DemoDepartment
 from accord.runtime import Runtime, build
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file.")]

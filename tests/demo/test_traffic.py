@@ -1,5 +1,6 @@
-"""The simulated department's generator (``accord.sim``): what the demo sends is real HL7
-that the engine reads as intended, mess included; the Receiver sees each MSH-10 once."""
+"""The simulated department's generator (``accord.demo.traffic``): what the demo sends is
+real HL7 that the engine reads as intended, mess included; the Receiver sees each MSH-10
+once."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from accord.demo.traffic import FAMILY, MESS, PROCEDURES, UNMAPPED, Department, Receiver, Visit
 from accord.errors import ParseError
 from accord.hl7 import Message, parse
 from accord.mllp.client import MllpClient
-from accord.sim import FAMILY, MESS, PROCEDURES, UNMAPPED, Department, Receiver, Visit
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 

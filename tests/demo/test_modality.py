@@ -1,6 +1,6 @@
-"""The simulated modality (``accord.sim_modality``) against a real engine on 127.0.0.1:
+"""The simulated modality (``accord.demo.modality``) against a real engine on 127.0.0.1:
 it finds the simulated RIS's order on the worklist by its station AE title, and its
-MPPS N-CREATE / N-SET move the order; the simulated RIS (``accord.sim_ris``) gets the
+MPPS N-CREATE / N-SET move the order; the simulated RIS (``accord.demo.ris``) gets the
 status and answers a CM with a preliminary report. The dataset builders follow PS3.4."""
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from pathlib import Path
 import pytest
 
 from accord.config import Destination, load_config
-from accord.demo import demo_catalog
-from accord.hl7 import parse
-from accord.mllp.client import MllpClient
-from accord.runtime import Runtime, build
-from accord.sim_modality import (
+from accord.demo.department import demo_catalog
+from accord.demo.modality import (
     ModalityScu,
     ScheduledStep,
     Station,
@@ -29,7 +26,10 @@ from accord.sim_modality import (
     stations_of,
     worklist_query,
 )
-from accord.sim_ris import SimulatedRis
+from accord.demo.ris import SimulatedRis
+from accord.hl7 import parse
+from accord.mllp.client import MllpClient
+from accord.runtime import Runtime, build
 
 pytestmark = pytest.mark.timeout(60)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from accord.config import Destination, load_config
-from accord.demo import DemoDepartment, demo_catalog
+from accord.demo.department import DemoDepartment, demo_catalog
+from accord.demo.traffic import PROCEDURES
 from accord.runtime import build
-from accord.sim import PROCEDURES
 
 
 async def test_no_destinations_gives_a_simulated_ris_and_pacs(tmp_path: Path) -> None:

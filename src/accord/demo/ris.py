@@ -3,15 +3,15 @@
 In IHE Radiology Scheduled Workflow (RAD TF-1 §3) the RIS registers the patient (RAD-1,
 ADT^A04/A08) and places the order (RAD-2/RAD-4, ORM^O01 NW); the modality reports what it
 performed by MPPS (RAD-6/RAD-7) to the MPPS manager — Accord — which forwards the status
-to the RIS as ORM^O01 ORC-1 SC with ORC-5 IP/CM/DC (CONTRACT "Outbound"). Once an exam is
-completed the radiologist reads it and the RIS sends the report (RAD-28, ORU^R01) with
-OBR-25 P (preliminary), then F (final).
+to the RIS as ORM^O01 ORC-1 SC with ORC-5 IP/CM/DC (Accord's outbound status messages).
+Once an exam is completed the radiologist reads it and the RIS sends the report (RAD-28,
+ORU^R01) with OBR-25 P (preliminary), then F (final).
 
-:class:`SimulatedRis` plays that part: it sends the :meth:`~accord.sim.Department.visit`
-traffic to Accord's MLLP port at ``rate`` messages per second, listens (an
-:class:`~accord.sim.Receiver`) for the status Accord sends to a ``send: [status]``
-destination, and reports on the exams that reached CM. It keeps counts only: nothing it
-logs names a patient or an identifier.
+:class:`SimulatedRis` plays that part: it sends the
+:meth:`~accord.demo.traffic.Department.visit` traffic to Accord's MLLP port at ``rate``
+messages per second, listens (a :class:`~accord.demo.traffic.Receiver`) for the status
+Accord sends to a ``send: [status]`` destination, and reports on the exams that reached
+CM. It keeps counts only: nothing it logs names a patient or an identifier.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from accord.demo.traffic import Department, Receiver, SimOrder
 from accord.errors import DeliveryError, ParseError
 from accord.hl7 import Message, parse
 from accord.mllp.client import MllpClient
-from accord.sim import Department, Receiver, SimOrder
 
 LOG = logging.getLogger(__name__)
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"

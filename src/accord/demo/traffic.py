@@ -12,7 +12,7 @@ order (with, now and then, a little realistic mess: a look-alike registration of
 person under a new MRN, a procedure code no catalog maps, a resent message, an update
 that lost its MRN, a message that lost its MSH header), and :meth:`Department.report`
 the preliminary or final report the radiologist signs once the modality completed the
-exam (``accord.sim_ris``).
+exam (``accord.demo.ris``).
 
 Rule: the generator is pure — the caller passes the seed and the time. The one piece of
 I/O is :class:`Receiver`, a simulated downstream system (an MLLP listener that records

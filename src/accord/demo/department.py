@@ -1,13 +1,13 @@
 """The simulated department around a running engine, for ``accord demo``.
 
 What runs, all on 127.0.0.1 (nothing leaves the machine):
-- a RIS (:class:`accord.sim_ris.SimulatedRis`) sending registrations, orders and reports
-  to the engine's MLLP port, and receiving procedure status as destination ``ris-sim``
-  (``send: [status]``);
+- a RIS (:class:`accord.demo.ris.SimulatedRis`) sending registrations, orders and
+  reports to the engine's MLLP port, and receiving procedure status as destination
+  ``ris-sim`` (``send: [status]``);
 - one modality per station of the procedure catalog
-  (:class:`accord.sim_modality.Modalities`): worklist C-FIND and MPPS to the DICOM port;
-- a PACS (:class:`accord.sim.Receiver`) receiving ADT, orders and reports as destination
-  ``pacs-sim``.
+  (:class:`accord.demo.modality.Modalities`): worklist C-FIND and MPPS to the DICOM port;
+- a PACS (:class:`accord.demo.traffic.Receiver`) receiving ADT, orders and reports as
+  destination ``pacs-sim``.
 When the config names destinations of its own, those are used instead of ``ris-sim`` and
 ``pacs-sim`` (and the RIS, getting no status, sends no reports). When it has no
 procedure catalog the RIS's procedure codes are the catalog, each on its station, so the
@@ -23,10 +23,10 @@ import os
 from typing import Any
 
 from accord.config import Config, Destination
+from accord.demo.modality import Modalities, stations_of
+from accord.demo.ris import SimulatedRis
+from accord.demo.traffic import PROCEDURES, Receiver
 from accord.runtime import Runtime
-from accord.sim import PROCEDURES, Receiver
-from accord.sim_modality import Modalities, stations_of
-from accord.sim_ris import SimulatedRis
 
 LOG = logging.getLogger(__name__)
 
