@@ -15,15 +15,10 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
-from accord.dicom.bridge import StoreMpps, StoreWorklist
-from accord.dicom.index import WorklistIndex
-from accord.dicom.reconcile_job import ReconcileSettings, reconciliation_loop
-from accord.dicom.scp import DicomServer, ScpConfig, start_scp
-from accord.dicom.scu import PacsPeer
+from accord.dicom.bridge import DicomBridge
 from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.engine.ingest import Ingestor
 from accord.engine.jobs import pruning_loop
@@ -95,7 +90,7 @@ class Runtime:
         await self.deliverer.start()
         await self.mllp.start()
         if self.bridge is not None:  # after MLLP: loading a large worklist takes a while
-            await self.bridge.start(self)
+            self._jobs += await self.bridge.start(self.deliverer.wake, self.node_id)
         if self.http is not None and await self.http.start():
             self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
@@ -189,8 +184,16 @@ def _workflow(config: Config, store: SqlStore, clock: Clock,
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
         catalog=_catalog(store, config, clock), live=StoredCodeTable(),
         matcher=Matcher() if config.workflow.identity_matching else None)
-    bridge = DicomBridge(store, outbound, clock, config) if config.dicom.enabled else None
+    bridge = _bridge(config, store, outbound, clock) if config.dicom.enabled else None
     return processor, bridge
+
+
+def _bridge(config: Config, store: SqlStore, outbound: Outbound, clock: Clock) -> DicomBridge:
+    """The DICOM bridge (MWL + MPPS SCP, PACS reconciliation) on the SQL store's parts."""
+    return DicomBridge(
+        config.dicom, store, SqlWorklistReader(store), repository=repository_for,
+        outbound=outbound, ids=RandomIds(), clock=clock, save=save_mpps,
+        prune_log=lambda before: prune_worklist_log(store, before))
 
 
 def _http(rt: Runtime) -> HttpServer:
@@ -220,73 +223,6 @@ def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:
     configured = catalog_from_config(raw, at=clock.now(), author="configuration")
     table = sync_code_table(store, configured.table, at=clock.now(), author="configuration")
     return Catalog(table=table, rules=configured.rules)
-
-
-class DicomBridge:
-    """The DICOM side (issue 5): MWL + MPPS SCP on the store, and the PACS reconciliation
-    job. Built by :func:`build`; started and stopped by the :class:`Runtime`."""
-
-    def __init__(self, store: SqlStore, outbound: Outbound, clock: Clock,
-                 config: Config) -> None:
-        self.config, self.store, self.clock = config, store, clock
-        self.reader = SqlWorklistReader(store)
-        self.worklist = StoreWorklist(self.reader, WorklistIndex())
-        self._outbound = outbound
-        self.server: DicomServer | None = None
-
-    async def start(self, rt: Runtime) -> None:
-        """Load the worklist, listen, and start the reconciliation job (if a PACS)."""
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:  # MPPS commits happen on pynetdicom's threads
-            loop.call_soon_threadsafe(rt.deliverer.wake)
-
-        sink = StoreMpps(
-            self.store, self.reader, repository=repository_for, outbound=self._outbound,
-            ids=RandomIds(), clock=self.clock, save=save_mpps, worklist=self.worklist,
-            on_commit=wake)
-        d = self.config.dicom
-        scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
-                        maximum_associations=d.max_associations,
-                        scope_to_station=d.scope_to_station)
-        await asyncio.to_thread(self.worklist.load)
-        try:
-            self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)
-        except OSError as exc:  # HL7 keeps flowing; the missing listener is not printed
-            log.error("DICOM SCP not started on %s:%d: %s", d.host, d.port, exc)
-        rt._jobs.append(asyncio.create_task(self._housekeeping(rt.node_id),
-                                            name="accord-worklist"))
-        if d.pacs is not None:
-            peer = PacsPeer(d.pacs.host, d.pacs.port, d.pacs.ae_title, d.ae_title,
-                            d.pacs.timeout)
-            settings = ReconcileSettings(peer, timedelta(minutes=d.reconcile_after_minutes),
-                                         d.reconcile_interval)
-            rt._jobs.append(asyncio.create_task(reconciliation_loop(
-                self.store, self.reader, repository_for, settings, self.clock, rt.node_id),
-                name="accord-reconcile"))
-
-    async def _housekeeping(self, node: str, poll: float = 5.0) -> None:
-        """Keep the worklist fresh without queries (every ``poll`` s) and, on one node
-        at a time, drop worklist-log rows older than a day."""
-        pruned_at = None
-        while True:
-            await asyncio.sleep(poll)
-            try:
-                await asyncio.to_thread(self.worklist.refresh)
-                now = self.clock.now()
-                due = pruned_at is None or now - pruned_at >= timedelta(hours=1)
-                if due and await asyncio.to_thread(self.store.try_job_lock, "worklist-log",
-                                                   node, 7200.0, now):
-                    pruned_at = now
-                    await asyncio.to_thread(prune_worklist_log, self.store,
-                                            now - timedelta(days=1))
-            except Exception as exc:  # retried next round, never fatal
-                log.warning("worklist housekeeping failed: %s", exc)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
 
 
 def _limits(config: Config) -> MllpLimits:

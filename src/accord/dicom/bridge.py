@@ -1,4 +1,5 @@
-"""The DICOM bridge on the store: the worklist the SCP serves and where MPPS goes (issue 5).
+"""The DICOM bridge on the store: the worklist the SCP serves, where MPPS goes, and the
+bridge's running parts (the SCP and its background jobs).
 
 Rules:
 - :class:`StoreWorklist` (a ``WorklistSource``) serves C-FIND from the in-memory
@@ -18,24 +19,34 @@ Rules:
   enqueues the status messages for ``send: [status]`` destinations, all in ONE store
   transaction that commits before ``record`` returns, i.e. before the N-CREATE/N-SET
   response (persist, then acknowledge; as ingest does for HL7).
+- :class:`DicomBridge` runs them: it loads the worklist, starts the SCP (a port it
+  cannot bind is logged; HL7 keeps flowing), keeps the worklist fresh between queries,
+  prunes the worklist log on one node at a time, and runs the PACS reconciliation job
+  when a PACS is configured. It is given its store parts (reads, the repository, the
+  MPPS writer): the runtime picks them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from pydicom.dataset import Dataset
 
 from accord.clock import Clock
+from accord.config import DicomConfig
 from accord.dicom.index import WorklistEntry, WorklistIndex
 from accord.dicom.mpps import MppsInstance, Outcome, StatusCommand, UnscheduledProcedure
 from accord.dicom.query import Query
+from accord.dicom.reconcile_job import CompletedSource, ReconcileSettings, reconciliation_loop
+from accord.dicom.scp import DicomServer, ScpConfig, start_scp
+from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.store import Store, Tx
@@ -71,8 +82,15 @@ class WorklistReader(Protocol):
     def mpps(self, sop_instance_uid: str) -> tuple[str, bytes] | None: ...
 
 
+class BridgeReader(WorklistReader, CompletedSource, Protocol):
+    """Every store read of the bridge: the worklist's and MPPS's, and reconciliation's."""
+
+
 #: Writes an MPPS instance on a transaction: (tx, SOP Instance UID, status, dataset, now).
 MppsWriter = Callable[[Tx, str, str, bytes, datetime], None]
+
+#: Deletes the worklist-log rows written before the given time.
+LogPruner = Callable[[datetime], object]
 
 
 def worklist_view(order: Order) -> Order | None:
@@ -236,3 +254,75 @@ class StoreMpps:
             self._on_commit()
         if self._worklist is not None:
             self._worklist.refresh()
+
+
+class DicomBridge:
+    """The running DICOM side: the MWL + MPPS SCP on the store, worklist housekeeping and
+    the PACS reconciliation job (module rules). Built by the runtime with the store parts
+    it picked; :meth:`start` and :meth:`stop` follow the runtime's."""
+
+    def __init__(self, settings: DicomConfig, store: Store, reader: BridgeReader, *,
+                 repository: RepositoryFactory, outbound: Outbound, ids: IdSource,
+                 clock: Clock, save: MppsWriter, prune_log: LogPruner) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+        self.reader = reader
+        self.worklist = StoreWorklist(reader, WorklistIndex())
+        self._repository, self._outbound, self._ids = repository, outbound, ids
+        self._save, self._prune_log = save, prune_log
+        self.server: DicomServer | None = None
+
+    async def start(self, wake: Callable[[], None], node: str) -> list[asyncio.Task[None]]:
+        """Load the worklist, listen, and start the background jobs (worklist housekeeping;
+        reconciliation if a PACS is configured), which are returned for the caller to
+        cancel. ``wake`` (the delivery workers') is called on this event loop after each
+        MPPS commit."""
+        loop = asyncio.get_running_loop()
+
+        def on_commit() -> None:  # MPPS commits happen on pynetdicom's threads
+            loop.call_soon_threadsafe(wake)
+
+        sink = StoreMpps(
+            self.store, self.reader, repository=self._repository, outbound=self._outbound,
+            ids=self._ids, clock=self.clock, save=self._save, worklist=self.worklist,
+            on_commit=on_commit)
+        d = self.settings
+        scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
+                        maximum_associations=d.max_associations,
+                        scope_to_station=d.scope_to_station)
+        await asyncio.to_thread(self.worklist.load)
+        try:
+            self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)
+        except OSError as exc:  # HL7 keeps flowing; the missing listener is not printed
+            LOG.error("DICOM SCP not started on %s:%d: %s", d.host, d.port, exc)
+        jobs = [asyncio.create_task(self._housekeeping(node), name="accord-worklist")]
+        if d.pacs is not None:
+            peer = PacsPeer(d.pacs.host, d.pacs.port, d.pacs.ae_title, d.ae_title,
+                            d.pacs.timeout)
+            settings = ReconcileSettings(peer, timedelta(minutes=d.reconcile_after_minutes),
+                                         d.reconcile_interval)
+            jobs.append(asyncio.create_task(reconciliation_loop(
+                self.store, self.reader, self._repository, settings, self.clock, node),
+                name="accord-reconcile"))
+        return jobs
+
+    async def _housekeeping(self, node: str, poll: float = 5.0) -> None:
+        """Keep the worklist fresh without queries (every ``poll`` s) and, on one node
+        at a time, drop worklist-log rows older than a day."""
+        pruned_at = None
+        while True:
+            await asyncio.sleep(poll)
+            try:
+                await asyncio.to_thread(self.worklist.refresh)
+                now = self.clock.now()
+                due = pruned_at is None or now - pruned_at >= timedelta(hours=1)
+                if due and await asyncio.to_thread(self.store.try_job_lock, "worklist-log",
+                                                   node, 7200.0, now):
+                    pruned_at = now
+                    await asyncio.to_thread(self._prune_log, now - timedelta(days=1))
+            except Exception as exc:  # retried next round, never fatal
+                LOG.warning("worklist housekeeping failed: %s", exc)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
