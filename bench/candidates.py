@@ -5,7 +5,7 @@ The repository files each patient under the identity matcher's blocking keys
 there. This fills a SQLite store with N synthetic patients (bulk rows, the same keys
 `save_patient` writes), then times `candidates()` for registrations that resemble a
 stored patient (a typo in the family name), side by side with the in-memory blocking
-index of `accord.workflow.identity_index.PatientIndex` over the same patients.
+index of `accord.workflow.identity.index.PatientIndex` over the same patients.
 
 Run: .venv/bin/python bench/candidates.py [N]   (default 200,000; rewrites `candidates`)
 """
@@ -28,7 +28,7 @@ from accord.store import sql_workflow_codec as codec
 from accord.store.schema import wf_patient_blocks, wf_patients
 from accord.store.sql import SqlStore
 from accord.store.sql_workflow import block_keys, reading
-from accord.workflow.identity_index import PatientIndex
+from accord.workflow.identity.index import PatientIndex
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
 SYLLABLES = ["ka", "ri", "mo", "ne", "sta", "ber", "lin", "do", "vic", "han", "sen", "to",

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.workflow.identity import DEFAULT_WEIGHTS, PatientIndex, Weights, train
-from accord.workflow.identity_compare import normalise_name
+from accord.workflow.identity.compare import normalise_name
+from accord.workflow.identity.nicknames import NICKNAME_GROUPS, nickname_groups
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
-from accord.workflow.nicknames import NICKNAME_GROUPS, nickname_groups
 
 SEED = 20261129
 LOCALES = (("en_US", 0.7), ("de_DE", 0.15), ("fr_FR", 0.15))

@@ -46,8 +46,8 @@ from accord.store.schema import (
 from accord.store.sql import SqlStore
 from accord.store.sql_fast import Runner
 from accord.workflow.findings import FieldStat, FieldStats, Finding
-from accord.workflow.identity_compare import features
-from accord.workflow.identity_index import blocking_keys, query_keys
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.index import blocking_keys, query_keys
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 

@@ -2,7 +2,7 @@
 
 Rule: data only, plus one lookup. Each group lists names that registration clerks write
 for the same person (Bill for William, Peggy for Margaret, Hans for Johannes, Paco for
-Francisco). Names are upper-case ASCII, as ``identity_compare.normalise_name`` produces.
+Francisco). Names are upper-case ASCII, as ``compare.normalise_name`` produces.
 A name may sit in more than one group (ALEX: Alexander and Alexandra); two names are
 equivalent when they share a group. Sources: common English hypocoristics (the lists
 genealogists and the US Census name files use) and a few German, French and Spanish ones.

@@ -1,4 +1,4 @@
-"""Patient identity: resolution, merge plans, the matcher (src/accord/workflow/identity.py)."""
+"""Patient identifiers: resolution by authority and value, merge plans."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from datetime import date
 import pytest
 
 from accord.errors import ApplyError
-from accord.workflow.identity import (
+from accord.workflow.identity.identifiers import (
     IdentifierIndex,
-    Matcher,
-    PatientIndex,
-    compare_patients,
     identifier_key,
-    match_candidates,
     plan_merge,
     resolve,
 )
@@ -148,35 +144,3 @@ def test_impossible_merges_are_answered_ae(
         plan_merge(survivor, merged)
     assert caught.value.ack_code == "AE"
     assert caught.value.location == location
-
-
-def test_matcher_proposes_the_duplicate_and_skips_tombstones() -> None:
-    stored = [
-        Patient("anna", (MRN,), ANNA),
-        Patient("other", (LAB,), replace(ANNA, name=PersonName("Weber", "Jonas"),
-                                           birth_date=date(1990, 1, 1), sex="M", phone="")),
-        Patient("gone", (SAME_VALUE_OTHER_AUTHORITY,), ANNA, merged_into="anna"),
-    ]
-    registration = replace(ANNA, name=PersonName("Schnieder", "Anna"), phone="")
-    results = Matcher(threshold=0.5)(registration, stored)
-    assert [r.patient_id for r in results] == ["anna"]
-    assert results[0].agreeing and "family_name" in results[0].agreeing
-    assert match_candidates(registration, stored, threshold=0.5) == results
-
-
-def test_population_sets_the_prior() -> None:
-    stored = Patient("anna", (MRN,), ANNA)
-    weak = Demographics(name=PersonName("Schneider", "Anna"))
-    small = compare_patients(weak, stored, population=100)
-    large = compare_patients(weak, stored, population=10_000_000)
-    assert large.probability < small.probability
-    assert large.agreeing == small.agreeing == ("family_name", "given_name")
-
-
-def test_never_merges_on_demographics_alone() -> None:
-    index = PatientIndex()
-    index.add(Patient("anna", (MRN,), ANNA))
-    before = len(index)
-    results = index.match(ANNA)
-    assert results[0].patient_id == "anna" and results[0].probability > 0.99
-    assert len(index) == before  # a proposal, not a merge: nothing was changed

@@ -26,8 +26,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
-from accord.workflow.identity_compare import (
+from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
     NULL,
     Features,
@@ -35,7 +34,8 @@ from accord.workflow.identity_compare import (
     distinct_people,
     features,
 )
-from accord.workflow.identity_index import BLOCKING_RULES, blocking_keys
+from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
+from accord.workflow.identity.index import BLOCKING_RULES, blocking_keys
 from accord.workflow.model import Demographics, Patient
 
 MIN_RECORDS = 50

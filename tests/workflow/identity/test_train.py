@@ -1,4 +1,5 @@
-"""EM estimation of m/u (identity_train.py) and the Weights value (fellegi_sunter.py)."""
+"""EM estimation of m/u (``identity.train``) and the Weights value it gives
+(``identity.fellegi_sunter``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
-from accord.workflow.identity_compare import COMPARISON_NAMES, compare, features
-from accord.workflow.identity_train import train
+from accord.workflow.identity.compare import COMPARISON_NAMES, compare, features
+from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, ComparisonWeights, Weights
+from accord.workflow.identity.train import train
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
 FAMILIES = tuple(f"{a}{b}" for a in ("Mil", "Har", "Bak", "Ful", "Sch", "Dor", "Kan", "Wes")

@@ -1,4 +1,4 @@
-"""Blocking index and scoring (src/accord/workflow/identity_index.py)."""
+"""Blocking index and scoring (``accord.workflow.identity.index``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from accord.workflow.identity_compare import features
-from accord.workflow.identity_index import (
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.index import (
     BLOCKING_RULES,
     PatientIndex,
     blocking_keys,

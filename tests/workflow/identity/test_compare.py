@@ -1,4 +1,4 @@
-"""Field comparisons of demographic matching (src/accord/workflow/identity_compare.py)."""
+"""Field comparisons of demographic matching (``accord.workflow.identity.compare``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from accord.workflow.identity_compare import (
+from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
     COMPARISONS,
     NULL,
@@ -23,8 +23,8 @@ from accord.workflow.identity_compare import (
     one_edit,
     phonetic,
 )
+from accord.workflow.identity.nicknames import are_nicknames, canonical_given
 from accord.workflow.model import Address, Demographics, PersonName
-from accord.workflow.nicknames import are_nicknames, canonical_given
 
 
 def level(comparison: str, label: str) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from accord.workflow.identity_compare import COMPARISON_NAMES, COMPARISONS, NULL
+from accord.workflow.identity.compare import COMPARISON_NAMES, COMPARISONS, NULL
 
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _CONTACT = COMPARISON_NAMES.index("contact")

@@ -1,13 +1,10 @@
-"""Patient identity: identifier resolution, demographic matching, merge plans.
+"""Patient identifiers: which patient a message's PID-3 names, and what a merge moves.
 
 Rule: pure, no I/O, no clock. The workflow applies what these functions decide.
 
 - Identifiers (PID-3 CX, HL7 v2.5.1 §2.A.14) are keyed by assigning authority (CX-4) and
   value (CX-1): the same value under two authorities names two different things. One
   authority is configured as authoritative; the others are cross-references.
-- Demographic matching (Fellegi–Sunter, weights in ``fellegi_sunter``, comparisons in
-  ``identity_compare``, blocking in ``identity_index``, EM in ``identity_train``) only
-  ever proposes pairs for review. Nothing is merged on demographics alone.
 - A merge (ADT^A40, HL7 v2.5.1 §3.3.40; older A34, A18; IHE ITI-8 in ITI TF-2a §3.8 and
   RAD-12 in Radiology's Patient Information Reconciliation) keeps the merged patient as a
   tombstone that still owns its retired identifiers, so a later message using one of
@@ -20,41 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 
 from accord.errors import ApplyError
-from accord.workflow.fellegi_sunter import (
-    DEFAULT_WEIGHTS,
-    ComparisonWeights,
-    MatchResult,
-    Weights,
-    default_weights,
-    explain,
-)
-from accord.workflow.identity_compare import COMPARISONS, compare, distinct_people, features
-from accord.workflow.identity_index import BLOCKING_RULES, PatientIndex
-from accord.workflow.identity_train import train
 from accord.workflow.model import Address, Demographics, Identifier, Patient
-
-__all__ = [
-    "BLOCKING_RULES",
-    "COMPARISONS",
-    "DEFAULT_POPULATION",
-    "DEFAULT_WEIGHTS",
-    "ComparisonWeights",
-    "IdentifierIndex",
-    "IdentifierKey",
-    "MatchResult",
-    "Matcher",
-    "MergePlan",
-    "PatientIndex",
-    "Resolution",
-    "Weights",
-    "compare_patients",
-    "default_weights",
-    "identifier_key",
-    "match_candidates",
-    "plan_merge",
-    "resolve",
-    "train",
-]
 
 IdentifierKey = tuple[str, str]  # (CX-4 assigning authority, CX-1 value)
 
@@ -272,65 +235,3 @@ def _fill(into: Demographics, source: Demographics) -> tuple[Demographics, tuple
         and getattr(source, f.name) not in empty
     }
     return replace(into, **changes), tuple(sorted(changes))
-
-
-DEFAULT_POPULATION = 100_000  # stored patients assumed when the caller does not say
-
-
-def compare_patients(
-    registration: Demographics,
-    stored: Patient,
-    weights: Weights = DEFAULT_WEIGHTS,
-    *,
-    population: int = DEFAULT_POPULATION,
-) -> MatchResult:
-    """Score one pair side by side (for the console's review of a duplicate pair)."""
-    levels, transposed = compare(features(registration), features(stored.demographics))
-    return explain(stored.id, levels, transposed, weights, population)
-
-
-def match_candidates(
-    demographics: Demographics,
-    candidates: Iterable[Patient],
-    *,
-    weights: Weights = DEFAULT_WEIGHTS,
-    threshold: float = 0.5,
-    population: int = DEFAULT_POPULATION,
-) -> list[MatchResult]:
-    """Score ``candidates`` against a registration; those at or above ``threshold``
-    (probability), best first. ``population`` is the number of stored patients the
-    candidates were drawn from (it sets the prior). Tombstones are skipped. Pairs for
-    review, never merges."""
-    query = features(demographics)
-    results: list[MatchResult] = []
-    for patient in candidates:
-        if patient.merged_into is not None:
-            continue
-        levels, transposed = compare(query, features(patient.demographics))
-        if distinct_people(levels):
-            continue
-        if weights.posterior(levels, population) >= threshold:
-            results.append(explain(patient.id, levels, transposed, weights, population))
-    results.sort(key=lambda r: (-r.score, r.patient_id))
-    return results
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """``match_candidates`` with its weights and threshold bound: the callable the
-    workflow takes, ``(Demographics, Iterable[Patient]) -> list[MatchResult]``."""
-
-    weights: Weights = DEFAULT_WEIGHTS
-    threshold: float = 0.5
-    population: int = DEFAULT_POPULATION
-
-    def __call__(
-        self, demographics: Demographics, candidates: Iterable[Patient]
-    ) -> list[MatchResult]:
-        return match_candidates(
-            demographics,
-            candidates,
-            weights=self.weights,
-            threshold=self.threshold,
-            population=self.population,
-        )

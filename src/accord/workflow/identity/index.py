@@ -21,16 +21,16 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 
-from accord.workflow.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
-from accord.workflow.identity_compare import (
+from accord.workflow.identity.compare import (
     Features,
     compare,
     distinct_people,
     features,
     soundex,
 )
+from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
+from accord.workflow.identity.nicknames import canonical_given
 from accord.workflow.model import Demographics, Patient
-from accord.workflow.nicknames import canonical_given
 
 BLOCKING_RULES: tuple[str, ...] = (
     "family_year",  # soundex(family) + birth year

@@ -25,8 +25,8 @@ import jellyfish
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
+from accord.workflow.identity.nicknames import are_nicknames
 from accord.workflow.model import Demographics
-from accord.workflow.nicknames import are_nicknames
 
 NULL = -1  # a value is missing on one side: neutral weight
 
