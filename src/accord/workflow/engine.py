@@ -42,7 +42,7 @@ from accord.workflow.outcome import (
     Session,
 )
 from accord.workflow.patients import change_identifier, ensure_patient, merge, record_visit
-from accord.workflow.reports import record_report
+from accord.workflow.reports import link_reports, record_report
 from accord.workflow.repository import Repository
 from accord.workflow.status import Status
 
@@ -117,7 +117,9 @@ def _dispatch(s: Session, command: Command) -> None:
         case ChangeIdentifier():
             change_identifier(s, command)
         case PlaceOrder():
-            place(s, command)
+            order = place(s, command)
+            if order is not None:  # a new order: reports that came before it are its own
+                link_reports(s, order)
         case UpdateOrder():
             update(s, command)
         case CancelOrder():

@@ -8,28 +8,62 @@ Rules:
   finding and is refused (AE 205): two orders must never share a worklist key.
 - A status, cancel or update for an order never received is an ``unknown_order``
   finding; it is answered AA (kept for review) unless the dialect says reject (AE 204).
-- Every status change goes through ``status.apply``: a forbidden move is a finding,
-  not applied. A discontinue before acquisition started is a cancel (status rule 2).
+- Every status change goes through :func:`apply_status`, by the table of
+  :mod:`accord.workflow.status`: a forbidden move is a finding, not applied. A
+  discontinue before acquisition started is a cancel (status rule 2).
 - A new order without a Study Instance UID gets one by the dialect's policy: generated
   under the UID root, or derived from the accession (as dcm4chee offers).
-- Reports that arrived before their order are linked when it arrives.
+- A new order resolves the ``unknown_order`` findings about its accession; reports that
+  arrived before it are linked by the engine (:func:`accord.workflow.reports.link_reports`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from accord.workflow.commands import CancelOrder, OrderData, OrderRef, PlaceOrder, UpdateOrder
 from accord.workflow.events import OrderForwarded, OrderStatusChanged
-from accord.workflow.findings import FindingKind, resolve
+from accord.workflow.findings import Finding, FindingKind, resolve
 from accord.workflow.model import Order, Patient, ProcedureStep
 from accord.workflow.outcome import Refusal, Rejected, Session
 from accord.workflow.patients import ensure_patient, find_patient, record_visit
-from accord.workflow.status import PERFORMED, Evidence, Status, allowed, apply
+from accord.workflow.status import PERFORMED, Status, allowed, refusal_kind
 from accord.workflow.trace import Change
 
 _DETAILS = ("procedure_code", "procedure_description", "coding_system", "modality",
             "body_part", "priority", "referring_physician", "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a status change was asked for: who said it, in which message, with what code."""
+
+    at: datetime
+    source: str = ""  # sending system (MSH-3) or "MPPS" / "console"
+    message: str = ""  # message ref: SENDER/MSH-10
+    code: str = ""  # the sender's words, e.g. "ORC-1 SC, ORC-5 CM" or "OBR-25 F"
+
+
+def apply_status(order: Order, new: Status, evidence: Evidence) -> Order | Finding:
+    """``order`` in status ``new``, or the Finding that explains why not.
+
+    The same status gives the same order back (status rule 0). A move the table forbids
+    is not applied; the finding names both statuses and the evidence (status rule 5).
+    """
+    if allowed(order.status, new):
+        return order if order.status == new else replace(order, status=new)
+    said = f" ({evidence.code})" if evidence.code else ""
+    return Finding(
+        kind=FindingKind(refusal_kind(order.status, new)),
+        detail=f"{order.status.value} → {new.value}{said} is not allowed; not applied",
+        first_seen=evidence.at,
+        accession=order.accession,
+        patient_id=order.patient_id,
+        subject=f"{order.status.value}->{new.value}",
+        source=evidence.source,
+        messages=(evidence.message,) if evidence.message else (),
+    )
 
 
 def find_order(s: Session, ref: OrderRef) -> Order | None:
@@ -39,7 +73,7 @@ def find_order(s: Session, ref: OrderRef) -> Order | None:
 
 def set_status(s: Session, order: Order, new: Status, code: str) -> Order:
     """``order`` moved to ``new`` if the table allows it, else a finding (not applied)."""
-    result = apply(order, new, Evidence(s.now, s.source, s.message_ref, code))
+    result = apply_status(order, new, Evidence(s.now, s.source, s.message_ref, code))
     if not isinstance(result, Order):
         s.finding(result)
         s.trace(order, code, rules=[result.detail], outcome="not applied")
@@ -85,8 +119,9 @@ def _claims_other(order: Order, patient: Patient, data: OrderData) -> str:
     return ""
 
 
-def place(s: Session, cmd: PlaceOrder) -> None:
-    """ORC-1 NW / SIU^S12: a new order, or a resend that updates the known one."""
+def place(s: Session, cmd: PlaceOrder) -> Order | None:
+    """ORC-1 NW / SIU^S12: a new order, or a resend that updates the known one. Returns
+    the new order (None for a resend), whose earlier reports the caller links."""
     patient = ensure_patient(s, cmd.patient, trigger=cmd.code, update=False)
     existing = find_order(s, cmd.order.ref)
     if existing is not None:
@@ -106,7 +141,7 @@ def place(s: Session, cmd: PlaceOrder) -> None:
         else:
             s.trace(order, f"{cmd.code} (resent)", outcome="status kept", rules=[
                 f"status stays {order.status.value}: a resent NW never moves an order back"])
-        return
+        return None
     if cmd.visit is not None:
         record_visit(s, patient, cmd.visit)
     order = _new_order(s, cmd, patient)
@@ -115,7 +150,8 @@ def place(s: Session, cmd: PlaceOrder) -> None:
             rules=cmd.order.rules, outcome="held" if order.hold_reason else "applied")
     s.changed(f"order {order.id} placed ({order.status.value})")
     s.emit(OrderForwarded(order, patient, "new"))
-    _link_reports(s, order)
+    _resolve_unknown(s, order)
+    return order
 
 
 def _new_order(s: Session, cmd: PlaceOrder, patient: Patient) -> Order:
@@ -244,22 +280,8 @@ def cancel(s: Session, cmd: CancelOrder) -> None:
             s.emit(OrderForwarded(changed, patient, "cancel"))
 
 
-def _link_reports(s: Session, order: Order) -> None:
-    """Reports kept before their order arrived are linked now (out-of-order is normal)."""
-    numbers = [(key, value) for key, value in (
-        ("accession", order.accession), ("placer_number", order.placer_number),
-        ("filler_number", order.filler_number)) if value]
-    pending = {r.id: r for r in s.repo.reports_by_numbers(numbers) if r.order_id is None}
-    from accord.workflow.reports import check_visit
-
-    for report in pending.values():
-        linked = replace(report, order_id=order.id, patient_id=order.patient_id,
-                         accession=report.accession or order.accession)
-        s.repo.save_report(linked)
-        s.trace(order, f"report {report.id} (received earlier) linked",
-                changes=[Change("report", "", report.status.value)])
-        check_visit(s, order, linked.visit_number)
-        order = set_status(s, order, report.status, f"report {report.id} ({report.status.value})")
+def _resolve_unknown(s: Session, order: Order) -> None:
+    """The order arrived: what was said about it before (``unknown_order``) is resolved."""
     for f in s.repo.findings_about(accession=order.accession):
         if f.kind is FindingKind.UNKNOWN_ORDER and f.resolution.value == "open":
             s.repo.save_finding(resolve(f, s.now, f"order {order.id} arrived"))

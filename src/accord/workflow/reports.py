@@ -2,10 +2,11 @@
 
 Rules:
 - One report per order: a later ORU for the same order (preliminary, then final, then
-  a correction) updates it; the order's status follows through ``status.apply``, and a
+  a correction) updates it; the order's status follows (``orders.set_status``), and a
   report whose status move the table forbids (final → preliminary) is not applied.
 - A report for an order never received is kept unlinked, with an ``unknown_order``
-  finding (AA; AE 204 when the dialect rejects them); the order links it on arrival.
+  finding (AA; AE 204 when the dialect rejects them); when the order arrives the engine
+  links it (:func:`link_reports`), and the order takes the report's status.
 - A report whose visit (PV1-19) differs from its order's is a ``visit_mismatch``
   finding; it is still linked, to the order its numbers name.
 - OBR-25 X (no result, order cancelled) cancels the order; after acquisition that is
@@ -89,3 +90,20 @@ def record_report(s: Session, cmd: ReportResult) -> None:
     set_status(s, order, cmd.status, cmd.code)
     patient_now = s.repo.patient(order.patient_id)
     s.emit(ReportForwarded(report, order, patient_now))
+
+
+def link_reports(s: Session, order: Order) -> None:
+    """Reports kept before ``order`` arrived are linked to it now (out of order is
+    normal), each checked for its visit and moving the order's status."""
+    numbers = [(key, value) for key, value in (
+        ("accession", order.accession), ("placer_number", order.placer_number),
+        ("filler_number", order.filler_number)) if value]
+    pending = {r.id: r for r in s.repo.reports_by_numbers(numbers) if r.order_id is None}
+    for report in pending.values():
+        linked = replace(report, order_id=order.id, patient_id=order.patient_id,
+                         accession=report.accession or order.accession)
+        s.repo.save_report(linked)
+        s.trace(order, f"report {report.id} (received earlier) linked",
+                changes=[Change("report", "", report.status.value)])
+        check_visit(s, order, linked.visit_number)
+        order = set_status(s, order, report.status, f"report {report.id} ({report.status.value})")

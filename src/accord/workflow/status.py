@@ -1,7 +1,12 @@
-"""Canonical order status: one meaning everywhere (DESIGN.md, "The canonical model").
+"""Canonical order status: one meaning everywhere, and the table of the moves that make
+sense (the statuses of docs/model.md).
 
-Each connected system's dialect maps its own codes (ORC-1/ORC-5 pairs, OBR-25, SCH-25,
-MPPS states) onto :class:`Status`; this module says which moves between them make sense.
+Each connected system's dialect maps its own codes onto :class:`Status`: ORC-1 order
+control (HL7 v2.5.1 §4.5.1.1, table 0119) with ORC-5 order status (§4.5.1.5, table
+0038), OBR-25 result status (§4.5.3.25, table 0123), SCH-25 filler status (table 0278)
+and the MPPS Performed Procedure Step Status (0040,0252) (DICOM PS3.4 F.7). This module
+is the table and its rules alone; applying a move to an order is order logic
+(:func:`accord.workflow.orders.apply_status`).
 
 Rules of the transition table (``TRANSITIONS``), from IHE RAD TF-2 (RAD-2/RAD-3 placer
 and filler order management: NW, CA, DC, XO and the ORC-5 order status; RAD-4 procedure
@@ -9,7 +14,7 @@ scheduled; RAD-13 procedure update) and DICOM PS3.4 F.7 (MPPS: IN PROGRESS →
 COMPLETED or DISCONTINUED, both final):
 
 0. Staying in the same status is always allowed: a resend, or new details
-   (a reschedule is SCHEDULED → SCHEDULED). :func:`apply` treats it as no change.
+   (a reschedule is SCHEDULED → SCHEDULED). It is no change.
 1. Forward along the exam: ordered → scheduled → arrived → in_progress → completed →
    preliminary → final → amended. Steps may be skipped (no MPPS, no check-in, a report
    with no "completed" before it): a later stage is evidence the earlier ones happened.
@@ -21,19 +26,13 @@ COMPLETED or DISCONTINUED, both final):
 5. cancelled and discontinued are final: nothing is performed or reported after them.
    Evidence that it was (MPPS, a report) is ``cancelled_but_performed``; a cancel after
    acquisition started is ``cancelled_but_performed`` too; every other move not in the
-   table is ``status_regression``. Neither is applied (DESIGN: recorded, not applied).
+   table is ``status_regression``. Neither is applied: a contradiction is recorded as a
+   finding, never applied and never silently dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from accord.workflow.findings import Finding
-    from accord.workflow.model import Order
 
 
 class Status(StrEnum):
@@ -80,16 +79,6 @@ PERFORMED = frozenset({
 ON_WORKLIST = frozenset({_S.SCHEDULED, _S.ARRIVED})
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Why a status change was asked for: who said it, in which message, with what code."""
-
-    at: datetime
-    source: str = ""  # sending system (MSH-3) or "MPPS" / "console"
-    message: str = ""  # message ref: SENDER/MSH-10
-    code: str = ""  # the sender's words, e.g. "ORC-1 SC, ORC-5 CM" or "OBR-25 F"
-
-
 def allowed(old: Status, new: Status) -> bool:
     """Whether the table allows ``old`` → ``new`` (rule 0 included)."""
     return old == new or new in TRANSITIONS[old]
@@ -102,27 +91,3 @@ def refusal_kind(old: Status, new: Status) -> str:
     if old in STOPPED and new in PERFORMED:
         return "cancelled_but_performed"
     return "status_regression"
-
-
-def apply(order: Order, new: Status, evidence: Evidence) -> Order | Finding:
-    """``order`` in status ``new``, or the Finding that explains why not.
-
-    Rule 0: the same status gives the same order back. A forbidden transition is not
-    applied; the finding names both statuses and the evidence.
-    """
-    from accord.workflow.findings import Finding, FindingKind
-
-    if allowed(order.status, new):
-        return order if order.status == new else replace(order, status=new)
-    kind = FindingKind(refusal_kind(order.status, new))
-    said = f" ({evidence.code})" if evidence.code else ""
-    return Finding(
-        kind=kind,
-        detail=f"{order.status.value} → {new.value}{said} is not allowed; not applied",
-        first_seen=evidence.at,
-        accession=order.accession,
-        patient_id=order.patient_id,
-        subject=f"{order.status.value}->{new.value}",
-        source=evidence.source,
-        messages=(evidence.message,) if evidence.message else (),
-    )
