@@ -1,4 +1,5 @@
-"""Tests for accord.config: CONTRACT defaults, key path + line in errors, overrides."""
+"""Tests for accord.config: the documented defaults (docs/interface.md), key path + line
+in errors, overrides."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from accord.config import Config, load_config
 from accord.errors import ConfigError
 
-CONTRACT_FORM = """\
+DOCUMENTED_FORM = """\
 destinations:
   - name: ris            # gets procedure status updates
     host: 127.0.0.1
@@ -28,7 +29,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_defaults_follow_contract() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     cfg = load_config(None)
     assert (cfg.mllp.host, cfg.mllp.port) == ("127.0.0.1", 2575)
     assert (cfg.dicom.ae_title, cfg.dicom.port) == ("ACCORD", 11112)
@@ -42,8 +43,8 @@ def test_defaults_follow_contract() -> None:
     assert cfg.destinations == ()
 
 
-def test_contract_destination_form(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, CONTRACT_FORM))
+def test_documented_destination_form(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, DOCUMENTED_FORM))
     ris, pacs = cfg.destinations
     assert (ris.name, ris.port, ris.send) == ("ris", 2576, ("status",))
     assert pacs.send == ("adt", "orders", "reports")
@@ -52,7 +53,7 @@ def test_contract_destination_form(tmp_path: Path) -> None:
 
 
 def test_bad_port_names_path_and_line(tmp_path: Path) -> None:
-    bad = CONTRACT_FORM.replace("port: 2577", "port: seven")
+    bad = DOCUMENTED_FORM.replace("port: 2577", "port: seven")
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, bad))
     assert str(info.value) == "destinations[1].port: must be an integer (accord.yaml line 8)"
@@ -75,7 +76,7 @@ def test_bad_category_and_missing_host(tmp_path: Path) -> None:
 
 
 def test_duplicate_destination_names(tmp_path: Path) -> None:
-    text = CONTRACT_FORM.replace("name: pacs", "name: ris")
+    text = DOCUMENTED_FORM.replace("name: pacs", "name: ris")
     with pytest.raises(ConfigError, match=r"destinations: .*unique: ris \(accord.yaml line 1\)"):
         load_config(write(tmp_path, text))
 

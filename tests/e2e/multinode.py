@@ -1,6 +1,6 @@
-"""Helpers for the scale-out tests (issue 7): a fresh PostgreSQL database on the shared
-server, per-node configs, numbered traffic with senders that fail over between nodes,
-and the checks of the custody promise across nodes.
+"""Helpers for the scale-out tests (several nodes on one database): a fresh PostgreSQL
+database on the shared server, per-node configs, numbered traffic with senders that fail
+over between nodes, and the checks of the custody promise across nodes.
 
 Traffic: ``patients`` synthetic patients, each with ``per_patient`` messages numbered
 0, 1, 2, … (ORM^O01 mostly, ADT^A08 every fifth). The number travels in NTE-3 as

@@ -1,9 +1,10 @@
 """Crash: a real ``accord serve`` is SIGKILLed repeatedly while clients send.
 
-Promise under test (issue 3): after the final restart, every message that got AA is
-stored, and every routed one reaches the receiver — at least once on the wire, exactly
-once after MSH-10 dedupe — in order per patient. The clients behave like real senders:
-a message without an ACK (connection refused, lost, timed out) is resent until answered.
+Promise under test (nothing acknowledged is ever lost): after the final restart, every
+message that got AA is stored, and every routed one reaches the receiver — at least once
+on the wire, exactly once after MSH-10 dedupe — in order per patient. The clients behave
+like real senders: a message without an ACK (connection refused, lost, timed out) is
+resent until answered.
 """
 
 from __future__ import annotations

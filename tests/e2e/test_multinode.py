@@ -1,4 +1,4 @@
-"""Scale-out (issue 7): three ``accord serve`` nodes on one PostgreSQL database.
+"""Scale-out: three ``accord serve`` nodes on one PostgreSQL database.
 
 Three real node processes on 127.0.0.1 (own MLLP and HTTP ports, own ``node_id``) share
 one fresh database on the local server (created for the test, dropped after). Two mock

@@ -1,5 +1,5 @@
 """The DICOM bridge: Modality Worklist (C-FIND) and MPPS (N-CREATE/N-SET) for modalities,
-and the PACS C-FIND used by reconciliation (issue 5).
+and the PACS C-FIND used by reconciliation.
 
 Pure parts: :mod:`.worklist` (SPS -> MWL dataset, PS3.4 K.6), :mod:`.query` (C-FIND
 matching, PS3.4 C.2.2.2), :mod:`.mpps` (MPPS -> status command, PS3.4 F.7),

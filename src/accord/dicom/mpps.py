@@ -2,7 +2,7 @@
 
 Rules: pure. No sockets, no store, no clock reads; the SCP passes in the instance as last
 stored, the steps the MPPS may reference and the patients it may be about, and persists
-what comes back *before* it answers (issue 5: stored durably before the response).
+what comes back *before* it answers (persist, then respond, as ingest does for HL7).
 - PS3.4 F.7.2.1 (N-CREATE): Performed Procedure Step Status must be IN PROGRESS; a second
   N-CREATE of one SOP Instance UID is refused (0111).
 - PS3.4 F.7.2.2 (N-SET): an instance that is COMPLETED or DISCONTINUED may no longer be

@@ -1,4 +1,4 @@
-"""The "completed but not found" job: one node at a time asks the PACS (issue 5).
+"""The "completed but not found" job: one node at a time asks the PACS.
 
 Rules: every ``interval`` seconds, the node holding the store's ``reconcile`` lease
 (``store.try_job_lock``) looks at orders completed between ``after`` and ``after + 1 day``

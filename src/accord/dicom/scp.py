@@ -5,10 +5,11 @@ Rules: this is where pynetdicom lives; matching and MPPS rules are pure code in
 protocols the runtime implements: a :class:`WorklistSource` (the in-memory
 :class:`~accord.dicom.index.WorklistIndex` implements it) and an :class:`MppsSink` whose
 ``record()`` returns only once the instance and its outcome are durable, so the N-CREATE /
-N-SET response is sent after persistence (issue 5). Nothing received ever names a file:
+N-SET response is sent after persistence. Nothing received ever names a file:
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
-association socket: without it each DIMSE exchange stalls ~40 ms (NOTES.md). Answers
-are encoded once per entry and query shape (:mod:`accord.dicom.responses`).
+association socket: without it each DIMSE exchange stalls ~40 ms (Nagle + delayed ACK;
+pynetdicom does not set it). Answers are encoded once per entry and query shape
+(:mod:`accord.dicom.responses`).
 No PHI in logs at INFO or above (pynetdicom's identifier dumps are switched off).
 """
 
@@ -86,7 +87,8 @@ class MppsSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScpConfig:
-    """The DICOM listener's settings (CONTRACT defaults: AE ``ACCORD``, 127.0.0.1:11112)."""
+    """The DICOM listener's settings (the configuration's defaults: AE ``ACCORD``,
+    127.0.0.1:11112)."""
 
     ae_title: str = "ACCORD"
     host: str = "127.0.0.1"
@@ -112,7 +114,7 @@ def quiet_identifiers() -> None:
 
 
 def set_nodelay(event: evt.Event) -> None:
-    """EVT_CONN_OPEN handler: disable Nagle on the association socket (NOTES.md)."""
+    """EVT_CONN_OPEN handler: disable Nagle on the association socket (module rules)."""
     transport = event.assoc.dul.socket
     sock = getattr(transport, "socket", None)
     if sock is not None:

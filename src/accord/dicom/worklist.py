@@ -42,7 +42,8 @@ SPS_STATUS: dict[Status, str] = {
 PRIORITY: dict[str, str] = {"S": "STAT", "A": "HIGH", "R": "ROUTINE", "P": "ROUTINE",
                             "C": "HIGH", "T": "MEDIUM"}
 
-# Steps a modality should see by default: not yet started (issue 5).
+# Steps a modality should see by default: not yet started (a started or stopped step is
+# no longer work to pick).
 SERVABLE: frozenset[Status] = frozenset({Status.SCHEDULED, Status.ARRIVED})
 
 

@@ -45,7 +45,8 @@ ORDER_KEYS = (
 
 @dataclass(frozen=True, slots=True)
 class OrderRef:
-    """Every number an order may be known by (DESIGN.md, "Order / requested procedure")."""
+    """Every number an order may be known by: accession, placer and filler numbers, the
+    Study Instance UID, the requested procedure and SPS IDs (docs/model.md)."""
 
     accession: str = ""  # OBR-18 / IPC-1 / where the dialect says
     placer_number: str = ""  # ORC-2 / OBR-2

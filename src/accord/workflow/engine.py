@@ -4,9 +4,9 @@ Rules:
 - Pure with respect to I/O: state is read and written only through the ``Repository``
   protocol; time and ids are passed in. The caller (ingest) runs this inside the store
   transaction, so a crash loses nothing and half a message is never committed.
-- The answer (CONTRACT, ACK rules): AA once applied, findings or not — a contradiction
-  is recorded, not bounced. AE (with ERR-2 naming the field) when the message cannot
-  be applied: a required field is empty, a code has no meaning, a duplicate order
+- The answer (the ACK rules of docs/interface.md): AA once applied, findings or not —
+  a contradiction is recorded, not bounced. AE (with ERR-2 naming the field) when the
+  message cannot be applied: a required field is empty, a code has no meaning, a duplicate order
   number, or a policy says reject (unknown order, merged identifier). AR for a message
   type the workflow does not take. Findings are kept whatever the answer.
 - Field fill statistics are updated for every message, so ``field_drift`` is noticed

@@ -2,8 +2,8 @@
 
 The engine returns these in ``Outcome.outbound_events``; ``accord.mapping.outbound``
 turns each into an HL7 message in a destination's dialect; the store puts them in the
-outbox in the same transaction as the change. ``category`` is the CONTRACT ``send:``
-word a destination subscribes to (``status``, ``adt``, ``orders``, ``reports``).
+outbox in the same transaction as the change. ``category`` is the ``send:`` word of the
+configuration a destination subscribes to (``status``, ``adt``, ``orders``, ``reports``).
 """
 
 from __future__ import annotations

@@ -253,7 +253,7 @@ def update(s: Session, cmd: UpdateOrder) -> None:
     order = _update_details(s, order, cmd.order, cmd.code)
     status = cmd.status
     if status is None and order.status is Status.ORDERED and _on_worklist(order):
-        status = Status.SCHEDULED  # time and station now known (DESIGN status table)
+        status = Status.SCHEDULED  # time and station now known: it is on the worklist
     if status is not None:
         set_status(s, order, status, cmd.code)
 

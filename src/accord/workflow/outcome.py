@@ -81,7 +81,8 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one message: what changed and what to answer (CONTRACT ACK rules)."""
+    """The result of one message: what changed and what to answer (AA, AE or AR, as the
+    engine's rules say)."""
 
     changes: tuple[str, ...]
     findings: tuple[Finding, ...]

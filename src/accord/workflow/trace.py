@@ -1,6 +1,6 @@
 """The trace of an order: every message or event that touched it, and why.
 
-Rules (DESIGN.md, "Explain, don't just fail"): each event says what changed
+Rules (explain, don't just fail): each event says what changed
 (before → after) and each rule outcome in plain words, so that ``accord trace ACCESSION``
 answers "why is this exam not on the CT1 worklist?" without reading code. Pure values;
 :func:`explain` turns a list of events into lines for a person.
