@@ -1,14 +1,13 @@
-"""Tests for accord.runtime (the composition root) and accord.engine.jobs, over real sockets."""
+"""Tests for accord.runtime (the composition root), over real sockets."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.clock import FixedClock
 from accord.config import Config, load_config
 from accord.demo.traffic import Department, Receiver
-from accord.engine.jobs import prune_once
 from accord.engine.processor import Outcome
 from accord.hl7 import Message
 from accord.mllp.client import MllpClient
@@ -111,25 +110,3 @@ def test_listening_names_only_what_runs(tmp_path: Path) -> None:
         assert rt.listening() == ["HL7 mllp://127.0.0.1:2999"]
     finally:
         rt.store.close()
-
-
-async def test_pruning_job_respects_retention(tmp_path: Path) -> None:
-    store = open_store(sqlite_url(tmp_path))
-    clock = FixedClock()
-    try:
-        cfg = load_config(None, FREE_PORTS)
-        rt = build(cfg, store=store, clock=clock)
-        await rt.start()
-        raw = (SAMPLES / "gateway_adt_a04.hl7").read_bytes()
-        async with MllpClient("127.0.0.1", rt.mllp_port) as client:
-            await client.send_message(raw, "GW00000001")
-        await rt.stop()
-        settings = load_config(None, {"store.retention_days": 30}).store
-        assert prune_once(store, cfg.store, clock, "n1") is None  # no retention set
-        assert prune_once(store, settings, clock, "n1") == 0  # too young
-        assert prune_once(store, settings, clock, "n2") is None  # n1 holds the job lease
-        clock.t = clock.t + timedelta(days=31)  # n1's lease has long expired
-        assert prune_once(store, settings, clock, "n2") == 1
-        assert store.stats()["messages"] == 0
-    finally:
-        store.close()

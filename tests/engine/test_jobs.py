@@ -1,15 +1,22 @@
-"""Background jobs hand their lease back on a graceful stop (a job runs on one node at a
-time, and another node takes over at once when the holder stops)."""
+"""Background jobs: retention pruning runs on one node at a time, deletes only what is
+older than the retention, and hands its lease back on a graceful stop so another node
+takes over at once."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
-from accord.clock import SystemClock
-from accord.config import StoreConfig
-from accord.engine.jobs import pruning_loop
+from accord.clock import FixedClock, SystemClock
+from accord.config import StoreConfig, load_config
+from accord.engine.jobs import prune_once, pruning_loop
+from accord.mllp.client import MllpClient
+from accord.runtime import build
 from accord.store import open_store, sqlite_url
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+FREE_PORTS = {"mllp.port": 0, "dicom.port": 0, "http.port": 0}
 
 
 async def test_pruning_lease_is_handed_back_on_stop(tmp_path: Path) -> None:
@@ -30,3 +37,25 @@ async def test_pruning_lease_is_handed_back_on_stop(tmp_path: Path) -> None:
     # node-a stopped: its lease (valid for two hours) was handed back, node-b takes it now
     assert store.try_job_lock("prune", "node-b", 60, clock.now())
     store.close()
+
+
+async def test_pruning_job_respects_retention(tmp_path: Path) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    clock = FixedClock()
+    try:
+        cfg = load_config(None, FREE_PORTS)
+        rt = build(cfg, store=store, clock=clock)
+        await rt.start()
+        raw = (SAMPLES / "gateway_adt_a04.hl7").read_bytes()
+        async with MllpClient("127.0.0.1", rt.mllp_port) as client:
+            await client.send_message(raw, "GW00000001")
+        await rt.stop()
+        settings = load_config(None, {"store.retention_days": 30}).store
+        assert prune_once(store, cfg.store, clock, "n1") is None  # no retention set
+        assert prune_once(store, settings, clock, "n1") == 0  # too young
+        assert prune_once(store, settings, clock, "n2") is None  # n1 holds the job lease
+        clock.t = clock.t + timedelta(days=31)  # n1's lease has long expired
+        assert prune_once(store, settings, clock, "n2") == 1
+        assert store.stats()["messages"] == 0
+    finally:
+        store.close()
