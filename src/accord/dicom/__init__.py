@@ -3,8 +3,11 @@ and the PACS C-FIND used by reconciliation.
 
 Pure parts: :mod:`.worklist` (SPS -> MWL dataset, PS3.4 K.6), :mod:`.query` (C-FIND
 matching, PS3.4 C.2.2.2), :mod:`.mpps` (MPPS -> status command, PS3.4 F.7),
-:mod:`.charset`, :mod:`.reconcile`. Edges: :mod:`.scp`, :mod:`.scu`. The in-memory
-:class:`WorklistIndex` is what the runtime keeps in sync with the workflow.
+:mod:`.charset`, :mod:`.reconcile`. Edges: :mod:`.scp`, :mod:`.scu`. On the store:
+:mod:`.bridge` (the worklist the SCP serves, kept in sync with the workflow through the
+in-memory :class:`WorklistIndex`; where MPPS goes; the running bridge), and
+:mod:`.reconcile_job`. Those two are imported by their own path, not from here: they
+need the engine and the store, the parts above do not.
 """
 
 from accord.dicom.index import WorklistEntry, WorklistIndex

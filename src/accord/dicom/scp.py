@@ -2,10 +2,10 @@
 
 Rules: this is where pynetdicom lives; matching and MPPS rules are pure code in
 :mod:`accord.dicom.query` and :mod:`accord.dicom.mpps`. The SCP depends on two small
-protocols the runtime implements: a :class:`WorklistSource` (the in-memory
-:class:`~accord.dicom.index.WorklistIndex` implements it) and an :class:`MppsSink` whose
-``record()`` returns only once the instance and its outcome are durable, so the N-CREATE /
-N-SET response is sent after persistence. Nothing received ever names a file:
+protocols :mod:`accord.dicom.bridge` implements on the store: a :class:`WorklistSource`
+(over the in-memory :class:`~accord.dicom.index.WorklistIndex`) and an :class:`MppsSink`
+whose ``record()`` returns only once the instance and its outcome are durable, so the
+N-CREATE / N-SET response is sent after persistence. Nothing received ever names a file:
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
 association socket: without it each DIMSE exchange stalls ~40 ms (Nagle + delayed ACK;
 pynetdicom does not set it). Answers are encoded once per entry and query shape
