@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The benchmarks' peers (python-hl7, hl7apy, recordlinkage) are only needed by `make bench`.
+# The benchmarks' peers (python-hl7, hl7apy, recordlinkage, splink) are only needed by `make bench`.
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)

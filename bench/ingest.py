@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
+from engine_harness import MllpClient, ack_code, cpu_seconds, free_port
 
 from accord.demo.traffic import Receiver, orm_of_size
 from accord.store import open_store, sqlite_url
@@ -63,12 +64,6 @@ async def main(port):
 
 asyncio.run(main(int(sys.argv[1])))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -160,31 +155,17 @@ def message(tag: int, n: int) -> bytes:
 
 def one_sender(port: int, tag: int, until: float, lat: list[float]) -> int:
     """Send until the deadline, one message in flight; returns messages ACKed AA.
-
-    A blocking socket in a thread of its own: the sender's own time is on the serial
-    path of every round trip (one message in flight), and an asyncio stream client
-    added ~50 us to each (measured against a server that answers at once), so it would
-    understate any fast server. Every server in the table gets the same client."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)  # no answer: fail
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    clock, buf, n = time.perf_counter, b"", 0
-    try:
+    Every server in the table gets the same client (``MllpClient``)."""
+    clock, n = time.perf_counter, 0
+    with MllpClient(port, timeout=30) as client:
         while clock() < until:
             payload = message(tag, n)
             t0 = clock()
-            sock.sendall(SB + payload + END)
-            while (end := buf.find(END)) < 0:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise RuntimeError("the server closed the connection")
-                buf += chunk
-            ack, buf = buf[:end], buf[end + len(END):]
+            ack = client.exchange(payload)
             lat.append(clock() - t0)
-            if b"MSA|AA|" not in ack and b"MSA|CA|" not in ack:
+            if ack_code(ack) not in ("AA", "CA"):
                 raise RuntimeError(f"not accepted: {ack[:200]!r}")
             n += 1
-    finally:
-        sock.close()
     return n
 
 
@@ -202,12 +183,6 @@ async def load(port: int, senders: int, tag: int, seconds: float) -> tuple[float
     elapsed = time.perf_counter() - t0
     q = statistics.quantiles(lat, n=100)
     return sum(counts) / elapsed, q[49] * 1000, q[98] * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Row = tuple[float, float, float, float]  # msg/s, p50 ms, p99 ms, server CPU ms per message
