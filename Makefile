@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint bench soak venv services browser dcmtk clean
+.PHONY: demo test lint bench soak venv services browser dcmtk screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: $(BENCH_STAMP) services dcmtk
 	@for b in parse ingest mwl identity console scale; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
+
+# Refresh the README's screenshots: the browser test run with docs/img as their folder
+# (a plain `make test` writes them to a temporary folder and leaves the tree clean).
+screenshots: $(STAMP) browser
+	$(BIN)/pytest -q tests/web/browser/test_browser.py -k integration_engineers_day \
+	  --readme-images docs/img
 
 soak: $(STAMP) services
 	ACCORD_SOAK=1 $(BIN)/pytest -q -m slow
