@@ -1,4 +1,4 @@
-"""``accord parse`` and ``accord validate`` run as subprocesses (CONTRACT, command line)."""
+"""``accord parse`` and ``accord validate`` run as subprocesses (docs/interface.md)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class MllpLimits:
-    """Listener limits (issue 3 defaults; set from ``mllp.limits`` in the config)."""
+    """Listener limits (set from ``mllp.limits`` in the config; the same defaults)."""
 
     max_message_bytes: int = 10 * MIB
     frame_deadline: float = 30.0
