@@ -39,14 +39,15 @@ dcmtk:
 	@command -v wlmscpfs >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null; }
 
-test: $(STAMP) services browser
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy
+test: lint services browser
 	$(BIN)/pytest -q
 
+# ruff, mypy --strict, and the import contracts of pyproject.toml ([tool.importlinter]:
+# the pure core does no I/O, the layers, no import cycle); --no-cache: nothing written here.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: $(BENCH_STAMP) services dcmtk
 	@for b in parse ingest mwl identity console scale; do \
