@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint bench soak venv services browser dcmtk screenshots clean
+.PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
+
+# No path outside the repository, no citation of a document that is not in it.
+self-contained:
+	@bash scripts/check-self-contained.sh
 
 bench: $(BENCH_STAMP) services dcmtk
 	@for b in parse ingest mwl identity console scale; do \
