@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint bench soak venv services browser dcmtk clean
+.PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,19 +39,30 @@ dcmtk:
 	@command -v wlmscpfs >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null; }
 
-test: $(STAMP) services browser
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy
+test: lint services browser
 	$(BIN)/pytest -q
 
+# ruff, mypy --strict, and the import contracts of pyproject.toml ([tool.importlinter]:
+# the pure core does no I/O, the layers, no import cycle); --no-cache: nothing written here.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
+
+# No path outside the repository, no citation of a document that is not in it.
+self-contained:
+	@bash scripts/check-self-contained.sh
 
 bench: $(BENCH_STAMP) services dcmtk
 	@for b in parse ingest mwl identity console scale; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
+
+# Refresh the README's screenshots: the browser test run with docs/img as their folder
+# (a plain `make test` writes them to a temporary folder and leaves the tree clean).
+screenshots: $(STAMP) browser
+	$(BIN)/pytest -q tests/web/browser/test_browser.py -k integration_engineers_day \
+	  --readme-images docs/img
 
 soak: $(STAMP) services
 	ACCORD_SOAK=1 $(BIN)/pytest -q -m slow

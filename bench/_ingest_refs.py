@@ -7,7 +7,7 @@ a resend, so neither is a peer. They bound what any server can do on this machin
 
 - ``floor``: MSH-10 cut out of the bytes, (raw, MSH-10) inserted into one table with
   no index: the least a durable ACK can cost.
-- ``record``: the record issue 3 asks Accord to keep, written with raw ``sqlite3`` into
+- ``record``: the record Accord keeps of every message, written with raw ``sqlite3`` into
   Accord's own schema (DB must be a migrated Accord store): the message row with its
   header keys, ACK and outcome (5 indexes), the PID-3 / accession search keys, and the
   MSH-3 + MSH-4 + MSH-10 dedupe claim; parsed with ``accord.hl7`` and answered with

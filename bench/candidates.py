@@ -104,7 +104,7 @@ def main(n: int) -> None:
         f"{q_sql[49]:.2f} | {q_sql[98]:.2f} |",
         f"| in-memory `PatientIndex.candidates()` | - | {q_mem[49]:.2f} | {q_mem[98]:.2f} |",
         "",
-        "Goal (issue 4): one registration against 1,000,000 patients in under 20 ms "
+        "Goal: one registration against 1,000,000 patients in under 20 ms "
         "(blocking plus scoring).",
     ]
     write_section("candidates", "\n".join(lines))

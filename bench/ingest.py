@@ -102,7 +102,7 @@ GATEWAY = "accord serve (gateway)"
 FULL = "accord serve (workflow)"
 PEER = "python-hl7"
 FLOOR = "floor: bare durable insert"
-RECORD = "ceiling: issue 3's record, raw sqlite3"
+RECORD = "ceiling: Accord's record, raw sqlite3"
 REFS = Path(__file__).resolve().parent / "_ingest_refs.py"
 GATEWAY_ONLY = "workflow: {enabled: false}\ndicom: {enabled: false}\n"
 
@@ -269,7 +269,7 @@ def report(results: dict[tuple[str, int], list[Row]],
         floor, record = med[(FLOOR, senders)][0], med[(RECORD, senders)][0]
         lines.append(f"- {senders} sender(s): accord / python-hl7 = **{g / p:.2f}×** "
                      f"as a gateway, **{f / p:.2f}×** with the workflow; the references "
-                     f"/ python-hl7: bare insert {floor / p:.2f}×, issue 3's record "
+                     f"/ python-hl7: bare insert {floor / p:.2f}×, Accord's record "
                      f"{record / p:.2f}×")
     lines += [
         "- *gateway*: `workflow.enabled: false` — parse, store raw + outcome + dedupe claim +"
@@ -292,8 +292,9 @@ def report(results: dict[tuple[str, int], list[Row]],
         "dedupe nothing) are the least code that answers after a durable commit: an "
         "asyncio Protocol and group commit in one thread. *floor*: (raw, MSH-10) into one "
         "table: what a durable ACK costs at the least in CPython here. *ceiling*: the "
-        "record issue 3 asks for (message row with header keys, ACK and outcome, search "
-        "keys, dedupe claim) written into Accord's schema with raw `sqlite3`: what that "
+        "record Accord keeps of every message (message row with header keys, ACK and "
+        "outcome, search keys, dedupe claim) written into Accord's schema with raw "
+        "`sqlite3`: what that "
         "record costs without the engine around it.",
     ]
     lines += ["", f"Delivery to a mock receiver (gateway, FIFO, one destination that "
@@ -312,7 +313,7 @@ def verdicts(med: dict[tuple[str, int], tuple[float, ...]]) -> list[str]:
              for name in (GATEWAY, FULL)}
     return [
         f"  - ≥5× python-hl7 with 8 senders: **{'met' if ratio >= 5 else 'not met'}** "
-        f"({ratio:.2f}× as a gateway); issue 3's record written with raw sqlite3 reaches "
+        f"({ratio:.2f}× as a gateway); Accord's record written with raw sqlite3 reaches "
         f"{ceiling8:.2f}× on this machine, a bare insert "
         f"{med[(FLOOR, 8)][0] / med[(PEER, 8)][0]:.2f}×.",
         f"  - ≥1,500 msg/s on one connection: **{'met' if one >= 1500 else 'not met'}** "

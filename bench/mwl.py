@@ -335,7 +335,7 @@ def report(rows: list[dict[str, Any]], build_s: float) -> None:
         lines.append(f"| {r['shape']} | {r['acpu']:.1f} | {r['ccpu']:.1f} | {r['dcpu']:.1f} |")
     table = "\n".join(lines)
     print(table)
-    typical = rows[0]  # station + today: the query a modality sends all day (issue 5)
+    typical = rows[0]  # station + today: the query a modality sends all day
     goal = typical["a99"] < 50
     every = all(r["a99"] < 50 for r in rows)
     faster = all(max(r["a50"], r["c50"]) < r["d50"] and max(r["a99"], r["c99"]) < r["d99"]

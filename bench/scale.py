@@ -1,5 +1,5 @@
 """Scale-out: durable ingest with 1, 2 and 3 `accord serve` nodes on one PostgreSQL, and
-one node on SQLite, side by side in one run (issue 7).
+one node on SQLite, side by side in one run (docs/scale-out.md).
 
 Every configuration gets the same load from this process: ``SENDERS`` MLLP connections
 (spread round-robin over the nodes), ``COUNT`` 1 KB ORM^O01 messages in all, one message

@@ -1,4 +1,4 @@
-"""Durable ingest with the workflow vs the gateway alone, side by side (issue 4 wiring).
+"""Durable ingest with the workflow vs the gateway alone, side by side.
 
 Two `accord serve` subprocesses on SQLite (WAL, synchronous=FULL), same load from this
 process, alternating: the gateway alone (`workflow: {enabled: false}`: messages stored and
@@ -157,7 +157,7 @@ def report(results: dict[tuple[str, str, int], list[tuple[float, float, float]]]
             g, w = med[(mix, "gateway", senders)], med[(mix, "workflow", senders)]
             lines.append(f"| {mix} | {senders} | {g[0]:.0f} | {w[0]:.0f} | "
                          f"{w[0] / g[0]:.2f}× | {g[2]:.1f} | {w[2]:.1f} |")
-    lines += ["", "Goal (issue 3/4): ≥1,500 msg/s durable on one connection for ORM^O01."]
+    lines += ["", "Goal: ≥1,500 msg/s durable on one connection for ORM^O01."]
     write_section("workflow", "\n".join(lines))
     print("\n".join(lines))
 

@@ -1,4 +1,6 @@
-"""The engine's settings: a YAML file, defaults from CONTRACT.md, command-line overrides.
+"""The engine's settings: a YAML file, its defaults, command-line overrides.
+
+Every key and its default is listed in docs/interface.md, "Configuration file".
 
 Rules: the file is read with ``yaml.safe_load`` semantics (SafeLoader, no tags); every key
 is known (an unknown key is an error, so a typo never silently falls back to a default);
@@ -27,7 +29,10 @@ class _Model(BaseModel):
 
 
 class Limits(_Model):
-    """MLLP listener limits (issue 3 defaults)."""
+    """MLLP listener limits: a block over ``max_message_bytes`` is answered AR, a block
+    not ended within ``frame_deadline`` or a connection idle for ``idle_timeout`` is
+    closed, connections beyond ``max_connections`` (``max_per_peer`` per address) are
+    refused."""
 
     max_message_bytes: int = Field(default=10 * MIB, gt=0)
     frame_deadline: float = Field(default=30.0, gt=0)
@@ -133,7 +138,8 @@ class Backoff(_Model):
 
 
 class Destination(_Model):
-    """A downstream system (CONTRACT form) and how to deliver to it."""
+    """A downstream system (``name``, ``host``, ``port``, ``send:`` categories) and how to
+    deliver to it."""
 
     name: str = Field(min_length=1)
     host: str

@@ -1,4 +1,4 @@
-"""``accord parse`` and ``accord validate`` run as subprocesses (CONTRACT, command line)."""
+"""``accord parse`` and ``accord validate`` run as subprocesses (docs/interface.md)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from hl7_corpus import CORPUS
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-CORPUS = Path(os.environ.get("ACCORD_CORPUS",
-                             Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 ACCORD = Path(sys.executable).parent / "accord"
 ORM = SAMPLES / "hl7x_orm_o01_v231.hl7"
 ADT = SAMPLES / "hl7x_adt_a04_types.hl7"

@@ -246,12 +246,20 @@ def test_tls(receiver: Callable[..., Receiver], tmp_path: Path) -> None:
 
 
 def _run_with_terminal_stderr(*args: str | Path) -> tuple[int, str, bytes]:
-    """Run ``accord send`` with standard error on a pseudo-terminal (as a user sees it)."""
+    """Run ``accord send`` with standard error on a pseudo-terminal (as a user sees it).
+
+    The terminal is described to the child, not inherited from whoever runs the tests:
+    a capable one (``xterm-256color``, 80 columns); on a ``dumb`` one rich draws nothing
+    live, which is right for such a terminal but not what this test is about.
+    """
     import pty
 
     master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80"}
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)
     proc = subprocess.Popen([str(ACCORD), "send", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=slave)
+                            stderr=slave, env=env)
     out, _ = proc.communicate(timeout=120)
     os.close(slave)
     err = b""

@@ -4,27 +4,23 @@ Sample messages under ``tests/samples/hl7_*.hl7`` are synthetic, written for Acc
 (no real patient): ORM^O01 radiology order with a ZDS, Latin-1 and lying-MSH-18 UTF-8
 messages, Japanese (ISO IR87, ISO-2022-JP bytes whose kanji contain ``^`` and ``~``) and
 Korean (KS X 1001) names, a v2.7 message with a truncation character, escapes, and two
-FHS/BHS batches. The third-party corpus is ``<repo>/../shared/corpus`` (see SOURCES.md
-there), or the directory named by ``ACCORD_CORPUS``.
+FHS/BHS batches. The third-party corpus is ``tests/corpus``: files copied verbatim from
+public repositories, one folder per source with its licence notice (see
+``tests/corpus/SOURCES.md``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from accord.hl7 import Message
+from hl7_corpus import CORPUS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "samples"
-
-
-def corpus_dir() -> Path:
-    """The shared HL7 corpus; its absence is a failure, never a skip."""
-    return Path(os.environ.get("ACCORD_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
 def sample(name: str) -> bytes:
@@ -34,9 +30,9 @@ def sample(name: str) -> bytes:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    root = corpus_dir()
-    assert root.is_dir(), f"HL7 corpus missing at {root} (set ACCORD_CORPUS)"
-    return root
+    """The HL7 corpus; its absence is a failure, never a skip."""
+    assert CORPUS.is_dir(), f"HL7 corpus missing at {CORPUS}"
+    return CORPUS
 
 
 @pytest.fixture
@@ -47,7 +43,8 @@ def orm_bytes() -> bytes:
 def leaf_values(msg: Message) -> dict[str, str]:
     """Every path of ``msg`` down to subcomponents, with ``get`` (and ``get_raw`` of fields).
 
-    Used to check that two messages hold the same values "for every path" (CONTRACT).
+    Used to check that a re-parsed message holds the same value for every path as the
+    message it came from (the round-trip rule of docs/interface.md).
     """
     enc = msg.encoding
     values: dict[str, str] = {}

@@ -26,6 +26,7 @@ from accord.hl7.ack import (
     erl_of,
 )
 from accord.hl7.validate import Problem
+from hl7_corpus import corpus_files
 
 NOW = datetime(2024, 3, 15, 8, 31, 2, tzinfo=UTC)
 
@@ -292,9 +293,7 @@ def test_ack_text_is_build_ack_as_er7(corpus: Path, code: str) -> None:
     for every corpus message that parses (original and enhanced mode, any encoding)."""
     err = AckError("101", "PID-3", "E", "bad") if code != "AA" else None
     checked = 0
-    for path in sorted(corpus.rglob("*")):
-        if not path.is_file():
-            continue
+    for _, path in corpus_files(corpus):
         try:
             msg = parse(path.read_bytes())
         except ParseError:

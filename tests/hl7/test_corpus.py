@@ -1,4 +1,4 @@
-"""Every file of the shared corpus parses and round-trips, or is listed here as broken.
+"""Every file of the corpus (tests/corpus) parses and round-trips, or is listed here as broken.
 
 Round trip rule: ``to_er7()`` gives the input back with segment terminators as CR, the
 BOM, blank lines and trailing terminators dropped; ``parse(m.to_er7())`` gives the same
@@ -14,6 +14,7 @@ import pytest
 
 from accord.hl7 import Message, ParseError, parse, parse_batch
 from accord.hl7.parser import split_lines
+from hl7_corpus import corpus_files
 
 MIRTH = "nextgen-connect-mirth/server/tests"
 CDC = "cdcgov-trusted-intermediary/examples"
@@ -46,22 +47,16 @@ MUST_FAIL: dict[str, str] = {
     "rethinkhealth-hl7v2/qa/fixtures/invalid-missing-msh.hl7": "starts with PID, no MSH",
     "rethinkhealth-hl7v2/qa/fixtures/invalid-segment-header-length.hl7":
         "segment IDs 'PIDX' and 'PV' are not 3 characters",
-    "usnistgov-hl7v2-validation-webservice/messages.txt": "an index of file names, not HL7",
 }
-MESSAGE_FLOOR = 480  # 498 messages when this was written
-
-
-def _files(root: Path) -> list[tuple[str, Path]]:
-    found = (p for p in root.rglob("*") if p.is_file() and p.name != "SOURCES.md")
-    return sorted((p.relative_to(root).as_posix(), p) for p in found)
+MESSAGE_FLOOR = 460  # 473 messages when this was written
 
 
 def test_corpus_is_there(corpus: Path) -> None:
-    assert len(_files(corpus)) > 350
+    assert len(corpus_files(corpus)) > 350
 
 
 def test_every_listed_failure_exists(corpus: Path) -> None:
-    present = {rel for rel, _ in _files(corpus)}
+    present = {rel for rel, _ in corpus_files(corpus)}
     assert set(MUST_FAIL) <= present
 
 
@@ -85,7 +80,7 @@ def test_corpus_parses_and_round_trips(
 ) -> None:
     total = 0
     problems: list[str] = []
-    for rel, path in _files(corpus):
+    for rel, path in corpus_files(corpus):
         if rel in MUST_FAIL:
             continue
         data = path.read_bytes()
@@ -107,7 +102,7 @@ def test_corpus_parses_and_round_trips(
 
 def test_single_message_files_parse_alone(corpus: Path) -> None:
     checked = 0
-    for rel, path in _files(corpus):
+    for rel, path in corpus_files(corpus):
         if rel in MUST_FAIL:
             continue
         data = path.read_bytes()

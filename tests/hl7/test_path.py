@@ -1,4 +1,4 @@
-"""The CONTRACT path grammar."""
+"""The path grammar ``SEG[n]-F[r].C.S`` (docs/interface.md, "Paths")."""
 
 from __future__ import annotations
 

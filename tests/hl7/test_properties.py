@@ -88,7 +88,7 @@ SEED_FILES = [
     "rethinkhealth-hl7v2/qa/fixtures/edge-escaped-delimiters.hl7",
     "hapi-hl7v2/segmentfinder_a24.hl7",
     "linuxforhealth-hl7v2-fhir-converter/sample_win.hl7",
-    "usnistgov-hl7v2-validation-webservice/ELR/test_msg.txt",
+    "linuxforhealth-hl7v2-fhir-converter/ORU-multiline-short.hl7",
 ]
 MUTATION = st.tuples(st.sampled_from(["insert", "delete", "replace"]), st.integers(0, 10_000),
                      st.binary(min_size=1, max_size=4))

@@ -1,4 +1,4 @@
-"""The ``accord`` command line (CONTRACT.md, "Command line").
+"""The ``accord`` command line (commands, flags and exit codes: docs/interface.md).
 
 Each command lives in its own small module and registers itself on :data:`app`.
 Errors print one line on standard error, never a traceback (set ``ACCORD_DEBUG=1`` to

@@ -1,4 +1,4 @@
-"""``accord parse`` and ``accord validate`` (CONTRACT.md, "Command line").
+"""``accord parse`` and ``accord validate`` (docs/interface.md, "Command line").
 
 Both read one file (``-`` for standard input) holding one message, several messages, or
 a FHS/BHS batch, and handle each message in turn. Input that is not HL7 (or cannot be

@@ -1,4 +1,4 @@
-"""``accord send`` (CONTRACT.md, "Command line"): an MLLP client for files of HL7 messages.
+"""``accord send``: an MLLP client for files of HL7 messages (docs/interface.md).
 
 Each FILE may hold one message, several, or a FHS/BHS batch (HL7 v2.5.1 §2.10.3). Every
 file is checked with ``parse_batch`` before anything is sent, so a bad file stops the run

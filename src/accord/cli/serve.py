@@ -1,4 +1,4 @@
-"""``accord serve`` and ``accord demo`` (CONTRACT.md, "Command line").
+"""``accord serve`` and ``accord demo`` (docs/interface.md, "Command line").
 
 ``serve`` runs the engine until SIGTERM or SIGINT, then stops gracefully (answers in
 flight go out, nothing half-written). ``demo`` is ``serve`` plus a simulated department

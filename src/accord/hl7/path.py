@@ -1,4 +1,4 @@
-"""The path grammar of CONTRACT.md: ``SEG[n]-F[r].C.S``, every index 1-based.
+"""The path grammar: ``SEG[n]-F[r].C.S``, every index 1-based (docs/interface.md, "Paths").
 
 ``PID-3[2].1`` is the first component of the second repetition of PID-3, ``OBX[3]-5``
 is OBX-5 of the third OBX segment, ``PID-3.4.2`` the second subcomponent of the fourth

@@ -1,4 +1,4 @@
-"""Dialects: what each connected system's fields and codes mean (DESIGN.md, "dialect").
+"""Dialects: what each connected system's fields and codes mean (docs/model.md, "Dialects").
 
 A dialect is chosen per sender (MSH-3, optionally with MSH-4) and says where the
 identifiers, the accession and the order numbers live, what the sender's ORC-1/ORC-5

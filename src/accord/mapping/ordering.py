@@ -180,7 +180,8 @@ def _required(g: Group, ctx: Context, ref: OrderRef, acc_path: str, new: bool) -
 
 
 def _initial_status(status: Status, data: OrderData) -> tuple[Status, list[str]]:
-    """NW: ordered with a start time and a station is scheduled (DESIGN status table)."""
+    """NW: ordered with a start time and a station is scheduled (a time and a station
+    known is what ``scheduled`` means; docs/model.md, "The canonical status")."""
     step = data.steps[0] if data.steps else None
     on_list = step is not None and step.start is not None and bool(step.station_ae_titles)
     if status is Status.ORDERED and on_list and not data.hold_reason:

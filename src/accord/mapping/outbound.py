@@ -2,7 +2,7 @@
 
 Rules:
 - Pure: the caller gives MSH-10 (stored with the outbox row, so every resend carries
-  the same one, CONTRACT "Outbound") and MSH-7's time.
+  the same one, so a receiver can recognise a resend) and MSH-7's time.
 - Procedure status (``OrderStatusChanged``) goes as ORM^O01 v2.3.1 with ORC-1 ``SC`` and
   ORC-5 ``IP``/``CM``/``DC`` (IHE RAD TF-2 RAD-3/RAD-13 style), or as OMI^O23 v2.5.1
   (with IPC) when the destination's dialect says so. The ORC-5 code is the dialect's own:

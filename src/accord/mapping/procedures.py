@@ -1,4 +1,5 @@
-"""Procedure code tables and scheduled-station rules (issue 4, "Mapping").
+"""Procedure code tables and scheduled-station rules (docs/model.md, "Order, requested
+procedure, procedure step").
 
 A code table maps a sender's local procedure code (OBR-4.1, AIS-3.1) to a procedure:
 modality, description, body part, station AE title(s), duration, and optionally a

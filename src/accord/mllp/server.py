@@ -39,7 +39,7 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class MllpLimits:
-    """Listener limits (issue 3 defaults; set from ``mllp.limits`` in the config)."""
+    """Listener limits (set from ``mllp.limits`` in the config; the same defaults)."""
 
     max_message_bytes: int = 10 * MIB
     frame_deadline: float = 30.0
@@ -344,7 +344,8 @@ def _peer_info(writer: asyncio.StreamWriter) -> PeerInfo:
     peername = writer.get_extra_info("peername") or ("", 0)
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        # Nagle + delayed ACK would stall every ACK ~40 ms (NOTES.md).
+        # Nagle's algorithm holding the small ACK back while the peer delays its TCP
+        # acknowledgment would stall every answer by ~40 ms (the Linux delayed-ACK time).
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ssl_object = writer.get_extra_info("ssl_object")
