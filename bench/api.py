@@ -74,7 +74,7 @@ def _order(n: int) -> Order:
 
 def fill(store: Any, orders: int) -> None:
     """Write ``orders`` orders and ``orders // 2`` patients in blocks."""
-    engine = store.engine
+    engine = store.database.engine
     block = 5000
     for start in range(0, orders, block):
         ns = range(start, min(orders, start + block))

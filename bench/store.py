@@ -170,7 +170,7 @@ class Backends:
         else:
             assert self.pg_url is not None
             store = open_store(self.pg_url)
-            with store.engine.begin() as conn:
+            with store.database.engine.begin() as conn:
                 conn.exec_driver_sql(
                     "TRUNCATE messages, message_keys, dedupe, outbox RESTART IDENTITY CASCADE"
                 )

@@ -103,7 +103,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 def snapshot(store: SqlStore) -> MemoryRepository:
     """The workflow state as stored, in a MemoryRepository (for the shared checks)."""
     repo = MemoryRepository()
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         for row in conn.execute(select(wf_patients.c.doc)):
             repo.save_patient(codec.decode_patient(row.doc))
         for row in conn.execute(select(wf_orders.c.doc)):

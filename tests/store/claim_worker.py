@@ -22,7 +22,7 @@ def _check(
     same_queue = outbox.c.destination == destination
     if per_patient:
         same_queue = same_queue & (outbox.c.patient_key == key)
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         in_flight = conn.scalar(
             select(func.count()).where(
                 same_queue,

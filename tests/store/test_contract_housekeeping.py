@@ -81,15 +81,15 @@ def test_prune_works_in_blocks(store: SqlStore) -> None:
         tx.save_inbound(inbound(99, at=NEW))
     commits: list[object] = []
     count = commits.append  # one bound method: event.remove needs the same object
-    event.listen(store.engine, "commit", count)
+    event.listen(store.database.engine, "commit", count)
     try:
         assert store.prune(CUTOFF, block_size=4) == 25
     finally:
-        event.remove(store.engine, "commit", count)
+        event.remove(store.database.engine, "commit", count)
     # 6 full blocks + 1 short one of messages, then one (empty) block of orphan outbox rows
     assert len(commits) == 8
     assert store.stats()["messages"] == 1
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(dedupe)) == 0
         assert conn.scalar(select(func.count()).select_from(message_keys)) == 2  # PAT99, ACC99
 
@@ -162,7 +162,7 @@ def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: 
     again = open_store(store_url)  # upgrade head on an up-to-date schema: no-op
     try:
         assert again.get_message(mid).control_id == "C1"
-        with again.engine.connect() as conn:
+        with again.database.engine.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() == head_revision()
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
             tables = set(inspect(conn).get_table_names())

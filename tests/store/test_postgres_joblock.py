@@ -20,7 +20,7 @@ from accord.clock import SystemClock
 from accord.config import StoreConfig
 from accord.jobs import pruning_loop
 from accord.store import open_store
-from accord.store.postgres import job_lock_key
+from accord.store.db.postgres import job_lock_key
 from accord.store.sql import SqlStore
 
 from .conftest import T0, _empty_pg

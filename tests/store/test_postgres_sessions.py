@@ -19,7 +19,7 @@ def test_sessions_free_a_vanished_nodes_locks(pg_database: str) -> None:
     store = open_store(pg_database)
     assert isinstance(store, SqlStore)
     try:
-        with store.engine.connect() as conn:
+        with store.database.engine.connect() as conn:
             shown = {name: conn.execute(text(f"SHOW {name}")).scalar_one()
                      for name in ("idle_in_transaction_session_timeout",
                                   "tcp_keepalives_idle", "tcp_keepalives_interval",
@@ -35,7 +35,7 @@ def test_url_options_win(pg_database: str) -> None:
     store = open_store(pg_database + "?options=-c%20statement_timeout%3D5000")
     assert isinstance(store, SqlStore)
     try:
-        with store.engine.connect() as conn:
+        with store.database.engine.connect() as conn:
             timeout = conn.execute(text("SHOW statement_timeout")).scalar_one()
             idle = conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar_one()
     finally:

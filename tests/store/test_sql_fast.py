@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from accord.store import sql_workflow_statements as Q
+from accord.store.db.compiled import Runner
 from accord.store.schema import wf_field_stats, wf_orders, wf_trace_events
 from accord.store.sql import SqlStore
-from accord.store.sql_fast import Runner
 from accord.store.sql_workflow import upsert
 
 from .factories import inbound
@@ -30,7 +30,7 @@ def _order(oid: str) -> dict[str, Any]:
 
 
 def _stored(store: SqlStore, oid: str) -> tuple[Any, ...]:
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         row = conn.execute(text("SELECT status, held, updated_at, doc FROM orders "
                                 "WHERE id = :id"), {"id": oid}).one()
         return tuple(row)
@@ -91,7 +91,7 @@ def test_a_bulk_saved_message_is_stored_as_a_single_save_stores_it(store: SqlSto
         one = tx.save_inbound(record)
         many = tx.save_inbound_many([record, inbound(2)])
     assert many[0] > one and many[1] == many[0] + 1
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         rows = [tuple(conn.execute(text("SELECT * FROM messages WHERE id = :id"),
                                    {"id": mid}).one())[1:] for mid in (one, many[0])]
         keys = [sorted(tuple(r)[1:] for r in conn.execute(

@@ -20,7 +20,7 @@ from .factories import item
 
 
 def _pragmas(store: SqlStore) -> tuple[int, str, int, int]:
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         return (
             conn.execute(text("PRAGMA synchronous")).scalar_one(),
             conn.execute(text("PRAGMA journal_mode")).scalar_one(),
@@ -36,7 +36,7 @@ def test_durability_pragmas_on_every_connection(tmp_path: Path) -> None:
     barrier = threading.Barrier(4)
 
     def check() -> None:
-        with store.engine.connect() as conn:  # four connections open at once
+        with store.database.engine.connect() as conn:  # four connections open at once
             barrier.wait(30)
             seen.append(
                 (

@@ -328,7 +328,7 @@ def test_findings_stats_and_trace_order(store: SqlStore) -> None:
 
 def test_worklist_log_follows_order_and_patient_changes(store: SqlStore) -> None:
     def log_size() -> int:
-        with store.engine.connect() as conn:
+        with store.database.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(wf_worklist_log)).scalar_one())
 
     with repo(store) as w:

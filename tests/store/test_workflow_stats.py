@@ -28,7 +28,7 @@ def _message(tx: Tx, filled: str) -> None:
 
 def _stored(store: SqlStore) -> dict[str, tuple[int, int, int, bool]]:
     c = wf_field_stats.c
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         rows = conn.execute(select(c.path, c.seen, c.filled, c.streak, c.drifting)
                             .where(c.sender == "RIS")).all()
     return {r.path: (r.seen, r.filled, r.streak, bool(r.drifting)) for r in rows}

@@ -14,15 +14,19 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, delete, insert, or_, text, update
+from sqlalchemy.exc import IntegrityError
 
-from accord.errors import ConfigError, StoreError
+from accord.errors import StoreError
 from accord.store import InvalidStateError, NotFoundError
 from accord.store import sql_bulk as bulk
 from accord.store import sql_messages as msgs
 from accord.store import sql_outbox as box
 from accord.store import sql_runs as runs
+from accord.store.db import Database, connect
+from accord.store.db.errors import db_errors
+from accord.store.db.pinned import PinnedConnections
+from accord.store.db.sanitize import clean_text
 from accord.store.migrations import upgrade
 from accord.store.records import (
     ErrorEntry,
@@ -34,25 +38,11 @@ from accord.store.records import (
     Page,
     StoredMessage,
 )
-from accord.store.sanitize import clean_text
 from accord.store.schema import job_locks, outbox
-from accord.store.sql_pinned import PinnedConnections
 from accord.store.sql_queries import error_queue, stats
 
 if TYPE_CHECKING:
-    from accord.store.postgres import JobLocks
-
-
-@contextmanager
-def db_errors() -> Iterator[None]:
-    """Database failures as StoreError (only the driver's first line: no parameters,
-    which may carry patient data)."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        first_line = (str(orig).splitlines() or [""])[0]
-        raise StoreError(f"database error: {type(orig).__name__}: {first_line}") from exc
+    from accord.store.db.postgres import JobLocks
 
 
 class SqlTx:
@@ -104,64 +94,46 @@ class SqlTx:
 class SqlStore:
     """The store over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.dialect: str = engine.dialect.name
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.dialect: str = database.dialect
         self._job_locks: JobLocks | None = None
-        self._pinned = PinnedConnections(engine)  # pinned_transaction's, per thread
+        self._pinned = PinnedConnections(database.engine)  # pinned_transaction's, per thread
         if self.dialect == "postgresql":
-            from accord.store.postgres import JobLocks
+            from accord.store.db.postgres import JobLocks
 
-            self._job_locks = JobLocks(engine)  # session advisory locks, not lease rows
+            self._job_locks = JobLocks(database.engine)  # session advisory locks, not leases
 
     @classmethod
     def open(cls, url: str) -> SqlStore:
         """Connect, then upgrade the schema to head (under a lock on PostgreSQL)."""
-        if url.startswith("sqlite"):
-            from accord.store.sqlite import create_sqlite_engine
-
-            engine = create_sqlite_engine(url)
-        elif url.startswith(("postgresql", "postgres:")):
-            from accord.store.postgres import create_postgres_engine
-
-            engine = create_postgres_engine(url)
-        else:
-            raise ConfigError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
-        store = cls(engine)
+        database = connect(url)
+        store = cls(database)
         try:
             store.migrate()
         except BaseException:
-            engine.dispose()
+            database.close()
             raise
         return store
 
     def migrate(self) -> None:
         """Apply pending migrations; idempotent, safe when nodes start together."""
-        with db_errors(), self._write() as conn:
+        with self.database.write() as conn:
             if self.dialect == "postgresql":
-                from accord.store.postgres import lock_migrations
+                from accord.store.db.postgres import lock_migrations
 
                 lock_migrations(conn)
             upgrade(conn)
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(accord_write=True)  # SQLite: BEGIN IMMEDIATE
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with db_errors(), self.engine.connect() as conn:
-            yield conn
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.database.read()
 
     def transaction(self) -> AbstractContextManager[SqlTx]:
         return self._transaction()
 
     @contextmanager
     def _transaction(self) -> Iterator[SqlTx]:
-        with db_errors(), self._write() as conn:
+        with self.database.write() as conn:
             yield SqlTx(conn)
 
     def pinned_transaction(self, *, wait: bool = True) -> AbstractContextManager[SqlTx]:
@@ -228,7 +200,7 @@ class SqlStore:
     ) -> list[OutboxRow]:
         lock = None
         if self.dialect == "postgresql":
-            from accord.store.postgres import lock_claimed
+            from accord.store.db.postgres import lock_claimed
 
             def lock(stmt: Any) -> Any:
                 return lock_claimed(stmt, outbox)
@@ -394,4 +366,4 @@ class SqlStore:
         if self._job_locks is not None:
             self._job_locks.close()
         self._pinned.close()
-        self.engine.dispose()
+        self.database.close()

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
+from accord.store.db.compiled import Runner
 from accord.store.records import InboundMessage
 from accord.store.schema import dedupe, message_keys, messages
-from accord.store.sql_fast import Runner
 from accord.store.sql_messages import fit, key_rows, message_row
 
 

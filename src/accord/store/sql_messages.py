@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from accord.store.db.sanitize import clean_json, clean_text
 from accord.store.records import InboundMessage, Page, StoredMessage
-from accord.store.sanitize import clean_json, clean_text
 from accord.store.schema import dedupe, message_keys, messages, outbox
 
 # Built once: executing a prebuilt statement with a parameter dict skips the per-call

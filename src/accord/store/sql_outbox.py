@@ -32,8 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import FromClause
 
+from accord.store.db.sanitize import clean_text
 from accord.store.records import OutboxItem, OutboxRow, Page
-from accord.store.sanitize import clean_text
 from accord.store.schema import outbox
 from accord.store.sql_messages import clamp_limit, parse_cursor
 

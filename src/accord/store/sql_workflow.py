@@ -34,6 +34,7 @@ from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
 from accord.store import sql_workflow_statements as Q
 from accord.store import sql_workflow_stats as stats_batch
+from accord.store.db.compiled import Runner
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
@@ -44,7 +45,6 @@ from accord.store.schema import (
     wf_visits,
 )
 from accord.store.sql import SqlStore
-from accord.store.sql_fast import Runner
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity_compare import features
 from accord.workflow.identity_index import blocking_keys, query_keys
@@ -396,5 +396,5 @@ def repository_for(tx: Tx, now: datetime) -> SqlRepository:
 def reading(store: SqlStore, now: datetime) -> Iterator[SqlRepository]:
     """A repository for reads (``accord trace``, the console) on its own connection;
     nothing it might write is committed."""
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         yield SqlRepository(conn, now, lock=False)

@@ -47,9 +47,9 @@ from sqlalchemy.exc import IntegrityError
 from accord.errors import StoreError
 from accord.mapping.procedures import CodeTable, Procedure, TableVersion
 from accord.store import Tx
+from accord.store.db.compiled import Runner
 from accord.store.schema_workflow import wf_procedure_codes, wf_procedure_versions
 from accord.store.sql import SqlStore, SqlTx
-from accord.store.sql_fast import Runner
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def read_code_table(conn: Connection, name: str = TABLE) -> CodeTable:
 
 def load_code_table(store: SqlStore, name: str = TABLE) -> CodeTable:
     """The stored table with every version, oldest first (no versions when none)."""
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         return read_code_table(conn, name)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from accord.store.sql_fast import Runner
+from accord.store.db.compiled import Runner
 from accord.workflow.findings import FieldStat, FieldStats
 
 Key = tuple[str, str]  # (sender, message type)

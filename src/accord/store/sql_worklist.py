@@ -38,7 +38,7 @@ class SqlWorklistReader:
     """What the bridge reads from the SQL store (``accord.dicom.bridge.WorklistReader``)."""
 
     def __init__(self, store: SqlStore) -> None:
-        self._engine = store.engine
+        self._engine = store.database.engine
 
     def log_position(self) -> int:
         """The newest worklist-log id (0 when empty)."""

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from accord.errors import StoreBusy
-from accord.store.sqlite import BUSY_TIMEOUT_MS
+from accord.store.db.sqlite import BUSY_TIMEOUT_MS, WRITE_OPTION
 
 
 class PinnedConnections:
@@ -68,7 +68,7 @@ class PinnedConnections:
     def _connection(self, conn: Connection | None, wait: bool) -> Connection:
         if conn is None:
             conn = self._engine.connect()
-            conn.execution_options(accord_write=True)  # SQLite: BEGIN IMMEDIATE
+            conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
             self._local.conn, self._local.wait = conn, True
             with self._lock:
                 self._all.append(conn)

@@ -30,7 +30,8 @@ from sqlalchemy import Connection, Engine, Select, Table, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from accord.errors import ConfigError, StoreError
+from accord.errors import ConfigError
+from accord.store.db.errors import driver_error
 
 # Arbitrary constant naming "Accord schema migration" in pg_advisory_xact_lock.
 MIGRATION_LOCK_ID = 0x4143_434F_5244_0001
@@ -170,7 +171,7 @@ class JobLocks:
                 held.conn.execute("SELECT 1")
         except psycopg.Error as exc:
             if not held.conn.closed:
-                raise _store_error(exc) from exc
+                raise driver_error(exc) from exc
             del self._held[name]
             return False
         return True
@@ -179,7 +180,7 @@ class JobLocks:
         try:
             conn = psycopg.connect(**self._connect_args, autocommit=True)
         except psycopg.Error as exc:
-            raise _store_error(exc) from exc
+            raise driver_error(exc) from exc
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (job_lock_key(name),))
             got = row.fetchone() == (True,)
@@ -187,7 +188,7 @@ class JobLocks:
                 conn.execute(_RECORD_HOLDER, (name, node, until))
         except psycopg.Error as exc:
             conn.close()  # frees the lock if it was taken
-            raise _store_error(exc) from exc
+            raise driver_error(exc) from exc
         if not got:
             conn.close()
             return False
@@ -206,9 +207,3 @@ def _unlock_and_close(name: str, held: _Held) -> None:
         pass
     finally:
         held.conn.close()
-
-
-def _store_error(exc: psycopg.Error) -> StoreError:
-    """Like ``sql.db_errors``: the driver's first line only, never parameters."""
-    first_line = (str(exc).splitlines() or [""])[0]
-    return StoreError(f"database error: {type(exc).__name__}: {first_line}")
