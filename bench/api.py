@@ -33,7 +33,7 @@ from _results import write_section
 from accord.config import Config
 from accord.runtime import build
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_orders,
     wf_patient_identifiers,
     wf_patients,

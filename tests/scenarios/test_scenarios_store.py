@@ -40,7 +40,7 @@ from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store, sqlite_url
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
     wf_patients,

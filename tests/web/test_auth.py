@@ -13,7 +13,7 @@ from web_support import API_TOKEN, FAST_HASHER, PASSWORD, bearer, login, token_f
 
 from accord.clock import FixedClock
 from accord.runtime import Runtime
-from accord.store.schema_web import web_users
+from accord.store.schema.accounts import users
 from accord.web.auth import Auth, AuthError
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -173,7 +173,7 @@ def test_env_token_is_admin_and_wrong_tokens_fail(client: TestClient) -> None:
 def _no_users(auth: Auth) -> None:
     """As in a fresh store."""
     with auth.accounts.write() as conn:
-        conn.execute(delete(web_users))
+        conn.execute(delete(users))
 
 
 def test_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from accord.runtime import Runtime
 from accord.store.schema import outbox
-from accord.store.schema_web import web_audit as audit_log
+from accord.store.schema.accounts import audit_log
 from accord.store.sql_auth import SqlArea
 
 # (path, roles allowed). Detail pages use ids found at run time (see ``_urls``).
@@ -50,7 +50,7 @@ def app_client(rt: Runtime) -> Iterator[TestClient]:
 
 
 def _ids(rt: Runtime) -> dict[str, str]:
-    from accord.store.schema_workflow import wf_findings, wf_orders
+    from accord.store.schema.workflow import wf_findings, wf_orders
 
     with SqlArea(rt.store).read() as conn:
         order = conn.execute(select(wf_orders.c.id, wf_orders.c.patient_id)
@@ -321,7 +321,7 @@ def test_order_search_pages_by_cursor(tmp_path: Path) -> None:
 
     from accord.runtime import build
     from accord.store import sql_workflow_codec as codec
-    from accord.store.schema_workflow import wf_orders
+    from accord.store.schema.workflow import wf_orders
     from accord.workflow.model import Order
     from accord.workflow.status import Status
 

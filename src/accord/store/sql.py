@@ -27,7 +27,6 @@ from accord.store.db import Database, connect
 from accord.store.db.errors import db_errors
 from accord.store.db.pinned import PinnedConnections
 from accord.store.db.sanitize import clean_text
-from accord.store.migrations import upgrade
 from accord.store.records import (
     ErrorEntry,
     InboundMessage,
@@ -39,6 +38,7 @@ from accord.store.records import (
     StoredMessage,
 )
 from accord.store.schema import job_locks, outbox
+from accord.store.schema.migrations import upgrade
 from accord.store.sql_queries import error_queue, stats
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, insert, select
 
 from accord.store import JsonDict, Page
-from accord.store.schema_web import web_audit
+from accord.store.schema.accounts import audit_log
 from accord.store.sql_area import SqlArea, id_cursor
 
 
@@ -60,7 +60,7 @@ class AuditLog(SqlArea):
             return
         with self.write() as conn:
             conn.execute(
-                insert(web_audit),
+                insert(audit_log),
                 [
                     {
                         "at": e.at,
@@ -91,7 +91,7 @@ class AuditLog(SqlArea):
         limit: int = 100,
     ) -> Page[AuditEntry]:
         """Audit records matching every filter, newest first."""
-        a = web_audit.c
+        a = audit_log.c
         where: list[ColumnElement[bool]] = []
         for col, value in ((a.actor, actor), (a.patient_id, patient_id), (a.action, action)):
             if value:
@@ -103,7 +103,7 @@ class AuditLog(SqlArea):
         after = id_cursor(cursor)
         if after is not None:
             where.append(a.id < after)
-        stmt = select(web_audit).where(*where).order_by(a.id.desc()).limit(limit + 1)
+        stmt = select(audit_log).where(*where).order_by(a.id.desc()).limit(limit + 1)
         with self.read() as conn:
             rows = [_audit(r) for r in conn.execute(stmt)]
         nxt = str(rows[limit - 1].id) if len(rows) > limit else None

@@ -19,12 +19,12 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from accord.store import Page, StoreError
-from accord.store.schema_web import (
-    web_api_tokens,
-    web_login_attempts,
-    web_sessions,
-    web_setup_tokens,
-    web_users,
+from accord.store.schema.accounts import (
+    api_tokens,
+    login_attempts,
+    sessions,
+    setup_tokens,
+    users,
 )
 from accord.store.sql_area import SqlArea, id_cursor
 from accord.store.sql_audit import AuditEntry, AuditLog
@@ -97,7 +97,7 @@ class AuthStore(AuditLog):
         try:
             with self.write() as conn:
                 uid = conn.execute(
-                    insert(web_users).returning(web_users.c.id),
+                    insert(users).returning(users.c.id),
                     {
                         "name": name,
                         "role": role,
@@ -115,30 +115,30 @@ class AuthStore(AuditLog):
 
     def user_by_name(self, name: str) -> UserRecord | None:
         with self.read() as conn:
-            row = conn.execute(select(web_users).where(web_users.c.name == name)).first()
+            row = conn.execute(select(users).where(users.c.name == name)).first()
         return _user(row) if row else None
 
     def user(self, user_id: int) -> UserRecord | None:
         with self.read() as conn:
-            row = conn.execute(select(web_users).where(web_users.c.id == user_id)).first()
+            row = conn.execute(select(users).where(users.c.id == user_id)).first()
         return _user(row) if row else None
 
     def list_users(self, cursor: str | None = None, limit: int = 100) -> Page[UserRecord]:
         after = id_cursor(cursor)
-        stmt = select(web_users).order_by(web_users.c.id).limit(limit + 1)
+        stmt = select(users).order_by(users.c.id).limit(limit + 1)
         if after is not None:
-            stmt = stmt.where(web_users.c.id > after)
+            stmt = stmt.where(users.c.id > after)
         with self.read() as conn:
             rows = [_user(r) for r in conn.execute(stmt)]
         nxt = str(rows[limit - 1].id) if len(rows) > limit else None
         return Page(tuple(rows[:limit]), nxt)
 
     def count_users(self, role: str | None = None, enabled_only: bool = False) -> int:
-        stmt = select(func.count()).select_from(web_users)
+        stmt = select(func.count()).select_from(users)
         if role is not None:
-            stmt = stmt.where(web_users.c.role == role)
+            stmt = stmt.where(users.c.role == role)
         if enabled_only:
-            stmt = stmt.where(web_users.c.disabled.is_(False))
+            stmt = stmt.where(users.c.disabled.is_(False))
         with self.read() as conn:
             return int(conn.scalar(stmt) or 0)
 
@@ -165,12 +165,12 @@ class AuthStore(AuditLog):
         with self.write() as conn:
             done = (
                 conn.execute(
-                    update(web_users).where(web_users.c.id == user_id).values(**values)
+                    update(users).where(users.c.id == user_id).values(**values)
                 ).rowcount
                 == 1
             )
             if done:
-                conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+                conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         return done
 
     # -- sessions ---------------------------------------------------------------------
@@ -179,7 +179,7 @@ class AuthStore(AuditLog):
     ) -> None:
         with self.write() as conn:
             conn.execute(
-                insert(web_sessions),
+                insert(sessions),
                 {
                     "token_hash": token_hash,
                     "user_id": user_id,
@@ -191,17 +191,17 @@ class AuthStore(AuditLog):
             )
 
     def session(self, token_hash: str) -> SessionRecord | None:
-        s = web_sessions.c
+        s = sessions.c
         stmt = (
             select(
-                web_users,
+                users,
                 s.token_hash,
                 s.csrf_token,
                 s.created_at.label("s_created"),
                 s.last_seen_at,
                 s.peer,
             )
-            .join(web_users, web_users.c.id == s.user_id)
+            .join(users, users.c.id == s.user_id)
             .where(s.token_hash == token_hash)
         )
         with self.read() as conn:
@@ -221,22 +221,22 @@ class AuthStore(AuditLog):
     def touch_session(self, token_hash: str, now: datetime) -> None:
         with self.write() as conn:
             conn.execute(
-                update(web_sessions)
-                .where(web_sessions.c.token_hash == token_hash)
+                update(sessions)
+                .where(sessions.c.token_hash == token_hash)
                 .values(last_seen_at=now)
             )
 
     def delete_session(self, token_hash: str) -> None:
         with self.write() as conn:
-            conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == token_hash))
+            conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
     def prune_sessions(self, idle_before: datetime, created_before: datetime) -> int:
         """Delete sessions idle since ``idle_before`` or created before ``created_before``."""
-        s = web_sessions.c
+        s = sessions.c
         with self.write() as conn:
             return int(
                 conn.execute(
-                    delete(web_sessions).where(
+                    delete(sessions).where(
                         (s.last_seen_at < idle_before) | (s.created_at < created_before)
                     )
                 ).rowcount
@@ -249,7 +249,7 @@ class AuthStore(AuditLog):
         with self.write() as conn:
             return int(
                 conn.execute(
-                    insert(web_api_tokens).returning(web_api_tokens.c.id),
+                    insert(api_tokens).returning(api_tokens.c.id),
                     {
                         "user_id": user_id,
                         "name": name[:64],
@@ -262,10 +262,10 @@ class AuthStore(AuditLog):
 
     def token_user(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
         """The live (not revoked) token with this hash, and its user."""
-        t = web_api_tokens.c
+        t = api_tokens.c
         stmt = (
             select(
-                web_users,
+                users,
                 t.id.label("t_id"),
                 t.user_id,
                 t.name.label("t_name"),
@@ -274,7 +274,7 @@ class AuthStore(AuditLog):
                 t.last_used_at,
                 t.revoked_at,
             )
-            .join(web_users, web_users.c.id == t.user_id)
+            .join(users, users.c.id == t.user_id)
             .where(t.token_hash == token_hash, t.revoked_at.is_(None))
         )
         with self.read() as conn:
@@ -296,13 +296,13 @@ class AuthStore(AuditLog):
     def touch_token(self, token_id: int, now: datetime) -> None:
         with self.write() as conn:
             conn.execute(
-                update(web_api_tokens)
-                .where(web_api_tokens.c.id == token_id)
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id)
                 .values(last_used_at=now)
             )
 
     def tokens_of(self, user_id: int) -> list[TokenRecord]:
-        t = web_api_tokens.c
+        t = api_tokens.c
         stmt = (
             select(t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
             .where(t.user_id == user_id)
@@ -312,7 +312,7 @@ class AuthStore(AuditLog):
             return [TokenRecord(*r) for r in conn.execute(stmt)]
 
     def token(self, token_id: int) -> TokenRecord | None:
-        t = web_api_tokens.c
+        t = api_tokens.c
         stmt = select(
             t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at
         ).where(t.id == token_id)
@@ -324,8 +324,8 @@ class AuthStore(AuditLog):
         with self.write() as conn:
             return (
                 conn.execute(
-                    update(web_api_tokens)
-                    .where(web_api_tokens.c.id == token_id, web_api_tokens.c.revoked_at.is_(None))
+                    update(api_tokens)
+                    .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
                     .values(revoked_at=now)
                 ).rowcount
                 == 1
@@ -335,7 +335,7 @@ class AuthStore(AuditLog):
     def add_attempt(self, name: str, peer: str, ok: bool, now: datetime) -> None:
         with self.write() as conn:
             conn.execute(
-                insert(web_login_attempts),
+                insert(login_attempts),
                 {"at": now, "name": name[:64], "peer": peer[:64], "ok": ok},
             )
 
@@ -344,7 +344,7 @@ class AuthStore(AuditLog):
     ) -> int:
         """Failed logins at or after ``since`` for a user name or a peer address (an
         indexed range: bounded by the rate limit window, never the whole table)."""
-        a = web_login_attempts.c
+        a = login_attempts.c
         where: list[ColumnElement[bool]] = [a.at >= since, a.ok.is_(False)]
         if name is not None:
             where.append(a.name == name[:64])
@@ -352,14 +352,14 @@ class AuthStore(AuditLog):
             where.append(a.peer == peer[:64])
         with self.read() as conn:
             return int(
-                conn.scalar(select(func.count()).select_from(web_login_attempts).where(*where)) or 0
+                conn.scalar(select(func.count()).select_from(login_attempts).where(*where)) or 0
             )
 
     def prune_attempts(self, before: datetime) -> int:
         with self.write() as conn:
             return int(
                 conn.execute(
-                    delete(web_login_attempts).where(web_login_attempts.c.at < before)
+                    delete(login_attempts).where(login_attempts.c.at < before)
                 ).rowcount
             )
 
@@ -367,20 +367,20 @@ class AuthStore(AuditLog):
     def add_setup_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         with self.write() as conn:
             conn.execute(
-                insert(web_setup_tokens),
+                insert(setup_tokens),
                 {"token_hash": token_hash, "created_at": now, "expires_at": expires_at},
             )
 
     def use_setup_token(self, token_hash: str, now: datetime) -> bool:
         """Mark the token used; True only the first time, before it expires, and only
         while no user exists (the link creates the FIRST admin, nothing else)."""
-        st = web_setup_tokens.c
+        st = setup_tokens.c
         with self.write() as conn:
-            if conn.scalar(select(func.count()).select_from(web_users)):
+            if conn.scalar(select(func.count()).select_from(users)):
                 return False
             return (
                 conn.execute(
-                    update(web_setup_tokens)
+                    update(setup_tokens)
                     .where(st.token_hash == token_hash, st.used_at.is_(None), st.expires_at > now)
                     .values(used_at=now)
                 ).rowcount

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Select, and_, or_, select
 
 from accord.store import sql_workflow_codec as codec
 from accord.store.schema import messages, outbox
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
     wf_patient_identifiers,

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, func, select
 
 from accord.store import sql_workflow_codec as codec
 from accord.store.schema import messages, outbox
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_findings,
 )
 from accord.workflow.findings import Finding

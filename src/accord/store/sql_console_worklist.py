@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, or_, select
 
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import wf_orders, wf_procedure_steps
+from accord.store.schema.workflow import wf_orders, wf_procedure_steps
 from accord.store.sql_console import SEP, clamp, patients_by_id
 from accord.store.sql_web import WorklistRow
 from accord.workflow.status import ON_WORKLIST

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
 from accord.store.schema import outbox
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
     wf_patient_identifiers,

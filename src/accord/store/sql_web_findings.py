@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import wf_findings, wf_patients
+from accord.store.schema.workflow import wf_findings, wf_patients
 from accord.store.sql_area import SqlArea, clamp, cursor_time, split_cursor
 from accord.workflow.findings import Finding, FindingKind, Resolution
 from accord.workflow.model import Patient

@@ -48,7 +48,7 @@ from accord.errors import StoreError
 from accord.mapping.procedures import CodeTable, Procedure, TableVersion
 from accord.store import Tx
 from accord.store.db.compiled import Runner
-from accord.store.schema_workflow import wf_procedure_codes, wf_procedure_versions
+from accord.store.schema.workflow import wf_procedure_codes, wf_procedure_versions
 from accord.store.sql import SqlStore, SqlTx
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, delete, or_, select
 
 from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_mpps,
     wf_orders,
     wf_patient_identifiers,

@@ -95,7 +95,7 @@ def message_page(request: Request, message_id: int,
 def _patients_named(conn: Any, values: tuple[str, ...]) -> list[str]:
     from sqlalchemy import select
 
-    from accord.store.schema_workflow import wf_patient_identifiers as ids
+    from accord.store.schema.workflow import wf_patient_identifiers as ids
 
     if not values:
         return []

@@ -1,23 +1,21 @@
-"""Workflow tables (issues 4 and 5): the canonical model as rows, on the store's one
-``metadata`` (:mod:`accord.store.schema` loads them; it re-exports these names too).
+"""Workflow tables: the canonical model (patients, visits, orders, procedure steps,
+reports, findings, trace) as rows, and what the DICOM bridge and the code tables keep.
 
 Rules:
-- Each entity keeps its full value in ``doc`` (JSON, see ``sql_workflow_codec``) and
-  copies into plain, indexed columns only what is looked up or listed.
+- Each entity keeps its full value in ``doc`` (JSON, see ``store/workflow/codec.py``)
+  and copies into plain, indexed columns only what is looked up or listed.
 - Order numbers are unique where not empty (partial unique indexes).
 - ``patient_blocks`` holds the identity matcher's blocking keys, written at save time, so
   ``candidates()`` is one indexed lookup at a million patients.
 - ``worklist_log`` is appended in the transaction of every order change; worklist readers
   in any process poll it.
-- Imports only :mod:`accord.store.schema_base`, so no import order meets a
-  half-initialised module.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, String, Table, Text, text
 
-from accord.store.schema_base import Id, Json, UtcDateTime, metadata
+from accord.store.schema.base import Id, Json, UtcDateTime, metadata
 
 __all__ = [
     "ID_LEN",
@@ -120,6 +118,8 @@ wf_orders = Table(
     Index("ix_orders_patient", "patient_id"),
     Index("ix_orders_status", "status", "updated_at"),
     Index("ix_orders_requested_procedure", "requested_procedure_id"),
+    # Order lists (console and API) are newest first, keyset-paginated on (updated_at, id).
+    Index("ix_orders_updated_at", "updated_at", "id"),
 )
 
 # One row per scheduled procedure step and station AE title (a step for two stations

@@ -9,7 +9,7 @@ from accord.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
-    raise RuntimeError("Accord migrations run through accord.store.migrations.upgrade()")
+    raise RuntimeError("Accord migrations run through accord.store.schema.migrations.upgrade()")
 
 context.configure(
     connection=connection,

@@ -1,9 +1,9 @@
-"""What every ``schema_<area>`` module builds on: the one ``MetaData`` (with its naming
-convention) and the column types shared by both databases.
+"""What every table module builds on: the one ``MetaData`` (with its naming convention)
+and the column types shared by both databases.
 
 Rule: import nothing else of ``accord.store`` here, so that any table module may import
-this one first without meeting a half-initialised module. Take tables and ``metadata``
-from :mod:`accord.store.schema`, which loads every area's tables onto it.
+this one first. Take tables and ``metadata`` from :mod:`accord.store.schema`, which loads
+every area's tables onto it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""The store's tables: SQLAlchemy Core ``Table``s on one ``MetaData``.
+"""The message gateway's tables: received messages, their search keys, the dedupe claims,
+the outbox, and background job leases.
 
-Rule: this module is the schema as the code sees it; ``migrations/versions`` is how a
-database gets there (a test checks the two agree). Importing it loads every area's tables
-onto ``metadata``: the gateway's (messages, dedupe, outbox, job leases) are defined here,
-the others in their own ``schema_<area>.py`` over :mod:`accord.store.schema_base`, each
-with its own migration revision. Times are stored as UTC (:class:`UtcDateTime`); raw
-messages and ACKs as bytes.
+Times are stored as UTC (:class:`~accord.store.schema.base.UtcDateTime`); raw messages
+and ACKs as bytes, exactly as received or sent.
 """
 
 from __future__ import annotations
@@ -24,38 +21,7 @@ from sqlalchemy import (
     text,
 )
 
-from accord.store.schema_base import NAMING, Id, Json, UtcDateTime, metadata
-
-__all__ = [
-    "ID_LEN",
-    "NAMING",
-    "OPEN",
-    "OUTBOX_OPEN",
-    "Id",
-    "Json",
-    "UtcDateTime",
-    "dedupe",
-    "job_locks",
-    "message_keys",
-    "messages",
-    "metadata",
-    "outbox",
-    "wf_field_stats",
-    "wf_findings",
-    "wf_mpps",
-    "wf_orders",
-    "wf_patient_blocks",
-    "wf_patient_identifiers",
-    "wf_patients",
-    "wf_procedure_codes",
-    "wf_procedure_steps",
-    "wf_procedure_versions",
-    "wf_reports",
-    "wf_trace_events",
-    "wf_visits",
-    "wf_worklist_log",
-]
-
+from accord.store.schema.base import Id, Json, UtcDateTime, metadata
 
 messages = Table(
     "messages",
@@ -167,26 +133,4 @@ job_locks = Table(
     Column("name", String(64), primary_key=True),
     Column("node", String(128), nullable=False),
     Column("lease_until", UtcDateTime(), nullable=False),
-)
-
-# Other areas' tables on the same metadata. They never import this module (only
-# ``schema_base``, and ``schema_web`` the workflow's ``orders`` for its index), so the
-# order of imports cannot matter. Re-exported for the SQL that takes them from here.
-from accord.store import schema_web as _web  # noqa: E402, F401  (console/API, issue 6)
-from accord.store.schema_workflow import (  # noqa: E402  (workflow, issues 4 and 5)
-    ID_LEN,
-    wf_field_stats,
-    wf_findings,
-    wf_mpps,
-    wf_orders,
-    wf_patient_blocks,
-    wf_patient_identifiers,
-    wf_patients,
-    wf_procedure_codes,
-    wf_procedure_steps,
-    wf_procedure_versions,
-    wf_reports,
-    wf_trace_events,
-    wf_visits,
-    wf_worklist_log,
 )

@@ -1,5 +1,5 @@
-"""Console and API tables (issue 6): users, sessions, API tokens, login attempts, one-time
-setup tokens and the audit log; plus the console's listing index on ``orders``.
+"""Account tables of the console and the JSON API: users, sessions, API tokens, login
+attempts, one-time setup tokens, and the audit log.
 
 Rules:
 - No secret is stored in the clear: passwords as Argon2id hashes; session ids, API
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, text
 
-from accord.store.schema_base import Id, Json, UtcDateTime, metadata
-from accord.store.schema_workflow import wf_orders
+from accord.store.schema.base import Id, Json, UtcDateTime, metadata
 
-web_users = Table(
+users = Table(
     "users",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -29,7 +28,7 @@ web_users = Table(
     Index("uq_users_name", "name", unique=True),
 )
 
-web_sessions = Table(
+sessions = Table(
     "sessions",
     metadata,
     Column("token_hash", String(64), primary_key=True),
@@ -41,7 +40,7 @@ web_sessions = Table(
     Index("ix_sessions_user", "user_id"),
 )
 
-web_api_tokens = Table(
+api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -56,7 +55,7 @@ web_api_tokens = Table(
     Index("ix_api_tokens_user", "user_id"),
 )
 
-web_login_attempts = Table(
+login_attempts = Table(
     "login_attempts",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -68,7 +67,7 @@ web_login_attempts = Table(
     Index("ix_login_attempts_peer", "peer", "at"),
 )
 
-web_setup_tokens = Table(
+setup_tokens = Table(
     "setup_tokens",
     metadata,
     Column("token_hash", String(64), primary_key=True),
@@ -77,7 +76,7 @@ web_setup_tokens = Table(
     Column("used_at", UtcDateTime(), nullable=True),
 )
 
-web_audit = Table(
+audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -96,6 +95,3 @@ web_audit = Table(
     Index("ix_audit_log_patient", "patient_id", "id"),
     Index("ix_audit_log_action", "action", "id"),
 )
-
-# The console lists recent orders newest first, keyset-paginated on (updated_at, id).
-Index("ix_orders_updated_at", wf_orders.c.updated_at, wf_orders.c.id)

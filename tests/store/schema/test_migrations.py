@@ -1,0 +1,48 @@
+"""The migration chain: linear, its revision ids unchanged, and a store made by an older
+release opens and is upgraded to the latest schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from accord.store import open_store, sqlite_url
+from accord.store.db import connect
+from accord.store.schema.migrations import alembic_config, head_revision
+
+# Revision ids are stored in every database (``alembic_version``): they never change.
+CHAIN = ["0001_gateway", "0002_workflow", "0003_web"]
+
+
+def test_exactly_one_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, f"several migration heads: {heads}"
+    assert heads[0] == head_revision()
+
+
+def test_revision_ids_are_those_stores_hold() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    ids = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    assert ids[: len(CHAIN)] == CHAIN
+
+
+def test_a_store_at_an_older_revision_is_upgraded_when_opened(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), CHAIN[0])
+    with old.read() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == CHAIN[0]
+        assert "orders" not in inspect(conn).get_table_names()
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+            assert {"orders", "users", "audit_log"} <= set(inspect(conn).get_table_names())
+    finally:
+        store.close()
