@@ -25,8 +25,8 @@ from _results import write_section
 
 from accord.store import open_store, sqlite_url
 from accord.store import sql_workflow_codec as codec
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_patient_blocks, wf_patients
-from accord.store.sql import SqlStore
 from accord.store.sql_workflow import block_keys, reading
 from accord.workflow.identity_index import PatientIndex
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName

@@ -29,7 +29,7 @@ from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
 from accord.runtime import Runtime, build
 from accord.store import Tx, open_store, sqlite_url
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow import reading, repository_for
 from accord.store.sql_workflow_catalog import (
     StoredCodeTable,

@@ -22,7 +22,7 @@ from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
 from accord.routing import Prepared
 from accord.store import open_store, sqlite_url
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow import reading, repository_for
 from accord.workflow.memory import SequentialIds
 

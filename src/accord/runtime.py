@@ -33,7 +33,7 @@ from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
 from accord.processing import Outbound, WorkflowProcessor
 from accord.store import Store, open_store
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow import repository_for
 from accord.store.sql_workflow_catalog import StoredCodeTable, load_code_table, sync_code_table
 from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps

@@ -40,6 +40,7 @@ from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store, sqlite_url
 from accord.store import sql_workflow_codec as codec
+from accord.store.gateway.store import SqlStore
 from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
@@ -47,7 +48,6 @@ from accord.store.schema.workflow import (
     wf_reports,
     wf_trace_events,
 )
-from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
 from accord.workflow.identity import Matcher
 from accord.workflow.memory import MemoryRepository, SequentialIds

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from accord.store import open_store
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import outbox
-from accord.store.sql import SqlStore
 
 
 def _check(

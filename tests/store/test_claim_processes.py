@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 from . import claim_worker
 from .conftest import T0

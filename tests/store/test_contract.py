@@ -14,7 +14,7 @@ import pytest
 
 from accord.errors import StoreError
 from accord.store import InvalidStateError, NotFoundError, StoredMessage
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 from .conftest import T0
 from .factories import inbound, item

@@ -11,9 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event, func, inspect, select
 
 from accord.store import open_store
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import dedupe, message_keys, metadata
 from accord.store.schema.migrations import head_revision
-from accord.store.sql import SqlStore
 
 from .conftest import T0
 from .factories import inbound, item

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from accord.store import InvalidStateError, NotFoundError
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 from .conftest import T0
 from .factories import inbound, item

@@ -17,8 +17,8 @@ from psycopg import sql
 from accord.errors import ConfigError, StoreError
 from accord.store import open_store
 from accord.store.db.postgres import psycopg_url
+from accord.store.gateway.store import SqlStore
 from accord.store.schema.migrations import head_revision
-from accord.store.sql import SqlStore
 
 from .conftest import ADMIN_URL, require_pg
 from .factories import inbound

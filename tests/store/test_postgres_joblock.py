@@ -21,7 +21,7 @@ from accord.config import StoreConfig
 from accord.jobs import pruning_loop
 from accord.store import open_store
 from accord.store.db.postgres import job_lock_key
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 from .conftest import T0, _empty_pg
 

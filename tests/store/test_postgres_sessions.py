@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from accord.store import open_store
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 pytestmark = pytest.mark.postgres
 

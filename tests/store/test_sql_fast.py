@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from accord.store import sql_workflow_statements as Q
 from accord.store.db.compiled import Runner
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_field_stats, wf_orders, wf_trace_events
-from accord.store.sql import SqlStore
 from accord.store.sql_workflow import upsert
 
 from .factories import inbound

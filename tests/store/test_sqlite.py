@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from accord.errors import ConfigError
 from accord.store import open_store, sqlite_url
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 from .conftest import T0
 from .factories import item

@@ -11,7 +11,7 @@ import pytest
 
 from accord.mapping.procedures import CodeTable, Procedure, catalog_from_config
 from accord.store import open_store
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow_catalog import (
     StoredCodeTable,
     VersionConflict,

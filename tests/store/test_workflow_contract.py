@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from accord.errors import StoreError
 from accord.mapping.procedures import catalog_from_config
+from accord.store.gateway.store import SqlStore
 from accord.store.schema.workflow import wf_worklist_log
-from accord.store.sql import SqlStore
 from accord.store.sql_workflow import SqlRepository, reading, repository_for
 from accord.store.sql_workflow_catalog import load_code_table, sync_code_table
 from accord.workflow.findings import FieldStat, FieldStats, Finding, FindingKind, Resolution

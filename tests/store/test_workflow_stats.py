@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from accord.store import Tx
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_field_stats
-from accord.store.sql import SqlStore
 from accord.store.sql_workflow import repository_for
 from accord.workflow.findings import FieldStat, FieldStats, observe_fields
 

@@ -23,7 +23,7 @@ from accord.dicom.scu import PacsPeer
 from accord.mapping.dialect import Dialects
 from accord.processing import Outbound
 from accord.store import open_store
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow import reading, repository_for
 from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.workflow.memory import SequentialIds

@@ -20,7 +20,7 @@ import typer
 from accord.cli import app, fail
 from accord.config import load_config
 from accord.store import open_store
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_workflow import reading
 from accord.workflow.findings import Finding
 from accord.workflow.model import Order

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from accord.errors import StoreError
 from accord.store.records import (
@@ -34,14 +34,19 @@ from accord.store.records import (
     OUTBOX_STATUSES,
     ErrorEntry,
     InboundMessage,
+    InvalidStateError,
     JsonDict,
     MessageStatus,
+    NotFoundError,
     OutboxItem,
     OutboxRow,
     OutboxStatus,
     Page,
     StoredMessage,
 )
+
+if TYPE_CHECKING:
+    from accord.store.gateway.store import SqlStore
 
 __all__ = [
     "MESSAGE_STATUSES",
@@ -63,15 +68,6 @@ __all__ = [
     "open_store",
     "sqlite_url",
 ]
-
-
-class NotFoundError(StoreError, LookupError):
-    """No message or outbox row with that id (the console answers 404)."""
-
-
-class InvalidStateError(StoreError):
-    """The operation does not apply in the record's current state (e.g. reprocessing a
-    delivered row; the console answers 409)."""
 
 
 class Tx(Protocol):
@@ -286,6 +282,12 @@ class Store(Protocol):
         (error queue, outbound), ``outbox_cancelled``."""
         ...
 
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        """Outbox rows per ``(destination, status)`` for the statuses an operator
+        watches: waiting (``pending``, ``in_flight``) and the error queue (``error``,
+        not yet reprocessed). One indexed GROUP BY, cheap enough for every scrape."""
+        ...
+
     # -- housekeeping ---------------------------------------------------------------------
     def prune(self, older_than: datetime, block_size: int = 1000) -> int:
         """Retention: delete messages received before ``older_than`` with their search
@@ -300,7 +302,7 @@ class Store(Protocol):
         """Take (or renew) background job ``name`` for ``node``; False when another node
         holds it. Run pruning/reconciliation only while this returns True. SQLite: a lease
         row until ``now + ttl_seconds``. PostgreSQL: a session advisory lock held until
-        released, the store closed, or the node's session lost (``store.postgres``)."""
+        released, the store closed, or the node's session lost (``store/db/postgres.py``)."""
         ...
 
     def release_job_lock(self, name: str, node: str) -> None:
@@ -321,10 +323,14 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'accord.db'}"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> SqlStore:
     """Open (and migrate to the latest schema) the store at ``url``:
     ``sqlite:///path/accord.db`` or ``postgresql://user@host:port/db``. Several nodes may
-    open one PostgreSQL database at once: migrations run under an advisory lock."""
-    from accord.store.sql import SqlStore
+    open one PostgreSQL database at once: migrations run under an advisory lock.
+
+    The engine sees it as a :class:`Store`; the composition root (``accord.runtime``)
+    also builds the store's other parts (workflow, views, accounts) on its
+    ``database``."""
+    from accord.store.gateway.store import SqlStore
 
     return SqlStore.open(url)

@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 
 from accord.store import Page
 from accord.store import sql_workflow_codec as codec
-from accord.store.schema import outbox
 from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
@@ -30,7 +29,6 @@ from accord.store.schema.workflow import (
 )
 from accord.store.sql_area import (
     MAX_LIMIT,
-    SqlArea,
     clamp,
     cursor_time,
     id_cursor,
@@ -278,17 +276,6 @@ class WebQueries(FindingQueries):
             if step is not None:
                 items.append(WorklistRow(order, patients.get(order.patient_id), step))
         return items
-
-def outbox_counts(store: Any) -> dict[tuple[str, str], int]:
-    """Outbox rows waiting (``pending``, ``in_flight``) and in the error queue, per
-    ``(destination, status)``: for the metrics' queue depth (a scrape, not a page)."""
-    c = outbox.c
-    stmt = (select(c.destination, c.status, func.count())
-            .where(c.status.in_(("pending", "in_flight", "error")), c.superseded_by.is_(None))
-            .group_by(c.destination, c.status))
-    with SqlArea(store).read() as conn:
-        return {(d, s): int(n) for d, s, n in conn.execute(stmt)}
-
 
 def _after_step(after: list[str]) -> ColumnElement[bool]:
     """Keyset condition after (start date, start time, order id, SPS ID). Steps without

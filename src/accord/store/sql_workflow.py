@@ -35,6 +35,7 @@ from accord.store import sql_workflow_codec as codec
 from accord.store import sql_workflow_statements as Q
 from accord.store import sql_workflow_stats as stats_batch
 from accord.store.db.compiled import Runner
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
@@ -44,7 +45,6 @@ from accord.store.schema import (
     wf_reports,
     wf_visits,
 )
-from accord.store.sql import SqlStore
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity_compare import features
 from accord.workflow.identity_index import blocking_keys, query_keys
@@ -385,7 +385,7 @@ class SqlRepository:
 
 def repository_for(tx: Tx, now: datetime) -> SqlRepository:
     """The workflow repository on an ingest (or MPPS) transaction of the SQL store."""
-    from accord.store.sql import SqlTx
+    from accord.store.gateway.store import SqlTx
 
     if not isinstance(tx, SqlTx):
         raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")

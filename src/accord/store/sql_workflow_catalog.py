@@ -48,8 +48,8 @@ from accord.errors import StoreError
 from accord.mapping.procedures import CodeTable, Procedure, TableVersion
 from accord.store import Tx
 from accord.store.db.compiled import Runner
+from accord.store.gateway.store import SqlStore, SqlTx
 from accord.store.schema.workflow import wf_procedure_codes, wf_procedure_versions
-from accord.store.sql import SqlStore, SqlTx
 
 log = logging.getLogger(__name__)
 

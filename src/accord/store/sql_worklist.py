@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, delete, or_, select
 
 from accord.store import Tx
 from accord.store import sql_workflow_codec as codec
+from accord.store.gateway.store import SqlStore, SqlTx
 from accord.store.schema.workflow import (
     wf_mpps,
     wf_orders,
@@ -26,7 +27,6 @@ from accord.store.schema.workflow import (
     wf_procedure_steps,
     wf_worklist_log,
 )
-from accord.store.sql import SqlStore, SqlTx
 from accord.store.sql_workflow import upsert
 from accord.workflow.model import Order, Patient
 from accord.workflow.status import ON_WORKLIST

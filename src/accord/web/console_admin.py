@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.mapping.procedures import Procedure
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console_ops import unmapped_codes
 from accord.store.sql_workflow_catalog import VersionConflict, load_code_table, save_change

@@ -7,7 +7,7 @@ lock (§9.27.10) so nodes starting together do not race.
 
 Background jobs (pruning, reconciliation) run on one node at a time under a
 *session-level* advisory lock (``pg_try_advisory_lock``, §9.27.10), held by
-:class:`JobLocks` on one dedicated connection per job for as long as the node holds the
+:class:`SessionLocks` on one dedicated connection per job for as long as the node holds the
 job. Why not the lease row SQLite uses: a lease outlives its holder, so when a node dies
 every other node waits for the lease to run out (twice the job's interval: up to two
 hours for hourly pruning). A session lock dies with its session: a crashed process's
@@ -119,7 +119,7 @@ class _Held:
     conn: psycopg.Connection[Any]
 
 
-class JobLocks:
+class SessionLocks:
     """The background job locks this store (node) holds: one dedicated autocommit
     connection per held job, outside the engine's pool, holding
     ``pg_try_advisory_lock(job_lock_key(name))`` until released, closed or dead.

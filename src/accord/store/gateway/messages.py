@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from accord.store.db.paging import clamp, cut, id_cursor
 from accord.store.db.sanitize import clean_json, clean_text
 from accord.store.records import InboundMessage, Page, StoredMessage
 from accord.store.schema import dedupe, message_keys, messages, outbox
@@ -35,7 +36,6 @@ from accord.store.schema import dedupe, message_keys, messages, outbox
 _INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 _INSERT_KEY = insert(message_keys)
 _INSERT_CLAIM = insert(dedupe)
-MAX_LIMIT = 1000
 KEY_LENGTH = 255
 # Column lengths looked up once: per value, the column lookup cost more than the cut.
 _LENGTHS: dict[str, int | None] = {
@@ -43,21 +43,8 @@ _LENGTHS: dict[str, int | None] = {
 UNFINISHED = ("pending", "in_flight")
 
 
-def parse_cursor(cursor: str | None) -> int | None:
-    """Keyset cursors are row ids as decimal text."""
-    if cursor is None or cursor == "":
-        return None
-    if not cursor.isdigit():
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return int(cursor)
-
-
-def clamp_limit(limit: int) -> int:
-    return max(1, min(int(limit), MAX_LIMIT))
-
-
 def fit(column: str, value: str) -> str:
-    """A wire value as its column stores it: cleaned (see ``sanitize``) and cut to the
+    """A wire value as its column stores it: cleaned (see ``db/sanitize.py``) and cut to the
     column's length (PostgreSQL enforces lengths, SQLite does not), so an over-long or
     odd MSH field is stored, searched and deduped the same way on both."""
     length = _LENGTHS[column]
@@ -274,16 +261,15 @@ def _has_key(kind: str, value: str) -> ColumnElement[bool]:
 def search(
     conn: Connection, where: list[ColumnElement[bool]], cursor: str | None, limit: int
 ) -> Page[StoredMessage]:
-    limit = clamp_limit(limit)
-    after = parse_cursor(cursor)
+    limit = clamp(limit)
+    after = id_cursor(cursor)
     if after is not None:
         where = [*where, messages.c.id < after]
     rows = conn.execute(
         select(messages).where(*where).order_by(messages.c.id.desc()).limit(limit + 1)
     ).all()
-    items = load_messages(conn, rows[:limit])
-    next_cursor = str(items[-1].id) if len(rows) > limit else None
-    return Page(tuple(items), next_cursor)
+    page, next_cursor = cut(rows, limit, lambda r: str(r.id))
+    return Page(tuple(load_messages(conn, page)), next_cursor)
 
 
 def in_error_queue() -> ColumnElement[bool]:

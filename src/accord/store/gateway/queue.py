@@ -1,4 +1,5 @@
-"""Read-only views across tables: the error queue and whole-store counts.
+"""The gateway's queues as an operator sees them: the error queue, whole-store counts,
+and the outbox depth per destination.
 
 The error queue merges two sources (inbound messages answered AE, outbox rows failed for
 good) newest first; its cursor is ``"<at ISO>|<source>|<id>"`` of the last entry.
@@ -11,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
-from accord.store import sql_messages as msgs
-from accord.store import sql_outbox as box
+from accord.store.db.paging import clamp
+from accord.store.gateway import messages as msgs
+from accord.store.gateway import outbox as box
 from accord.store.records import ErrorEntry, Page
 from accord.store.schema import messages, outbox
 
@@ -45,7 +47,7 @@ def _after(
 
 
 def error_queue(conn: Connection, cursor: str | None, limit: int) -> Page[ErrorEntry]:
-    limit = msgs.clamp_limit(limit)
+    limit = clamp(limit)
     after = _parse(cursor)
     m_rows = conn.execute(
         select(messages)
@@ -105,3 +107,13 @@ def stats(conn: Connection) -> dict[str, int]:
     in_queue = select(func.count()).select_from(outbox).where(box.in_error_queue())
     counts["outbox_error"] = conn.scalar(in_queue) or 0
     return counts
+
+
+def depth(conn: Connection) -> dict[tuple[str, str], int]:
+    """Outbox rows waiting (``pending``, ``in_flight``) and in the error queue, per
+    ``(destination, status)``: one GROUP BY over the status index (metrics scrapes)."""
+    c = outbox.c
+    stmt = (select(c.destination, c.status, func.count())
+            .where(c.status.in_(("pending", "in_flight", "error")), c.superseded_by.is_(None))
+            .group_by(c.destination, c.status))
+    return {(d, s): int(n) for d, s, n in conn.execute(stmt)}

@@ -3,7 +3,7 @@
 A FIFO destination has one row in flight at a time on the wire (MLLP), but nothing
 requires one *transaction* per row: a worker may claim the first rows of its queue as a
 run, send them one after the other, and record the AAs together. The order promise of
-:mod:`accord.store.sql_outbox` holds: a run always starts at the head of the queue and is
+:mod:`accord.store.gateway.outbox` holds: a run always starts at the head of the queue and is
 a prefix of it (rows in id order, each claimable), so no row is handed out before an
 older unfinished one. A node that dies mid-run leaves the run leased; when the lease ends
 the rows are handed out again, in order, and resent with their own MSH-10 (at least once
@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
+from accord.store.gateway.outbox import UNFINISHED, to_row
 from accord.store.records import OutboxRow
 from accord.store.schema import outbox
-from accord.store.sql_outbox import UNFINISHED, to_row
 
 
 def claim_run(

@@ -3,7 +3,7 @@
 Ingest's fast path saves every message of a batch with one ``executemany`` per table
 instead of one savepoint and several statements per message; profiling showed the
 per-statement cost, not the fsync, bounding throughput. Same rows, same constraints as
-:mod:`accord.store.sql_messages`: the dedupe claim is still decided by the UNIQUE
+:mod:`accord.store.gateway.messages`: the dedupe claim is still decided by the UNIQUE
 constraint, all or nothing for the batch (the caller falls back to one message at a time).
 """
 
@@ -16,9 +16,9 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from accord.store.db.compiled import Runner
+from accord.store.gateway.messages import fit, key_rows, message_row
 from accord.store.records import InboundMessage
 from accord.store.schema import dedupe, message_keys, messages
-from accord.store.sql_messages import fit, key_rows, message_row
 
 
 def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int]:
@@ -33,7 +33,7 @@ def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> li
         values = message_row(r)
         values["reprocess_of"] = None
         rows.append(values)
-    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``sql_fast``)
+    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``db/compiled.py``)
     ids = runner.insert_ids(_INSERT, rows)
     if ids is None:
         ids = [int(row.id) for row in conn.execute(_INSERT_RETURNING, rows)]

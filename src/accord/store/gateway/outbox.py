@@ -32,10 +32,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import FromClause
 
+from accord.store.db.paging import clamp, cut, id_cursor
 from accord.store.db.sanitize import clean_text
 from accord.store.records import OutboxItem, OutboxRow, Page
 from accord.store.schema import outbox
-from accord.store.sql_messages import clamp_limit, parse_cursor
 
 UNFINISHED = ("pending", "in_flight")
 PATIENT_KEY_LENGTH = 255
@@ -247,15 +247,14 @@ def list_rows(
     cursor: str | None,
     limit: int,
 ) -> Page[OutboxRow]:
-    limit = clamp_limit(limit)
-    after = parse_cursor(cursor)
+    limit = clamp(limit)
+    after = id_cursor(cursor)
     if after is not None:
         where = [*where, outbox.c.id > after if oldest_first else outbox.c.id < after]
     order = outbox.c.id.asc() if oldest_first else outbox.c.id.desc()
     rows = conn.execute(select(outbox).where(*where).order_by(order).limit(limit + 1)).all()
-    items = [to_row(row) for row in rows[:limit]]
-    next_cursor = str(items[-1].id) if len(rows) > limit else None
-    return Page(tuple(items), next_cursor)
+    page, next_cursor = cut(rows, limit, lambda r: str(r.id))
+    return Page(tuple(to_row(row) for row in page), next_cursor)
 
 
 def in_error_queue() -> ColumnElement[bool]:

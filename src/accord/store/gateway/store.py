@@ -1,10 +1,16 @@
-"""SqlStore: the one implementation of :class:`accord.store.Store` over SQLAlchemy Core.
+"""SqlStore: the one implementation of :class:`accord.store.Store`, the message gateway's
+port, over SQLAlchemy Core.
 
 Rules:
 - The same SQL runs on SQLite and PostgreSQL; what must differ comes from
-  ``sqlite.py`` (pragmas, BEGIN IMMEDIATE) and ``postgres.py`` (row and advisory locks).
+  ``db/sqlite.py`` (pragmas, BEGIN IMMEDIATE) and ``db/postgres.py`` (row and advisory
+  locks).
 - Every public method is one short transaction; ingest's group commit uses
   :meth:`SqlStore.transaction` and savepoints. Database errors become StoreError.
+- The SQL of each concept lives in its own module (``messages``, ``outbox``, ``runs``,
+  ``bulk``, ``queue``, ``job_locks``); this class only opens the transactions.
+- The workflow's SQL joins an ingest transaction through :func:`connection_of`, the one
+  place that knows a :class:`SqlTx` holds a connection.
 """
 
 from __future__ import annotations
@@ -12,44 +18,40 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, text
 
 from accord.errors import StoreError
-from accord.store import InvalidStateError, NotFoundError
-from accord.store import sql_bulk as bulk
-from accord.store import sql_messages as msgs
-from accord.store import sql_outbox as box
-from accord.store import sql_runs as runs
 from accord.store.db import Database, connect
 from accord.store.db.errors import db_errors
 from accord.store.db.pinned import PinnedConnections
 from accord.store.db.sanitize import clean_text
+from accord.store.gateway import bulk, queue, runs
+from accord.store.gateway import messages as msgs
+from accord.store.gateway import outbox as box
+from accord.store.gateway.job_locks import JobLocks
 from accord.store.records import (
     ErrorEntry,
     InboundMessage,
+    InvalidStateError,
     MessageStatus,
+    NotFoundError,
     OutboxItem,
     OutboxRow,
     OutboxStatus,
     Page,
     StoredMessage,
 )
-from accord.store.schema import job_locks, outbox
+from accord.store.schema import outbox
 from accord.store.schema.migrations import upgrade
-from accord.store.sql_queries import error_queue, stats
-
-if TYPE_CHECKING:
-    from accord.store.db.postgres import JobLocks
 
 
 class SqlTx:
     """A write transaction on one connection (see :class:`accord.store.Tx`).
 
-    ``connection`` is for store modules that add their own tables (workflow): they run
-    their SQL in the same transaction. Nothing outside ``accord.store`` should use it.
+    ``connection`` is for the store's workflow modules, which run their SQL in the same
+    transaction (:func:`connection_of`). Nothing outside ``accord.store`` uses it.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -92,17 +94,17 @@ class SqlTx:
 
 
 class SqlStore:
-    """The store over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+    """The store on one :class:`~accord.store.db.Database` (SQLite or PostgreSQL).
+
+    ``database`` is what the store's other SQL parts (workflow, views, accounts) are
+    built on; the composition root (``accord.runtime``) hands it to them.
+    """
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self.dialect: str = database.dialect
-        self._job_locks: JobLocks | None = None
+        self._jobs = JobLocks(database)
         self._pinned = PinnedConnections(database.engine)  # pinned_transaction's, per thread
-        if self.dialect == "postgresql":
-            from accord.store.db.postgres import JobLocks
-
-            self._job_locks = JobLocks(database.engine)  # session advisory locks, not leases
 
     @classmethod
     def open(cls, url: str) -> SqlStore:
@@ -297,11 +299,15 @@ class SqlStore:
 
     def error_queue(self, *, cursor: str | None = None, limit: int = 100) -> Page[ErrorEntry]:
         with self._read() as conn:
-            return error_queue(conn, cursor, limit)
+            return queue.error_queue(conn, cursor, limit)
 
     def stats(self) -> dict[str, int]:
         with self._read() as conn:
-            return stats(conn)
+            return queue.stats(conn)
+
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return queue.depth(conn)
 
     # -- housekeeping ----------------------------------------------------------------
     def prune(self, older_than: datetime, block_size: int = 1000) -> int:
@@ -323,36 +329,10 @@ class SqlStore:
                 return total
 
     def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
-        until = now + timedelta(seconds=ttl_seconds)
-        if self._job_locks is not None:
-            return self._job_locks.try_lock(name, node, until)
-        with self._transaction() as tx:
-            conn = tx.connection
-            renewed = conn.execute(
-                update(job_locks)
-                .where(
-                    job_locks.c.name == name,
-                    or_(job_locks.c.node == node, job_locks.c.lease_until < now),
-                )
-                .values(node=node, lease_until=until)
-            )
-            if renewed.rowcount == 1:
-                return True
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(job_locks).values(name=name, node=node, lease_until=until))
-            except IntegrityError:
-                return False
-            return True
+        return self._jobs.try_lock(name, node, ttl_seconds, now)
 
     def release_job_lock(self, name: str, node: str) -> None:
-        if self._job_locks is not None:
-            self._job_locks.release(name, node)
-            return
-        with self._transaction() as tx:
-            tx.connection.execute(
-                delete(job_locks).where(job_locks.c.name == name, job_locks.c.node == node)
-            )
+        self._jobs.release(name, node)
 
     def ping(self) -> bool:
         try:
@@ -363,7 +343,15 @@ class SqlStore:
         return True
 
     def close(self) -> None:
-        if self._job_locks is not None:
-            self._job_locks.close()
+        self._jobs.close()
         self._pinned.close()
         self.database.close()
+
+
+def connection_of(tx: object) -> Connection:
+    """The connection of a transaction this store opened (an :class:`accord.store.Tx`):
+    the store's workflow modules run their SQL on it, inside the same transaction (and
+    savepoint) as the gateway's."""
+    if not isinstance(tx, SqlTx):
+        raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
+    return tx.connection
