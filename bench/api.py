@@ -32,7 +32,6 @@ from _results import write_section
 
 from accord.config import Config
 from accord.runtime import build
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema.workflow import (
     wf_orders,
     wf_patient_identifiers,
@@ -40,6 +39,7 @@ from accord.store.schema.workflow import (
     wf_procedure_steps,
 )
 from accord.store.sql_web import WebQueries
+from accord.store.workflow import codec
 from accord.workflow.model import (
     Demographics,
     Identifier,

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.store import open_store, sqlite_url
-from accord.store import sql_workflow_codec as codec
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console import OrderQuery, search_orders
 from accord.store.sql_console_ops import dashboard
+from accord.store.workflow import codec
 from accord.workflow.model import (
     Demographics,
     Identifier,
@@ -205,6 +205,7 @@ def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, st
     from fastapi.testclient import TestClient
 
     from accord.store.sql_web import WebQueries
+    from accord.store.workflow.catalog import CodeTables
     from accord.web.app import create_app
     from accord.web.audit import Auditor
     from accord.web.auth import SESSION_COOKIE, Auth
@@ -224,7 +225,7 @@ def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, st
     user = auth.add_user(f"bench{time.time_ns() % 10**9}", "operator", "bench password 1")
     session = auth.open_session(user, "127.0.0.1")
     deps = WebDeps(store=store, clock=clock, auth=auth, queries=WebQueries(store),
-                   auditor=Auditor(store, clock))
+                   auditor=Auditor(store, clock), code_tables=CodeTables(store.database))
     app = create_app(deps)
     monitor = app.state.alerts
     monitor.destinations = ["pacs", "ris"]

@@ -32,11 +32,11 @@ from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
 from accord.processing import Outbound, WorkflowProcessor
-from accord.store import Store, open_store
+from accord.store import open_store
 from accord.store.gateway.store import SqlStore
-from accord.store.sql_workflow import repository_for
-from accord.store.sql_workflow_catalog import StoredCodeTable, load_code_table, sync_code_table
-from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
+from accord.store.workflow.catalog import CodeTables, StoredCodeTable
+from accord.store.workflow.repository import repository_for
+from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
 from accord.web.server import HttpServer
 from accord.workflow.identity import Matcher
@@ -50,13 +50,14 @@ class Runtime:
     """A built engine. ``mllp_port`` is the bound port once started (0 asks for any)."""
 
     config: Config
-    store: Store
+    store: SqlStore
     clock: Clock
     node_id: str
     control_ids: ControlIds
     ingestor: Ingestor
     deliverer: Deliverer
     mllp: MllpServer
+    code_tables: CodeTables  # the stored procedure code tables (console edits, seeding)
     owns_store: bool = True
     bridge: DicomBridge | None = None
     metrics: Metrics | None = None
@@ -128,19 +129,24 @@ class Runtime:
         log.info("node %s stopped", self.node_id)
 
 
-def build(config: Config, *, store: Store | None = None, clock: Clock | None = None,
+def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None = None,
           processor: Processor | None = None, client_factory: ClientFactory | None = None,
           control_ids: ControlIds | None = None) -> Runtime:
     """Wire an engine from ``config``; anything passed in replaces the default part.
 
-    On the SQL store the default processor is the workflow
+    The default processor is the workflow
     (:class:`accord.processing.WorkflowProcessor`: the canonical model, findings, trace,
     outbound messages per destination dialect) and the DICOM bridge (MWL + MPPS SCP on
     ``dicom.port``, PACS reconciliation) runs unless ``dicom.enabled`` is false. A
     ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
-    :class:`accord.ingest.Router` is the plain category router. On the SQL store the
-    console + JSON API (``accord.web``) serve on ``http.host:http.port`` in the same
-    event loop, and Prometheus metrics count every MLLP answer and delivery.
+    :class:`accord.ingest.Router` is the plain category router. The console + JSON API
+    (``accord.web``) serve on ``http.host:http.port`` in the same event loop, and
+    Prometheus metrics count every MLLP answer and delivery.
+
+    The store is the SQL store (:func:`accord.store.open_store`): the engine uses it
+    through the :class:`accord.store.Store` port, and every other part the store
+    provides (workflow repository, code tables, worklist reads, the console's views
+    and accounts) is built here on its ``database`` and handed to whoever needs it.
     """
     owns_store = store is None
     store = store if store is not None else _open_store(config)
@@ -152,9 +158,10 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                           client_factory or default_client_factory,
                           observe=metrics.observe_delivery,
                           resume_own_leases=config.node_id is not None)
+    code_tables = CodeTables(store.database)
     bridge: DicomBridge | None = None
-    if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
-        processor, bridge = _workflow(config, store, clock, ids)
+    if processor is None and config.workflow.enabled:
+        processor, bridge = _workflow(config, store, code_tables, clock, ids)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
@@ -166,26 +173,26 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                         on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
-                 owns_store=owns_store, bridge=bridge, metrics=metrics)
-    if isinstance(store, SqlStore):  # the console's tables live in the SQL store
-        rt.http = _http(rt)
+                 code_tables=code_tables, owns_store=owns_store, bridge=bridge,
+                 metrics=metrics)
+    rt.http = _http(rt)
     return rt
 
 
-def _open_store(config: Config) -> Store:
+def _open_store(config: Config) -> SqlStore:
     if not config.store.url:
         config.store.data_dir.mkdir(parents=True, exist_ok=True)
     return open_store(config.store.resolved_url())
 
 
-def _workflow(config: Config, store: SqlStore, clock: Clock,
+def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: Clock,
               ids: ControlIds) -> tuple[Processor, DicomBridge | None]:
     """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge."""
     dialects = Dialects.from_config(config.dialects)
     outbound = Outbound(config.destinations, dialects, ids)
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
-        catalog=_catalog(store, config, clock), live=StoredCodeTable(),
+        catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
         matcher=Matcher() if config.workflow.identity_matching else None)
     bridge = DicomBridge(store, outbound, clock, config) if config.dicom.enabled else None
     return processor, bridge
@@ -207,16 +214,16 @@ def _setup_link(rt: Runtime) -> str | None:
     return setup_link(rt.http.app, f"http://{rt.http.host}:{rt.http.port}")
 
 
-def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:
+def _catalog(code_tables: CodeTables, config: Config, clock: Clock) -> Catalog | None:
     """The procedure catalog: the configured station rules and the STORED code table,
     which the configuration's table seeds without overwriting console edits
-    (``sync_code_table``); the processor then follows the stored table as it changes."""
+    (``CodeTables.sync``); the processor then follows the stored table as it changes."""
     raw = config.workflow.catalog
     if not raw:
-        table = load_code_table(store)  # edited on the console only
+        table = code_tables.load()  # edited on the console only
         return Catalog(table=table) if table.current is not None else None
     configured = catalog_from_config(raw, at=clock.now(), author="configuration")
-    table = sync_code_table(store, configured.table, at=clock.now(), author="configuration")
+    table = code_tables.sync(configured.table, at=clock.now(), author="configuration")
     return Catalog(table=table, rules=configured.rules)
 
 
@@ -227,7 +234,7 @@ class DicomBridge:
     def __init__(self, store: SqlStore, outbound: Outbound, clock: Clock,
                  config: Config) -> None:
         self.config, self.store, self.clock = config, store, clock
-        self.reader = SqlWorklistReader(store)
+        self.reader = SqlWorklistReader(store.database)
         self.worklist = StoreWorklist(self.reader, WorklistIndex())
         self._outbound = outbound
         self.server: DicomServer | None = None
@@ -276,7 +283,7 @@ class DicomBridge:
                 if due and await asyncio.to_thread(self.store.try_job_lock, "worklist-log",
                                                    node, 7200.0, now):
                     pruned_at = now
-                    await asyncio.to_thread(prune_worklist_log, self.store,
+                    await asyncio.to_thread(prune_worklist_log, self.store.database,
                                             now - timedelta(days=1))
             except Exception as exc:  # retried next round, never fatal
                 log.warning("worklist housekeeping failed: %s", exc)

@@ -39,7 +39,6 @@ from accord.mapping.dialect import Dialects
 from accord.mllp.server import PeerInfo
 from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store, sqlite_url
-from accord.store import sql_workflow_codec as codec
 from accord.store.gateway.store import SqlStore
 from accord.store.schema.workflow import (
     wf_findings,
@@ -48,7 +47,8 @@ from accord.store.schema.workflow import (
     wf_reports,
     wf_trace_events,
 )
-from accord.store.sql_workflow import repository_for
+from accord.store.workflow import codec
+from accord.store.workflow.repository import repository_for
 from accord.workflow.identity import Matcher
 from accord.workflow.memory import MemoryRepository, SequentialIds
 

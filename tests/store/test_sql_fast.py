@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from accord.store import sql_workflow_statements as Q
 from accord.store.db.compiled import Runner
+from accord.store.db.upsert import upsert
 from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_field_stats, wf_orders, wf_trace_events
-from accord.store.sql_workflow import upsert
+from accord.store.workflow import statements as Q
 
 from .factories import inbound
 

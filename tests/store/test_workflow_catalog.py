@@ -1,4 +1,4 @@
-"""Procedure code tables in the store (``accord.store.sql_workflow_catalog``), on SQLite
+"""Procedure code tables in the store (``accord.store.workflow.catalog``), on SQLite
 and PostgreSQL: optimistic saves (a stale or racing save is a VersionConflict, never a
 lost edit), the cheap catalog version, and seeding that keeps console edits."""
 
@@ -12,13 +12,7 @@ import pytest
 from accord.mapping.procedures import CodeTable, Procedure, catalog_from_config
 from accord.store import open_store
 from accord.store.gateway.store import SqlStore
-from accord.store.sql_workflow_catalog import (
-    StoredCodeTable,
-    VersionConflict,
-    load_code_table,
-    save_change,
-    sync_code_table,
-)
+from accord.store.workflow.catalog import CodeTables, StoredCodeTable, VersionConflict
 
 from .conftest import T0
 
@@ -33,14 +27,20 @@ def ct(code: str, station: str) -> Procedure:
     return Procedure(code, modality="CT", stations=(station,))
 
 
-def test_a_stale_save_is_a_conflict_and_writes_nothing(store: SqlStore) -> None:
-    sync_code_table(store, configured(CTHEAD="CT1"), at=T0, author="configuration")
-    save_change(store, expected=1, at=T0, author="alice", note="", upsert=(ct("CTHEAD", "CT2"),))
+@pytest.fixture
+def tables(store: SqlStore) -> CodeTables:
+    return CodeTables(store.database)
+
+
+def test_a_stale_save_is_a_conflict_and_writes_nothing(store: SqlStore,
+                                                       tables: CodeTables) -> None:
+    tables.sync(configured(CTHEAD="CT1"), at=T0, author="configuration")
+    tables.save_change(expected=1, at=T0, author="alice", note="", upsert=(ct("CTHEAD", "CT2"),))
     with pytest.raises(VersionConflict) as caught:
-        save_change(store, expected=1, at=T0, author="bob", note="",
-                    upsert=(ct("CTHEAD", "CT3"),))
+        tables.save_change(expected=1, at=T0, author="bob", note="",
+                           upsert=(ct("CTHEAD", "CT3"),))
     assert caught.value.current == 2
-    table = load_code_table(store)
+    table = tables.load()
     assert [v.author for v in table.versions] == ["configuration", "alice"]
     with store.transaction() as tx:
         assert StoredCodeTable().version(tx) == 2
@@ -48,19 +48,15 @@ def test_a_stale_save_is_a_conflict_and_writes_nothing(store: SqlStore) -> None:
 
 
 def test_two_saves_at_the_same_moment_one_wins_one_conflicts(store_url: str) -> None:
-    stores: list[SqlStore] = []
-    for _ in range(2):
-        opened = open_store(store_url)
-        assert isinstance(opened, SqlStore)
-        stores.append(opened)
+    stores = [open_store(store_url) for _ in range(2)]
     start = threading.Barrier(2)
     results: list[str] = []
 
     def edit(store: SqlStore, station: str) -> None:
         start.wait()
         try:
-            save_change(store, expected=0, at=T0, author=station, note="",
-                        upsert=(ct("CTHEAD", station),))
+            CodeTables(store.database).save_change(expected=0, at=T0, author=station, note="",
+                                                   upsert=(ct("CTHEAD", station),))
             results.append("saved")
         except VersionConflict:
             results.append("conflict")
@@ -73,30 +69,32 @@ def test_two_saves_at_the_same_moment_one_wins_one_conflicts(store_url: str) -> 
         for t in threads:
             t.join()
         assert sorted(results) == ["conflict", "saved"]
-        assert len(load_code_table(stores[0]).versions) == 1
+        assert len(CodeTables(stores[0].database).load().versions) == 1
     finally:
         for s in stores:
             s.close()
 
 
 def test_seeding_keeps_console_edits_and_applies_changed_config_codes(
-        store: SqlStore) -> None:
-    sync_code_table(store, configured(CTHEAD="CT1", CTCHEST="CT1"), at=T0, author="configuration")
-    save_change(store, expected=1, at=T0, author="alice", note="", upsert=(ct("CTCHEST", "CT2"),))
+        tables: CodeTables) -> None:
+    tables.sync(configured(CTHEAD="CT1", CTCHEST="CT1"), at=T0, author="configuration")
+    tables.save_change(expected=1, at=T0, author="alice", note="",
+                       upsert=(ct("CTCHEST", "CT2"),))
     later = T0 + timedelta(days=1)
-    same = sync_code_table(store, configured(CTHEAD="CT1", CTCHEST="CT1"), at=later,
-                           author="configuration")
+    same = tables.sync(configured(CTHEAD="CT1", CTCHEST="CT1"), at=later,
+                       author="configuration")
     assert same.lookup("CTCHEST") == (ct("CTCHEST", "CT2"), 2)  # unchanged config: kept
-    moved = sync_code_table(store, configured(CTHEAD="CT5"), at=later, author="configuration")
+    moved = tables.sync(configured(CTHEAD="CT5"), at=later, author="configuration")
     assert moved.lookup("CTHEAD") == (ct("CTHEAD", "CT5"), 3)
     assert moved.lookup("CTCHEST") is None  # the configuration removed it: applied
-    assert sync_code_table(store, configured(CTHEAD="CT5"), at=later,
-                           author="configuration") == moved  # nothing new to seed
+    assert tables.sync(configured(CTHEAD="CT5"), at=later,
+                       author="configuration") == moved  # nothing new to seed
 
 
-def test_a_store_seeded_before_the_baseline_keeps_its_table(store: SqlStore) -> None:
-    save_change(store, expected=0, at=T0, author="alice", note="", upsert=(ct("CTHEAD", "CT2"),))
-    kept = sync_code_table(store, configured(CTHEAD="CT1"), at=T0, author="configuration")
+def test_a_store_seeded_before_the_baseline_keeps_its_table(tables: CodeTables) -> None:
+    tables.save_change(expected=0, at=T0, author="alice", note="",
+                       upsert=(ct("CTHEAD", "CT2"),))
+    kept = tables.sync(configured(CTHEAD="CT1"), at=T0, author="configuration")
     assert kept.lookup("CTHEAD") == (ct("CTHEAD", "CT2"), 1)
-    changed = sync_code_table(store, configured(CTHEAD="CT3"), at=T0, author="configuration")
+    changed = tables.sync(configured(CTHEAD="CT3"), at=T0, author="configuration")
     assert changed.lookup("CTHEAD") == (ct("CTHEAD", "CT3"), 2)  # later config changes apply

@@ -16,8 +16,8 @@ from accord.errors import StoreError
 from accord.mapping.procedures import catalog_from_config
 from accord.store.gateway.store import SqlStore
 from accord.store.schema.workflow import wf_worklist_log
-from accord.store.sql_workflow import SqlRepository, reading, repository_for
-from accord.store.sql_workflow_catalog import load_code_table, sync_code_table
+from accord.store.workflow.catalog import CodeTables
+from accord.store.workflow.repository import SqlRepository, reading, repository_for
 from accord.workflow.findings import FieldStat, FieldStats, Finding, FindingKind, Resolution
 from accord.workflow.model import (
     Address,
@@ -321,7 +321,7 @@ def test_findings_stats_and_trace_order(store: SqlStore) -> None:
         assert w.field_stats("NOBODY") == FieldStats("NOBODY")
         assert [e.summary for e in w.trace(order_id="O1")] == ["first", "second"]
         w.save_finding(replace(f1, detail="again", count=2))
-    with reading(store, T0) as r:
+    with reading(store.database, T0) as r:
         stored = r.finding(f1.key)
         assert stored is not None and (stored.count, stored.detail) == (2, "again")
 
@@ -346,13 +346,14 @@ def test_code_table_versions_are_kept_with_time_and_author(store: SqlStore) -> N
     v1 = catalog_from_config({"procedures": [
         {"code": "CTHEAD", "modality": "CT", "stations": ["CT1"], "duration_minutes": 15}]},
         at=T0, author="config").table
-    first = sync_code_table(store, v1, at=T0, author="alice")
+    tables = CodeTables(store.database)
+    first = tables.sync(v1, at=T0, author="alice")
     assert [v.number for v in first.versions] == [1]
-    assert sync_code_table(store, v1, at=T0 + timedelta(days=1), author="bob") == first
+    assert tables.sync(v1, at=T0 + timedelta(days=1), author="bob") == first
     v2 = catalog_from_config({"procedures": [{"code": "MRKNEE", "modality": "MR"}]},
                              at=T0, author="config").table
-    second = sync_code_table(store, v2, at=T0 + timedelta(days=2), author="bob")
-    stored = load_code_table(store)
+    second = tables.sync(v2, at=T0 + timedelta(days=2), author="bob")
+    stored = tables.load()
     assert stored == second
     assert [(v.number, v.author, v.at) for v in stored.versions] == [
         (1, "alice", T0), (2, "bob", T0 + timedelta(days=2))]

@@ -1,4 +1,4 @@
-"""Field statistics kept per write transaction (``accord.store.sql_workflow_stats``):
+"""Field statistics kept per write transaction (``accord.store.workflow.stats``):
 written once before the commit, exactly as written per message would have left them;
 gone with a rollback; savepoints see the database and undo only their own writes."""
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from accord.store import Tx
 from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_field_stats
-from accord.store.sql_workflow import repository_for
+from accord.store.workflow.repository import repository_for
 from accord.workflow.findings import FieldStat, FieldStats, observe_fields
 
 from .conftest import T0

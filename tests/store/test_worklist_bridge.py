@@ -24,8 +24,8 @@ from accord.mapping.dialect import Dialects
 from accord.processing import Outbound
 from accord.store import open_store
 from accord.store.gateway.store import SqlStore
-from accord.store.sql_workflow import reading, repository_for
-from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
+from accord.store.workflow.repository import reading, repository_for
+from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.workflow.memory import SequentialIds
 from accord.workflow.model import Identifier, Order, Patient, ProcedureStep
 from accord.workflow.status import Status
@@ -69,7 +69,7 @@ PATIENT = Patient("P1", (Identifier("MRN1", "HOSP"),))
 
 def test_worklist_follows_changes_made_by_another_node(store: SqlStore, node_b: SqlStore) -> None:
     _save(store, _order("O1"), patient=PATIENT)
-    worklist = StoreWorklist(SqlWorklistReader(node_b), WorklistIndex())
+    worklist = StoreWorklist(SqlWorklistReader(node_b.database), WorklistIndex())
     assert worklist.load() == 1
     _save(store, _order("O2"), replace(_order("O1"), status=Status.CANCELLED))
     assert _accessions(worklist) == ["AO2"]  # the cancel removed O1, O2 appeared
@@ -84,7 +84,7 @@ def test_a_transaction_committing_after_a_later_one_is_not_missed(
     if store.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time: log ids commit in order")
     _save(store, patient=PATIENT)
-    worklist = StoreWorklist(SqlWorklistReader(node_b), WorklistIndex())
+    worklist = StoreWorklist(SqlWorklistReader(node_b.database), WorklistIndex())
     worklist.load()
     slow = store.transaction()
     tx = slow.__enter__()
@@ -96,7 +96,7 @@ def test_a_transaction_committing_after_a_later_one_is_not_missed(
 
 
 def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> None:
-    reader = SqlWorklistReader(store)
+    reader = SqlWorklistReader(store.database)
     sink = StoreMpps(
         store,
         reader,
@@ -117,7 +117,7 @@ def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> 
     stored = sink.instance("1.2.9")
     assert stored is not None and stored.status == "IN PROGRESS"
     assert str(stored.dataset.PatientName) == "Müller^Jürgen"
-    with reading(store, T0) as repo:
+    with reading(store.database, T0) as repo:
         kinds = [f.kind.value for f in repo.findings_about(accession="ACC9")]
         assert kinds == ["unscheduled_procedure"]
         assert repo.trace(accession="ACC9")[0].outcome == "unscheduled"
@@ -132,21 +132,21 @@ def test_reconciliation_runs_on_one_node_and_records_findings(store: SqlStore) -
         asked.append(peer.host)
         return [ReconcileFinding("completed_study_missing", "A1", "1.2.1", "not in PACS")]
 
-    reader = SqlWorklistReader(store)
+    reader = SqlWorklistReader(store.database)
     clock = FixedClock(T0)
     assert reconcile_once(store, reader, repository_for, settings, clock, "n1", ask) == 1
     assert reconcile_once(store, reader, repository_for, settings, clock, "n2", ask) is None
     assert reconcile_once(store, reader, repository_for, settings, clock, "n1", ask) == 1
     assert asked == ["127.0.0.1", "127.0.0.1"]
-    with reading(store, T0) as repo:
+    with reading(store.database, T0) as repo:
         found = repo.findings_about(accession="A1")
     assert [(f.kind.value, f.count) for f in found] == [("completed_study_missing", 2)]
 
 
 def test_old_worklist_log_rows_are_pruned(store: SqlStore) -> None:
     _save(store, _order("O1"), patient=PATIENT)
-    reader = SqlWorklistReader(store)
+    reader = SqlWorklistReader(store.database)
     assert [order_id for _, order_id in reader.changes(0)] == ["O1"]
-    assert prune_worklist_log(store, T0) == 0  # written at T0: not before it
-    assert prune_worklist_log(store, T0 + timedelta(seconds=1)) == 1
+    assert prune_worklist_log(store.database, T0) == 0  # written at T0: not before it
+    assert prune_worklist_log(store.database, T0 + timedelta(seconds=1)) == 1
     assert reader.changes(0) == []

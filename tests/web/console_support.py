@@ -50,6 +50,7 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
 def deps_for(rt: Runtime) -> WebDeps:
     return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.store, rt.clock),
                    queries=WebQueries(rt.store), auditor=Auditor(rt.store, rt.clock),
+                   code_tables=rt.code_tables,
                    control_ids=rt.control_ids, reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    config=rt.config, node_id=rt.node_id)

@@ -320,8 +320,8 @@ def test_order_search_pages_by_cursor(tmp_path: Path) -> None:
     from sqlalchemy import insert
 
     from accord.runtime import build
-    from accord.store import sql_workflow_codec as codec
     from accord.store.schema.workflow import wf_orders
+    from accord.store.workflow import codec
     from accord.workflow.model import Order
     from accord.workflow.status import Status
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, or_, select
 
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema import messages, outbox
 from accord.store.schema.workflow import (
     wf_findings,
@@ -31,6 +30,7 @@ from accord.store.schema.workflow import (
     wf_trace_events,
     wf_visits,
 )
+from accord.store.workflow import codec
 from accord.workflow.findings import Finding
 from accord.workflow.model import Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent

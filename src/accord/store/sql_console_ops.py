@@ -1,6 +1,6 @@
 """Console queries for monitoring: the dashboard's figures and the unmapped codes seen.
 (Findings, duplicates and worklist reads are :class:`accord.store.sql_web.WebQueries`;
-code tables are :mod:`accord.store.sql_workflow_catalog`.)
+code tables are :mod:`accord.store.workflow.catalog`.)
 
 Rules:
 - The dashboard reads bounded, indexed ranges only: messages of the last window (the
@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema import messages, outbox
 from accord.store.schema.workflow import (
     wf_findings,
 )
+from accord.store.workflow import codec
 from accord.workflow.findings import Finding
 
 ACTIVE = ("pending", "in_flight")

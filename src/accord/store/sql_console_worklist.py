@@ -11,10 +11,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, or_, select
 
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema.workflow import wf_orders, wf_procedure_steps
 from accord.store.sql_console import SEP, clamp, patients_by_id
 from accord.store.sql_web import WorklistRow
+from accord.store.workflow import codec
 from accord.workflow.status import ON_WORKLIST
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 
 from accord.store import Page
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
@@ -35,6 +34,7 @@ from accord.store.sql_area import (
     split_cursor,
 )
 from accord.store.sql_web_findings import DuplicatePair, FindingQueries, StoredFinding
+from accord.store.workflow import codec
 from accord.workflow.findings import Resolution
 from accord.workflow.model import Order, Patient, ProcedureStep, Visit
 from accord.workflow.status import ON_WORKLIST

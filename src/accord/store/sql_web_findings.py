@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from accord.store import Page
-from accord.store import sql_workflow_codec as codec
 from accord.store.schema.workflow import wf_findings, wf_patients
 from accord.store.sql_area import SqlArea, clamp, cursor_time, split_cursor
+from accord.store.workflow import codec
 from accord.workflow.findings import Finding, FindingKind, Resolution
 from accord.workflow.model import Patient
 

@@ -204,7 +204,8 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
         return listeners
 
     return WebDeps(store=rt.store, clock=rt.clock, auth=auth, queries=WebQueries(rt.store),
-                   auditor=Auditor(rt.store, rt.clock), control_ids=rt.control_ids,
+                   auditor=Auditor(rt.store, rt.clock), code_tables=rt.code_tables,
+                   control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config)

@@ -2,7 +2,7 @@
 and the audit log (rules as in :mod:`accord.web.console`).
 
 A code edit is stored as a new version of the table (every version kept, with its time
-and author: ``accord.store.sql_workflow_catalog``), only when the table is still at the
+and author: ``accord.store.workflow.catalog``), only when the table is still at the
 version the form showed: two admins saving at once get one save and one 409 that says so.
 Every node's workflow processor picks the new version up at its next ingest batch
 (``accord.processing``); the DICOM worklist follows from orders, so orders already
@@ -19,10 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.mapping.procedures import Procedure
-from accord.store.gateway.store import SqlStore
 from accord.store.sql_auth import SqlArea
 from accord.store.sql_console_ops import unmapped_codes
-from accord.store.sql_workflow_catalog import VersionConflict, load_code_table, save_change
+from accord.store.workflow.catalog import VersionConflict
 from accord.web.audit import record
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
@@ -33,13 +32,6 @@ router = APIRouter(include_in_schema=False)
 
 
 # --- mappings ----------------------------------------------------------------------------
-def _sql_store(request: Request) -> SqlStore:
-    store = get_deps(request).store
-    if not isinstance(store, SqlStore):
-        raise HTTPException(409, "mappings need the SQL store")
-    return store
-
-
 @router.get("/mappings", response_class=HTMLResponse)
 def mappings_page(request: Request,
                   principal: Annotated[Principal, Depends(page(Action.CONFIG_READ))],
@@ -51,9 +43,9 @@ def _mappings(request: Request, principal: Principal, form: dict[str, str],
               status: int = 200, conflict: str = "") -> Response:
     """The Mappings page; ``form`` prefills the edit form (a refused edit keeps its values).
     The form carries the version it shows: saving checks it (optimistic, 409 when stale)."""
-    store = _sql_store(request)
-    table = load_code_table(store)
-    with SqlArea(store).read() as conn:
+    deps = get_deps(request)
+    table = deps.code_tables.load()
+    with SqlArea(deps.store).read() as conn:
         unmapped = unmapped_codes(conn)
     entries = sorted(table.current.entries.items()) if table.current else []
     extra = {"flash": conflict, "flash_kind": "err"} if conflict else {}
@@ -75,15 +67,14 @@ async def edit_mapping(request: Request,
                        note: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Add or change one procedure code: a new version of the table (history kept), made
     on ``version`` (the one the form showed); a stale version is answered 409."""
-    store = _sql_store(request)
     deps = get_deps(request)
     proc = Procedure(code=code.strip(), description=description.strip(),
                      modality=modality.strip().upper(), body_part=body_part.strip(),
                      stations=tuple(s[:16] for s in stations.replace(",", " ").split()))
     try:
         await run_in_threadpool(functools.partial(
-            save_change, store, expected=version, at=deps.clock.now(), author=principal.name,
-            note=note.strip() or f"code {proc.code} edited", upsert=(proc,)))
+            deps.code_tables.save_change, expected=version, at=deps.clock.now(),
+            author=principal.name, note=note.strip() or f"code {proc.code} edited", upsert=(proc,)))
     except VersionConflict as exc:
         await run_in_threadpool(functools.partial(
             record, request, Action.CONFIG_WRITE.value, outcome="conflict",

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from accord.clock import Clock, ControlIds
 from accord.store import Store
 from accord.store.sql_web import WebQueries
+from accord.store.workflow.catalog import CodeTables
 from accord.web.audit import Auditor
 from accord.web.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Auth, Principal, csrf_ok
 from accord.web.permissions import Action, allowed
@@ -47,6 +48,7 @@ class WebDeps:
     auth: Auth
     queries: WebQueries
     auditor: Auditor
+    code_tables: CodeTables
     control_ids: ControlIds = field(default_factory=ControlIds)
     reprocess_message: Callable[[int], Awaitable[int]] | None = None
     reprocess_outbox: Callable[[int], Awaitable[int]] | None = None

@@ -17,8 +17,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, delete, or_, select
 
 from accord.store import Tx
-from accord.store import sql_workflow_codec as codec
-from accord.store.gateway.store import SqlStore, SqlTx
+from accord.store.db import Database
+from accord.store.db.upsert import upsert
+from accord.store.gateway.store import connection_of
 from accord.store.schema.workflow import (
     wf_mpps,
     wf_orders,
@@ -27,7 +28,7 @@ from accord.store.schema.workflow import (
     wf_procedure_steps,
     wf_worklist_log,
 )
-from accord.store.sql_workflow import upsert
+from accord.store.workflow import codec
 from accord.workflow.model import Order, Patient
 from accord.workflow.status import ON_WORKLIST
 
@@ -37,12 +38,12 @@ OrderWithPatient = tuple[Order, Patient]
 class SqlWorklistReader:
     """What the bridge reads from the SQL store (``accord.dicom.bridge.WorklistReader``)."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self._engine = store.database.engine
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     def log_position(self) -> int:
         """The newest worklist-log id (0 when empty)."""
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 select(wf_worklist_log.c.id).order_by(wf_worklist_log.c.id.desc()).limit(1)
             ).first()
@@ -55,7 +56,7 @@ class SqlWorklistReader:
         gap_list = sorted(gaps)
         if gap_list:
             where = or_(where, log.id.in_(gap_list))
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(select(log.id, log.order_id).where(where).order_by(log.id))
             return [(int(r.id), str(r.order_id)) for r in rows]
 
@@ -63,7 +64,7 @@ class SqlWorklistReader:
         """These orders (those that exist) with their patients."""
         if not order_ids:
             return []
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             return _with_patients(
                 conn,
                 conn.execute(
@@ -74,7 +75,7 @@ class SqlWorklistReader:
     def on_worklist(self) -> list[OrderWithPatient]:
         """Every order in a status the worklist serves (scheduled, arrived), not held."""
         statuses = [s.value for s in ON_WORKLIST]
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             return _with_patients(
                 conn,
                 conn.execute(
@@ -108,7 +109,7 @@ class SqlWorklistReader:
             )
         if not terms:
             return []
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             return _with_patients(conn, conn.execute(select(o.doc).where(or_(*terms))))
 
     def patients(self, *, patient_id: str = "", family: str = "", limit: int = 50) -> list[Patient]:
@@ -129,7 +130,7 @@ class SqlWorklistReader:
             terms.append(p.family.startswith(prefix, autoescape=True))
         if not terms:
             return []
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 select(p.doc).where(or_(*terms), p.merged_into.is_(None)).limit(limit)
             )
@@ -137,7 +138,7 @@ class SqlWorklistReader:
 
     def mpps(self, sop_instance_uid: str) -> tuple[str, bytes] | None:
         """(status, stored dataset) of an MPPS instance, or None."""
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 select(wf_mpps.c.status, wf_mpps.c.dataset).where(
                     wf_mpps.c.sop_instance_uid == sop_instance_uid
@@ -150,7 +151,7 @@ class SqlWorklistReader:
     ) -> list[tuple[Order, datetime]]:
         """Orders that became ``completed`` (last change) between ``start`` and ``end``."""
         o = wf_orders.c
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 select(o.doc, o.updated_at)
                 .where(o.status == "completed", o.updated_at >= start, o.updated_at < end)
@@ -166,7 +167,7 @@ class SqlWorklistReader:
         o = wf_orders.c
         uids: set[str] = set()
         accs: set[str] = set()
-        with self._engine.connect() as conn:
+        with self._db.read() as conn:
             if study_uids:
                 uids = {
                     r[0]
@@ -199,10 +200,8 @@ def _with_patients(conn: Connection, rows: Iterable[object]) -> list[OrderWithPa
 
 def save_mpps(tx: Tx, sop_instance_uid: str, status: str, dataset: bytes, now: datetime) -> None:
     """Insert or replace an MPPS instance on ``tx`` (the status change's transaction)."""
-    if not isinstance(tx, SqlTx):
-        raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
     upsert(
-        tx.connection,
+        connection_of(tx),
         wf_mpps,
         [
             {
@@ -216,10 +215,9 @@ def save_mpps(tx: Tx, sop_instance_uid: str, status: str, dataset: bytes, now: d
     )
 
 
-def prune_worklist_log(store: SqlStore, before: datetime) -> int:
+def prune_worklist_log(database: Database, before: datetime) -> int:
     """Delete worklist-log rows written before ``before`` (readers poll every few seconds
     and a starting reader loads the worklist whole, so old rows serve no one)."""
-    with store.transaction() as tx:
-        result = tx.connection.execute(delete(wf_worklist_log)
-                                       .where(wf_worklist_log.c.at < before))
+    with database.write() as conn:
+        result = conn.execute(delete(wf_worklist_log).where(wf_worklist_log.c.at < before))
     return int(result.rowcount or 0)

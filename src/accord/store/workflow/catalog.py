@@ -12,7 +12,7 @@ Rules:
   table moved on meanwhile (another admin, another node) it raises
   :class:`VersionConflict` instead of writing over it. Two writers racing for the same
   number collide on the primary key, and that is the same conflict.
-- Seeding from the configuration file (:func:`sync_code_table`, at every start) never
+- Seeding from the configuration file (:meth:`CodeTables.sync`, at every start) never
   silently overwrites console edits. The configuration's table as last seeded is kept as
   its own versioned table (``procedures:configured``; it stands for a hash of the seeded
   table and also says *which* codes changed). Then:
@@ -47,8 +47,9 @@ from sqlalchemy.exc import IntegrityError
 from accord.errors import StoreError
 from accord.mapping.procedures import CodeTable, Procedure, TableVersion
 from accord.store import Tx
+from accord.store.db import Database
 from accord.store.db.compiled import Runner
-from accord.store.gateway.store import SqlStore, SqlTx
+from accord.store.gateway.store import connection_of
 from accord.store.schema.workflow import wf_procedure_codes, wf_procedure_versions
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _decode(doc: dict[str, Any]) -> Procedure:
 
 
 # Built once: ingest reads it per batch, and building a statement costs more than running
-# it (``sql_workflow_statements``).
+# it (``statements.py``).
 _VERSION = select(func.max(wf_procedure_versions.c.number)).where(
     wf_procedure_versions.c.table_name == bindparam("name"))
 
@@ -112,12 +113,6 @@ def read_code_table(conn: Connection, name: str = TABLE) -> CodeTable:
     )
 
 
-def load_code_table(store: SqlStore, name: str = TABLE) -> CodeTable:
-    """The stored table with every version, oldest first (no versions when none)."""
-    with store.database.engine.connect() as conn:
-        return read_code_table(conn, name)
-
-
 @dataclass(frozen=True, slots=True)
 class StoredCodeTable:
     """The stored code table as the workflow processor reads it on its ingest transaction
@@ -126,16 +121,10 @@ class StoredCodeTable:
     name: str = TABLE
 
     def version(self, tx: Tx) -> int:
-        return table_version(_connection(tx), self.name)
+        return table_version(connection_of(tx), self.name)
 
     def table(self, tx: Tx) -> CodeTable:
-        return read_code_table(_connection(tx), self.name)
-
-
-def _connection(tx: Tx) -> Connection:
-    if not isinstance(tx, SqlTx):
-        raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
-    return tx.connection
+        return read_code_table(connection_of(tx), self.name)
 
 
 def _insert(conn: Connection, name: str, versions: Iterable[TableVersion]) -> None:
@@ -158,35 +147,6 @@ def _conflicts(name: str, expected: int) -> Iterator[None]:
         if isinstance(exc.__cause__, IntegrityError):
             raise VersionConflict(name, expected, None) from exc
         raise
-
-
-def save_versions(store: SqlStore, table: CodeTable, after: int) -> None:
-    """Write the versions of ``table`` numbered above ``after``; :class:`VersionConflict`
-    when the stored table is no longer at version ``after``."""
-    new = [version for version in table.versions if version.number > after]
-    if not new:
-        return
-    with _conflicts(table.name, after), store.transaction() as tx:
-        current = table_version(tx.connection, table.name)
-        if current != after:
-            raise VersionConflict(table.name, after, current)
-        _insert(tx.connection, table.name, new)
-
-
-def save_change(
-    store: SqlStore, *, expected: int, at: datetime, author: str, note: str,
-    upsert: tuple[Procedure, ...] = (), remove: tuple[str, ...] = (), name: str = TABLE,
-) -> CodeTable:
-    """One edit of the table made on version ``expected`` (what the editor saw), stored
-    as the next version; :class:`VersionConflict` when the table moved on meanwhile."""
-    with _conflicts(name, expected), store.transaction() as tx:
-        stored = read_code_table(tx.connection, name)
-        current = stored.current.number if stored.current else 0
-        if current != expected:
-            raise VersionConflict(name, expected, current)
-        changed = stored.change(at=at, author=author, note=note, upsert=upsert, remove=remove)
-        _insert(tx.connection, name, changed.versions[-1:])
-    return changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,42 +178,77 @@ def _plan(have: Mapping[str, Procedure], seeded: Mapping[str, Procedure] | None,
     return _Plan(entries, note[:1000], applied=tuple(changed), both=both)
 
 
-def sync_code_table(
-    store: SqlStore, configured: CodeTable, *, at: datetime, author: str
-) -> CodeTable:
-    """Seed the store from the configuration's table (rules in the module docstring);
-    returns the stored table. A node starting at the same moment is retried over."""
-    for attempt in range(3):
-        try:
-            return _sync(store, configured, at=at, author=author)
-        except VersionConflict:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+class CodeTables:
+    """The stored procedure code tables of one database: read, edit, seed (module rules)."""
 
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
-def _sync(store: SqlStore, configured: CodeTable, *, at: datetime, author: str) -> CodeTable:
-    name = configured.name
-    want = dict(configured.current.entries) if configured.current else {}
-    with _conflicts(name, 0), store.transaction() as tx:
-        conn = tx.connection
-        stored = read_code_table(conn, name)
-        baseline = read_code_table(conn, name + SEEDED)
-        seeded = dict(baseline.current.entries) if baseline.current else None
-        if seeded == want:
-            return stored
-        have = dict(stored.current.entries) if stored.current else {}
-        plan = _plan(have, seeded, want, stored.current is not None)
-        _insert(conn, name + SEEDED, baseline.change(
-            at=at, author=author, note="configuration seeded", upsert=tuple(want.values()),
-            remove=tuple(c for c in seeded or () if c not in want)).versions[-1:])
-        if plan.entries != have:
-            stored = stored.change(at=at, author=author, note=plan.note,
-                                   upsert=tuple(plan.entries.values()),
-                                   remove=tuple(c for c in have if c not in plan.entries))
-            _insert(conn, name, stored.versions[-1:])
-    _report(name, plan, have, seeded)
-    return stored
+    def load(self, name: str = TABLE) -> CodeTable:
+        """The stored table with every version, oldest first (no versions when none)."""
+        with self._db.read() as conn:
+            return read_code_table(conn, name)
+
+    def save_versions(self, table: CodeTable, after: int) -> None:
+        """Write the versions of ``table`` numbered above ``after``; :class:`VersionConflict`
+        when the stored table is no longer at version ``after``."""
+        new = [version for version in table.versions if version.number > after]
+        if not new:
+            return
+        with _conflicts(table.name, after), self._db.write() as conn:
+            current = table_version(conn, table.name)
+            if current != after:
+                raise VersionConflict(table.name, after, current)
+            _insert(conn, table.name, new)
+
+    def save_change(
+        self, *, expected: int, at: datetime, author: str, note: str,
+        upsert: tuple[Procedure, ...] = (), remove: tuple[str, ...] = (), name: str = TABLE,
+    ) -> CodeTable:
+        """One edit of the table made on version ``expected`` (what the editor saw), stored
+        as the next version; :class:`VersionConflict` when the table moved on meanwhile."""
+        with _conflicts(name, expected), self._db.write() as conn:
+            stored = read_code_table(conn, name)
+            current = stored.current.number if stored.current else 0
+            if current != expected:
+                raise VersionConflict(name, expected, current)
+            changed = stored.change(at=at, author=author, note=note, upsert=upsert,
+                                    remove=remove)
+            _insert(conn, name, changed.versions[-1:])
+        return changed
+
+    def sync(self, configured: CodeTable, *, at: datetime, author: str) -> CodeTable:
+        """Seed the store from the configuration's table (rules in the module docstring);
+        returns the stored table. A node starting at the same moment is retried over."""
+        for attempt in range(3):
+            try:
+                return self._sync(configured, at=at, author=author)
+            except VersionConflict:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _sync(self, configured: CodeTable, *, at: datetime, author: str) -> CodeTable:
+        name = configured.name
+        want = dict(configured.current.entries) if configured.current else {}
+        with _conflicts(name, 0), self._db.write() as conn:
+            stored = read_code_table(conn, name)
+            baseline = read_code_table(conn, name + SEEDED)
+            seeded = dict(baseline.current.entries) if baseline.current else None
+            if seeded == want:
+                return stored
+            have = dict(stored.current.entries) if stored.current else {}
+            plan = _plan(have, seeded, want, stored.current is not None)
+            _insert(conn, name + SEEDED, baseline.change(
+                at=at, author=author, note="configuration seeded", upsert=tuple(want.values()),
+                remove=tuple(c for c in seeded or () if c not in want)).versions[-1:])
+            if plan.entries != have:
+                stored = stored.change(at=at, author=author, note=plan.note,
+                                       upsert=tuple(plan.entries.values()),
+                                       remove=tuple(c for c in have if c not in plan.entries))
+                _insert(conn, name, stored.versions[-1:])
+        _report(name, plan, have, seeded)
+        return stored
 
 
 def _report(name: str, plan: _Plan, have: Mapping[str, Procedure],

@@ -14,7 +14,7 @@ Rules:
   blocking keys, written at save time), so it stays fast at a million patients.
 - Every order change appends to ``worklist_log`` (read by ``accord.dicom.bridge``).
 - Field fill statistics are kept per write transaction and written once, before it
-  commits (``accord.store.sql_workflow_stats``).
+  commits (``stats.py``).
 - Patients and orders read inside a write transaction are locked for update on
   PostgreSQL (nodes sharing the database never update one order from the same old
   value); ``reading()`` (reports, ``accord trace``) does not lock.
@@ -27,15 +27,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 from accord.store import Tx
-from accord.store import sql_workflow_codec as codec
-from accord.store import sql_workflow_statements as Q
-from accord.store import sql_workflow_stats as stats_batch
+from accord.store.db import Database
 from accord.store.db.compiled import Runner
-from accord.store.gateway.store import SqlStore
+from accord.store.db.upsert import upsert
+from accord.store.gateway.store import connection_of
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
@@ -45,6 +43,9 @@ from accord.store.schema import (
     wf_reports,
     wf_visits,
 )
+from accord.store.workflow import codec
+from accord.store.workflow import statements as Q
+from accord.store.workflow import stats as stats_batch
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity_compare import features
 from accord.workflow.identity_index import blocking_keys, query_keys
@@ -53,40 +54,6 @@ from accord.workflow.trace import TraceEvent
 
 ORDER_KEYS = Q.ORDER_KEYS
 REPORT_KEYS = Q.REPORT_KEYS
-
-
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
-
-
-def _upsert_stmt(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
-) -> Any:
-    dialect = conn.dialect.name
-    cache_key = (table.name, dialect, tuple(rows[0]), tuple(keys))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        base = make(table)
-        others = {c: base.excluded[c] for c in rows[0] if c not in keys}
-        stmt = _UPSERTS[cache_key] = base.on_conflict_do_update(
-            index_elements=list(keys), set_=others)
-    return stmt
-
-
-def upsert(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
-    runner: Runner | None = None,
-) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike. The
-    statement is built once per table and column set (building it costs more than
-    running it)."""
-    if not rows:
-        return
-    stmt = _upsert_stmt(conn, table, rows, keys)
-    if runner is not None:
-        runner.run(stmt, rows)
-    else:
-        conn.execute(stmt, rows)
 
 
 def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Runner) -> None:
@@ -361,7 +328,7 @@ class SqlRepository:
         self._stats[stats.sender] = stats
 
     def _batch(self) -> stats_batch.Batch | None:
-        """This transaction's field statistics (``sql_workflow_stats``): for a message
+        """This transaction's field statistics (``stats.py``): for a message
         of one type (``focus``) in a write transaction, outside savepoints."""
         if not self._lock:
             return None
@@ -385,16 +352,12 @@ class SqlRepository:
 
 def repository_for(tx: Tx, now: datetime) -> SqlRepository:
     """The workflow repository on an ingest (or MPPS) transaction of the SQL store."""
-    from accord.store.gateway.store import SqlTx
-
-    if not isinstance(tx, SqlTx):
-        raise TypeError(f"not a transaction of the SQL store: {type(tx).__name__}")
-    return SqlRepository(tx.connection, now)
+    return SqlRepository(connection_of(tx), now)
 
 
 @contextmanager
-def reading(store: SqlStore, now: datetime) -> Iterator[SqlRepository]:
-    """A repository for reads (``accord trace``, the console) on its own connection;
-    nothing it might write is committed."""
-    with store.database.engine.connect() as conn:
+def reading(database: Database, now: datetime) -> Iterator[SqlRepository]:
+    """A repository for reads (``accord trace``) on its own connection; nothing it
+    might write is committed."""
+    with database.read() as conn:
         yield SqlRepository(conn, now, lock=False)
