@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.store import open_store, sqlite_url
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 from accord.store.sql_console import OrderQuery, search_orders
 from accord.store.sql_console_ops import dashboard
 from accord.store.workflow import codec
@@ -204,6 +204,7 @@ def main() -> None:
 def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, str]]:
     from fastapi.testclient import TestClient
 
+    from accord.store.accounts import Accounts
     from accord.store.sql_web import WebQueries
     from accord.store.workflow.catalog import CodeTables
     from accord.web.app import create_app
@@ -221,11 +222,13 @@ def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, st
         load(tmp / "accord.db", orders)
         print(f"loaded {orders} orders in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     clock = RunningClock()
-    auth = Auth(store, clock)
+    accounts = Accounts.over(store.database)
+    auth = Auth(accounts, clock)
     user = auth.add_user(f"bench{time.time_ns() % 10**9}", "operator", "bench password 1")
     session = auth.open_session(user, "127.0.0.1")
     deps = WebDeps(store=store, clock=clock, auth=auth, queries=WebQueries(store),
-                   auditor=Auditor(store, clock), code_tables=CodeTables(store.database))
+                   auditor=Auditor(accounts.audit, clock),
+                   code_tables=CodeTables(store.database))
     app = create_app(deps)
     monitor = app.state.alerts
     monitor.destinations = ["pacs", "ris"]

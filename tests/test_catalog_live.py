@@ -120,7 +120,7 @@ async def test_a_second_node_on_the_same_store_follows_an_edit(
 
 async def test_a_console_save_reaches_the_engine_and_a_stale_form_is_409(
         engine: Runtime) -> None:
-    Auth(engine.store, engine.clock).add_user("admin", "admin", PASSWORD)
+    Auth(engine.accounts, engine.clock).add_user("admin", "admin", PASSWORD)
     assert engine.http is not None
     # The engine's own console app; https so the Secure session cookie is sent back.
     with TestClient(engine.http.app, base_url="https://testserver") as http:

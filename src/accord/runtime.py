@@ -33,6 +33,7 @@ from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
 from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store
+from accord.store.accounts import Accounts
 from accord.store.gateway.store import SqlStore
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
 from accord.store.workflow.repository import repository_for
@@ -58,6 +59,7 @@ class Runtime:
     deliverer: Deliverer
     mllp: MllpServer
     code_tables: CodeTables  # the stored procedure code tables (console edits, seeding)
+    accounts: Accounts  # console and API users, sessions, tokens, audit log
     owns_store: bool = True
     bridge: DicomBridge | None = None
     metrics: Metrics | None = None
@@ -173,8 +175,8 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                         on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
-                 code_tables=code_tables, owns_store=owns_store, bridge=bridge,
-                 metrics=metrics)
+                 code_tables=code_tables, accounts=Accounts.over(store.database),
+                 owns_store=owns_store, bridge=bridge, metrics=metrics)
     rt.http = _http(rt)
     return rt
 

@@ -48,8 +48,8 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
 
 
 def deps_for(rt: Runtime) -> WebDeps:
-    return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.store, rt.clock),
-                   queries=WebQueries(rt.store), auditor=Auditor(rt.store, rt.clock),
+    return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.accounts, rt.clock),
+                   queries=WebQueries(rt.store), auditor=Auditor(rt.accounts.audit, rt.clock),
                    code_tables=rt.code_tables,
                    control_ids=rt.control_ids, reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
@@ -72,7 +72,7 @@ def feed(rt: Runtime, names: tuple[str, ...] = FEED) -> list[int]:
 
 
 def add_users(rt: Runtime) -> None:
-    auth = Auth(rt.store, rt.clock)
+    auth = Auth(rt.accounts, rt.clock)
     for role in ROLES:
         auth.add_user(role, role, PASSWORD)
 

@@ -21,11 +21,11 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def fixed_auth(runtime: Runtime) -> tuple[Auth, FixedClock]:
     clock = FixedClock(T0)
-    return Auth(runtime.store, clock, hasher=FAST_HASHER), clock
+    return Auth(runtime.accounts, clock, hasher=FAST_HASHER), clock
 
 
 def test_passwords_are_argon2id_hashes(runtime: Runtime) -> None:
-    auth = Auth(runtime.store, runtime.clock)  # the production parameters
+    auth = Auth(runtime.accounts, runtime.clock)  # the production parameters
     user = auth.add_user("dora", "viewer", "a long passphrase")
     assert user.password_hash.startswith("$argon2id$")
     assert "a long passphrase" not in user.password_hash
@@ -170,16 +170,16 @@ def test_env_token_is_admin_and_wrong_tokens_fail(client: TestClient) -> None:
     assert client.get("/api/me", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
-def _no_users(auth: Auth) -> None:
+def _no_users(runtime: Runtime) -> None:
     """As in a fresh store."""
-    with auth.accounts.write() as conn:
+    with runtime.store.database.write() as conn:
         conn.execute(delete(users))
 
 
 def test_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:
     auth, _ = fixed_auth(runtime)
     assert auth.setup_link("http://127.0.0.1:8080") is None  # users exist already
-    _no_users(auth)
+    _no_users(runtime)
     link = auth.setup_link("http://127.0.0.1:8080")
     assert link is not None and link.startswith("http://127.0.0.1:8080/setup?token=")
     secret = link.split("token=")[1]
@@ -194,7 +194,7 @@ def test_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:
 
 def test_setup_link_expires(runtime: Runtime) -> None:
     auth, clock = fixed_auth(runtime)
-    _no_users(auth)
+    _no_users(runtime)
     link = auth.setup_link("http://x")
     assert link is not None
     clock.advance(timedelta(hours=24, seconds=1).total_seconds())

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from accord.runtime import Runtime
 from accord.store.schema import outbox
 from accord.store.schema.accounts import audit_log
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 
 # (path, roles allowed). Detail pages use ids found at run time (see ``_urls``).
 PAGES: dict[str, frozenset[str]] = {

@@ -26,7 +26,7 @@ import httpx
 
 from accord.clock import Clock
 from accord.store import Store
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 from accord.store.sql_console_ops import Dashboard, dashboard
 from accord.web.alert_rules import (
     DEFAULT_RULES,

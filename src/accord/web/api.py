@@ -21,9 +21,8 @@ from pydantic import BaseModel, Field
 
 from accord.store import MESSAGE_STATUSES, InvalidStateError, NotFoundError
 from accord.web import api_json as js
-from accord.web.audit import record
 from accord.web.auth import Principal
-from accord.web.deps import WebDeps, get_deps, require
+from accord.web.deps import WebDeps, get_deps, record, require
 from accord.web.permissions import Action
 
 router = APIRouter()

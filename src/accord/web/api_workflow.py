@@ -20,8 +20,8 @@ from accord.mapping.outbound import build
 from accord.routing import encode_like
 from accord.web import api_json as js
 from accord.web.api import Cursor, Deps, Limit, bad_request, who
-from accord.web.audit import record
 from accord.web.auth import Principal
+from accord.web.deps import record
 from accord.web.permissions import Action
 from accord.workflow.events import PatientMerged
 from accord.workflow.findings import FindingKind, Resolution

@@ -191,7 +191,7 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
         return runtime_or_deps
     rt = runtime_or_deps
     token = api_token if api_token is not None else os.environ.get("ACCORD_API_TOKEN") or None
-    auth = Auth(rt.store, rt.clock, api_token=token, hasher=hasher)
+    auth = Auth(rt.accounts, rt.clock, api_token=token, hasher=hasher)
     metrics = getattr(rt, "metrics", None)
 
     def ready() -> dict[str, bool]:
@@ -204,7 +204,7 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
         return listeners
 
     return WebDeps(store=rt.store, clock=rt.clock, auth=auth, queries=WebQueries(rt.store),
-                   auditor=Auditor(rt.store, rt.clock), code_tables=rt.code_tables,
+                   auditor=Auditor(rt.accounts.audit, rt.clock), code_tables=rt.code_tables,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,

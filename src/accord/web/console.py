@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accord.errors import ConfigError
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 from accord.store.sql_console import (
     OrderQuery,
     order_detail,
@@ -42,9 +42,8 @@ from accord.store.sql_console import (
 from accord.store.sql_console_ops import dashboard
 from accord.store.sql_console_worklist import worklist, worklist_choices
 from accord.web.alerts import AlertMonitor, AlertSettings
-from accord.web.audit import record
 from accord.web.auth import Principal
-from accord.web.deps import WebDeps, authenticate, csrf_token, get_deps, require
+from accord.web.deps import WebDeps, authenticate, csrf_token, get_deps, record, require
 from accord.web.permissions import Action, allowed
 from accord.workflow.status import Status
 from accord.workflow.trace import explain

@@ -19,13 +19,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.mapping.procedures import Procedure
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 from accord.store.sql_console_ops import unmapped_codes
 from accord.store.workflow.catalog import VersionConflict
-from accord.web.audit import record
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
-from accord.web.deps import get_deps, require
+from accord.web.deps import get_deps, record, require
 from accord.web.permissions import Action, allowed
 
 router = APIRouter(include_in_schema=False)
@@ -103,9 +102,8 @@ def audit_page(request: Request,
                actor: str = "", action: str = "", cursor: str = "") -> Response:
     deps = get_deps(request)
     try:
-        found = deps.auditor.accounts.list_audit(actor=actor[:64] or None,
-                                                 action=action[:64] or None,
-                                                 cursor=cursor or None, limit=100)
+        found = deps.auditor.log.page(actor=actor[:64] or None, action=action[:64] or None,
+                                      cursor=cursor or None, limit=100)
     except ValueError as exc:
         raise HTTPException(400, "invalid cursor") from exc
     record(request, Action.AUDIT_READ.value, object_type="audit", count=len(found.items))

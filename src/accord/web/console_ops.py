@@ -21,12 +21,11 @@ from accord.hl7.spec import describe
 from accord.mapping.dialect import Dialect
 from accord.mapping.outbound import build
 from accord.store import InvalidStateError, NotFoundError
-from accord.store.sql_auth import SqlArea
+from accord.store.sql_area import SqlArea
 from accord.store.sql_console import deliveries_of
-from accord.web.audit import record
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
-from accord.web.deps import get_deps, require
+from accord.web.deps import get_deps, record, require
 from accord.web.permissions import Action, allowed
 from accord.workflow.events import PatientMerged
 from accord.workflow.findings import FindingKind, Resolution

@@ -7,7 +7,8 @@ Rules:
 - :func:`current_user` authenticates (session cookie, else ``Authorization: Bearer``),
   enforces CSRF on unsafe methods for cookie sessions, and leaves the principal on
   ``request.state.principal`` for auditing. :func:`require` adds the role check of
-  ``accord.web.permissions``; a refusal is audited.
+  ``accord.web.permissions``; a refusal is audited. :func:`record` audits what a route
+  or page did, as that principal (rules of the audit log in ``accord.web.audit``).
 - Dependencies are plain (sync) functions: FastAPI runs them in its thread pool, so the
   blocking store calls never stall the engine's event loop.
 """
@@ -142,3 +143,13 @@ def csrf_token(request: Request) -> str:
     if principal is None:
         principal = authenticate(request)
     return principal.csrf or "" if principal is not None else ""
+
+
+def record(request: Request, action: str, **fields: Any) -> None:
+    """Audit from a route or page: the principal of ``request`` (set by
+    :func:`current_user`) did ``action``. Keyword fields as :meth:`Auditor.record`
+    (``outcome``, ``object_type``, ``object_id``, ``patient_ids``, ``detail``, ``count``)."""
+    principal = getattr(request.state, "principal", None)
+    peer = request.client.host if request.client else ""
+    get_deps(request).auditor.record(principal, action, peer=fields.pop("peer", peer),
+                                     **fields)

@@ -1,5 +1,9 @@
-"""The audit log over SQLAlchemy Core (table ``audit_log`` in ``schema_web``): append-only,
-keyset-listed by id, newest first; its filters (actor, patient, action) are indexed."""
+"""The audit log: who saw or changed what, when, from where, with what outcome.
+
+Rules: append-only (nothing here updates or deletes a record); listed newest first,
+keyset-paginated on ``id``; its filters (actor, patient, action) are indexed. What goes
+in a record (never patient field values) is decided by ``accord.web.audit``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select
 
-from accord.store import JsonDict, Page
+from accord.store.db import Database
+from accord.store.db.paging import clamp, cut, id_cursor
+from accord.store.records import JsonDict, Page
 from accord.store.schema.accounts import audit_log
-from accord.store.sql_area import SqlArea, id_cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +57,16 @@ def _audit(row: Any) -> AuditEntry:
     )
 
 
-class AuditLog(SqlArea):
-    """Writes and lists audit records (``AuthStore`` inherits these)."""
+class AuditLog:
+    """Writes and lists the audit records of one database."""
 
-    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
-        with self.write() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 insert(audit_log),
                 [
@@ -79,7 +87,7 @@ class AuditLog(SqlArea):
                 ],
             )
 
-    def list_audit(
+    def page(
         self,
         *,
         actor: str | None = None,
@@ -91,6 +99,7 @@ class AuditLog(SqlArea):
         limit: int = 100,
     ) -> Page[AuditEntry]:
         """Audit records matching every filter, newest first."""
+        limit = clamp(limit)
         a = audit_log.c
         where: list[ColumnElement[bool]] = []
         for col, value in ((a.actor, actor), (a.patient_id, patient_id), (a.action, action)):
@@ -104,7 +113,7 @@ class AuditLog(SqlArea):
         if after is not None:
             where.append(a.id < after)
         stmt = select(audit_log).where(*where).order_by(a.id.desc()).limit(limit + 1)
-        with self.read() as conn:
+        with self._db.read() as conn:
             rows = [_audit(r) for r in conn.execute(stmt)]
-        nxt = str(rows[limit - 1].id) if len(rows) > limit else None
-        return Page(tuple(rows[:limit]), nxt)
+        found, nxt = cut(rows, limit, lambda e: str(e.id))
+        return Page(tuple(found), nxt)
