@@ -35,6 +35,7 @@ from accord.processing import Outbound, WorkflowProcessor
 from accord.store import open_store
 from accord.store.accounts import Accounts
 from accord.store.gateway.store import SqlStore
+from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
 from accord.store.workflow.repository import repository_for
 from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
@@ -60,6 +61,7 @@ class Runtime:
     mllp: MllpServer
     code_tables: CodeTables  # the stored procedure code tables (console edits, seeding)
     accounts: Accounts  # console and API users, sessions, tokens, audit log
+    views: Views  # what the console and the JSON API read
     owns_store: bool = True
     bridge: DicomBridge | None = None
     metrics: Metrics | None = None
@@ -176,7 +178,8 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
-                 owns_store=owns_store, bridge=bridge, metrics=metrics)
+                 views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
+                 metrics=metrics)
     rt.http = _http(rt)
     return rt
 

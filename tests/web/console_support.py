@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 from accord.config import Config
 from accord.runtime import Runtime, build
-from accord.store.sql_web import WebQueries
 from accord.web.audit import Auditor
 from accord.web.auth import Auth
 from accord.web.deps import WebDeps
@@ -49,7 +48,7 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
 
 def deps_for(rt: Runtime) -> WebDeps:
     return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.accounts, rt.clock),
-                   queries=WebQueries(rt.store), auditor=Auditor(rt.accounts.audit, rt.clock),
+                   views=rt.views, auditor=Auditor(rt.accounts.audit, rt.clock),
                    code_tables=rt.code_tables,
                    control_ids=rt.control_ids, reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,

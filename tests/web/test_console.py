@@ -16,7 +16,6 @@ from sqlalchemy import select
 from accord.runtime import Runtime
 from accord.store.schema import outbox
 from accord.store.schema.accounts import audit_log
-from accord.store.sql_area import SqlArea
 
 # (path, roles allowed). Detail pages use ids found at run time (see ``_urls``).
 PAGES: dict[str, frozenset[str]] = {
@@ -52,7 +51,7 @@ def app_client(rt: Runtime) -> Iterator[TestClient]:
 def _ids(rt: Runtime) -> dict[str, str]:
     from accord.store.schema.workflow import wf_findings, wf_orders
 
-    with SqlArea(rt.store).read() as conn:
+    with rt.store.database.read() as conn:
         order = conn.execute(select(wf_orders.c.id, wf_orders.c.patient_id)
                              .where(wf_orders.c.accession == "CANARY7f3aACC")).one()
         dup = conn.scalar(select(wf_findings.c.id)
@@ -238,7 +237,7 @@ def test_patient_views_are_audited_with_the_patient(rt: Runtime, app_client: Tes
     url = _ids(rt)["{patient}"]
     assert CANARY in app_client.get(url).text
     patient_id = url.rsplit("/", 1)[1]
-    with SqlArea(rt.store).read() as conn:
+    with rt.store.database.read() as conn:
         rows = conn.execute(select(audit_log.c.actor).where(
             audit_log.c.patient_id == patient_id, audit_log.c.action == "patients.read")).all()
     assert ("viewer",) in [tuple(r) for r in rows]
@@ -252,13 +251,13 @@ def test_logout_ends_the_session(rt: Runtime, app_client: TestClient) -> None:
 
 
 def _audited(rt: Runtime, action: str, outcome: str = "ok") -> int:
-    with SqlArea(rt.store).read() as conn:
+    with rt.store.database.read() as conn:
         return len(conn.execute(select(audit_log.c.id).where(
             audit_log.c.action == action, audit_log.c.outcome == outcome)).all())
 
 
 def _outbox_adt(rt: Runtime) -> int:
-    with SqlArea(rt.store).read() as conn:
+    with rt.store.database.read() as conn:
         return len(conn.execute(select(outbox.c.id).where(outbox.c.kind == "adt")).all())
 
 
@@ -267,7 +266,7 @@ def test_samples_dir_exists() -> None:
 
 
 def test_open_alerts_show_on_the_dashboard(rt: Runtime, app_client: TestClient) -> None:
-    from accord.store.sql_console_ops import Dashboard, DestinationFigures
+    from accord.store.views.dashboard import Dashboard, DestinationFigures
     from accord.web.alert_rules import AlertRule
 
     app = app_client.app

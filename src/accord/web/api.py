@@ -55,7 +55,7 @@ def health(deps: Deps) -> JSONResponse:
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
     """Whole-store counts: messages, errors, outbox, patients, orders, open findings."""
     counts: dict[str, Any] = dict(deps.store.stats())
-    counts.update(deps.queries.counts())
+    counts.update(deps.views.dashboard.counts())
     return counts
 
 
@@ -122,8 +122,7 @@ def get_message(request: Request, message_id: int, deps: Deps,
         raise HTTPException(404, f"no message {message_id}") from None
     deliveries = deps.store.list_outbox(source_message_id=m.id, oldest_first=True,
                                         limit=1000).items
-    patients = [pid for value in m.patient_ids
-                for pid in deps.queries.patient_ids_by_identifier(value)]
+    patients = deps.views.patients.ids_naming(m.patient_ids)
     record(request, "messages.view", object_type="message", object_id=str(m.id),
            patient_ids=patients)
     return js.message_json(m, deliveries)

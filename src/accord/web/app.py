@@ -33,7 +33,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accord.store.sql_web import WebQueries
 from accord.web import api, api_admin, api_workflow
 from accord.web.audit import Auditor
 from accord.web.auth import SESSION_COOKIE, Auth
@@ -203,7 +202,7 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
             listeners["http"] = http.port > 0
         return listeners
 
-    return WebDeps(store=rt.store, clock=rt.clock, auth=auth, queries=WebQueries(rt.store),
+    return WebDeps(store=rt.store, clock=rt.clock, auth=auth, views=rt.views,
                    auditor=Auditor(rt.accounts.audit, rt.clock), code_tables=rt.code_tables,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,

@@ -18,7 +18,6 @@ Rules (issue 6, "Pages" and "Security"):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,17 +29,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accord.errors import ConfigError
-from accord.store.sql_area import SqlArea
-from accord.store.sql_console import (
-    OrderQuery,
-    order_detail,
-    order_id_for,
-    patient_detail,
-    recent_orders,
-    search_orders,
-)
-from accord.store.sql_console_ops import dashboard
-from accord.store.sql_console_worklist import worklist, worklist_choices
+from accord.store.views.orders import OrderQuery
 from accord.web.alerts import AlertMonitor, AlertSettings
 from accord.web.auth import Principal
 from accord.web.deps import WebDeps, authenticate, csrf_token, get_deps, record, require
@@ -65,6 +54,8 @@ NAV: tuple[tuple[str, str, Action], ...] = (
 DASHBOARD_WINDOW = timedelta(hours=1)
 REFRESH_SECONDS = 5
 WORKLIST_PAGE = 50  # a station's day fits in one or two pages
+ORDERS_PAGE = 50
+MESSAGES_SHOWN = 200  # on an order page
 
 
 class LoginRedirect(Exception):
@@ -121,8 +112,7 @@ def _dashboard_context(request: Request) -> dict[str, Any]:
         dash = monitor.snapshot(timedelta(seconds=3 * monitor.settings.interval))
     else:
         names = [d.name for d in getattr(deps.config, "destinations", ())]
-        with SqlArea(deps.store).read() as conn:
-            dash = dashboard(conn, deps.clock.now(), DASHBOARD_WINDOW, names)
+        dash = deps.views.dashboard.figures(deps.clock.now(), DASHBOARD_WINDOW, names)
     principal: Principal = request.state.principal
     window = monitor.settings.window_minutes if monitor else DASHBOARD_WINDOW.total_seconds() / 60
     return {"dash": dash, "alerts": monitor.open_alerts() if monitor else [],
@@ -157,23 +147,21 @@ def orders(request: Request, _: Annotated[Principal, Depends(page(Action.ORDERS_
            accession: str = "", mrn: str = "", name: str = "", study_uid: str = "",
            status: str = "", date: str = "", cursor: str = "") -> Response:
     """Order search by accession, MRN, name, Study Instance UID, status, date."""
-    q = OrderQuery(accession[:199], mrn[:199], name[:199], study_uid[:64], status[:16],
-                   date[:10])
+    q = OrderQuery(accession=accession.strip()[:199], mrn=mrn.strip()[:199], name=name[:199],
+                   study_uid=study_uid.strip()[:64], status=status[:16], date=date[:10])
+    form = {k: getattr(q, k) for k in ("accession", "mrn", "name", "study_uid", "status",
+                                       "date")}
     if q.status and q.status not in {s.value for s in Status}:
         raise HTTPException(400, "unknown status")
-    with SqlArea(get_deps(request).store).read() as conn:
-        if q.empty():
-            rows, nxt = recent_orders(conn), None
-        else:
-            try:
-                rows, nxt = search_orders(conn, q, cursor or None)
-            except ValueError as exc:
-                raise HTTPException(400, "invalid cursor") from exc
+    try:
+        found = get_deps(request).views.orders.search(q, cursor or None, ORDERS_PAGE)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    rows, nxt = found.items, found.next_cursor
     record(request, Action.ORDERS_READ.value, object_type="order_search",
            patient_ids=[r.order.patient_id for r in rows], count=len(rows),
-           detail={"filters": sorted(k for k in ("accession", "mrn", "name", "study_uid",
-                                                 "status", "date") if getattr(q, k))})
-    next_url = with_query("/orders", **{**asdict(q), "cursor": nxt}) if nxt else ""
+           detail={"filters": sorted(k for k, v in form.items() if v)})
+    next_url = with_query("/orders", **{**form, "cursor": nxt}) if nxt else ""
     return render(request, "orders.html", q=q, rows=rows, next_url=next_url,
                   statuses=[s.value for s in Status])
 
@@ -182,16 +170,18 @@ def orders(request: Request, _: Annotated[Principal, Depends(page(Action.ORDERS_
 def order_page(request: Request, key: str,
                principal: Annotated[Principal, Depends(page(Action.ORDERS_READ))]) -> Response:
     """Patient banner, status timeline, trace (each message openable), reports."""
-    with SqlArea(get_deps(request).store).read() as conn:
-        order_id = order_id_for(conn, key[:199])
-        detail = order_detail(conn, order_id) if order_id else None
+    deps = get_deps(request)
+    detail = deps.views.orders.detail(key[:199])
     if detail is None:
         record(request, Action.ORDERS_READ.value, object_type="order", outcome="not_found")
         raise HTTPException(404, "no such order")
     record(request, Action.ORDERS_READ.value, object_type="order", object_id=detail.order.id,
            patient_ids=[detail.order.patient_id])
     standing = explain([e for e, _ in detail.trace])[-1]
-    return render(request, "order.html", d=detail, standing=standing,
+    accession = detail.order.accession
+    messages = (deps.store.search_messages(accession=accession, limit=MESSAGES_SHOWN).items
+                if accession else ())
+    return render(request, "order.html", d=detail, messages=messages, standing=standing,
                   can_raw=allowed(principal.role, Action.MESSAGES_READ))
 
 
@@ -200,8 +190,7 @@ def patient_page(request: Request, patient_id: str,
                  principal: Annotated[Principal, Depends(page(Action.PATIENTS_READ))]
                  ) -> Response:
     """Identifiers, demographics, visits, orders, potential duplicates, merge history."""
-    with SqlArea(get_deps(request).store).read() as conn:
-        detail = patient_detail(conn, patient_id[:64])
+    detail = get_deps(request).views.patients.detail(patient_id[:64])
     if detail is None:
         record(request, Action.PATIENTS_READ.value, object_type="patient",
                outcome="not_found")
@@ -222,14 +211,14 @@ def worklist_page(request: Request,
     day = (date or deps.clock.now().strftime("%Y%m%d")).replace("-", "")[:8]
     if not day.isdigit():
         raise HTTPException(400, "date must be YYYYMMDD")
-    with SqlArea(deps.store).read() as conn:
-        try:
-            rows, nxt = worklist(conn, date=day, station=station[:16],
-                                 modality=modality[:16], cursor=cursor or None,
-                                 limit=WORKLIST_PAGE)
-        except ValueError as exc:
-            raise HTTPException(400, "invalid cursor") from exc
-        stations, modalities = worklist_choices(conn, day)
+    try:
+        found = deps.views.worklist.steps(date=day, station=station[:16],
+                                          modality=modality[:16], cursor=cursor or None,
+                                          limit=WORKLIST_PAGE)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    rows, nxt = found.items, found.next_cursor
+    stations, modalities = deps.views.worklist.choices(day)
     record(request, Action.WORKLIST_READ.value, object_type="worklist",
            patient_ids=[r.order.patient_id for r in rows], count=len(rows),
            detail={"date": day, "station": station[:16], "modality": modality[:16]})
@@ -274,7 +263,7 @@ def _alert_monitor(app: FastAPI) -> AlertMonitor:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     names = [d.name for d in getattr(deps.config, "destinations", ())]
-    return AlertMonitor(deps.store, deps.clock, settings, destinations=names)
+    return AlertMonitor(deps.views.dashboard, deps.clock, settings, destinations=names)
 
 
 def get_deps_of(app: FastAPI) -> WebDeps:

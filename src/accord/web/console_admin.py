@@ -19,15 +19,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.mapping.procedures import Procedure
-from accord.store.sql_area import SqlArea
-from accord.store.sql_console_ops import unmapped_codes
 from accord.store.workflow.catalog import VersionConflict
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
 from accord.web.deps import get_deps, record, require
 from accord.web.permissions import Action, allowed
+from accord.workflow.findings import FindingKind, Resolution
 
 router = APIRouter(include_in_schema=False)
+UNMAPPED_SHOWN = 200
 
 
 # --- mappings ----------------------------------------------------------------------------
@@ -44,8 +44,9 @@ def _mappings(request: Request, principal: Principal, form: dict[str, str],
     The form carries the version it shows: saving checks it (optimistic, 409 when stale)."""
     deps = get_deps(request)
     table = deps.code_tables.load()
-    with SqlArea(deps.store).read() as conn:
-        unmapped = unmapped_codes(conn)
+    unmapped = [sf.finding for sf in deps.views.findings.list(
+        kind=FindingKind.UNMAPPED_CODE.value, resolution=Resolution.OPEN.value,
+        limit=UNMAPPED_SHOWN).items]
     entries = sorted(table.current.entries.items()) if table.current else []
     extra = {"flash": conflict, "flash_kind": "err"} if conflict else {}
     return render(request, "mappings.html", status=status, table=table, entries=entries,

@@ -21,8 +21,7 @@ from accord.hl7.spec import describe
 from accord.mapping.dialect import Dialect
 from accord.mapping.outbound import build
 from accord.store import InvalidStateError, NotFoundError
-from accord.store.sql_area import SqlArea
-from accord.store.sql_console import deliveries_of
+from accord.store.views.findings import StoredFinding
 from accord.web.auth import Principal
 from accord.web.console import page, render, with_query
 from accord.web.deps import get_deps, record, require
@@ -81,25 +80,14 @@ def message_page(request: Request, message_id: int,
         parsed = describe(parse(m.raw))
     except AccordError:
         parsed = None
-    with SqlArea(deps.store).read() as conn:
-        deliveries = deliveries_of(conn, m.id)
-        patients = _patients_named(conn, m.patient_ids)
+    deliveries = deps.store.list_outbox(source_message_id=m.id, oldest_first=True,
+                                        limit=1000).items
+    patients = deps.views.patients.ids_naming(m.patient_ids)
     record(request, Action.MESSAGES_READ.value, object_type="message", object_id=str(m.id),
            patient_ids=patients)
     return render(request, "message.html", m=m, parsed=parsed, raw=_text(m.raw, m.charset),
                   ack=_text(m.ack, ""), deliveries=deliveries,
                   can_reprocess=allowed(principal.role, Action.ERRORS_REPROCESS))
-
-
-def _patients_named(conn: Any, values: tuple[str, ...]) -> list[str]:
-    from sqlalchemy import select
-
-    from accord.store.schema.workflow import wf_patient_identifiers as ids
-
-    if not values:
-        return []
-    rows = conn.execute(select(ids.c.patient_id).where(ids.c.value.in_(values[:50])))
-    return sorted({r.patient_id for r in rows})
 
 
 @router.post("/deliveries/{row_id}/resend")
@@ -175,7 +163,7 @@ def findings_page(request: Request,
     if (kind and kind not in kinds) or resolution not in ("", "open", "resolved", "ignored"):
         raise HTTPException(400, "unknown kind or state")
     try:
-        found = get_deps(request).queries.findings(
+        found = get_deps(request).views.findings.list(
             kind=kind or None, resolution=resolution or None,
             accession=accession[:199] or None, cursor=cursor or None, limit=100)
     except ValueError as exc:
@@ -193,7 +181,7 @@ def findings_page(request: Request,
 def finding_page(request: Request, finding_id: int,
                  principal: Annotated[Principal, Depends(page(Action.FINDINGS_READ))]
                  ) -> Response:
-    sf = get_deps(request).queries.finding(finding_id)
+    sf = get_deps(request).views.findings.get(finding_id)
     if sf is None:
         raise HTTPException(404, "no such finding")
     record(request, Action.FINDINGS_READ.value, object_type="finding",
@@ -213,7 +201,7 @@ async def resolve(request: Request, finding_id: int,
         raise HTTPException(400, "resolution must be resolved or ignored")
     deps = get_deps(request)
     who = request.state.principal.name
-    done = await run_in_threadpool(deps.queries.resolve_finding, finding_id,
+    done = await run_in_threadpool(deps.views.findings.resolve, finding_id,
                                    Resolution(resolution), f"{resolution} by {who}: {note}"
                                    if note else f"{resolution} by {who}", deps.clock.now())
     if done is None:
@@ -232,7 +220,7 @@ def duplicates_page(request: Request,
                     _: Annotated[Principal, Depends(page(Action.DUPLICATES_READ))],
                     cursor: str = "") -> Response:
     try:
-        found = get_deps(request).queries.duplicates(cursor=cursor or None, limit=100)
+        found = get_deps(request).views.findings.duplicates(cursor=cursor or None, limit=100)
     except ValueError as exc:
         raise HTTPException(400, "invalid cursor") from exc
     record(request, Action.DUPLICATES_READ.value, object_type="duplicates",
@@ -276,16 +264,13 @@ def duplicate_page(request: Request, finding_id: int,
                   can_merge=allowed(principal.role, Action.PATIENTS_MERGE))
 
 
-def _pair(request: Request, finding_id: int) -> tuple[Any, Patient, Patient]:
-    queries = get_deps(request).queries
-    sf = queries.finding(finding_id)
-    if sf is None or sf.finding.kind is not FindingKind.POTENTIAL_DUPLICATE_PATIENT:
+def _pair(request: Request, finding_id: int) -> tuple[StoredFinding, Patient, Patient]:
+    pair = get_deps(request).views.findings.pair(finding_id)
+    if pair is None:
         raise HTTPException(404, "no such duplicate pair")
-    people = queries.patients_by_id([sf.finding.patient_id, sf.finding.subject])
-    a, b = people.get(sf.finding.patient_id), people.get(sf.finding.subject)
-    if a is None or b is None:
+    if pair.a is None or pair.b is None:
         raise HTTPException(404, "a patient of this pair no longer exists")
-    return sf, a, b
+    return pair.finding, pair.a, pair.b
 
 
 def merge_message(survivor: Patient, merged: Patient, control_id: str,
@@ -316,7 +301,7 @@ async def merge(request: Request, finding_id: int,
     stored = await run_in_threadpool(deps.store.get_message, message_id)
     ok = stored.status == "processed"
     if ok:
-        await run_in_threadpool(deps.queries.resolve_finding, finding_id,
+        await run_in_threadpool(deps.views.findings.resolve, finding_id,
                                 Resolution.RESOLVED, f"merged by {principal.name}",
                                 deps.clock.now())
     await run_in_threadpool(record, request, Action.PATIENTS_MERGE.value,
@@ -335,7 +320,7 @@ async def not_duplicate(request: Request, finding_id: int,
                         ) -> Response:
     deps = get_deps(request)
     _, a, b = await run_in_threadpool(_pair, request, finding_id)
-    await run_in_threadpool(deps.queries.resolve_finding, finding_id, Resolution.IGNORED,
+    await run_in_threadpool(deps.views.findings.resolve, finding_id, Resolution.IGNORED,
                             f"not a duplicate ({principal.name})", deps.clock.now())
     await run_in_threadpool(record, request, Action.FINDINGS_RESOLVE.value,
                             object_type="duplicate", object_id=str(finding_id),

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.clock import Clock, ControlIds
 from accord.store import Store
-from accord.store.sql_web import WebQueries
+from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables
 from accord.web.audit import Auditor
 from accord.web.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Auth, Principal, csrf_ok
@@ -47,7 +47,7 @@ class WebDeps:
     store: Store
     clock: Clock
     auth: Auth
-    queries: WebQueries
+    views: Views
     auditor: Auditor
     code_tables: CodeTables
     control_ids: ControlIds = field(default_factory=ControlIds)

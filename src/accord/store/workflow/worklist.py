@@ -29,6 +29,7 @@ from accord.store.schema.workflow import (
     wf_worklist_log,
 )
 from accord.store.workflow import codec
+from accord.store.workflow.repository import patients_by_id
 from accord.workflow.model import Order, Patient
 from accord.workflow.status import ON_WORKLIST
 
@@ -189,12 +190,7 @@ class SqlWorklistReader:
 
 def _with_patients(conn: Connection, rows: Iterable[object]) -> list[OrderWithPatient]:
     orders = [codec.decode_order(r.doc) for r in rows]  # type: ignore[attr-defined]
-    ids = sorted({o.patient_id for o in orders})
-    patients = {}
-    if ids:
-        for r in conn.execute(select(wf_patients.c.doc).where(wf_patients.c.id.in_(ids))):
-            p = codec.decode_patient(r.doc)
-            patients[p.id] = p
+    patients = patients_by_id(conn, (o.patient_id for o in orders))
     return [(o, patients[o.patient_id]) for o in orders if o.patient_id in patients]
 
 

@@ -1,29 +1,29 @@
-"""Console queries for monitoring: the dashboard's figures and the unmapped codes seen.
-(Findings, duplicates and worklist reads are :class:`accord.store.sql_web.WebQueries`;
-code tables are :mod:`accord.store.workflow.catalog`.)
+"""The figures an operator watches: the dashboard (per interface, per destination, open
+findings by kind; also what the alert rules evaluate) and the workflow's whole-store
+counts of ``/api/stats``.
 
 Rules:
 - The dashboard reads bounded, indexed ranges only: messages of the last window (the
   ``received_at`` index), outbox rows by status (``ix_outbox_status``) and their source
   message range (``ix_outbox_source``), open findings by kind (``ix_findings_kind``).
   It never counts whole tables, so it stays fast however much history the store holds.
+- :meth:`DashboardView.counts` does count whole tables (patients, orders by status,
+  open findings by kind): it answers ``/api/stats``, asked for now and then, not polled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
+from accord.store.db import Database
 from accord.store.schema import messages, outbox
-from accord.store.schema.workflow import (
-    wf_findings,
-)
-from accord.store.workflow import codec
-from accord.workflow.findings import Finding
+from accord.store.schema.workflow import wf_findings, wf_orders, wf_patients
+from accord.workflow.findings import Resolution
 
 ACTIVE = ("pending", "in_flight")
 
@@ -88,8 +88,6 @@ def _interfaces(conn: Connection, since: datetime) -> list[InterfaceFigures]:
 
 
 def _aware(value: Any) -> datetime:
-    from datetime import UTC
-
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
@@ -166,31 +164,49 @@ def _head_errors(conn: Connection) -> dict[str, str]:
     }
 
 
-def dashboard(
-    conn: Connection, now: datetime, window: timedelta, destinations: Sequence[str] = ()
-) -> Dashboard:
+def figures(conn: Connection, now: datetime, window: timedelta,
+            destinations: Sequence[str] = ()) -> Dashboard:
     """The dashboard's figures over ``[now - window, now]`` (queues: as of now)."""
     since = now - window
     f = wf_findings.c
     kinds = conn.execute(
-        select(f.kind, func.count()).where(f.resolution == "open").group_by(f.kind).order_by(f.kind)
-    )
-    return Dashboard(
-        since,
-        tuple(_interfaces(conn, since)),
-        tuple(_destinations(conn, since, destinations)),
-        tuple((k, n) for k, n in kinds),
-    )
+        select(f.kind, func.count()).where(f.resolution == Resolution.OPEN.value)
+        .group_by(f.kind).order_by(f.kind))
+    return Dashboard(since, tuple(_interfaces(conn, since)),
+                     tuple(_destinations(conn, since, destinations)),
+                     tuple((k, n) for k, n in kinds))
 
 
-# --- mappings -------------------------------------------------------------------------
-def unmapped_codes(conn: Connection, limit: int = 200) -> list[Finding]:
-    """Open ``unmapped_code`` findings (the codes seen that no table knows)."""
+def counts(conn: Connection) -> dict[str, int]:
+    """Whole-store counts of the workflow: ``patients`` (not merged away), ``orders``,
+    ``orders_<status>``, ``findings_open``, ``findings_<kind>`` (open ones)."""
     f = wf_findings.c
-    rows = conn.execute(
-        select(f.doc)
-        .where(f.kind == "unmapped_code", f.resolution == "open")
-        .order_by(f.last_seen.desc())
-        .limit(limit)
-    )
-    return [codec.decode_finding(r.doc) for r in rows]
+    out: dict[str, int] = {"patients": 0, "orders": 0, "findings_open": 0}
+    out["patients"] = int(conn.scalar(
+        select(func.count()).select_from(wf_patients).where(wf_patients.c.merged_into.is_(None))
+    ) or 0)
+    for status, n in conn.execute(
+            select(wf_orders.c.status, func.count()).group_by(wf_orders.c.status)):
+        out["orders"] += n
+        out[f"orders_{status}"] = n
+    for kind, n in conn.execute(select(f.kind, func.count())
+                                .where(f.resolution == Resolution.OPEN.value).group_by(f.kind)):
+        out["findings_open"] += n
+        out[f"findings_{kind}"] = n
+    return out
+
+
+class DashboardView:
+    """The dashboard's figures and the workflow's counts on one database."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def figures(self, now: datetime, window: timedelta,
+                destinations: Sequence[str] = ()) -> Dashboard:
+        with self._db.read() as conn:
+            return figures(conn, now, window, destinations)
+
+    def counts(self) -> dict[str, int]:
+        with self._db.read() as conn:
+            return counts(conn)
