@@ -1,10 +1,8 @@
 """The JSON API, workflow side: patients, orders and their trace, the worklist,
-duplicates and merges, findings (CONTRACT "JSON API"; rules in ``accord.web.api``).
+duplicates and merges, findings (rules in ``accord.web.api``; the interface is described
+in docs/interface.md).
 
-A merge is sent the way a RIS would send it: an ADT^A40 (PID-3 the survivor, MRG-1 the
-merged patient's identifiers, HL7 v2.5.1 §3.3.40) is built and run through ingest, so
-it is stored, applied by the workflow in one transaction, traced, and sent downstream
-through the outbox like any A40.
+A merge is an ADT^A40 run through ingest (``accord.web.merge``), like one from the RIS.
 """
 
 from __future__ import annotations
@@ -15,21 +13,17 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from accord.mapping.dialect import Dialect
-from accord.mapping.outbound import build
-from accord.routing import encode_like
 from accord.store.views.orders import OrderQuery
 from accord.web import api_json as js
 from accord.web.api import Cursor, Deps, Limit, bad_request, who
 from accord.web.auth import Principal
 from accord.web.deps import record
+from accord.web.merge import merge_message
 from accord.web.permissions import Action
-from accord.workflow.events import PatientMerged
 from accord.workflow.findings import FindingKind, Resolution
 from accord.workflow.status import Status
 
 router = APIRouter()
-MERGE_FACILITY = "CONSOLE"
 
 
 def _split_identifier(text: str) -> tuple[str, str | None]:
@@ -105,12 +99,8 @@ async def merge_patient(request: Request, patient_id: str, body: MergeRequest, d
     assert merged is not None and survivor is not None
     if deps.inject is None:
         raise HTTPException(503, "merging needs the running engine")
-    control_id = deps.control_ids.next()
-    msg = build(PatientMerged(survivor, merged), Dialect(), control_id=control_id,
-                now=deps.clock.now(), receiving_application="ACCORD")
-    assert msg is not None
-    msg.set("MSH-4", MERGE_FACILITY)
-    message_id = await deps.inject(encode_like(msg.to_er7(), msg), f"console:{principal.name}")
+    payload = merge_message(survivor, merged, deps.control_ids.next(), deps.clock.now())
+    message_id = await deps.inject(payload, f"console:{principal.name}")
     stored = await run_in_threadpool(deps.store.get_message, message_id)
     outcome = "ok" if stored.ack_code == "AA" else "failed"
     await run_in_threadpool(lambda: record(

@@ -1,12 +1,12 @@
 """The administrator's and auditor's pages: procedure code mappings (edit with history)
-and the audit log (rules as in :mod:`accord.web.console`).
+and the audit log (page rules in ``render.py``).
 
 A code edit is stored as a new version of the table (every version kept, with its time
 and author: ``accord.store.workflow.catalog``), only when the table is still at the
 version the form showed: two admins saving at once get one save and one 409 that says so.
-Every node's workflow processor picks the new version up at its next ingest batch
-(``accord.processing``); the DICOM worklist follows from orders, so orders already
-scheduled keep their station and new orders get the new mapping.
+Every node's workflow processor picks the new version up at its next ingest batch; the
+DICOM worklist follows from orders, so orders already scheduled keep their station and
+new orders get the new mapping.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from accord.mapping.procedures import Procedure
 from accord.store.workflow.catalog import VersionConflict
 from accord.web.auth import Principal
-from accord.web.console import page, render, with_query
+from accord.web.console.render import page, render, with_query
 from accord.web.deps import get_deps, record, require
 from accord.web.permissions import Action, allowed
 from accord.workflow.findings import FindingKind, Resolution
@@ -89,8 +89,8 @@ async def edit_mapping(request: Request,
     await run_in_threadpool(record, request, Action.CONFIG_WRITE.value,
                             object_type="procedure_code", object_id=proc.code,
                             detail={"version": version + 1})
-    # Every node reloads the table at its next ingest batch (accord.processing); the
-    # worklist follows from orders, so only orders mapped from now on get the new station.
+    # Every node reloads the table at its next ingest batch; the worklist follows from
+    # orders, so only orders mapped from now on get the new station.
     return RedirectResponse(with_query("/mappings", flash=f"Saved as version {version + 1} "
                                        "(history kept). New orders use it now; orders "
                                        "already scheduled keep their station."), 303)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.web.auth import SESSION_COOKIE, AuthError
-from accord.web.console import render, with_query
+from accord.web.console.render import render, with_query
 from accord.web.deps import CurrentUser, client_address, get_deps
 
 router = APIRouter(include_in_schema=False)
