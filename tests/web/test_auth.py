@@ -254,7 +254,7 @@ def test_a_browser_without_a_session_is_sent_to_the_login_page(client: TestClien
     assert page.status_code == 303
     assert page.headers["location"] == "/login?next=%2Forders"
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
-    # the API and metrics keep answering 401 with a JSON body, as CONTRACT says
+    # the API and metrics keep answering 401 with a JSON body (docs/interface.md)
     api = client.get("/api/stats", follow_redirects=False)
     assert api.status_code == 401 and api.json() == {"detail": "authentication required"}
     assert client.get("/metrics", follow_redirects=False).status_code == 401

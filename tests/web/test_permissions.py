@@ -1,4 +1,4 @@
-"""The role × route permission matrix, every cell (issue 6): for every API route and
+"""The role × route permission matrix, every cell: for every API route and
 every principal (each role's own API token, the ``ACCORD_API_TOKEN``, and nobody), the
 server answers 401 without credentials, 403 when the role may not take the route's
 action, and something else when it may. The table below is checked against the app's

@@ -1,5 +1,5 @@
 """``accord trace ACCESSION``: the life of one order across systems, and why it is where
-it is (CONTRACT.md, "Command line"; DESIGN.md, "Explain, don't just fail").
+it is: every contradiction is explained, never silently applied or dropped.
 
 Reads the store (``--data DIR`` or ``--db URL``, else the config's): the order(s) with
 that accession, every trace event of the order (messages, MPPS, merges) with what each

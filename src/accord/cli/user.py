@@ -1,4 +1,4 @@
-"""``accord user add NAME --role ROLE`` and ``accord user list`` (CONTRACT "Command line").
+"""``accord user add NAME --role ROLE`` and ``accord user list`` (docs/interface.md).
 
 The password is read from standard input (the first line; from a terminal it is asked
 for twice without echo), never from the command line, where other users could see it in

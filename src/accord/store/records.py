@@ -98,8 +98,8 @@ class OutboxItem:
 
     ``control_id`` is the outbound MSH-10: unique, and the same on every resend so the
     receiver can recognise a resend. ``patient_key`` orders deliveries per patient when a
-    destination delivers in parallel across patients. ``kind`` is the CONTRACT ``send``
-    category (``adt``, ``orders``, ``reports``, ``status``).
+    destination delivers in parallel across patients. ``kind`` is the destination's ``send``
+    category (configuration) (``adt``, ``orders``, ``reports``, ``status``).
     """
 
     destination: str

@@ -1,5 +1,5 @@
 """The JSON API, engine side: health, stats, messages, the error queue, metrics
-(CONTRACT "JSON API"). Patients/orders/worklist/findings are in ``api_workflow``;
+(the interface is described in docs/interface.md). Patients/orders/worklist/findings are in ``api_workflow``;
 accounts, audit and configuration in ``api_admin``.
 
 Rules: every route but ``/api/health`` requires a principal and declares its action

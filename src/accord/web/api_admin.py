@@ -1,7 +1,7 @@
 """The JSON API, accounts side: login/logout, the current user, users (admin), API
 tokens (own), the audit log (auditor), configuration (admin).
 
-The first-start setup page (``/setup``) is the console's (``console_auth``), over
+The first-start setup page (``/setup``) is the console's (``console/login.py``), over
 ``Auth.complete_setup``. Rules in ``accord.web.api``; session and token rules in
 ``accord.web.auth``. Per-object rules: tokens are managed by their owner (or an
 admin); the last enabled admin cannot be disabled or demoted; users cannot change their

@@ -1,4 +1,4 @@
-"""The JSON shapes of the API (CONTRACT "JSON API"): one function per kind of object.
+"""The JSON shapes of the API (docs/interface.md): one function per kind of object.
 
 Rule: pure functions from store/workflow values to JSON-able dicts; the routes call
 them, the console may too. Times are ISO 8601 UTC; enums by value.

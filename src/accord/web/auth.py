@@ -1,6 +1,6 @@
 """Authentication: users and passwords, sessions, CSRF, login rate limits, API tokens.
 
-Rules (issue 6, "Security"):
+Rules:
 - No default credentials. The first admin comes from ``accord user add`` or from the
   one-time setup link printed at the first start (:meth:`Auth.setup_link`).
 - Passwords are hashed with Argon2id (argon2-cffi's RFC 9106 defaults); a login for an
@@ -19,7 +19,7 @@ Rules (issue 6, "Security"):
 - Login rate limit: 5 failures per user name and 20 per client address within 15
   minutes refuse further attempts (HTTP 429) until the window passes; attempts are
   stored, so every node sharing the store enforces the same limit.
-- Bearer tokens: ``ACCORD_API_TOKEN`` (CONTRACT) is an admin token; users create their
+- Bearer tokens: ``ACCORD_API_TOKEN`` (environment) is an admin token; users create their
   own (stored as SHA-256, shown once). Tokens are compared in constant time.
 """
 
@@ -50,7 +50,7 @@ NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Session and login-rate settings (issue 6 defaults)."""
+    """Session and login-rate settings (the defaults are the rules above)."""
 
     idle: timedelta = timedelta(minutes=15)
     absolute: timedelta = timedelta(hours=12)

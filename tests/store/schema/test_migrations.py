@@ -1,4 +1,5 @@
-"""The migration chain: linear, its revision ids unchanged, and a store made by an older
+"""The migration chain: linear, its revision ids unchanged, idempotent, ending where the
+``Table`` definitions are (on SQLite and PostgreSQL), and a store made by an older
 release opens and is upgraded to the latest schema."""
 
 from __future__ import annotations
@@ -6,13 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from accord.store import open_store, sqlite_url
 from accord.store.db import connect
+from accord.store.gateway.store import SqlStore
+from accord.store.schema import metadata
 from accord.store.schema.migrations import alembic_config, head_revision
+
+from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
 CHAIN = ["0001_gateway", "0002_workflow", "0003_web"]
@@ -46,3 +52,19 @@ def test_a_store_at_an_older_revision_is_upgraded_when_opened(tmp_path: Path) ->
             assert {"orders", "users", "audit_log"} <= set(inspect(conn).get_table_names())
     finally:
         store.close()
+
+
+def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: str) -> None:
+    with store.transaction() as tx:
+        mid = tx.save_inbound(inbound(1))
+    again = open_store(store_url)  # upgrade head on an up-to-date schema: no-op
+    try:
+        assert again.get_message(mid).control_id == "C1"
+        with again.database.engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            tables = set(inspect(conn).get_table_names())
+    finally:
+        again.close()
+    assert diff == []
+    assert {"messages", "message_keys", "dedupe", "outbox", "job_locks"} <= tables

@@ -116,7 +116,7 @@ def read_code_table(conn: Connection, name: str = TABLE) -> CodeTable:
 @dataclass(frozen=True, slots=True)
 class StoredCodeTable:
     """The stored code table as the workflow processor reads it on its ingest transaction
-    (``accord.processing.LiveTable``): the cheap version first, the table when it moved."""
+    (its ``LiveTable``): the cheap version first, the table when it moved."""
 
     name: str = TABLE
 

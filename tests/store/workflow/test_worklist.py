@@ -30,7 +30,7 @@ from accord.workflow.memory import SequentialIds
 from accord.workflow.model import Identifier, Order, Patient, ProcedureStep
 from accord.workflow.status import Status
 
-from .conftest import T0
+from ..conftest import T0
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_field_stats, wf_orders, wf_trace_events
 from accord.store.workflow import statements as Q
 
-from .factories import inbound
+from ..factories import inbound
 
 AT = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 DOC: dict[str, Any] = {"text": "Müller \u5c71\u7530", "n": [1, 2.5, None], "ok": True}

@@ -10,9 +10,9 @@ import pytest
 
 from accord.store.gateway.store import SqlStore
 
+from ..conftest import T0
+from ..factories import item
 from . import claim_worker
-from .conftest import T0
-from .factories import item
 
 NODES = 3
 

@@ -1,7 +1,8 @@
-"""Background jobs on PostgreSQL run under a session advisory lock (issue 7: one node at a
-time, advisory lock). Two stores on one database play two nodes; a node whose session is
-killed from outside (``pg_terminate_backend``, what a crash or a vanished host amounts
-to) loses the job at once, not after a lease runs out."""
+"""Background jobs on PostgreSQL run under a session advisory lock (several nodes share
+one database; one node at a time runs a job). Two stores on one database play two
+nodes; a node whose session is killed from outside (``pg_terminate_backend``, what a
+crash or a vanished host amounts to) loses the job at once, not after a lease runs out.
+The lease rows of SQLite are in ``test_store.py``."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from accord.store import open_store
 from accord.store.db.postgres import job_lock_key
 from accord.store.gateway.store import SqlStore
 
-from .conftest import T0, _empty_pg
+from ..conftest import T0, _empty_pg
 
 pytestmark = pytest.mark.postgres
 

@@ -16,8 +16,8 @@ from accord.errors import StoreError
 from accord.store import InvalidStateError, NotFoundError, StoredMessage
 from accord.store.gateway.store import SqlStore
 
-from .conftest import T0
-from .factories import inbound, item
+from ..conftest import T0
+from ..factories import inbound, item
 
 
 def save(store: SqlStore, *messages: object) -> list[int]:

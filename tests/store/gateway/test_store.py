@@ -1,22 +1,18 @@
-"""Store contract, housekeeping: retention (pruning in blocks), stats, the job lock,
-migrations (idempotent, matching the Core tables). Same suite on SQLite and PostgreSQL."""
+"""The SqlStore as a whole: retention (pruning in blocks), stats and queue depth, the
+job locks, ping. Same suite on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, select
 
-from accord.store import open_store
 from accord.store.gateway.store import SqlStore
-from accord.store.schema import dedupe, message_keys, metadata
-from accord.store.schema.migrations import head_revision
+from accord.store.schema import dedupe, message_keys
 
-from .conftest import T0
-from .factories import inbound, item
+from ..conftest import T0
+from ..factories import inbound, item
 
 CUTOFF = T0 + timedelta(days=30)
 OLD = T0  # received before CUTOFF
@@ -130,6 +126,23 @@ def test_stats_cover_the_whole_store(store: SqlStore) -> None:
     }
 
 
+def test_queue_depth_counts_waiting_and_error_queue_rows_per_destination(
+        store: SqlStore) -> None:
+    with store.transaction() as tx:
+        tx.enqueue([item("a", n=1), item("a", n=2), item("b", n=3), item("c", n=4)], T0)
+    [head] = store.claim("a", "n1", T0, 60)  # a: one in flight, one pending
+    [failed] = store.claim("b", "n1", T0, 60)
+    store.mark_error(failed.id, "n1", "AR", None)
+    [sent] = store.claim("c", "n1", T0, 60)
+    store.mark_delivered(sent.id, "n1", b"", T0)  # delivered rows are not counted
+    assert store.queue_depth() == {("a", "in_flight"): 1, ("a", "pending"): 1,
+                                   ("b", "error"): 1}
+    store.reprocess_outbox(failed.id, T0)  # leaves the error queue, queued again
+    assert store.queue_depth() == {("a", "in_flight"): 1, ("a", "pending"): 1,
+                                   ("b", "pending"): 1}
+    assert head.destination == "a"
+
+
 def test_job_lock_is_exclusive(store: SqlStore) -> None:
     assert store.try_job_lock("prune", "n1", 60, T0)
     assert not store.try_job_lock("prune", "n2", 60, T0 + timedelta(seconds=59))
@@ -143,7 +156,7 @@ def test_job_lock_is_exclusive(store: SqlStore) -> None:
 
 def test_job_lock_is_exclusive_until_expiry(store: SqlStore) -> None:
     if store.dialect == "postgresql":
-        pytest.skip("PostgreSQL: a session advisory lock, no lease (test_postgres_joblock)")
+        pytest.skip("PostgreSQL: a session advisory lock, no lease (test_job_locks.py)")
     assert store.try_job_lock("prune", "n1", 60, T0)
     assert not store.try_job_lock("prune", "n2", 60, T0 + timedelta(seconds=59))
     assert store.try_job_lock("reconcile", "n2", 60, T0)  # another job
@@ -154,22 +167,6 @@ def test_job_lock_is_exclusive_until_expiry(store: SqlStore) -> None:
     assert not store.try_job_lock("prune", "n1", 60, T0 + timedelta(seconds=121))
     store.release_job_lock("prune", "n2")
     assert store.try_job_lock("prune", "n1", 60, T0 + timedelta(seconds=122))
-
-
-def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: str) -> None:
-    with store.transaction() as tx:
-        mid = tx.save_inbound(inbound(1))
-    again = open_store(store_url)  # upgrade head on an up-to-date schema: no-op
-    try:
-        assert again.get_message(mid).control_id == "C1"
-        with again.database.engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
-            tables = set(inspect(conn).get_table_names())
-    finally:
-        again.close()
-    assert diff == []
-    assert {"messages", "message_keys", "dedupe", "outbox", "job_locks"} <= tables
 
 
 def test_ping(store: SqlStore) -> None:

@@ -33,7 +33,7 @@ from accord.workflow.model import (
 from accord.workflow.status import Status
 from accord.workflow.trace import Change, TraceEvent
 
-from .conftest import T0
+from ..conftest import T0
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from accord.store.db.postgres import psycopg_url
 from accord.store.gateway.store import SqlStore
 from accord.store.schema.migrations import head_revision
 
-from .conftest import ADMIN_URL, require_pg
-from .factories import inbound
+from ..conftest import ADMIN_URL, require_pg
+from ..factories import inbound
 
 
 def _open_and_count(url: str) -> int:

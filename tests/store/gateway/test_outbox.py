@@ -10,8 +10,8 @@ import pytest
 from accord.store import InvalidStateError, NotFoundError
 from accord.store.gateway.store import SqlStore
 
-from .conftest import T0
-from .factories import inbound, item
+from ..conftest import T0
+from ..factories import inbound, item
 
 LATER = T0 + timedelta(seconds=1)
 

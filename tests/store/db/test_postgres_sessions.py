@@ -1,8 +1,8 @@
 """PostgreSQL sessions of a node (``create_postgres_engine``): a node host that vanishes
 without closing its connections must not hold its locks for hours. Every pooled
 connection asks the server to probe its client (TCP keepalives) and to end a transaction
-left idle (issue 7: several nodes; another node's resend waits on a dead node's dedupe
-claim until then)."""
+left idle (with several nodes, another node's resend waits on a dead node's dedupe claim
+until then)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from accord.store import open_store
 from accord.store.gateway.store import SqlStore
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable, VersionConflict
 
-from .conftest import T0
+from ..conftest import T0
 
 
 def configured(**stations: str) -> CodeTable:

@@ -12,7 +12,7 @@ from accord.store.schema import wf_field_stats
 from accord.store.workflow.repository import repository_for
 from accord.workflow.findings import FieldStat, FieldStats, observe_fields
 
-from .conftest import T0
+from ..conftest import T0
 
 TYPE = "ORM^O01"
 

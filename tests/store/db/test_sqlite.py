@@ -15,8 +15,8 @@ from accord.errors import ConfigError
 from accord.store import open_store, sqlite_url
 from accord.store.gateway.store import SqlStore
 
-from .conftest import T0
-from .factories import item
+from ..conftest import T0
+from ..factories import item
 
 
 def _pragmas(store: SqlStore) -> tuple[int, str, int, int]:
