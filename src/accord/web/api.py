@@ -1,6 +1,6 @@
-"""The JSON API, engine side: health, stats, messages, the error queue, metrics
-(the interface is described in docs/interface.md). Patients/orders/worklist/findings are in ``api_workflow``;
-accounts, audit and configuration in ``api_admin``.
+"""The JSON API, engine side: health, stats, messages, the error queue, metrics (the
+interface is described in docs/interface.md). Patients, orders, the worklist and
+findings are in ``api_workflow``; accounts, audit and configuration in ``api_admin``.
 
 Rules: every route but ``/api/health`` requires a principal and declares its action
 (``require``); lists answer ``{"items": [...], "next": CURSOR_OR_NULL}`` with
