@@ -1,5 +1,24 @@
 """The durable store: one narrow interface, two databases (SQLite embedded, PostgreSQL).
 
+This module is the port the engine sees: :class:`Store` and :class:`Tx` (the message
+gateway: inbound messages, dedupe, outbox, error queue, job locks) and
+:func:`open_store`. Behind it, by concept:
+
+- ``records.py``: the values that go in and out, and the port's errors;
+- ``db/``: engines (``sqlite.py``, ``postgres.py``), the :class:`~accord.store.db.Database`
+  every SQL part is built on, pinned write connections, compiled statements, paging,
+  text cleaning, upserts;
+- ``schema/``: the tables by area, and ``migrations/``;
+- ``gateway/``: :class:`~accord.store.gateway.store.SqlStore` (this port) and its SQL:
+  messages, outbox, delivery runs, bulk writes, queues, job locks;
+- ``workflow/``: the order repository the engine saves through (with its statements,
+  codec and field statistics), the DICOM bridge's reads, the procedure code tables;
+- ``views/``: the one read model of the console and the JSON API;
+- ``accounts/``: users, sessions, API tokens, login attempts, the audit log.
+
+The composition root (``accord.runtime``) opens the store and builds the other parts on
+its ``database``; nothing outside this package reaches SQL any other way.
+
 Rules:
 - Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
   and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
