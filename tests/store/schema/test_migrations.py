@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from accord.store import open_store, sqlite_url
 from accord.store.db import connect
@@ -21,7 +21,7 @@ from accord.store.schema.migrations import alembic_config, head_revision
 from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
-CHAIN = ["0001_gateway", "0002_workflow", "0003_web"]
+CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold"]
 
 
 def test_exactly_one_head() -> None:
@@ -52,6 +52,28 @@ def test_a_store_at_an_older_revision_is_upgraded_when_opened(tmp_path: Path) ->
             assert {"orders", "users", "audit_log"} <= set(inspect(conn).get_table_names())
     finally:
         store.close()
+
+
+def test_steps_of_held_orders_are_marked_held_by_the_upgrade(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), "0003_web")
+        for oid, held in (("O-held", True), ("O-free", False)):
+            conn.execute(text("INSERT INTO orders (id, patient_id, status, held, doc) "
+                              "VALUES (:id, 'P1', 'scheduled', :held, '{}')"),
+                         {"id": oid, "held": held})
+            conn.execute(text("INSERT INTO procedure_steps (order_id, sps_id, status) "
+                              "VALUES (:id, 'S1', 'scheduled')"), {"id": oid})
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            rows = conn.execute(text("SELECT order_id, held FROM procedure_steps "
+                                     "ORDER BY order_id")).all()
+    finally:
+        store.close()
+    assert [(r[0], bool(r[1])) for r in rows] == [("O-free", False), ("O-held", True)]
 
 
 def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: str) -> None:

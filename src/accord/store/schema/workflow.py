@@ -123,7 +123,9 @@ wf_orders = Table(
 )
 
 # One row per scheduled procedure step and station AE title (a step for two stations
-# has two rows; a step for none has one with station ""), for worklist queries.
+# has two rows; a step for none has one with station ""), for worklist queries. The
+# rows are rewritten with every save of their order and carry its status and hold flag,
+# so a worklist page is cut on this table alone.
 wf_procedure_steps = Table(
     "procedure_steps",
     metadata,
@@ -134,6 +136,7 @@ wf_procedure_steps = Table(
     Column("start_at", UtcDateTime(), nullable=True),
     _s("start_date", 8),  # YYYYMMDD (UTC) for date queries
     Column("status", String(16), nullable=False),
+    Column("held", Boolean(), nullable=False, server_default=text("false")),
     Index("ix_procedure_steps_order", "order_id"),
     Index("ix_procedure_steps_sps", "sps_id"),
     Index("ix_procedure_steps_station", "station_ae", "start_date"),

@@ -6,9 +6,9 @@ Rules:
   arrived) and is not held. Both conditions are in the SQL that cuts the page, so a page
   is never short while more steps match (a held order is skipped by the query, not by
   the code that reads the page).
-- The page is cut on the step keys alone (``procedure_steps`` with its station/date and
-  date/modality indexes, joined to ``orders`` by primary key for the hold flag); only the
-  page's orders and patients are then read, so a busy day costs one page of reads.
+- The page is cut on ``procedure_steps`` alone (its station/date and date/modality
+  indexes; a step row carries its order's status and hold flag); only the page's orders
+  and patients are then read, so a busy day costs one page of reads.
 - Keyset-paginated on (start date, start time, order id, SPS ID); steps without a start
   time have start date "" and come first.
 """
@@ -66,7 +66,7 @@ def step_rows(conn: Connection, *, station: str | None = None, modality: str | N
     limit = clamp(limit)
     s = wf_procedure_steps.c
     where: list[ColumnElement[bool]] = [s.status.in_(sorted(v.value for v in ON_WORKLIST)),
-                                        wf_orders.c.held.is_(False)]
+                                        s.held.is_(False)]
     for col, value in ((s.station_ae, station), (s.modality, modality), (s.start_date, date)):
         if value:
             where.append(col == value)
@@ -75,7 +75,6 @@ def step_rows(conn: Connection, *, station: str | None = None, modality: str | N
         where.append(_after(after))
     keys = conn.execute(
         select(s.start_date, s.start_at, s.order_id, s.sps_id)
-        .join(wf_orders, wf_orders.c.id == s.order_id)
         .where(*where)
         .order_by(s.start_date, s.start_at, s.order_id, s.sps_id)
         .limit(limit + 1)

@@ -84,6 +84,7 @@ def _step_rows(order: Order) -> list[dict[str, Any]]:
                     "start_at": step.start,
                     "start_date": step.start.strftime("%Y%m%d") if step.start else "",
                     "status": order.status.value,
+                    "held": bool(order.hold_reason),
                 }
             )
     return rows
