@@ -68,7 +68,8 @@ def metrics(deps: Deps, principal: Annotated[Principal, who(Action.METRICS_READ)
     return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _when(value: str | None, name: str) -> datetime | None:
+def iso_time(value: str | None, name: str) -> datetime | None:
+    """A query parameter as an aware time (400 when it is not ISO 8601 with a zone)."""
     if not value:
         return None
     try:
@@ -96,7 +97,7 @@ def list_messages(
         found = deps.store.search_messages(
             control_id=control_id, message_type=type, sender=sender, patient_id=patient,
             accession=accession, status=status,  # type: ignore[arg-type]
-            since=_when(since, "since"), until=_when(until, "until"),
+            since=iso_time(since, "since"), until=iso_time(until, "until"),
             cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc

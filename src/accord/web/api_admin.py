@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from accord.store.accounts import TokenRecord, UserExistsError, UserRecord
 from accord.web import api_json as js
 from accord.web import audit as audit_mod
-from accord.web.api import Cursor, Deps, Limit, bad_request, who
+from accord.web.api import Cursor, Deps, Limit, bad_request, iso_time, who
 from accord.web.auth import SESSION_COOKIE, AuthError, NewSession, Principal
 from accord.web.deps import CurrentUser, client_address, record
 from accord.web.permissions import PERMISSIONS, Action, Role, allowed, allowed_on
@@ -207,10 +207,8 @@ def revoke_token(request: Request, token_id: int, deps: Deps,
 
 def _audit_filters(actor: str | None, patient: str | None, action: str | None,
                    since: str | None, until: str | None) -> dict[str, Any]:
-    from accord.web.api import _when
-
     return {"actor": actor, "patient_id": patient, "action": action,
-            "since": _when(since, "since"), "until": _when(until, "until")}
+            "since": iso_time(since, "since"), "until": iso_time(until, "until")}
 
 
 AuditQuery = Annotated[str | None, Query(max_length=64)]

@@ -64,8 +64,6 @@ def dashboard_live(request: Request,
     return render(request, "_dashboard.html", **_dashboard_context(request))
 
 
-
-
 def alert_monitor(deps: WebDeps) -> AlertMonitor:
     """The alert monitor of the config's ``alerts:`` (the runtime runs it as a job)."""
     try:

@@ -3,7 +3,7 @@ duplicate patients (side by side, merge, or mark as distinct).
 
 Rules:
 - A finding page explains its kind in the words of ``accord.workflow.findings`` (each
-  kind's title and explanation live with the kind).
+  kind's label and explanation live with the kind).
 - A merge goes through the engine: an ADT^A40 injected into ingest
   (``accord.web.merge``), stored, applied, traced and sent downstream like a received
   A40; the pair's finding is resolved only once the merge was applied.
