@@ -48,6 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
+	@bash scripts/check-self-contained.sh
 
 # No path outside the repository, no citation of a document that is not in it.
 self-contained:

@@ -6,7 +6,7 @@ Usage: ``.venv/bin/python bench/api.py [--orders N] [--rounds R] [--db URL]``
 The store is filled directly through the workflow tables (``doc`` written by the same
 codec the engine uses; one patient per two orders, one step per order over 40 stations
 and 30 days), then each query is run ``R`` times, interleaved, two ways side by side:
-the query function alone (``WebQueries``) and the whole HTTP route through the app
+the view's query alone (``accord.store.views``) and the whole HTTP route through the app
 (authentication, audit write, JSON) with FastAPI's TestClient. Prints median and p99
 and rewrites the ``api`` section of bench/RESULTS.md.
 """
@@ -32,14 +32,14 @@ from _results import write_section
 
 from accord.config import Config
 from accord.runtime import build
-from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import (
+from accord.store.schema.workflow import (
     wf_orders,
     wf_patient_identifiers,
     wf_patients,
     wf_procedure_steps,
 )
-from accord.store.sql_web import WebQueries
+from accord.store.views.orders import OrderQuery
+from accord.store.workflow import codec
 from accord.workflow.model import (
     Demographics,
     Identifier,
@@ -74,7 +74,7 @@ def _order(n: int) -> Order:
 
 def fill(store: Any, orders: int) -> None:
     """Write ``orders`` orders and ``orders // 2`` patients in blocks."""
-    engine = store.engine
+    engine = store.database.engine
     block = 5000
     for start in range(0, orders, block):
         ns = range(start, min(orders, start + block))
@@ -118,11 +118,12 @@ def run(orders: int, rounds: int, url: str | None) -> str:
     from accord.web.api_json import encode_cursor
     from accord.web.app import create_app
 
-    q = WebQueries(rt.store)
+    views = rt.views
     client = TestClient(create_app(rt, api_token=TOKEN, extra_routers=[]),
                         base_url="https://testserver")
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    deep = q.orders(status="completed", limit=max(1, min(1000, orders // 8))).next_cursor
+    deep = views.orders.search(OrderQuery(status="completed"),
+                               limit=max(1, min(1000, orders // 8))).next_cursor
     assert deep is not None
     rnd = random.Random(7)
 
@@ -134,18 +135,19 @@ def run(orders: int, rounds: int, url: str | None) -> str:
 
     day = (T0 + timedelta(days=3)).strftime("%Y%m%d")
     cases: list[tuple[str, Callable[[], Any], Callable[[], str]]] = [
-        ("order by accession", lambda: q.orders(accession=acc()),
+        ("order by accession", lambda: views.orders.search(OrderQuery(accession=acc())),
          lambda: f"/api/orders?accession={acc()}"),
         ("orders of a patient (MRN)",
-         lambda: q.orders(patient_ids=q.patient_ids_by_identifier(mrn(), "HOSP")),
+         lambda: views.orders.search(OrderQuery(patient_ids=tuple(
+             views.patients.ids_by_identifier(mrn(), "HOSP")))),
          lambda: f"/api/orders?patient={mrn()}^^^HOSP"),
         ("orders by status, page 2 (100)",
-         lambda: q.orders(status="completed", cursor=deep, limit=100),
+         lambda: views.orders.search(OrderQuery(status="completed"), deep, limit=100),
          lambda: f"/api/orders?status=completed&limit=100&cursor={encode_cursor(deep)}"),
         ("worklist station+day (100)",
-         lambda: q.worklist(station="ST07", date=day, limit=100),
+         lambda: views.worklist.steps(station="ST07", date=day, limit=100),
          lambda: f"/api/worklist?station=ST07&date={day}&limit=100"),
-        ("patient by identifier", lambda: q.patients(identifier=mrn()),
+        ("patient by identifier", lambda: views.patients.search(identifier=mrn()),
          lambda: f"/api/patients?identifier={mrn()}"),
     ]
     timings: dict[tuple[str, str], list[float]] = {}

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.store import open_store, sqlite_url
-from accord.store import sql_workflow_codec as codec
+from accord.store.gateway.store import SqlStore
 from accord.store.schema import wf_patient_blocks, wf_patients
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import block_keys, reading
+from accord.store.workflow import codec
+from accord.store.workflow.repository import block_keys, reading
 from accord.workflow.identity.index import PatientIndex
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
@@ -77,7 +77,7 @@ def main(n: int) -> None:
         fill(store, patients)
         load_s = time.perf_counter() - t0
         sql_ms, found = [], []
-        with reading(store, NOW) as repo:
+        with reading(store.database, NOW) as repo:
             for probe in probes:
                 t = time.perf_counter()
                 found.append(len(repo.candidates(probe)))

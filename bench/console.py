@@ -37,10 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.store import open_store, sqlite_url
-from accord.store import sql_workflow_codec as codec
-from accord.store.sql_auth import SqlArea
-from accord.store.sql_console import OrderQuery, search_orders
-from accord.store.sql_console_ops import dashboard
+from accord.store.views import Views
+from accord.store.views.orders import OrderQuery
+from accord.store.workflow import codec
 from accord.workflow.model import (
     Demographics,
     Identifier,
@@ -204,14 +203,15 @@ def main() -> None:
 def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, str]]:
     from fastapi.testclient import TestClient
 
-    from accord.store.sql_web import WebQueries
+    from accord.store.accounts import Accounts
+    from accord.store.workflow.catalog import CodeTables
     from accord.web.app import create_app
     from accord.web.audit import Auditor
     from accord.web.auth import SESSION_COOKIE, Auth
     from accord.web.deps import WebDeps
 
     store = open_store(sqlite_url(tmp))
-    with SqlArea(store).read() as conn:
+    with store.database.read() as conn:
         have = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar() or 0
     if have != orders:
         if have:
@@ -220,11 +220,14 @@ def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, st
         load(tmp / "accord.db", orders)
         print(f"loaded {orders} orders in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     clock = RunningClock()
-    auth = Auth(store, clock)
+    accounts = Accounts.over(store.database)
+    auth = Auth(accounts, clock)
     user = auth.add_user(f"bench{time.time_ns() % 10**9}", "operator", "bench password 1")
     session = auth.open_session(user, "127.0.0.1")
-    deps = WebDeps(store=store, clock=clock, auth=auth, queries=WebQueries(store),
-                   auditor=Auditor(store, clock))
+    views = Views.over(store.database)
+    deps = WebDeps(store=store, clock=clock, auth=auth, views=views,
+                   auditor=Auditor(accounts.audit, clock),
+                   code_tables=CodeTables(store.database))
     app = create_app(deps)
     monitor = app.state.alerts
     monitor.destinations = ["pacs", "ris"]
@@ -249,31 +252,28 @@ def run(tmp: Path, orders: int, rounds: int) -> list[tuple[str, float, float, st
         resp = client.get(url)
         assert resp.status_code == 200, (url, resp.status_code)
 
-    area = SqlArea(store)
     out: list[tuple[str, float, float, str]] = []
 
     def query(q: Callable[[int], OrderQuery]) -> Callable[[int], object]:
         def go(i: int) -> object:
-            with area.read() as conn:
-                return search_orders(conn, q(i))
+            return views.orders.search(q(i), limit=50)
         return go
 
     def dash(i: int) -> object:
-        with area.read() as conn:
-            return dashboard(conn, NOW, timedelta(hours=1), ["pacs", "ris"])
+        return views.dashboard.figures(NOW, timedelta(hours=1), ["pacs", "ris"])
 
     def offset_peer(i: int) -> object:
-        with area.read() as conn:
+        with store.database.read() as conn:
             return conn.exec_driver_sql(
                 "SELECT doc FROM orders WHERE status='scheduled' ORDER BY updated_at DESC, "
                 "id DESC LIMIT 50 OFFSET 2450").all()
 
     def keyset(i: int) -> object:
-        with area.read() as conn:
-            page, cursor = search_orders(conn, OrderQuery(status="scheduled"))
-            for _ in range(49):
-                page, cursor = search_orders(conn, OrderQuery(status="scheduled"), cursor)
-            return page
+        page = views.orders.search(OrderQuery(status="scheduled"), limit=50)
+        for _ in range(49):
+            page = views.orders.search(OrderQuery(status="scheduled"), page.next_cursor,
+                                       limit=50)
+        return page
 
     cases: list[tuple[str, Callable[[int], object], str]] = [
         ("page: order search by accession", lambda i: get(f"/orders?accession={acc(i)}"),

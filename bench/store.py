@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from accord.store import InboundMessage, OutboxItem, open_store, sqlite_url
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -170,7 +170,7 @@ class Backends:
         else:
             assert self.pg_url is not None
             store = open_store(self.pg_url)
-            with store.engine.begin() as conn:
+            with store.database.engine.begin() as conn:
                 conn.exec_driver_sql(
                     "TRUNCATE messages, message_keys, dedupe, outbox RESTART IDENTITY CASCADE"
                 )

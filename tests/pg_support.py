@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL database on the shared server, and taking one away (issue 7).
+"""A throwaway PostgreSQL database on the shared server, and taking one away (for the
+scale-out and outage tests).
 
 Used by the tests that need a database of their own to break: the scale-out tests
 (``e2e/multinode.py``) and the delivery outage test. Importable from any test folder

@@ -29,11 +29,13 @@ from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
-from accord.store import Store, open_store
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import repository_for
-from accord.store.sql_workflow_catalog import StoredCodeTable, load_code_table, sync_code_table
-from accord.store.sql_worklist import SqlWorklistReader, prune_worklist_log, save_mpps
+from accord.store import open_store
+from accord.store.accounts import Accounts
+from accord.store.gateway.store import SqlStore
+from accord.store.views import Views
+from accord.store.workflow.catalog import CodeTables, StoredCodeTable
+from accord.store.workflow.repository import repository_for
+from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
 from accord.web.server import HttpServer
 from accord.workflow.identity import Matcher
@@ -47,13 +49,16 @@ class Runtime:
     """A built engine. ``mllp_port`` is the bound port once started (0 asks for any)."""
 
     config: Config
-    store: Store
+    store: SqlStore
     clock: Clock
     node_id: str
     control_ids: ControlIds
     ingestor: Ingestor
     deliverer: Deliverer
     mllp: MllpServer
+    code_tables: CodeTables  # the stored procedure code tables (console edits, seeding)
+    accounts: Accounts  # console and API users, sessions, tokens, audit log
+    views: Views  # what the console and the JSON API read
     owns_store: bool = True
     bridge: DicomBridge | None = None
     metrics: Metrics | None = None
@@ -125,19 +130,24 @@ class Runtime:
         log.info("node %s stopped", self.node_id)
 
 
-def build(config: Config, *, store: Store | None = None, clock: Clock | None = None,
+def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None = None,
           processor: Processor | None = None, client_factory: ClientFactory | None = None,
           control_ids: ControlIds | None = None) -> Runtime:
     """Wire an engine from ``config``; anything passed in replaces the default part.
 
-    On the SQL store the default processor is the workflow
+    The default processor is the workflow
     (:class:`accord.engine.workflow.WorkflowProcessor`: the canonical model, findings, trace,
     outbound messages per destination dialect) and the DICOM bridge (MWL + MPPS SCP on
     ``dicom.port``, PACS reconciliation) runs unless ``dicom.enabled`` is false. A
     ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
-    :class:`accord.engine.router.Router` is the plain category router. On the SQL store the
-    console + JSON API (``accord.web``) serve on ``http.host:http.port`` in the same
-    event loop, and Prometheus metrics count every MLLP answer and delivery.
+    :class:`accord.engine.router.Router` is the plain category router. The console + JSON API
+    (``accord.web``) serve on ``http.host:http.port`` in the same event loop, and
+    Prometheus metrics count every MLLP answer and delivery.
+
+    The store is the SQL store (:func:`accord.store.open_store`): the engine uses it
+    through the :class:`accord.store.Store` port, and every other part the store
+    provides (workflow repository, code tables, worklist reads, the console's views
+    and accounts) is built here on its ``database`` and handed to whoever needs it.
     """
     owns_store = store is None
     store = store if store is not None else _open_store(config)
@@ -149,9 +159,10 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                           client_factory or default_client_factory,
                           observe=metrics.observe_delivery,
                           resume_own_leases=config.node_id is not None)
+    code_tables = CodeTables(store.database)
     bridge: DicomBridge | None = None
-    if processor is None and config.workflow.enabled and isinstance(store, SqlStore):
-        processor, bridge = _workflow(config, store, clock, ids)
+    if processor is None and config.workflow.enabled:
+        processor, bridge = _workflow(config, store, code_tables, clock, ids)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
@@ -163,26 +174,27 @@ def build(config: Config, *, store: Store | None = None, clock: Clock | None = N
                         on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
-                 owns_store=owns_store, bridge=bridge, metrics=metrics)
-    if isinstance(store, SqlStore):  # the console's tables live in the SQL store
-        rt.http = _http(rt)
+                 code_tables=code_tables, accounts=Accounts.over(store.database),
+                 views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
+                 metrics=metrics)
+    rt.http = _http(rt)
     return rt
 
 
-def _open_store(config: Config) -> Store:
+def _open_store(config: Config) -> SqlStore:
     if not config.store.url:
         config.store.data_dir.mkdir(parents=True, exist_ok=True)
     return open_store(config.store.resolved_url())
 
 
-def _workflow(config: Config, store: SqlStore, clock: Clock,
+def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: Clock,
               ids: ControlIds) -> tuple[Processor, DicomBridge | None]:
     """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge."""
     dialects = Dialects.from_config(config.dialects)
     outbound = Outbound(config.destinations, dialects, ids)
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
-        catalog=_catalog(store, config, clock), live=StoredCodeTable(),
+        catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
         matcher=Matcher() if config.workflow.identity_matching else None)
     bridge = _bridge(config, store, outbound, clock) if config.dicom.enabled else None
     return processor, bridge
@@ -191,9 +203,9 @@ def _workflow(config: Config, store: SqlStore, clock: Clock,
 def _bridge(config: Config, store: SqlStore, outbound: Outbound, clock: Clock) -> DicomBridge:
     """The DICOM bridge (MWL + MPPS SCP, PACS reconciliation) on the SQL store's parts."""
     return DicomBridge(
-        config.dicom, store, SqlWorklistReader(store), repository=repository_for,
+        config.dicom, store, SqlWorklistReader(store.database), repository=repository_for,
         outbound=outbound, ids=RandomIds(), clock=clock, save=save_mpps,
-        prune_log=lambda before: prune_worklist_log(store, before))
+        prune_log=lambda before: prune_worklist_log(store.database, before))
 
 
 def _http(rt: Runtime) -> HttpServer:
@@ -212,16 +224,16 @@ def _setup_link(rt: Runtime) -> str | None:
     return setup_link(rt.http.app, f"http://{rt.http.host}:{rt.http.port}")
 
 
-def _catalog(store: SqlStore, config: Config, clock: Clock) -> Catalog | None:
+def _catalog(code_tables: CodeTables, config: Config, clock: Clock) -> Catalog | None:
     """The procedure catalog: the configured station rules and the STORED code table,
     which the configuration's table seeds without overwriting console edits
-    (``sync_code_table``); the processor then follows the stored table as it changes."""
+    (``CodeTables.sync``); the processor then follows the stored table as it changes."""
     raw = config.workflow.catalog
     if not raw:
-        table = load_code_table(store)  # edited on the console only
+        table = code_tables.load()  # edited on the console only
         return Catalog(table=table) if table.current is not None else None
     configured = catalog_from_config(raw, at=clock.now(), author="configuration")
-    table = sync_code_table(store, configured.table, at=clock.now(), author="configuration")
+    table = code_tables.sync(configured.table, at=clock.now(), author="configuration")
     return Catalog(table=table, rules=configured.rules)
 
 

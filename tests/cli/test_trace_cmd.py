@@ -20,7 +20,7 @@ from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import catalog_from_config
 from accord.mllp.server import PeerInfo
 from accord.store import open_store, sqlite_url
-from accord.store.sql_workflow import repository_for
+from accord.store.workflow.repository import repository_for
 from accord.workflow.memory import SequentialIds
 
 ACCORD = Path(sys.executable).parent / "accord"

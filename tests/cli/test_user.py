@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 
 from accord.clock import SystemClock
 from accord.store import open_store, sqlite_url
+from accord.store.accounts import Accounts
 from accord.web.auth import Auth
 
 ACCORD = Path(sys.executable).parent / "accord"
@@ -31,8 +32,8 @@ def test_add_then_log_in(tmp_path: Path) -> None:
     assert PASSWORD not in r.stdout + r.stderr
     store = open_store(sqlite_url(tmp_path))
     try:
-        auth = Auth(store, SystemClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8,
-                                                                parallelism=1))
+        auth = Auth(Accounts.over(store.database), SystemClock(),
+                    hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         session = auth.login("alice", PASSWORD, "127.0.0.1")
         assert session.principal.role == "operator"
     finally:

@@ -25,7 +25,7 @@ from accord.demo.traffic import Receiver
 from accord.dicom.scp import MODALITY_WORKLIST_FIND, MPPS, set_nodelay
 from accord.mllp.client import MllpClient
 from accord.runtime import Runtime, build
-from accord.store.sql_worklist import SqlWorklistReader
+from accord.store.workflow.worklist import SqlWorklistReader
 
 pytestmark = pytest.mark.timeout(120)
 ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -235,7 +235,7 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
     omi = [(m.get("MSH-9"), m.get("ORC-5"), m.get("IPC-1")) for m in ris_omi.unique.values()]
     assert omi == [("OMI^O23^OMI_O23", "CA", "A200"), ("OMI^O23^OMI_O23", "IP", "A100"),
                    ("OMI^O23^OMI_O23", "CM", "A100")]
-    orders = SqlWorklistReader(rt.store).referenced(accessions=["A100"])  # type: ignore[arg-type]
+    orders = SqlWorklistReader(rt.store.database).referenced(accessions=["A100"])  # type: ignore[arg-type]
     assert [o.status.value for o, _ in orders] == ["completed"]
-    mpps = SqlWorklistReader(rt.store).mpps("1.2.826.0.1.3680043.99.1")  # type: ignore[arg-type]
+    mpps = SqlWorklistReader(rt.store.database).mpps("1.2.826.0.1.3680043.99.1")  # type: ignore[arg-type]
     assert mpps is not None and mpps[0] == "COMPLETED"

@@ -30,14 +30,9 @@ from accord.mllp.client import MllpClient
 from accord.mllp.server import PeerInfo
 from accord.runtime import Runtime, build
 from accord.store import Tx, open_store, sqlite_url
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import reading, repository_for
-from accord.store.sql_workflow_catalog import (
-    StoredCodeTable,
-    load_code_table,
-    save_change,
-    sync_code_table,
-)
+from accord.store.gateway.store import SqlStore
+from accord.store.workflow.catalog import CodeTables, StoredCodeTable
+from accord.store.workflow.repository import reading, repository_for
 from accord.web.auth import Auth
 from accord.workflow.memory import SequentialIds
 from pg_support import fresh_database
@@ -67,14 +62,9 @@ def order(n: int) -> bytes:
             .replace(b"CATPL1", f"CATPL{n}".encode()).replace(b"CATACC1", f"CATACC{n}".encode()))
 
 
-def sql_store(rt: Runtime) -> SqlStore:
-    assert isinstance(rt.store, SqlStore)
-    return rt.store
-
-
 def stations(rt: Runtime, code: str) -> tuple[str, ...]:
     """The stations the stored table's current version gives ``code``."""
-    found = load_code_table(sql_store(rt)).lookup(code)
+    found = rt.code_tables.load().lookup(code)
     assert found is not None
     return found[0].stations
 
@@ -109,7 +99,7 @@ async def worklist(rt: Runtime) -> dict[str, list[str]]:
 
 async def test_a_stored_edit_changes_the_station_of_the_next_order(engine: Runtime) -> None:
     await send(engine, 1)
-    save_change(sql_store(engine), expected=1, at=T1, author="alice", note="chest moved",
+    engine.code_tables.save_change(expected=1, at=T1, author="alice", note="chest moved",
                 upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
     await send(engine, 2)
     assert await worklist(engine) == {"CATACC1": ["CT1"], "CATACC2": ["CT2"]}
@@ -121,7 +111,7 @@ async def test_a_second_node_on_the_same_store_follows_an_edit(
     await other.start()
     try:
         await send(other, 1)
-        save_change(sql_store(engine), expected=1, at=T1, author="alice", note="",
+        engine.code_tables.save_change(expected=1, at=T1, author="alice", note="",
                     upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT3",)),))
         await send(other, 2)
         assert await worklist(engine) == {"CATACC1": ["CT1"], "CATACC2": ["CT3"]}
@@ -131,7 +121,7 @@ async def test_a_second_node_on_the_same_store_follows_an_edit(
 
 async def test_a_console_save_reaches_the_engine_and_a_stale_form_is_409(
         engine: Runtime) -> None:
-    Auth(engine.store, engine.clock).add_user("admin", "admin", PASSWORD)
+    Auth(engine.accounts, engine.clock).add_user("admin", "admin", PASSWORD)
     assert engine.http is not None
     # The engine's own console app; https so the Secure session cookie is sent back.
     with TestClient(engine.http.app, base_url="https://testserver") as http:
@@ -157,27 +147,27 @@ async def test_a_console_save_reaches_the_engine_and_a_stale_form_is_409(
 def test_a_restart_keeps_console_edits_and_applies_config_changes(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rt = build(config(tmp_path, catalog()))
-    save_change(sql_store(rt), expected=1, at=T1, author="alice", note="chest moved",
+    rt.code_tables.save_change(expected=1, at=T1, author="alice", note="chest moved",
                 upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
     rt.store.close()
 
     rt = build(config(tmp_path, catalog()))  # the same configuration: the edit stays
     assert stations(rt, "CTCHEST") == ("CT2",)
-    assert len(load_code_table(sql_store(rt)).versions) == 2
+    assert len(rt.code_tables.load().versions) == 2
     rt.store.close()
 
-    with caplog.at_level(logging.WARNING, logger="accord.store.sql_workflow_catalog"):
+    with caplog.at_level(logging.WARNING, logger="accord.store.workflow.catalog"):
         rt = build(config(tmp_path, catalog(head="CT9")))  # the config changed CTHEAD only
     assert (stations(rt, "CTHEAD"), stations(rt, "CTCHEST")) == (("CT9",), ("CT2",))
     assert "changed codes CTHEAD" in caplog.text and "both sides" in caplog.text
     rt.store.close()
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="accord.store.sql_workflow_catalog"):
+    with caplog.at_level(logging.WARNING, logger="accord.store.workflow.catalog"):
         rt = build(config(tmp_path, catalog(chest="CT7", head="CT9")))  # edited both ways
     assert stations(rt, "CTCHEST") == ("CT7",)  # the configuration wins for that code
     assert "both sides, configuration wins: CTCHEST" in caplog.text
-    history = load_code_table(sql_store(rt)).versions
+    history = rt.code_tables.load().versions
     assert [(v.author, v.note) for v in history] == [
         ("configuration", "seeded from configuration"), ("alice", "chest moved"),
         ("configuration", "configuration changed: CTHEAD"),
@@ -205,8 +195,9 @@ async def test_a_batch_reads_the_version_once_and_the_table_only_when_it_moved(
         tmp_path: Path) -> None:
     store = open_store(sqlite_url(tmp_path))
     assert isinstance(store, SqlStore)
-    table = sync_code_table(store, catalog_from_config(catalog(), at=T1, author="c").table,
-                            at=T1, author="configuration")
+    tables = CodeTables(store.database)
+    table = tables.sync(catalog_from_config(catalog(), at=T1, author="c").table,
+                        at=T1, author="configuration")
     live = CountingTable()
     dialects = Dialects.from_config({})
     processor = WorkflowProcessor(
@@ -218,11 +209,11 @@ async def test_a_batch_reads_the_version_once_and_the_table_only_when_it_moved(
         acks = await asyncio.gather(*(ingestor.handle(order(n), PEER) for n in range(1, 7)))
         assert all(b"MSA|AA|" in ack for ack in acks)
         assert live.versions < 6 and live.tables == 0  # one read per batch, no reload
-        save_change(store, expected=1, at=T1, author="alice", note="",
-                    upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
+        tables.save_change(expected=1, at=T1, author="alice", note="",
+                           upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT2",)),))
         assert b"MSA|AA|" in await ingestor.handle(order(7), PEER)
         assert live.tables == 1
-        with reading(store, T1) as repo:
+        with reading(store.database, T1) as repo:
             step = repo.orders_by("accession", "CATACC7")[0].steps[0]
         assert step.station_ae_titles == ("CT2",)
     finally:
@@ -244,7 +235,7 @@ async def test_two_nodes_on_postgresql_follow_an_edit_made_on_one(
             await node.start()
         try:
             await send(b, 1)
-            save_change(sql_store(a), expected=1, at=T1, author="alice", note="",
+            a.code_tables.save_change(expected=1, at=T1, author="alice", note="",
                         upsert=(Procedure("CTCHEST", "CT chest", "CT", stations=("CT6",)),))
             await send(b, 2)
             assert await worklist(a) == {"CATACC1": ["CT1"], "CATACC2": ["CT6"]}

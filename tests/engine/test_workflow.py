@@ -22,8 +22,8 @@ from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import catalog_from_config
 from accord.mllp.server import PeerInfo
 from accord.store import open_store, sqlite_url
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import reading, repository_for
+from accord.store.gateway.store import SqlStore
+from accord.store.workflow.repository import reading, repository_for
 from accord.workflow.memory import SequentialIds
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -105,7 +105,7 @@ async def test_a_refused_message_keeps_its_writes_and_names_the_field(
     stored = store.search_messages(control_id="M1").items[0]
     assert (stored.status, stored.outcome["location"]) == ("error", "OBR-4")
     assert "unmapped_code" in stored.outcome["workflow"]["findings"]
-    with reading(store, T0) as repo:
+    with reading(store.database, T0) as repo:
         order = repo.orders_by("accession", "A1")[0]
         assert order.hold_reason  # held off the worklist, but kept
         assert repo.trace(accession="A1")[0].outcome == "held"
@@ -121,7 +121,7 @@ async def test_one_refusal_in_a_group_commit_leaves_the_others_applied(
     acks = await asyncio.gather(*(ingestor.handle(raw, PEER) for raw in batch))
     codes = [parse(a).get("MSA-1") for a in acks]
     assert codes == ["AA", "AA", "AA", "AE", "AA", "AA"]
-    with reading(store, T0) as repo:
+    with reading(store.database, T0) as repo:
         assert [len(repo.orders_by("accession", f"A{n}")) for n in range(6)] == [1] * 6
         assert repo.orders_by("placer_number", "PX") == []
         duplicates = [f for f in repo.findings_about(accession="A0")
@@ -152,7 +152,7 @@ async def test_a_message_is_mapped_once_even_when_its_batch_is_redone(
     assert [parse(a).get("MSA-1") for a in acks] == ["AA"] * 4
     assert acks[3] == acks[1]  # the resend gets the first ACK
     assert sorted(mapped) == ["M0", "M1", "M1", "M2"]  # once per message received
-    with reading(store, T0) as repo:  # applied as process() would apply them
+    with reading(store.database, T0) as repo:  # applied as process() would apply them
         assert [len(repo.orders_by("accession", f"A{n}")) for n in range(3)] == [1] * 3
     store.close()
 

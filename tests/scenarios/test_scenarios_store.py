@@ -39,16 +39,16 @@ from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mllp.server import PeerInfo
 from accord.store import open_store, sqlite_url
-from accord.store import sql_workflow_codec as codec
-from accord.store.schema_workflow import (
+from accord.store.gateway.store import SqlStore
+from accord.store.schema.workflow import (
     wf_findings,
     wf_orders,
     wf_patients,
     wf_reports,
     wf_trace_events,
 )
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import repository_for
+from accord.store.workflow import codec
+from accord.store.workflow.repository import repository_for
 from accord.workflow.identity import Matcher
 from accord.workflow.memory import MemoryRepository, SequentialIds
 
@@ -103,7 +103,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 def snapshot(store: SqlStore) -> MemoryRepository:
     """The workflow state as stored, in a MemoryRepository (for the shared checks)."""
     repo = MemoryRepository()
-    with store.engine.connect() as conn:
+    with store.database.engine.connect() as conn:
         for row in conn.execute(select(wf_patients.c.doc)):
             repo.save_patient(codec.decode_patient(row.doc))
         for row in conn.execute(select(wf_orders.c.doc)):

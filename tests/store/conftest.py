@@ -22,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from accord.store import open_store, sqlite_url
-from accord.store.sql import SqlStore
+from accord.store.gateway.store import SqlStore
 
 ADMIN_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ def fed_store(tmp_path_factory: pytest.TempPathFactory) -> Fed:
         return [await rt.ingestor.inject(sample(n), "127.0.0.1:1234") for n in FEED]
 
     ids = asyncio.run(go())
-    auth = Auth(rt.store, rt.clock, hasher=FAST_HASHER)
+    auth = Auth(rt.accounts, rt.clock, hasher=FAST_HASHER)
     for role in ROLES:
         auth.add_user(role, role, PASSWORD)
     rt.store.close()

@@ -11,10 +11,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from accord.config import Config
 from accord.runtime import Runtime, build
-from accord.store.sql_web import WebQueries
+from accord.store.schema import outbox
+from accord.store.schema.accounts import audit_log
+from accord.store.schema.workflow import wf_findings, wf_orders
 from accord.web.audit import Auditor
 from accord.web.auth import Auth
 from accord.web.deps import WebDeps
@@ -48,8 +51,9 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
 
 
 def deps_for(rt: Runtime) -> WebDeps:
-    return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.store, rt.clock),
-                   queries=WebQueries(rt.store), auditor=Auditor(rt.store, rt.clock),
+    return WebDeps(store=rt.store, clock=rt.clock, auth=Auth(rt.accounts, rt.clock),
+                   views=rt.views, auditor=Auditor(rt.accounts.audit, rt.clock),
+                   code_tables=rt.code_tables,
                    control_ids=rt.control_ids, reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    config=rt.config, node_id=rt.node_id)
@@ -71,7 +75,7 @@ def feed(rt: Runtime, names: tuple[str, ...] = FEED) -> list[int]:
 
 
 def add_users(rt: Runtime) -> None:
-    auth = Auth(rt.store, rt.clock)
+    auth = Auth(rt.accounts, rt.clock)
     for role in ROLES:
         auth.add_user(role, role, PASSWORD)
 
@@ -99,3 +103,27 @@ def runtime(tmp: Path) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.store.close()
+
+
+def page_ids(rt: Runtime) -> dict[str, str]:
+    with rt.store.database.read() as conn:
+        order = conn.execute(select(wf_orders.c.id, wf_orders.c.patient_id)
+                             .where(wf_orders.c.accession == "CANARY7f3aACC")).one()
+        dup = conn.scalar(select(wf_findings.c.id)
+                          .where(wf_findings.c.kind == "potential_duplicate_patient"))
+        unknown = conn.scalar(select(wf_findings.c.id)
+                              .where(wf_findings.c.kind == "unknown_order"))
+    return {"{order}": f"/orders/{order.id}", "{patient}": f"/patients/{order.patient_id}",
+            "{finding}": f"/findings/{unknown}", "{message}": "/messages/3",
+            "{duplicate}": f"/duplicates/{dup}"}
+
+
+def audited(rt: Runtime, action: str, outcome: str = "ok") -> int:
+    with rt.store.database.read() as conn:
+        return len(conn.execute(select(audit_log.c.id).where(
+            audit_log.c.action == action, audit_log.c.outcome == outcome)).all())
+
+
+def outbox_adt(rt: Runtime) -> int:
+    with rt.store.database.read() as conn:
+        return len(conn.execute(select(outbox.c.id).where(outbox.c.kind == "adt")).all())

@@ -16,7 +16,12 @@ import pytest
 
 from accord.clock import FixedClock
 from accord.store import open_store, sqlite_url
-from accord.store.sql_console_ops import Dashboard, DestinationFigures, InterfaceFigures
+from accord.store.views.dashboard import (
+    Dashboard,
+    DashboardView,
+    DestinationFigures,
+    InterfaceFigures,
+)
 from accord.web.alert_rules import AlertRule, AlertState, evaluate, rules_from_config
 from accord.web.alerts import AlertMonitor, AlertSettings
 
@@ -114,7 +119,7 @@ def test_monitor_posts_firing_once_then_resolved(
     store = open_store(sqlite_url(tmp_path))
     clock = FixedClock(T0)
     settings = AlertSettings(webhook=url, rules=(AlertRule("queue_depth", threshold=10),))
-    monitor = AlertMonitor(store, clock, settings, destinations=("pacs",))
+    monitor = AlertMonitor(DashboardView(store.database), clock, settings, destinations=("pacs",))
 
     async def go() -> None:
         receiver.fail = True  # the webhook is down: the transition waits
@@ -135,7 +140,8 @@ def test_monitor_posts_firing_once_then_resolved(
 
 def test_monitor_reads_real_figures_from_the_store(tmp_path: Path) -> None:
     store = open_store(sqlite_url(tmp_path))
-    monitor = AlertMonitor(store, FixedClock(T0), AlertSettings(), destinations=("pacs",))
+    monitor = AlertMonitor(DashboardView(store.database), FixedClock(T0), AlertSettings(),
+                           destinations=("pacs",))
     figures = monitor.figures()
     assert [d.name for d in figures.destinations] == ["pacs"]
     assert figures.destinations[0].state == "idle"

@@ -1,4 +1,4 @@
-"""The JSON API, route by route (CONTRACT "JSON API"): shapes, filters, keyset
+"""The JSON API, route by route (docs/interface.md): shapes, filters, keyset
 pagination, detail pages, actions (reprocess, resolve, merge → A40 in the outbox), and
 /api/health on a running engine."""
 

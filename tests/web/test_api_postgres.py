@@ -48,7 +48,7 @@ def pg_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
                 await rt.ingestor.inject(sample(n), "127.0.0.1:1234")
 
         asyncio.run(feed())
-        auth = Auth(rt.store, rt.clock, hasher=FAST_HASHER)
+        auth = Auth(rt.accounts, rt.clock, hasher=FAST_HASHER)
         for role in ROLES:
             auth.add_user(role, role, PASSWORD)
         app = create_app(rt, api_token=API_TOKEN, hasher=FAST_HASHER, extra_routers=[])

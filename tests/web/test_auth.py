@@ -13,7 +13,7 @@ from web_support import API_TOKEN, FAST_HASHER, PASSWORD, bearer, login, token_f
 
 from accord.clock import FixedClock
 from accord.runtime import Runtime
-from accord.store.schema_web import web_users
+from accord.store.schema.accounts import users
 from accord.web.auth import Auth, AuthError
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -21,11 +21,11 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def fixed_auth(runtime: Runtime) -> tuple[Auth, FixedClock]:
     clock = FixedClock(T0)
-    return Auth(runtime.store, clock, hasher=FAST_HASHER), clock
+    return Auth(runtime.accounts, clock, hasher=FAST_HASHER), clock
 
 
 def test_passwords_are_argon2id_hashes(runtime: Runtime) -> None:
-    auth = Auth(runtime.store, runtime.clock)  # the production parameters
+    auth = Auth(runtime.accounts, runtime.clock)  # the production parameters
     user = auth.add_user("dora", "viewer", "a long passphrase")
     assert user.password_hash.startswith("$argon2id$")
     assert "a long passphrase" not in user.password_hash
@@ -170,16 +170,16 @@ def test_env_token_is_admin_and_wrong_tokens_fail(client: TestClient) -> None:
     assert client.get("/api/me", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
-def _no_users(auth: Auth) -> None:
+def _no_users(runtime: Runtime) -> None:
     """As in a fresh store."""
-    with auth.accounts.write() as conn:
-        conn.execute(delete(web_users))
+    with runtime.store.database.write() as conn:
+        conn.execute(delete(users))
 
 
 def test_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:
     auth, _ = fixed_auth(runtime)
     assert auth.setup_link("http://127.0.0.1:8080") is None  # users exist already
-    _no_users(auth)
+    _no_users(runtime)
     link = auth.setup_link("http://127.0.0.1:8080")
     assert link is not None and link.startswith("http://127.0.0.1:8080/setup?token=")
     secret = link.split("token=")[1]
@@ -194,7 +194,7 @@ def test_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:
 
 def test_setup_link_expires(runtime: Runtime) -> None:
     auth, clock = fixed_auth(runtime)
-    _no_users(auth)
+    _no_users(runtime)
     link = auth.setup_link("http://x")
     assert link is not None
     clock.advance(timedelta(hours=24, seconds=1).total_seconds())
@@ -254,7 +254,7 @@ def test_a_browser_without_a_session_is_sent_to_the_login_page(client: TestClien
     assert page.status_code == 303
     assert page.headers["location"] == "/login?next=%2Forders"
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
-    # the API and metrics keep answering 401 with a JSON body, as CONTRACT says
+    # the API and metrics keep answering 401 with a JSON body (docs/interface.md)
     api = client.get("/api/stats", follow_redirects=False)
     assert api.status_code == 401 and api.json() == {"detail": "authentication required"}
     assert client.get("/metrics", follow_redirects=False).status_code == 401

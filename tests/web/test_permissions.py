@@ -1,4 +1,4 @@
-"""The role × route permission matrix, every cell (issue 6): for every API route and
+"""The role × route permission matrix, every cell: for every API route and
 every principal (each role's own API token, the ``ACCORD_API_TOKEN``, and nobody), the
 server answers 401 without credentials, 403 when the role may not take the route's
 action, and something else when it may. The table below is checked against the app's
@@ -75,10 +75,10 @@ def world(fed_store: Fed, tmp_path_factory: pytest.TempPathFactory
     data: Path = tmp_path_factory.mktemp("matrix")
     shutil.copy(fed_store.data / "accord.db", data / "accord.db")
     rt = build(config(data))
-    auth = Auth(rt.store, rt.clock, hasher=FAST_HASHER)
+    auth = Auth(rt.accounts, rt.clock, hasher=FAST_HASHER)
     tokens = {}
     for role in ROLES:
-        user = auth.accounts.user_by_name(role)
+        user = auth.accounts.users.named(role)
         assert user is not None
         tokens[role] = auth.create_token(user.id, "matrix")[0]
     tokens["api-token"] = API_TOKEN
@@ -87,7 +87,7 @@ def world(fed_store: Fed, tmp_path_factory: pytest.TempPathFactory
         admin = bearer(API_TOKEN)
         orders = client.get("/api/orders", headers=admin).json()["items"]
         patients = client.get("/api/patients", headers=admin).json()["items"]
-        viewer = auth.accounts.user_by_name("viewer")
+        viewer = auth.accounts.users.named("viewer")
         assert viewer is not None
         victim = auth.create_token(viewer.id, "victim")[1]
         ids = {

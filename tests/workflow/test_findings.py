@@ -72,3 +72,22 @@ def test_no_drift_for_a_field_sometimes_empty() -> None:
         stats, drifts = observe_fields(stats, "ADT^A08", [("PID-8", v)], threshold=3)
         found += drifts
     assert found == []
+
+
+def test_every_kind_states_its_severity_label_and_explanation() -> None:
+    for kind in FindingKind:
+        assert isinstance(kind.severity, Severity), kind
+        assert kind.label and kind.label[0].isupper() and len(kind.label) <= 40, kind
+        assert kind.explanation.endswith((".", ")")) and len(kind.explanation) > 20, kind
+    assert len({k.label for k in FindingKind}) == len(FindingKind)  # tells kinds apart
+
+
+def test_kind_values_are_the_stored_words() -> None:
+    # Stored in every database and answered by the JSON API: never renamed.
+    assert [k.value for k in FindingKind] == [
+        "unknown_order", "visit_mismatch", "status_regression", "cancelled_but_performed",
+        "duplicate_order", "potential_duplicate_patient", "merged_patient_reference",
+        "unmapped_code", "missing_required_field", "field_drift", "unscheduled_procedure",
+        "completed_study_missing", "study_without_order"]
+    assert FindingKind("unmapped_code") is FindingKind.UNMAPPED_CODE
+    assert _finding().severity is FindingKind.UNMAPPED_CODE.severity

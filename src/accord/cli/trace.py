@@ -20,8 +20,8 @@ import typer
 from accord.cli import app, fail
 from accord.config import load_config
 from accord.store import open_store
-from accord.store.sql import SqlStore
-from accord.store.sql_workflow import reading
+from accord.store.db import Database
+from accord.store.workflow.repository import reading
 from accord.workflow.findings import Finding
 from accord.workflow.model import Order
 from accord.workflow.status import ON_WORKLIST
@@ -85,10 +85,10 @@ def _as_json(accession: str, orders: list[Order], events: list[TraceEvent],
     }
 
 
-def collect(store: SqlStore, accession: str) -> tuple[list[Order], list[TraceEvent],
-                                                       list[Finding]]:
+def collect(database: Database, accession: str) -> tuple[list[Order], list[TraceEvent],
+                                                          list[Finding]]:
     """The orders with ``accession``, their trace (oldest first) and findings."""
-    with reading(store, datetime.now(UTC)) as repo:
+    with reading(database, datetime.now(UTC)) as repo:
         orders = list(repo.orders_by("accession", accession))
         events: list[TraceEvent] = []
         for order_id in [o.id for o in orders] or [""]:  # one call per order: no repeats
@@ -108,8 +108,7 @@ def trace(accession: str, config: ConfigOpt = None, data: DataOpt = None, db: Db
         raise fail(f"no store in {cfg.store.data_dir} (give --data DIR or --db URL)")
     store = open_store(cfg.store.resolved_url())
     try:
-        assert isinstance(store, SqlStore)
-        orders, events, findings = collect(store, accession)
+        orders, events, findings = collect(store.database, accession)
     finally:
         store.close()
     if as_json:

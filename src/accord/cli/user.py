@@ -16,8 +16,9 @@ import typer
 
 from accord.cli import app, fail
 from accord.clock import SystemClock
-from accord.store import Store, open_store, sqlite_url
-from accord.store.sql_auth import AuthStore, UserExistsError
+from accord.store import open_store, sqlite_url
+from accord.store.accounts import Accounts, UserExistsError
+from accord.store.gateway.store import SqlStore
 from accord.web.auth import Auth, AuthError
 from accord.web.permissions import ROLES
 
@@ -29,7 +30,7 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Data directory (SQLite st
 DbOpt = Annotated[str | None, typer.Option("--db", help="Store URL (postgresql://…).")]
 
 
-def _open(data: Path, db: str | None) -> Store:
+def _open(data: Path, db: str | None) -> SqlStore:
     return open_store(db or sqlite_url(data))
 
 
@@ -55,7 +56,7 @@ def add(name: Annotated[str, typer.Argument(help="User name (a-z 0-9 . _ - @).")
     password = _password()
     store = _open(data, db)
     try:
-        user = Auth(store, SystemClock()).add_user(name, role, password)
+        user = Auth(Accounts.over(store.database), SystemClock()).add_user(name, role, password)
     except UserExistsError:
         raise fail(f"user {name!r} exists already") from None
     except AuthError as exc:
@@ -70,10 +71,10 @@ def list_users(data: DataOpt = Path("accord-data"), db: DbOpt = None) -> None:
     """List console users: name, role, and whether disabled."""
     store = _open(data, db)
     try:
-        accounts = AuthStore(store)
+        users = Accounts.over(store.database).users
         cursor: str | None = None
         while True:
-            page = accounts.list_users(cursor, 1000)
+            page = users.page(cursor, 1000)
             for u in page.items:
                 typer.echo(f"{u.name}\t{u.role}{chr(9) + 'disabled' if u.disabled else ''}")
             if page.next_cursor is None:

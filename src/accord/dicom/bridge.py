@@ -63,7 +63,7 @@ OrderWithPatient = tuple[Order, Patient]
 
 
 class WorklistReader(Protocol):
-    """The store reads of the bridge (``accord.store.sql_worklist.SqlWorklistReader``)."""
+    """The store reads of the bridge (``accord.store.workflow.worklist.SqlWorklistReader``)."""
 
     def log_position(self) -> int: ...
 

@@ -14,10 +14,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from accord.workflow.findings import FindingKind
 from accord.workflow.model import Order
 
-COMPLETED_STUDY_MISSING = "completed_study_missing"
-STUDY_WITHOUT_ORDER = "study_without_order"
+COMPLETED_STUDY_MISSING = FindingKind.COMPLETED_STUDY_MISSING.value
+STUDY_WITHOUT_ORDER = FindingKind.STUDY_WITHOUT_ORDER.value
 
 
 @dataclass(frozen=True, slots=True)

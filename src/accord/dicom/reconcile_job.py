@@ -37,7 +37,7 @@ JOB = "reconcile"
 
 
 class CompletedSource(Protocol):
-    """The store reads of the job (``accord.store.sql_worklist.SqlWorklistReader``)."""
+    """The store reads of the job (``accord.store.workflow.worklist.SqlWorklistReader``)."""
 
     def completed_between(self, start: datetime, end: datetime,
                           limit: int = 1000) -> list[tuple[Order, datetime]]: ...

@@ -64,13 +64,12 @@ class UnitOfWork(Repository, Protocol):
         ...
 
 
-#: Opens the workflow repository on an ingest transaction (the SQL store's
-#: ``repository_for``).
+#: Opens the workflow repository on an ingest transaction (``accord.store.workflow.repository``).
 RepositoryFactory = Callable[[Tx, datetime], UnitOfWork]
 
 
 class LiveTable(Protocol):
-    """The stored procedure code table (the SQL store's ``StoredCodeTable``), read on an
+    """The stored procedure code table (``accord.store.workflow.catalog``), read on an
     ingest transaction: ``version`` is cheap (the highest version number), ``table`` is
     the whole table, read only when the version moved."""
 

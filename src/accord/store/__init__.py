@@ -1,5 +1,24 @@
 """The durable store: one narrow interface, two databases (SQLite embedded, PostgreSQL).
 
+This module is the port the engine sees: :class:`Store` and :class:`Tx` (the message
+gateway: inbound messages, dedupe, outbox, error queue, job locks) and
+:func:`open_store`. Behind it, by concept:
+
+- ``records.py``: the values that go in and out, and the port's errors;
+- ``db/``: engines (``sqlite.py``, ``postgres.py``), the :class:`~accord.store.db.Database`
+  every SQL part is built on, pinned write connections, compiled statements, paging,
+  text cleaning, upserts;
+- ``schema/``: the tables by area, and ``migrations/``;
+- ``gateway/``: :class:`~accord.store.gateway.store.SqlStore` (this port) and its SQL:
+  messages, outbox, delivery runs, bulk writes, queues, job locks;
+- ``workflow/``: the order repository the engine saves through (with its statements,
+  codec and field statistics), the DICOM bridge's reads, the procedure code tables;
+- ``views/``: the one read model of the console and the JSON API;
+- ``accounts/``: users, sessions, API tokens, login attempts, the audit log.
+
+The composition root (``accord.runtime``) opens the store and builds the other parts on
+its ``database``; nothing outside this package reaches SQL any other way.
+
 Rules:
 - Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
   and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
@@ -26,7 +45,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from accord.errors import StoreError
 from accord.store.records import (
@@ -34,14 +53,19 @@ from accord.store.records import (
     OUTBOX_STATUSES,
     ErrorEntry,
     InboundMessage,
+    InvalidStateError,
     JsonDict,
     MessageStatus,
+    NotFoundError,
     OutboxItem,
     OutboxRow,
     OutboxStatus,
     Page,
     StoredMessage,
 )
+
+if TYPE_CHECKING:
+    from accord.store.gateway.store import SqlStore
 
 __all__ = [
     "MESSAGE_STATUSES",
@@ -63,15 +87,6 @@ __all__ = [
     "open_store",
     "sqlite_url",
 ]
-
-
-class NotFoundError(StoreError, LookupError):
-    """No message or outbox row with that id (the console answers 404)."""
-
-
-class InvalidStateError(StoreError):
-    """The operation does not apply in the record's current state (e.g. reprocessing a
-    delivered row; the console answers 409)."""
 
 
 class Tx(Protocol):
@@ -286,6 +301,12 @@ class Store(Protocol):
         (error queue, outbound), ``outbox_cancelled``."""
         ...
 
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        """Outbox rows per ``(destination, status)`` for the statuses an operator
+        watches: waiting (``pending``, ``in_flight``) and the error queue (``error``,
+        not yet reprocessed). One indexed GROUP BY, cheap enough for every scrape."""
+        ...
+
     # -- housekeeping ---------------------------------------------------------------------
     def prune(self, older_than: datetime, block_size: int = 1000) -> int:
         """Retention: delete messages received before ``older_than`` with their search
@@ -300,7 +321,7 @@ class Store(Protocol):
         """Take (or renew) background job ``name`` for ``node``; False when another node
         holds it. Run pruning/reconciliation only while this returns True. SQLite: a lease
         row until ``now + ttl_seconds``. PostgreSQL: a session advisory lock held until
-        released, the store closed, or the node's session lost (``store.postgres``)."""
+        released, the store closed, or the node's session lost (``store/db/postgres.py``)."""
         ...
 
     def release_job_lock(self, name: str, node: str) -> None:
@@ -321,10 +342,14 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'accord.db'}"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> SqlStore:
     """Open (and migrate to the latest schema) the store at ``url``:
     ``sqlite:///path/accord.db`` or ``postgresql://user@host:port/db``. Several nodes may
-    open one PostgreSQL database at once: migrations run under an advisory lock."""
-    from accord.store.sql import SqlStore
+    open one PostgreSQL database at once: migrations run under an advisory lock.
+
+    The engine sees it as a :class:`Store`; the composition root (``accord.runtime``)
+    also builds the store's other parts (workflow, views, accounts) on its
+    ``database``."""
+    from accord.store.gateway.store import SqlStore
 
     return SqlStore.open(url)

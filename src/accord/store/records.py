@@ -1,4 +1,5 @@
-"""Values that go in and come out of the store: frozen dataclasses, no SQLAlchemy.
+"""Values that go in and come out of the store (frozen dataclasses, no SQLAlchemy), and
+the two errors its operations raise besides StoreError.
 
 Rule: every datetime here is timezone-aware UTC; bytes are kept exactly as received or
 sent (MLLP payloads, ACKs); ``outcome`` is a JSON-able mapping.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, get_args
+
+from accord.errors import StoreError
 
 MessageStatus = Literal["processed", "error", "rejected", "duplicate"]
 """Inbound message status: ``processed`` (AA), ``error`` (AE: stored, not applied; in the
@@ -24,6 +27,15 @@ OUTBOX_STATUSES: frozenset[str] = frozenset(get_args(OutboxStatus))
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
+
+
+class NotFoundError(StoreError, LookupError):
+    """No message or outbox row with that id (the console and the API answer 404)."""
+
+
+class InvalidStateError(StoreError):
+    """The operation does not apply in the record's current state (e.g. reprocessing a
+    delivered row; the console and the API answer 409)."""
 
 
 def _require_aware(name: str, value: datetime | None) -> None:
@@ -86,8 +98,8 @@ class OutboxItem:
 
     ``control_id`` is the outbound MSH-10: unique, and the same on every resend so the
     receiver can recognise a resend. ``patient_key`` orders deliveries per patient when a
-    destination delivers in parallel across patients. ``kind`` is the CONTRACT ``send``
-    category (``adt``, ``orders``, ``reports``, ``status``).
+    destination delivers in parallel across patients. ``kind`` is the destination's ``send``
+    category (configuration) (``adt``, ``orders``, ``reports``, ``status``).
     """
 
     destination: str

@@ -1,7 +1,7 @@
 """Alert rules: which conditions hold now, and which alerts to raise or clear.
 
 Rules:
-- Pure: figures in (a :class:`accord.store.sql_console_ops.Dashboard` and ``now``),
+- Pure: figures in (a :class:`accord.store.views.dashboard.Dashboard` and ``now``),
   conditions out. No clock reads, no I/O; :mod:`accord.web.alerts` polls and posts.
 - A condition has a stable ``key`` (rule + subject). :class:`AlertState` raises ONE alert
   when a key appears and one "resolved" when it goes away: while a condition holds,
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from accord.store.sql_console_ops import Dashboard
+from accord.store.views.dashboard import Dashboard
 
 RuleKind = Literal["queue_depth", "error_rate", "connection_down", "sender_silent", "finding"]
 KINDS: tuple[str, ...] = ("queue_depth", "error_rate", "connection_down", "sender_silent",

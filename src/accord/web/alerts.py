@@ -25,9 +25,7 @@ from typing import Any
 import httpx
 
 from accord.clock import Clock
-from accord.store import Store
-from accord.store.sql_auth import SqlArea
-from accord.store.sql_console_ops import Dashboard, dashboard
+from accord.store.views.dashboard import Dashboard, DashboardView
 from accord.web.alert_rules import (
     DEFAULT_RULES,
     Alert,
@@ -78,10 +76,10 @@ def payload(alert: Alert, status: str) -> dict[str, Any]:
 
 @dataclass
 class AlertMonitor:
-    """Evaluates the rules against the store (every node may run one; each posts its own
-    transitions) and remembers the open alerts for the dashboard."""
+    """Evaluates the rules against the store's figures (every node may run one; each
+    posts its own transitions) and remembers the open alerts for the dashboard."""
 
-    store: Store
+    dashboard: DashboardView
     clock: Clock
     settings: AlertSettings = field(default_factory=AlertSettings)
     destinations: Sequence[str] = ()
@@ -98,11 +96,9 @@ class AlertMonitor:
 
     def figures(self) -> Dashboard:
         """Read the figures now (and keep them as :attr:`latest`)."""
-        area = SqlArea(self.store)
         window = timedelta(minutes=self.settings.window_minutes)
         now = self.clock.now()
-        with area.read() as conn:
-            found = dashboard(conn, now, window, self.destinations)
+        found = self.dashboard.figures(now, window, self.destinations)
         self.latest, self.latest_at = found, now
         return found
 

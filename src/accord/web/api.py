@@ -1,6 +1,6 @@
-"""The JSON API, engine side: health, stats, messages, the error queue, metrics
-(CONTRACT "JSON API"). Patients/orders/worklist/findings are in ``api_workflow``;
-accounts, audit and configuration in ``api_admin``.
+"""The JSON API, engine side: health, stats, messages, the error queue, metrics (the
+interface is described in docs/interface.md). Patients, orders, the worklist and
+findings are in ``api_workflow``; accounts, audit and configuration in ``api_admin``.
 
 Rules: every route but ``/api/health`` requires a principal and declares its action
 (``require``); lists answer ``{"items": [...], "next": CURSOR_OR_NULL}`` with
@@ -21,9 +21,8 @@ from pydantic import BaseModel, Field
 
 from accord.store import MESSAGE_STATUSES, InvalidStateError, NotFoundError
 from accord.web import api_json as js
-from accord.web.audit import record
 from accord.web.auth import Principal
-from accord.web.deps import WebDeps, get_deps, require
+from accord.web.deps import WebDeps, get_deps, record, require
 from accord.web.permissions import Action
 
 router = APIRouter()
@@ -56,7 +55,7 @@ def health(deps: Deps) -> JSONResponse:
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
     """Whole-store counts: messages, errors, outbox, patients, orders, open findings."""
     counts: dict[str, Any] = dict(deps.store.stats())
-    counts.update(deps.queries.counts())
+    counts.update(deps.views.dashboard.counts())
     return counts
 
 
@@ -69,7 +68,8 @@ def metrics(deps: Deps, principal: Annotated[Principal, who(Action.METRICS_READ)
     return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _when(value: str | None, name: str) -> datetime | None:
+def iso_time(value: str | None, name: str) -> datetime | None:
+    """A query parameter as an aware time (400 when it is not ISO 8601 with a zone)."""
     if not value:
         return None
     try:
@@ -97,7 +97,7 @@ def list_messages(
         found = deps.store.search_messages(
             control_id=control_id, message_type=type, sender=sender, patient_id=patient,
             accession=accession, status=status,  # type: ignore[arg-type]
-            since=_when(since, "since"), until=_when(until, "until"),
+            since=iso_time(since, "since"), until=iso_time(until, "until"),
             cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
@@ -123,8 +123,7 @@ def get_message(request: Request, message_id: int, deps: Deps,
         raise HTTPException(404, f"no message {message_id}") from None
     deliveries = deps.store.list_outbox(source_message_id=m.id, oldest_first=True,
                                         limit=1000).items
-    patients = [pid for value in m.patient_ids
-                for pid in deps.queries.patient_ids_by_identifier(value)]
+    patients = deps.views.patients.ids_naming(m.patient_ids)
     record(request, "messages.view", object_type="message", object_id=str(m.id),
            patient_ids=patients)
     return js.message_json(m, deliveries)

@@ -1,7 +1,7 @@
 """The JSON API, accounts side: login/logout, the current user, users (admin), API
 tokens (own), the audit log (auditor), configuration (admin).
 
-The first-start setup page (``/setup``) is the console's (``console_auth``), over
+The first-start setup page (``/setup``) is the console's (``console/login.py``), over
 ``Auth.complete_setup``. Rules in ``accord.web.api``; session and token rules in
 ``accord.web.auth``. Per-object rules: tokens are managed by their owner (or an
 admin); the last enabled admin cannot be disabled or demoted; users cannot change their
@@ -17,13 +17,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from accord.store.sql_auth import TokenRecord, UserExistsError, UserRecord
+from accord.store.accounts import TokenRecord, UserExistsError, UserRecord
 from accord.web import api_json as js
 from accord.web import audit as audit_mod
-from accord.web.api import Cursor, Deps, Limit, bad_request, who
-from accord.web.audit import record
+from accord.web.api import Cursor, Deps, Limit, bad_request, iso_time, who
 from accord.web.auth import SESSION_COOKIE, AuthError, NewSession, Principal
-from accord.web.deps import CurrentUser, client_address
+from accord.web.deps import CurrentUser, client_address, record
 from accord.web.permissions import PERMISSIONS, Action, Role, allowed, allowed_on
 
 router = APIRouter()
@@ -103,7 +102,7 @@ def list_users(request: Request, deps: Deps,
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     """Console users (admin)."""
     try:
-        found = deps.auth.accounts.list_users(js.decode_cursor(cursor), limit)
+        found = deps.auth.accounts.users.page(js.decode_cursor(cursor), limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "users.list", object_type="user", count=len(found.items))
@@ -142,26 +141,26 @@ def change_user(request: Request, user_id: int, body: UserChange, deps: Deps,
                 principal: Annotated[Principal, who(Action.USERS_WRITE)]) -> dict[str, Any]:
     """Change a user's role, disabled flag or password (admin); their sessions end."""
     accounts = deps.auth.accounts
-    user = accounts.user(user_id)
+    user = accounts.users.get(user_id)
     if user is None:
         raise HTTPException(404, f"no user {user_id}")
     if body.role is not None and user_id == principal.user_id and body.role != user.role:
         raise HTTPException(403, "you cannot change your own role")
     losing_admin = user.role == Role.ADMIN.value and not user.disabled and (
         (body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
-    if losing_admin and accounts.count_users(Role.ADMIN.value, enabled_only=True) <= 1:
+    if losing_admin and accounts.users.count(Role.ADMIN.value, enabled_only=True) <= 1:
         raise HTTPException(409, "the last enabled admin cannot be disabled or demoted")
     try:
         if body.password is not None:
             deps.auth.set_password(user_id, body.password)
-        accounts.update_user(user_id, role=body.role, disabled=body.disabled,
+        accounts.users.update(user_id, role=body.role, disabled=body.disabled,
                              now=deps.clock.now())
     except AuthError as exc:
         raise HTTPException(400, str(exc)) from None
     record(request, "users.change", object_type="user", object_id=str(user_id),
            detail={"role": body.role, "disabled": body.disabled,
                    "password": body.password is not None})
-    changed = accounts.user(user_id)
+    changed = accounts.users.get(user_id)
     assert changed is not None
     return user_json(changed)
 
@@ -176,8 +175,8 @@ def list_tokens(deps: Deps,
     """Your API tokens (without their secrets)."""
     if principal.user_id is None:
         return {"items": [], "next": None}
-    return {"items": [token_json(t) for t in deps.auth.accounts.tokens_of(principal.user_id)],
-            "next": None}
+    tokens = deps.auth.accounts.tokens.of_user(principal.user_id)
+    return {"items": [token_json(t) for t in tokens], "next": None}
 
 
 @router.post("/api/tokens", tags=["tokens"], status_code=201)
@@ -195,23 +194,21 @@ def create_token(request: Request, body: NewToken, deps: Deps,
 def revoke_token(request: Request, token_id: int, deps: Deps,
                  principal: Annotated[Principal, who(Action.TOKENS_OWN)]) -> dict[str, Any]:
     """Revoke a token: your own, or anyone's for an admin."""
-    token = deps.auth.accounts.token(token_id)
+    token = deps.auth.accounts.tokens.get(token_id)
     if token is None or not allowed_on(principal.user_id, principal.role, Action.TOKENS_OWN,
                                        token.user_id):
         record(request, "tokens.revoke", object_type="token", object_id=str(token_id),
                outcome="not_found" if token is None else "denied")
         raise HTTPException(404, f"no token {token_id}")  # not yours: not shown to exist
-    deps.auth.accounts.revoke_token(token_id, deps.clock.now())
+    deps.auth.accounts.tokens.revoke(token_id, deps.clock.now())
     record(request, "tokens.revoke", object_type="token", object_id=str(token_id))
     return {"ok": True, "id": token_id}
 
 
 def _audit_filters(actor: str | None, patient: str | None, action: str | None,
                    since: str | None, until: str | None) -> dict[str, Any]:
-    from accord.web.api import _when
-
     return {"actor": actor, "patient_id": patient, "action": action,
-            "since": _when(since, "since"), "until": _when(until, "until")}
+            "since": iso_time(since, "since"), "until": iso_time(until, "until")}
 
 
 AuditQuery = Annotated[str | None, Query(max_length=64)]
@@ -225,8 +222,7 @@ def audit_log(request: Request, deps: Deps, principal: Annotated[Principal, who(
     """The audit log, newest first (filters: actor, patient id, action, since/until)."""
     filters = _audit_filters(actor, patient, action, since, until)
     try:
-        found = deps.auth.accounts.list_audit(cursor=js.decode_cursor(cursor), limit=limit,
-                                              **filters)
+        found = deps.auditor.log.page(cursor=js.decode_cursor(cursor), limit=limit, **filters)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "audit.read", object_type="audit", count=len(found.items))

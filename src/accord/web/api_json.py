@@ -1,4 +1,4 @@
-"""The JSON shapes of the API (CONTRACT "JSON API"): one function per kind of object.
+"""The JSON shapes of the API (docs/interface.md): one function per kind of object.
 
 Rule: pure functions from store/workflow values to JSON-able dicts; the routes call
 them, the console may too. Times are ISO 8601 UTC; enums by value.
@@ -14,7 +14,9 @@ from typing import Any
 from accord.errors import ParseError
 from accord.hl7 import describe, parse
 from accord.store import ErrorEntry, JsonDict, OutboxRow, StoredMessage
-from accord.store.sql_web import DuplicatePair, StoredFinding, WorklistRow
+from accord.store.views.findings import DuplicatePair, StoredFinding
+from accord.store.views.orders import OrderRow
+from accord.store.views.worklist import WorklistRow
 from accord.workflow.model import Order, Patient, PersonName, ProcedureStep, Visit
 from accord.workflow.trace import TraceEvent, explain
 
@@ -85,6 +87,12 @@ def step_json(s: ProcedureStep) -> JsonDict:
             "station_name": s.station_name, "location": s.location, "start": _ts(s.start),
             "description": s.description, "protocol_code": s.protocol_code,
             "performing_physician": s.performing_physician, "status": s.status.value}
+
+
+def order_row_json(row: OrderRow) -> JsonDict:
+    """A listed order with its patient (in full when known)."""
+    patients = {row.patient.id: row.patient} if row.patient is not None else {}
+    return order_json(row.order, patients)
 
 
 def order_json(o: Order, patients: Mapping[str, Patient]) -> JsonDict:

@@ -1,10 +1,8 @@
 """The JSON API, workflow side: patients, orders and their trace, the worklist,
-duplicates and merges, findings (CONTRACT "JSON API"; rules in ``accord.web.api``).
+duplicates and merges, findings (rules in ``accord.web.api``; the interface is described
+in docs/interface.md).
 
-A merge is sent the way a RIS would send it: an ADT^A40 (PID-3 the survivor, MRG-1 the
-merged patient's identifiers, HL7 v2.5.1 §3.3.40) is built and run through ingest, so
-it is stored, applied by the workflow in one transaction, traced, and sent downstream
-through the outbox like any A40.
+A merge is an ADT^A40 run through ingest (``accord.web.merge``), like one from the RIS.
 """
 
 from __future__ import annotations
@@ -15,20 +13,17 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from accord.engine.processor import encode_like
-from accord.mapping.dialect import Dialect
-from accord.mapping.outbound import build
+from accord.store.views.orders import OrderQuery
 from accord.web import api_json as js
 from accord.web.api import Cursor, Deps, Limit, bad_request, who
-from accord.web.audit import record
 from accord.web.auth import Principal
+from accord.web.deps import record
+from accord.web.merge import merge_message
 from accord.web.permissions import Action
-from accord.workflow.events import PatientMerged
 from accord.workflow.findings import FindingKind, Resolution
 from accord.workflow.status import Status
 
 router = APIRouter()
-MERGE_FACILITY = "CONSOLE"
 
 
 def _split_identifier(text: str) -> tuple[str, str | None]:
@@ -47,8 +42,9 @@ def list_patients(request: Request, deps: Deps,
     (``name``), or all by id."""
     value, authority = _split_identifier(identifier) if identifier else (None, None)
     try:
-        found = deps.queries.patients(identifier=value, authority=authority, family=name,
-                                      cursor=js.decode_cursor(cursor), limit=limit)
+        found = deps.views.patients.search(identifier=value, authority=authority,
+                                           family=name, cursor=js.decode_cursor(cursor),
+                                           limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "patients.list", object_type="patient", count=len(found.items),
@@ -65,22 +61,19 @@ def get_patient(request: Request, patient_id: str, deps: Deps,
                 principal: Annotated[Principal, who(Action.PATIENTS_READ)]) -> dict[str, Any]:
     """A patient: identifiers, demographics, visits, orders, merge history, open
     duplicate findings."""
-    q = deps.queries
-    patient = q.patient(patient_id)
-    if patient is None:
+    detail = deps.views.patients.detail(patient_id)
+    if detail is None:
         record(request, "patients.view", object_type="patient", object_id=patient_id,
                outcome="not_found")
         raise HTTPException(404, f"no patient {patient_id}")
-    orders = q.orders(patient_ids=[patient.id], limit=200).items
-    dups = q.findings(kind=FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
-                      resolution=Resolution.OPEN.value, patient_id=patient.id, limit=50).items
+    patient = detail.patient
     record(request, "patients.view", object_type="patient", object_id=patient.id,
            patient_ids=[patient.id])
     return {**js.patient_json(patient),
-            "visits": [js.visit_json(v) for v in q.visits_of(patient.id)],
-            "orders": [js.order_json(o, {patient.id: patient}) for o in orders],
-            "merged": [js.patient_json(p) for p in q.merged_into(patient.id)],
-            "duplicates": [js.finding_json(f) for f in dups]}
+            "visits": [js.visit_json(v) for v in detail.visits],
+            "orders": [js.order_json(o, {patient.id: patient}) for o in detail.orders],
+            "merged": [js.patient_json(p) for p in detail.merged_from],
+            "duplicates": [js.finding_json(f) for f in detail.duplicates]}
 
 
 class MergeRequest(BaseModel):
@@ -93,9 +86,9 @@ async def merge_patient(request: Request, patient_id: str, body: MergeRequest, d
                        ) -> dict[str, Any]:
     """Merge patient ``patient_id`` into ``into``: an ADT^A40 through ingest (module
     doc); answers the stored message's id, status and ACK code."""
-    q = deps.queries
+    patients = deps.views.patients
     merged, survivor = await run_in_threadpool(
-        lambda: (q.patient(patient_id), q.patient(body.into)))
+        lambda: (patients.get(patient_id), patients.get(body.into)))
     problem = _merge_problem(patient_id, body.into, merged, survivor)
     if problem is not None:
         status, text = problem
@@ -106,12 +99,8 @@ async def merge_patient(request: Request, patient_id: str, body: MergeRequest, d
     assert merged is not None and survivor is not None
     if deps.inject is None:
         raise HTTPException(503, "merging needs the running engine")
-    control_id = deps.control_ids.next()
-    msg = build(PatientMerged(survivor, merged), Dialect(), control_id=control_id,
-                now=deps.clock.now(), receiving_application="ACCORD")
-    assert msg is not None
-    msg.set("MSH-4", MERGE_FACILITY)
-    message_id = await deps.inject(encode_like(msg.to_er7(), msg), f"console:{principal.name}")
+    payload = merge_message(survivor, merged, deps.control_ids.next(), deps.clock.now())
+    message_id = await deps.inject(payload, f"console:{principal.name}")
     stored = await run_in_threadpool(deps.store.get_message, message_id)
     outcome = "ok" if stored.ack_code == "AA" else "failed"
     await run_in_threadpool(lambda: record(
@@ -147,37 +136,35 @@ def list_orders(request: Request, deps: Deps,
     PID-3 identifier (``ID`` or ``ID^^^AUTH``)."""
     if status is not None and status not in {s.value for s in Status}:
         raise HTTPException(400, f"unknown status {status!r}")
-    q = deps.queries
-    patient_ids: list[str] | None = None
+    patient_ids: tuple[str, ...] | None = None
     if patient:
         value, authority = _split_identifier(patient)
-        patient_ids = q.patient_ids_by_identifier(value, authority) or [patient]
+        holders = deps.views.patients.ids_by_identifier(value, authority)
+        patient_ids = tuple(holders) or (patient,)
+    query = OrderQuery(accession=accession or "", study_uid=study_instance_uid or "",
+                       status=status or "", patient_ids=patient_ids)
     try:
-        found = q.orders(accession=accession, patient_ids=patient_ids, status=status,
-                         study_instance_uid=study_instance_uid,
-                         cursor=js.decode_cursor(cursor), limit=limit)
+        found = deps.views.orders.search(query, js.decode_cursor(cursor), limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
-    patients = q.patients_by_id(o.patient_id for o in found.items)
     record(request, "orders.list", object_type="order", count=len(found.items),
-           patient_ids=[o.patient_id for o in found.items],
+           patient_ids=[r.order.patient_id for r in found.items],
            detail={"filters": _filters(request)})
-    return js.page([js.order_json(o, patients) for o in found.items], found.next_cursor)
+    return js.page([js.order_row_json(r) for r in found.items], found.next_cursor)
 
 
 @router.get("/api/orders/{order_id}", tags=["orders"])
 def get_order(request: Request, order_id: str, deps: Deps,
               principal: Annotated[Principal, who(Action.ORDERS_READ)]) -> dict[str, Any]:
     """One order with its patient banner (every identifier with its authority)."""
-    order = deps.queries.order(order_id)
-    if order is None:
+    row = deps.views.orders.get(order_id)
+    if row is None:
         record(request, "orders.view", object_type="order", object_id=order_id,
                outcome="not_found")
         raise HTTPException(404, f"no order {order_id}")
-    patients = deps.queries.patients_by_id([order.patient_id])
-    record(request, "orders.view", object_type="order", object_id=order.id,
-           patient_ids=[order.patient_id])
-    return js.order_json(order, patients)
+    record(request, "orders.view", object_type="order", object_id=row.order.id,
+           patient_ids=[row.order.patient_id])
+    return js.order_row_json(row)
 
 
 @router.get("/api/orders/{order_id}/trace", tags=["orders"])
@@ -185,12 +172,13 @@ def order_trace(request: Request, order_id: str, deps: Deps,
                 principal: Annotated[Principal, who(Action.ORDERS_READ)]) -> dict[str, Any]:
     """The order's trace: events, rule outcomes, plain-word explanation, and the
     messages that carried its accession."""
-    order = deps.queries.order(order_id)
-    if order is None:
+    row = deps.views.orders.get(order_id)
+    if row is None:
         record(request, "orders.trace", object_type="order", object_id=order_id,
                outcome="not_found")
         raise HTTPException(404, f"no order {order_id}")
-    events = deps.queries.trace(order.id, order.accession)
+    order = row.order
+    events = deps.views.orders.trace(order)
     messages = (deps.store.search_messages(accession=order.accession, limit=1000).items
                 if order.accession else ())
     record(request, "orders.trace", object_type="order", object_id=order.id,
@@ -208,8 +196,8 @@ def worklist(request: Request, deps: Deps,
     """Scheduled procedure steps as the MWL serves them: station AE title, modality,
     SPS start date (YYYYMMDD)."""
     try:
-        found = deps.queries.worklist(station=station, modality=modality, date=date,
-                                      cursor=js.decode_cursor(cursor), limit=limit)
+        found = deps.views.worklist.steps(station=station, modality=modality, date=date,
+                                          cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "worklist.list", object_type="procedure_step", count=len(found.items),
@@ -224,7 +212,7 @@ def duplicates(request: Request, deps: Deps,
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}``."""
     try:
-        found = deps.queries.duplicates(cursor=js.decode_cursor(cursor), limit=limit)
+        found = deps.views.findings.duplicates(cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "duplicates.list", object_type="patient", count=len(found.items),
@@ -247,9 +235,9 @@ def findings(request: Request, deps: Deps,
     if resolution is not None and resolution not in {r.value for r in Resolution}:
         raise HTTPException(400, f"unknown resolution {resolution!r}")
     try:
-        found = deps.queries.findings(kind=kind, resolution=resolution, accession=accession,
-                                      patient_id=patient, cursor=js.decode_cursor(cursor),
-                                      limit=limit)
+        found = deps.views.findings.list(kind=kind, resolution=resolution,
+                                         accession=accession, patient_id=patient,
+                                         cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "findings.list", object_type="finding", count=len(found.items),
@@ -268,8 +256,8 @@ def resolve_finding(request: Request, finding_id: int, body: ResolveRequest, dep
                    ) -> dict[str, Any]:
     """Resolve (or ignore — "not a duplicate" — or reopen) a finding, with a note."""
     note = f"{body.resolution} by {principal.name}" + (f": {body.note}" if body.note else "")
-    done = deps.queries.resolve_finding(finding_id, Resolution(body.resolution), note,
-                                        deps.clock.now())
+    done = deps.views.findings.resolve(finding_id, Resolution(body.resolution), note,
+                                       deps.clock.now())
     if done is None:
         record(request, "findings.resolve", object_type="finding", object_id=str(finding_id),
                outcome="not_found")

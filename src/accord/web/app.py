@@ -1,6 +1,6 @@
 """The web application: ``create_app(runtime_or_deps)`` → FastAPI (console + JSON API).
 
-Rules (issue 6, "Security"):
+Rules:
 - Nothing but ``/api/health``, the login and setup pages and static assets answers
   without a session or token: every route declares its action, and an outer guard
   refuses any other request that carries no credential at all (401) before routing.
@@ -11,13 +11,12 @@ Rules (issue 6, "Security"):
 - OpenAPI at ``/api/openapi.json`` and Swagger UI at ``/api/docs`` (both need a
   principal); the Swagger UI files are vendored under ``web/static/swagger`` (from the
   npm package ``swagger-ui-dist``), nothing is fetched from a CDN.
-- The console (``accord.web.console.install``, built separately) is added when it
-  exists; ``extra_routers`` replaces it.
+- The console (:func:`accord.web.console.install`) is added unless ``extra_routers``
+  replaces it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -33,8 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accord.store.sql_web import WebQueries
-from accord.web import api, api_admin, api_workflow
+from accord.web import api, api_admin, api_workflow, console
 from accord.web.audit import Auditor
 from accord.web.auth import SESSION_COOKIE, Auth
 from accord.web.deps import WebDeps, current_user
@@ -191,7 +189,7 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
         return runtime_or_deps
     rt = runtime_or_deps
     token = api_token if api_token is not None else os.environ.get("ACCORD_API_TOKEN") or None
-    auth = Auth(rt.store, rt.clock, api_token=token, hasher=hasher)
+    auth = Auth(rt.accounts, rt.clock, api_token=token, hasher=hasher)
     metrics = getattr(rt, "metrics", None)
 
     def ready() -> dict[str, bool]:
@@ -203,26 +201,12 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
             listeners["http"] = http.port > 0
         return listeners
 
-    return WebDeps(store=rt.store, clock=rt.clock, auth=auth, queries=WebQueries(rt.store),
-                   auditor=Auditor(rt.store, rt.clock), control_ids=rt.control_ids,
+    return WebDeps(store=rt.store, clock=rt.clock, auth=auth, views=rt.views,
+                   auditor=Auditor(rt.accounts.audit, rt.clock), code_tables=rt.code_tables,
+                   control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config)
-
-
-def _install_console(app: FastAPI) -> None:
-    """Add the console: ``accord.web.console.install(app)`` (or its ``router``)."""
-    try:
-        console = importlib.import_module("accord.web.console")
-    except ModuleNotFoundError as exc:
-        if exc.name != "accord.web.console":
-            raise
-        return
-    install = getattr(console, "install", None)
-    if callable(install):
-        install(app)
-    elif isinstance(getattr(console, "router", None), APIRouter):
-        app.include_router(console.router)
 
 
 def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | None = None,
@@ -231,9 +215,9 @@ def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | Non
     """The console + API application over a Runtime (or prepared :class:`WebDeps`).
 
     ``extra_routers``: routers to include instead of the console (default: the console,
-    ``accord.web.console.install(app)``, when that module exists; ``[]`` for the API
-    alone). ``api_token``: the admin bearer token (default: env
-    ``ACCORD_API_TOKEN``). ``hasher``: the Argon2id parameters (tests pass cheap ones).
+    :func:`accord.web.console.install`; ``[]`` for the API alone). ``api_token``: the
+    admin bearer token (default: env ``ACCORD_API_TOKEN``). ``hasher``: the Argon2id
+    parameters (tests pass cheap ones).
     """
     deps = build_deps(runtime_or_deps, api_token=api_token, hasher=hasher)
     app = FastAPI(title="Accord", summary="Integration engine for medical imaging: JSON API",
@@ -244,7 +228,7 @@ def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | Non
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if extra_routers is None:
-        _install_console(app)
+        console.install(app)
     for router in extra_routers or ():
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
 """The audit log: every view of patient data and every change, who/when/where/outcome.
 
-Rules (issue 6, "Security"):
+Rules:
 - A view of patient data writes one record per patient shown (so "who saw patient X"
   is one indexed lookup), or one record when none is; a change writes one record.
   Refusals (401 with a known name, 403) and failed logins are recorded too.
@@ -10,6 +10,7 @@ Rules (issue 6, "Security"):
   values of the patient record itself; the ``patient_id`` column is Accord's id
   (``P-…``), not an MRN.
 - Read by auditors (``audit.read``), exported as CSV or JSON Lines (``audit.export``).
+- Routes and pages write through ``accord.web.deps.record`` (the request's principal).
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from accord.clock import Clock
-from accord.store import JsonDict, Store
-from accord.store.sql_auth import AuditEntry, AuthStore
-
-if TYPE_CHECKING:
-    from fastapi import Request
-
-    from accord.web.auth import Principal
+from accord.store import JsonDict
+from accord.store.accounts import AuditEntry, AuditLog
+from accord.web.auth import Principal
 
 EXPORT_FIELDS = ("id", "at", "actor", "role", "peer", "action", "object_type", "object_id",
                  "patient_id", "outcome", "count", "detail")
@@ -35,10 +32,10 @@ MAX_PATIENTS_PER_VIEW = 1000
 
 
 class Auditor:
-    """Writes and reads audit records on one store."""
+    """Writes and reads the audit records of the store's audit log."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.accounts = AuthStore(store)
+    def __init__(self, log: AuditLog, clock: Clock) -> None:
+        self.log = log
         self.clock = clock
 
     def record(self, principal: Principal | None, action: str, *, outcome: str = "ok",
@@ -55,16 +52,16 @@ class Auditor:
             count=count, detail=dict(detail or {}))
         ids = list(dict.fromkeys(p for p in patient_ids if p))[:MAX_PATIENTS_PER_VIEW]
         if not ids:
-            self.accounts.add_audit([base])
+            self.log.add([base])
             return
-        self.accounts.add_audit([_with_patient(base, pid) for pid in ids])
+        self.log.add([_with_patient(base, pid) for pid in ids])
 
     def export_rows(self, **filters: Any) -> Iterator[AuditEntry]:
-        """Every record matching ``filters`` (as :meth:`AuthStore.list_audit`), newest
-        first, read page by page."""
+        """Every record matching ``filters`` (as :meth:`AuditLog.page`), newest first,
+        read page by page."""
         cursor: str | None = None
         while True:
-            page = self.accounts.list_audit(cursor=cursor, limit=1000, **filters)
+            page = self.log.page(cursor=cursor, limit=1000, **filters)
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -107,16 +104,3 @@ def json_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
     """JSON Lines export: one record per line."""
     for entry in entries:
         yield json.dumps(as_json(entry), separators=(",", ":")) + "\n"
-
-
-def record(request: Request, action: str, **fields: Any) -> None:
-    """Audit from a route or page: the principal of ``request`` (set by
-    ``accord.web.deps.current_user``) did ``action``. Keyword fields as
-    :meth:`Auditor.record` (``outcome``, ``object_type``, ``object_id``,
-    ``patient_ids``, ``detail``, ``count``)."""
-    from accord.web.deps import get_deps
-
-    principal = getattr(request.state, "principal", None)
-    peer = request.client.host if request.client else ""
-    get_deps(request).auditor.record(principal, action, peer=fields.pop("peer", peer),
-                                     **fields)

@@ -1,6 +1,6 @@
 """Authentication: users and passwords, sessions, CSRF, login rate limits, API tokens.
 
-Rules (issue 6, "Security"):
+Rules:
 - No default credentials. The first admin comes from ``accord user add`` or from the
   one-time setup link printed at the first start (:meth:`Auth.setup_link`).
 - Passwords are hashed with Argon2id (argon2-cffi's RFC 9106 defaults); a login for an
@@ -19,7 +19,7 @@ Rules (issue 6, "Security"):
 - Login rate limit: 5 failures per user name and 20 per client address within 15
   minutes refuse further attempts (HTTP 429) until the window passes; attempts are
   stored, so every node sharing the store enforces the same limit.
-- Bearer tokens: ``ACCORD_API_TOKEN`` (CONTRACT) is an admin token; users create their
+- Bearer tokens: ``ACCORD_API_TOKEN`` (environment) is an admin token; users create their
   own (stored as SHA-256, shown once). Tokens are compared in constant time.
 """
 
@@ -37,8 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from accord.clock import Clock
 from accord.errors import AccordError
-from accord.store import Store
-from accord.store.sql_auth import AuthStore, TokenRecord, UserRecord
+from accord.store.accounts import Accounts, TokenRecord, UserRecord
 from accord.web.permissions import ROLES, Role
 
 SESSION_COOKIE = "accord_session"
@@ -51,7 +50,7 @@ NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Session and login-rate settings (issue 6 defaults)."""
+    """Session and login-rate settings (the defaults are the rules above)."""
 
     idle: timedelta = timedelta(minutes=15)
     absolute: timedelta = timedelta(hours=12)
@@ -121,11 +120,11 @@ def check_password(password: str) -> str:
 
 
 class Auth:
-    """Users, sessions and tokens on one store (see the module rules)."""
+    """Users, sessions and tokens on the store's accounts (see the module rules)."""
 
-    def __init__(self, store: Store, clock: Clock, *, api_token: str | None = None,
+    def __init__(self, accounts: Accounts, clock: Clock, *, api_token: str | None = None,
                  hasher: PasswordHasher | None = None, limits: Limits | None = None) -> None:
-        self.accounts = AuthStore(store)
+        self.accounts = accounts
         self.clock = clock
         self.limits = limits or Limits()
         self._hasher = hasher or PasswordHasher()
@@ -138,12 +137,12 @@ class Auth:
         check_name(name)
         check_role(role)
         check_password(password)
-        return self.accounts.add_user(name, role, self._hasher.hash(password),
+        return self.accounts.users.add(name, role, self._hasher.hash(password),
                                       self.clock.now())
 
     def set_password(self, user_id: int, password: str) -> bool:
         check_password(password)
-        return self.accounts.update_user(user_id, password_hash=self._hasher.hash(password),
+        return self.accounts.users.update(user_id, password_hash=self._hasher.hash(password),
                                          now=self.clock.now())
 
     def _verify(self, user: UserRecord | None, password: str) -> bool:
@@ -162,13 +161,13 @@ class Auth:
         now = self.clock.now()
         since = now - self.limits.window
         name = name.strip().lower()[:64]
-        if (self.accounts.failures_since(since, name=name) >= self.limits.max_user_failures
-                or self.accounts.failures_since(since, peer=peer)
-                >= self.limits.max_peer_failures):
+        attempts = self.accounts.attempts
+        if (attempts.failures_since(since, name=name) >= self.limits.max_user_failures
+                or attempts.failures_since(since, peer=peer) >= self.limits.max_peer_failures):
             raise AuthError("too many failed logins; try again later", 429)
-        user = self.accounts.user_by_name(name)
+        user = self.accounts.users.named(name)
         ok = self._verify(user, password)
-        self.accounts.add_attempt(name, peer, ok, now)
+        self.accounts.attempts.add(name, peer, ok, now)
         self._tidy(now)
         if not ok or user is None:
             raise AuthError("wrong user name or password", 401)
@@ -177,33 +176,33 @@ class Auth:
     def _tidy(self, now: datetime) -> None:
         """Forget ended sessions and attempts older than a day (at each login: the
         tables stay small without a background job)."""
-        self.accounts.prune_sessions(now - self.limits.idle, now - self.limits.absolute)
-        self.accounts.prune_attempts(now - max(self.limits.window, timedelta(days=1)))
+        self.accounts.sessions.prune(now - self.limits.idle, now - self.limits.absolute)
+        self.accounts.attempts.prune(now - max(self.limits.window, timedelta(days=1)))
 
     def open_session(self, user: UserRecord, peer: str) -> NewSession:
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.accounts.add_session(digest(cookie), user.id, csrf, self.clock.now(), peer)
+        self.accounts.sessions.add(digest(cookie), user.id, csrf, self.clock.now(), peer)
         return NewSession(cookie, csrf, Principal(user.name, user.role, "session", peer,
                                                   user.id, csrf, digest(cookie)))
 
     def logout(self, principal: Principal) -> None:
         if principal.session_hash is not None:
-            self.accounts.delete_session(principal.session_hash)
+            self.accounts.sessions.delete(principal.session_hash)
 
     def session(self, cookie: str, peer: str) -> Principal | None:
         """The principal of a session cookie, or None (unknown, idle, too old, disabled)."""
         token_hash = digest(cookie)
-        found = self.accounts.session(token_hash)
+        found = self.accounts.sessions.get(token_hash)
         if found is None:
             return None
         now = self.clock.now()
         expired = (now - found.last_seen_at > self.limits.idle
                    or now - found.created_at > self.limits.absolute)
         if expired or found.user.disabled:
-            self.accounts.delete_session(token_hash)
+            self.accounts.sessions.delete(token_hash)
             return None
         if now - found.last_seen_at >= self.limits.touch_every:
-            self.accounts.touch_session(token_hash, now)
+            self.accounts.sessions.touch(token_hash, now)
         return Principal(found.user.name, found.user.role, "session", peer, found.user.id,
                          found.csrf_token, token_hash)
 
@@ -215,21 +214,21 @@ class Auth:
             return Principal("api-token", Role.ADMIN.value, "env", peer)
         if not token.startswith(TOKEN_PREFIX):
             return None
-        found = self.accounts.token_user(token_hash)
+        found = self.accounts.tokens.with_user(token_hash)
         if found is None or found[1].disabled:
             return None
         record, user = found
         now = self.clock.now()
         if record.last_used_at is None or now - record.last_used_at >= self.limits.touch_every:
-            self.accounts.touch_token(record.id, now)
+            self.accounts.tokens.touch(record.id, now)
         return Principal(user.name, user.role, "token", peer, user.id)
 
     def create_token(self, user_id: int, name: str) -> tuple[str, TokenRecord]:
         """A new API token for ``user_id``: the secret (shown once) and its record."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = self.accounts.add_token(user_id, name, digest(secret), secret[:12],
+        token_id = self.accounts.tokens.add(user_id, name, digest(secret), secret[:12],
                                            self.clock.now())
-        record = self.accounts.token(token_id)
+        record = self.accounts.tokens.get(token_id)
         assert record is not None
         return secret, record
 
@@ -237,11 +236,11 @@ class Auth:
     def setup_link(self, base_url: str) -> str | None:
         """When no user exists: a new one-time link that creates the first admin (valid
         24 h). None once any user exists."""
-        if self.accounts.count_users() > 0:
+        if self.accounts.users.count() > 0:
             return None
         secret = secrets.token_urlsafe(32)
         now = self.clock.now()
-        self.accounts.add_setup_token(digest(secret), now, now + self.limits.setup_valid)
+        self.accounts.setup.add(digest(secret), now, now + self.limits.setup_valid)
         return f"{base_url.rstrip('/')}/setup?token={secret}"
 
     def complete_setup(self, secret: str, name: str, password: str) -> UserRecord:
@@ -249,7 +248,7 @@ class Auth:
         the token is unknown, used, expired, or a user exists already."""
         check_name(name)
         check_password(password)
-        if not self.accounts.use_setup_token(digest(secret), self.clock.now()):
+        if not self.accounts.setup.use(digest(secret), self.clock.now()):
             raise AuthError("this setup link is not valid (used, expired, or not needed)", 403)
         return self.add_user(name, Role.ADMIN.value, password)
 

@@ -7,7 +7,8 @@ Rules:
 - :func:`current_user` authenticates (session cookie, else ``Authorization: Bearer``),
   enforces CSRF on unsafe methods for cookie sessions, and leaves the principal on
   ``request.state.principal`` for auditing. :func:`require` adds the role check of
-  ``accord.web.permissions``; a refusal is audited.
+  ``accord.web.permissions``; a refusal is audited. :func:`record` audits what a route
+  or page did, as that principal (rules of the audit log in ``accord.web.audit``).
 - Dependencies are plain (sync) functions: FastAPI runs them in its thread pool, so the
   blocking store calls never stall the engine's event loop.
 """
@@ -23,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.clock import Clock, ControlIds
 from accord.store import Store
-from accord.store.sql_web import WebQueries
+from accord.store.views import Views
+from accord.store.workflow.catalog import CodeTables
 from accord.web.audit import Auditor
 from accord.web.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Auth, Principal, csrf_ok
 from accord.web.permissions import Action, allowed
@@ -45,8 +47,9 @@ class WebDeps:
     store: Store
     clock: Clock
     auth: Auth
-    queries: WebQueries
+    views: Views
     auditor: Auditor
+    code_tables: CodeTables
     control_ids: ControlIds = field(default_factory=ControlIds)
     reprocess_message: Callable[[int], Awaitable[int]] | None = None
     reprocess_outbox: Callable[[int], Awaitable[int]] | None = None
@@ -140,3 +143,13 @@ def csrf_token(request: Request) -> str:
     if principal is None:
         principal = authenticate(request)
     return principal.csrf or "" if principal is not None else ""
+
+
+def record(request: Request, action: str, **fields: Any) -> None:
+    """Audit from a route or page: the principal of ``request`` (set by
+    :func:`current_user`) did ``action``. Keyword fields as :meth:`Auditor.record`
+    (``outcome``, ``object_type``, ``object_id``, ``patient_ids``, ``detail``, ``count``)."""
+    principal = getattr(request.state, "principal", None)
+    peer = request.client.host if request.client else ""
+    get_deps(request).auditor.record(principal, action, peer=fields.pop("peer", peer),
+                                     **fields)

@@ -52,7 +52,7 @@ class _StoreCollector(Collector):
         errors = GaugeMetricFamily("accord_queue_errors",
                                    "Outbox rows in the error queue per destination",
                                    labels=["destination"])
-        counts = self._counts()
+        counts = self._store.queue_depth()
         for name in sorted(set(self._destinations) | {d for d, _ in counts}):
             depth.add_metric([name], counts.get((name, "pending"), 0)
                              + counts.get((name, "in_flight"), 0))
@@ -65,11 +65,6 @@ class _StoreCollector(Collector):
         for interface, n in sorted(self._duplicates().items()):
             dup.add_metric([interface], n)
         yield dup
-
-    def _counts(self) -> dict[tuple[str, str], int]:
-        from accord.store.sql_web import outbox_counts
-
-        return outbox_counts(self._store)
 
 
 class Metrics:

@@ -1,4 +1,4 @@
-"""Who may do what: the role × action table, as data (issue 6, "Security").
+"""Who may do what: the role × action table, as data.
 
 Rules:
 - Roles: ``viewer`` reads worklists, orders, patients and statuses; ``operator`` adds

@@ -1,6 +1,8 @@
 """Findings: every contradiction between systems, recorded instead of applied or dropped.
 
-Rules (DESIGN.md, "Explain, don't just fail"):
+Rules (a contradiction is explained, never silently applied or dropped):
+- Each kind is defined once (:class:`FindingKind`): its severity, its title and the
+  explanation people read are part of the kind, not kept elsewhere.
 - A finding is a value. The same finding seen again (same :attr:`Finding.key`) is not a
   new row: :func:`merge` raises its ``count`` and ``last_seen`` and adds the message ref.
 - ``field_drift`` comes from per-sender, per-field fill statistics kept here as pure
@@ -15,23 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-
-
-class FindingKind(StrEnum):
-    UNKNOWN_ORDER = "unknown_order"  # report or status for an order never received
-    VISIT_MISMATCH = "visit_mismatch"  # report's PV1-19 differs from its order's
-    STATUS_REGRESSION = "status_regression"  # a transition the status table forbids
-    CANCELLED_BUT_PERFORMED = "cancelled_but_performed"  # cancel after start, or after it
-    DUPLICATE_ORDER = "duplicate_order"  # a different order claims the same number
-    POTENTIAL_DUPLICATE_PATIENT = "potential_duplicate_patient"  # demographics resemble
-    MERGED_PATIENT_REFERENCE = "merged_patient_reference"  # a merged identifier is used
-    UNMAPPED_CODE = "unmapped_code"  # a procedure code no table knows
-    MISSING_REQUIRED_FIELD = "missing_required_field"  # the field location in .location
-    FIELD_DRIFT = "field_drift"  # a field a sender always filled arrives empty
-    # DICOM bridge (issue 5): MPPS and PACS reconciliation.
-    UNSCHEDULED_PROCEDURE = "unscheduled_procedure"  # an MPPS that references no step
-    COMPLETED_STUDY_MISSING = "completed_study_missing"  # completed, PACS has no study
-    STUDY_WITHOUT_ORDER = "study_without_order"  # the PACS has a study no order knows
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -46,21 +32,73 @@ class Resolution(StrEnum):
     IGNORED = "ignored"  # a person decided it does not matter
 
 
-DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
-    FindingKind.UNKNOWN_ORDER: Severity.WARNING,
-    FindingKind.VISIT_MISMATCH: Severity.ERROR,
-    FindingKind.STATUS_REGRESSION: Severity.WARNING,
-    FindingKind.CANCELLED_BUT_PERFORMED: Severity.ERROR,
-    FindingKind.DUPLICATE_ORDER: Severity.ERROR,
-    FindingKind.POTENTIAL_DUPLICATE_PATIENT: Severity.WARNING,
-    FindingKind.MERGED_PATIENT_REFERENCE: Severity.INFO,
-    FindingKind.UNMAPPED_CODE: Severity.WARNING,
-    FindingKind.MISSING_REQUIRED_FIELD: Severity.ERROR,
-    FindingKind.FIELD_DRIFT: Severity.WARNING,
-    FindingKind.UNSCHEDULED_PROCEDURE: Severity.WARNING,
-    FindingKind.COMPLETED_STUDY_MISSING: Severity.ERROR,
-    FindingKind.STUDY_WITHOUT_ORDER: Severity.WARNING,
-}
+class _About:
+    """What is said about a finding kind (set on each :class:`FindingKind` member)."""
+
+    severity: Severity  # the default severity of its findings
+    label: str  # a short title, e.g. "Report for an unknown order"
+    explanation: str  # what it means, as the console shows it
+
+
+class FindingKind(_About, StrEnum):
+    """What contradiction a finding records. Each kind is defined once, here, with all
+    that is said about it: its value (stored, and answered by the JSON API), its default
+    severity, a short title (``label``) and the explanation the console shows."""
+
+    def __new__(cls, value: str, *about: Any) -> FindingKind:
+        severity, label, explanation = about  # every kind states all three
+        kind = str.__new__(cls, value)
+        kind._value_ = value
+        kind.severity, kind.label, kind.explanation = severity, label, explanation
+        return kind
+
+    UNKNOWN_ORDER = (
+        "unknown_order", Severity.WARNING, "Report for an unknown order",
+        "A report or status arrived for an order Accord never received.")
+    VISIT_MISMATCH = (
+        "visit_mismatch", Severity.ERROR, "Report on another visit",
+        "The report's visit (PV1-19) differs from its order's visit.")
+    STATUS_REGRESSION = (
+        "status_regression", Severity.WARNING, "Status went backwards",
+        "A status change the status table forbids (e.g. final → preliminary); it was "
+        "recorded, not applied.")
+    CANCELLED_BUT_PERFORMED = (
+        "cancelled_but_performed", Severity.ERROR, "Cancelled but performed",
+        "The exam was cancelled but evidence says it was performed (MPPS or a report), "
+        "or cancelled after it started.")
+    DUPLICATE_ORDER = (
+        "duplicate_order", Severity.ERROR, "Order number claimed twice",
+        "A different order claims the same number (accession, placer, filler or Study "
+        "Instance UID).")
+    POTENTIAL_DUPLICATE_PATIENT = (
+        "potential_duplicate_patient", Severity.WARNING, "Possible duplicate patient",
+        "Two patient records look like the same person; review them side by side.")
+    MERGED_PATIENT_REFERENCE = (
+        "merged_patient_reference", Severity.INFO, "Merged identifier used",
+        "A sender used an identifier that was merged away.")
+    UNMAPPED_CODE = (
+        "unmapped_code", Severity.WARNING, "Unmapped procedure code",
+        "A procedure code no code table knows; the order is held off the worklist until "
+        "it is mapped.")
+    MISSING_REQUIRED_FIELD = (
+        "missing_required_field", Severity.ERROR, "Required field missing",
+        "A field the workflow needs was empty (see Field).")
+    FIELD_DRIFT = (
+        "field_drift", Severity.WARNING, "Field no longer filled",
+        "A field this sender always filled arrived empty.")
+    UNSCHEDULED_PROCEDURE = (
+        "unscheduled_procedure", Severity.WARNING, "Unscheduled procedure",
+        "A modality reported a procedure (MPPS) that references no scheduled step: no "
+        "order has its Study Instance UID, accession or SPS ID. The detail names the "
+        "closest patient match, if any.")
+    COMPLETED_STUDY_MISSING = (
+        "completed_study_missing", Severity.ERROR, "Completed study not in the PACS",
+        "The exam was completed, but some time later the PACS still has no study with "
+        "its Study Instance UID or accession (images lost or sent elsewhere).")
+    STUDY_WITHOUT_ORDER = (
+        "study_without_order", Severity.WARNING, "Study without an order",
+        "The PACS holds a study whose Study Instance UID and accession no order has "
+        "(performed without an order, or its numbers were changed at the modality).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +127,7 @@ class Finding:
 
     def __post_init__(self) -> None:
         if self.severity is None:
-            object.__setattr__(self, "severity", DEFAULT_SEVERITY[self.kind])
+            object.__setattr__(self, "severity", self.kind.severity)
         if self.last_seen is None:
             object.__setattr__(self, "last_seen", self.first_seen)
         if self.count < 1:

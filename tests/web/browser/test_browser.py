@@ -87,7 +87,7 @@ def test_the_integration_engineers_day(
         # Resolve the unknown-order finding.
         page.goto(f"{eng.url}/findings?kind=unknown_order")
         _shot(page, shots / "findings.png")
-        page.click("td a:has-text('unknown_order')")
+        page.click("td a:has-text('Report for an unknown order')")
         page.fill("input[name=note]", "report for an order placed on paper")
         page.click("button:has-text('Resolve')")
         page.wait_for_selector("text=Finding resolved.")

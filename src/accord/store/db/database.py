@@ -1,0 +1,62 @@
+"""The store's database: one SQLAlchemy engine and the two ways to use it.
+
+Rules:
+- A read runs on a connection of its own (:meth:`Database.read`); a write is one
+  transaction that commits when the block exits and rolls back when it raises
+  (:meth:`Database.write`; on SQLite ``BEGIN IMMEDIATE``, so a read-then-write never
+  fails with ``SQLITE_BUSY_SNAPSHOT``). Both raise database failures as StoreError.
+- Every SQL part of the store (gateway, workflow, views, accounts) is given a Database
+  when it is built; none finds an engine through another object.
+- :func:`connect` picks the engine from the URL: ``sqlite:///path/accord.db``
+  (``sqlite.py``) or ``postgresql://user@host:port/db`` (``postgres.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+
+from accord.errors import ConfigError
+from accord.store.db.errors import db_errors
+from accord.store.db.sqlite import WRITE_OPTION
+
+
+class Database:
+    """One engine (SQLite or PostgreSQL), safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads; nothing written on it is committed."""
+        with db_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed at exit, rolled back if the block raises."""
+        with db_errors(), self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def connect(url: str) -> Database:
+    """The database at ``url`` (nothing is read or migrated yet)."""
+    if url.startswith("sqlite"):
+        from accord.store.db.sqlite import create_sqlite_engine
+
+        return Database(create_sqlite_engine(url))
+    if url.startswith(("postgresql", "postgres:")):
+        from accord.store.db.postgres import create_postgres_engine
+
+        return Database(create_postgres_engine(url))
+    raise ConfigError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

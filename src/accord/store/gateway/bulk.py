@@ -1,0 +1,86 @@
+"""Bulk writes for ingest's group commit: one statement per table per batch.
+
+Ingest's fast path saves every message of a batch with one ``executemany`` per table
+instead of one savepoint and several statements per message; profiling showed the
+per-statement cost, not the fsync, bounding throughput. Same rows, same constraints as
+:mod:`accord.store.gateway.messages`: the dedupe claim is still decided by the UNIQUE
+constraint, all or nothing for the batch (the caller falls back to one message at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
+
+from accord.store.db.compiled import Runner
+from accord.store.gateway.messages import fit, key_rows, message_row
+from accord.store.records import InboundMessage
+from accord.store.schema import dedupe, message_keys, messages
+
+
+def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int]:
+    """Insert messages and their search keys; returns their ids in order. Records that
+    reprocess an earlier message are not accepted here (they update the original)."""
+    if not records:
+        return []
+    if any(r.reprocess_of is not None for r in records):
+        raise ValueError("save_inbound_many does not take reprocess attempts")
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        values = message_row(r)
+        values["reprocess_of"] = None
+        rows.append(values)
+    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``db/compiled.py``)
+    ids = runner.insert_ids(_INSERT, rows)
+    if ids is None:
+        ids = [int(row.id) for row in conn.execute(_INSERT_RETURNING, rows)]
+    runner.run(_INSERT_KEYS, [
+        k
+        for mid, r in zip(ids, records, strict=True)
+        for k in key_rows(mid, r.patient_ids, r.accessions)
+    ])
+    return ids
+
+
+_INSERT = insert(messages)
+_INSERT_RETURNING = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+_INSERT_KEYS = insert(message_keys)
+
+
+def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, int]], *,
+                      keep_usable: bool = True) -> bool:
+    """Claim every (MSH-3, MSH-4, MSH-10, message id) or none: False when any is held
+    already (or appears twice), with nothing claimed and the transaction still usable.
+
+    ``keep_usable=False``: the caller rolls the whole transaction back on False (ingest's
+    fast path does), so no savepoint is spent on it: SAVEPOINT + RELEASE were a fifth of
+    a one-message transaction's CPU (measured). Some claims may then be written when
+    False is returned; only a rollback clears them."""
+    if not claims:
+        return True
+    rows = [
+        {
+            "sending_app": fit("sending_app", app),
+            "sending_facility": fit("sending_facility", fac),
+            "control_id": fit("control_id", cid),
+            "message_id": mid,
+        }
+        # Sorted by key: nodes claiming overlapping batches lock in the same order
+        # (PostgreSQL), so a resend sent to two nodes at once cannot deadlock them.
+        for app, fac, cid, mid in sorted(claims)
+    ]
+    try:
+        if keep_usable:
+            with conn.begin_nested():
+                conn.execute(_INSERT_DEDUPE, rows)
+        else:
+            Runner(conn).run(_INSERT_DEDUPE, rows)
+    except IntegrityError:
+        return False
+    return True
+
+
+_INSERT_DEDUPE = insert(dedupe)

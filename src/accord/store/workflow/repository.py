@@ -1,0 +1,381 @@
+"""The workflow Repository over SQLAlchemy Core (``accord.workflow.repository.Repository``).
+
+Rules:
+- One :class:`SqlRepository` per message (or MPPS event), on the connection of the
+  ingest transaction: every write lands in that transaction, inside ingest's savepoint.
+  It keeps nothing after it is dropped, so a rolled-back savepoint can leave no stale
+  state behind: a new message gets a new repository.
+- Few, indexed statements: an entity is written as one upsert of its row (key columns
+  plus its ``doc``) and, for patients and orders, one delete + one insert of its child
+  rows (identifiers, blocking keys, steps). A patient or order the repository has not
+  read in this message is new (ids are fresh), so its deletes are skipped. Trace events
+  are buffered and written in one statement by :meth:`flush`.
+- ``candidates`` is one indexed lookup on ``patient_blocks`` (the identity matcher's
+  blocking keys, written at save time), so it stays fast at a million patients.
+- Every order change appends to ``worklist_log`` (read by ``accord.dicom.bridge``).
+- Field fill statistics are kept per write transaction and written once, before it
+  commits (``stats.py``).
+- Patients and orders read inside a write transaction are locked for update on
+  PostgreSQL (nodes sharing the database never update one order from the same old
+  value); ``reading()`` (reports, ``accord trace``) does not lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from accord.store import Tx
+from accord.store.db import Database
+from accord.store.db.compiled import Runner
+from accord.store.db.upsert import upsert
+from accord.store.gateway.store import connection_of
+from accord.store.schema import (
+    wf_field_stats,
+    wf_findings,
+    wf_orders,
+    wf_patient_identifiers,
+    wf_patients,
+    wf_reports,
+    wf_visits,
+)
+from accord.store.workflow import codec
+from accord.store.workflow import statements as Q
+from accord.store.workflow import stats as stats_batch
+from accord.workflow.findings import FieldStat, FieldStats, Finding
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.index import blocking_keys, query_keys
+from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
+from accord.workflow.trace import TraceEvent
+
+ORDER_KEYS = Q.ORDER_KEYS
+REPORT_KEYS = Q.REPORT_KEYS
+
+
+def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Runner) -> None:
+    upsert(conn, wf_field_stats, rows, ["sender", "message_type", "path"], runner)
+
+
+def block_keys(demographics: Demographics) -> list[str]:
+    """The stored blocking keys of a patient: ``"<rule>:<key>"`` per non-empty key."""
+    return [f"{n}:{k}" for n, k in enumerate(blocking_keys(features(demographics))) if k]
+
+
+def _query_keys(demographics: Demographics) -> list[str]:
+    return sorted(
+        {f"{n}:{k}" for n, keys in enumerate(query_keys(features(demographics))) for k in keys if k}
+    )
+
+
+def _step_rows(order: Order) -> list[dict[str, Any]]:
+    rows = []
+    for step in order.steps:
+        for station in step.station_ae_titles or ("",):
+            rows.append(
+                {
+                    "order_id": order.id,
+                    "sps_id": step.sps_id,
+                    "station_ae": station[:16],
+                    "modality": (step.modality or order.modality)[:16],
+                    "start_at": step.start,
+                    "start_date": step.start.strftime("%Y%m%d") if step.start else "",
+                    "status": order.status.value,
+                    "held": bool(order.hold_reason),
+                }
+            )
+    return rows
+
+
+def _has_number(order: Order, key: str, value: str) -> bool:
+    if key == "sps_id":
+        return any(step.sps_id == value for step in order.steps)
+    return bool(getattr(order, key) == value)
+
+
+class SqlRepository:
+    """The Repository on one connection (see the module rules)."""
+
+    def __init__(self, conn: Connection, now: datetime, *, lock: bool = True) -> None:
+        self._c = conn
+        self._x = Runner(conn)  # the hot statements skip SQLAlchemy's execution layer
+        self._now = now
+        self._lock = lock  # lock the rows read for update (module rules)
+        self._stats: dict[str, FieldStats] = {}  # as read, to write back only changes
+        self._known: set[tuple[str, str]] = set()  # (kind, id) read or written here
+        self._trace: list[TraceEvent] = []
+        self._message_type = ""  # set by focus(): field statistics of this type only
+        # Patients as read in this message, by id and by (value, authority): the engine
+        # asks again for what it just read (find, then check each identifier's owner).
+        # Emptied by every patient save, the only write that changes these answers.
+        self._by_id: dict[str, Patient | None] = {}
+        self._by_ident: dict[tuple[str, str], Patient | None] = {}
+
+    def focus(self, message_type: str) -> None:
+        """This repository serves one message of ``message_type`` (MSH-9, as the engine
+        names it): :meth:`field_stats` reads only that type's rows — the only ones the
+        engine updates — and :meth:`save_field_stats` writes only those."""
+        self._message_type = message_type
+
+    def flush(self) -> None:
+        """Write the buffered trace events (call before the transaction ends)."""
+        if self._trace:
+            self._x.run(Q.INSERT_TRACE, [
+                {"at": e.at, "order_id": e.order_id, "accession": e.accession[:199],
+                 "message": e.message[:512], "doc": codec.encode_trace(e)}
+                for e in self._trace])
+            self._trace.clear()
+
+    def _rows(self, stmt: Any, **params: Any) -> list[Any]:
+        if self._lock:
+            stmt = Q.LOCKED.get(stmt, stmt)
+        return [r[0] for r in self._x.rows(stmt, params)]
+
+    # --- patients -----------------------------------------------------------------------
+    def _patients(self, docs: Iterable[Any]) -> list[Patient]:
+        found = [codec.decode_patient(doc) for doc in docs]
+        self._known.update(("patient", p.id) for p in found)
+        return found
+
+    def patient(self, patient_id: str) -> Patient | None:
+        if patient_id not in self._by_id:
+            found = self._patients(self._rows(Q.PATIENT, id=patient_id))
+            self._by_id[patient_id] = found[0] if found else None
+        return self._by_id[patient_id]
+
+    def patient_by_identifier(self, identifier: Identifier) -> Patient | None:
+        key = (identifier.value, identifier.authority)
+        if key not in self._by_ident:
+            found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=key[0],
+                                              authority=key[1]))
+            self._by_ident[key] = found[0] if found else None
+        return self._by_ident[key]
+
+    def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
+        keys = _query_keys(demographics)
+        if not keys:
+            return []
+        found = self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
+        return [p for p in found if p.merged_into is None]
+
+    def save_patient(self, patient: Patient) -> None:
+        self._by_id.clear()
+        self._by_ident.clear()
+        d = patient.demographics
+        upsert(self._c, wf_patients, [{
+            "id": patient.id, "merged_into": patient.merged_into,
+            "family": d.name.family.casefold()[:199],
+            "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
+            "doc": codec.encode_patient(patient)}], ["id"], self._x)
+        if ("patient", patient.id) in self._known:
+            self._c.execute(Q.DELETE_IDENTIFIERS, {"pid": patient.id})
+            self._c.execute(Q.DELETE_BLOCKS, {"pid": patient.id})
+            # Worklist items show the patient: their orders' items must be re-rendered.
+            self._c.execute(Q.LOG_PATIENT_ORDERS, {"pid": patient.id, "at": self._now})
+        self._known.add(("patient", patient.id))
+        # The last save wins an identifier, as in the in-memory repository.
+        upsert(self._c, wf_patient_identifiers, [
+            {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
+             "patient_id": patient.id, "position": n}
+            for n, i in enumerate(patient.identifiers)], ["value", "authority"], self._x)
+        if patient.merged_into is None:
+            blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
+            if blocks:
+                self._x.run(Q.INSERT_BLOCKS, blocks)
+
+    # --- visits -------------------------------------------------------------------------
+    def visit(self, visit_number: str) -> Visit | None:
+        docs = self._rows(Q.VISIT, number=visit_number)
+        return codec.decode_visit(docs[0]) if docs else None
+
+    def visits_of(self, patient_id: str) -> Sequence[Visit]:
+        return [codec.decode_visit(doc) for doc in self._rows(Q.VISITS_OF, pid=patient_id)]
+
+    def save_visit(self, visit: Visit) -> None:
+        upsert(self._c, wf_visits, [{"visit_number": visit.visit_number,
+                                     "patient_id": visit.patient_id,
+                                     "doc": codec.encode_visit(visit)}], ["visit_number"],
+               self._x)
+
+    # --- orders -------------------------------------------------------------------------
+    def _orders(self, docs: Iterable[Any]) -> list[Order]:
+        found = [codec.decode_order(doc) for doc in docs]
+        self._known.update(("order", o.id) for o in found)
+        return found
+
+    def order(self, order_id: str) -> Order | None:
+        found = self._orders(self._rows(Q.ORDER, id=order_id))
+        return found[0] if found else None
+
+    def orders_by(self, key: str, value: str) -> Sequence[Order]:
+        stmt = Q.ORDERS_BY.get(key)
+        if not value or stmt is None:
+            return []
+        return self._orders(self._rows(stmt, value=value))
+
+    def order_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Order | None:
+        wanted = [(k, v) for k, v in numbers if v and k in Q.ORDERS_BY]
+        if len(wanted) <= 1:
+            found = self.orders_by(*wanted[0]) if wanted else []
+            return found[0] if found else None
+        stmt = Q.orders_by_any(tuple(k for k, _ in wanted), lock=self._lock)
+        orders = self._orders(r[0] for r in self._x.rows(
+            stmt, {f"v_{k}": v for k, v in wanted}))
+        for key, value in wanted:  # the most specific number that names one wins
+            for order in orders:
+                if _has_number(order, key, value):
+                    return order
+        return None
+
+    def orders_of(self, patient_id: str) -> Sequence[Order]:
+        return self._orders(self._rows(Q.ORDERS_OF, pid=patient_id))
+
+    def save_order(self, order: Order) -> None:
+        row: dict[str, Any] = {k: getattr(order, k) for k in ORDER_KEYS}
+        row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
+                   source=order.source[:227], held=bool(order.hold_reason),
+                   updated_at=self._now, doc=codec.encode_order(order))
+        upsert(self._c, wf_orders, [row], ["id"], self._x)
+        if ("order", order.id) in self._known:
+            self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
+        self._known.add(("order", order.id))
+        self._x.run(Q.INSERT_STEPS, _step_rows(order))
+        self._x.run(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
+
+    # --- reports ------------------------------------------------------------------------
+    def reports_by(self, key: str, value: str) -> Sequence[Report]:
+        stmt = Q.REPORTS_BY.get(key)
+        if not value or stmt is None:
+            return []
+        return [codec.decode_report(doc) for doc in self._rows(stmt, value=value)]
+
+    def reports_by_numbers(self, numbers: Sequence[tuple[str, str]]) -> Sequence[Report]:
+        wanted = [(k, v) for k, v in numbers if v and k in Q.REPORTS_BY]
+        if not wanted:
+            return []
+        rows = self._x.rows(Q.reports_by_any(tuple(k for k, _ in wanted)),
+                            {f"v_{k}": v for k, v in wanted})
+        reports = [codec.decode_report(r[0]) for r in rows]
+        found = {r.id: r for key, value in wanted for r in reports
+                 if getattr(r, key) == value}
+        return list(found.values())
+
+    def reports_of(self, patient_id: str) -> Sequence[Report]:
+        return [codec.decode_report(doc) for doc in self._rows(Q.REPORTS_OF, pid=patient_id)]
+
+    def save_report(self, report: Report) -> None:
+        upsert(self._c, wf_reports, [{
+            "id": report.id, "accession": report.accession,
+            "placer_number": report.placer_number, "filler_number": report.filler_number,
+            "order_id": report.order_id, "patient_id": report.patient_id,
+            "status": report.status.value, "doc": codec.encode_report(report)}], ["id"],
+            self._x)
+
+    # --- findings, statistics, trace -----------------------------------------------------
+    def finding(self, key: str) -> Finding | None:
+        docs = self._rows(Q.FINDING, key=key)
+        return codec.decode_finding(docs[0]) if docs else None
+
+    def findings_about(self, accession: str = "", patient_id: str = "") -> Sequence[Finding]:
+        found: dict[str, Finding] = {}
+        for stmt, value in ((Q.FINDINGS_BY_ACCESSION, accession),
+                            (Q.FINDINGS_BY_PATIENT, patient_id)):
+            if value:
+                for doc in self._rows(stmt, value=value):
+                    f = codec.decode_finding(doc)
+                    found[f.key] = f
+        return list(found.values())
+
+    def save_finding(self, finding: Finding) -> None:
+        upsert(self._c, wf_findings, [{
+            "key": finding.key, "kind": finding.kind.value,
+            "severity": finding.severity.value if finding.severity else "warning",
+            "accession": finding.accession[:199], "patient_id": finding.patient_id,
+            "first_seen": finding.first_seen,
+            "last_seen": finding.last_seen or finding.first_seen, "count": finding.count,
+            "resolution": finding.resolution.value, "doc": codec.encode_finding(finding)}],
+            ["key"], self._x)
+
+    def field_stats(self, sender: str) -> FieldStats:
+        batch = self._batch()
+        kept = batch.kept.get((sender, self._message_type)) if batch is not None else None
+        if kept is not None:
+            return kept
+        rows = (self._x.rows(Q.FIELD_STATS_OF_TYPE,
+                             {"sender": sender, "type": self._message_type})
+                if self._message_type else self._x.rows(Q.FIELD_STATS, {"sender": sender}))
+        stats = FieldStats(sender, {
+            (mt, path): FieldStat(seen, filled, streak, bool(drifting))
+            for mt, path, seen, filled, streak, drifting in rows})
+        if batch is not None:
+            batch.kept[(sender, self._message_type)] = stats
+        self._stats[sender] = stats
+        return stats
+
+    def save_field_stats(self, stats: FieldStats) -> None:
+        batch = self._batch()
+        if batch is not None:  # written once, before the transaction commits
+            batch.save((stats.sender, self._message_type), stats)
+            return
+        before = self._stats.get(stats.sender, FieldStats(stats.sender)).fields
+        _write_stats(self._c, [
+            {"sender": stats.sender, "message_type": mt, "path": path, "seen": s.seen,
+             "filled": s.filled, "streak": s.streak, "drifting": s.drifting}
+            for (mt, path), s in stats.fields.items()
+            if before.get((mt, path)) != s and mt == (self._message_type or mt)], self._x)
+        self._stats[stats.sender] = stats
+
+    def _batch(self) -> stats_batch.Batch | None:
+        """This transaction's field statistics (``stats.py``): for a message
+        of one type (``focus``) in a write transaction, outside savepoints."""
+        if not self._lock:
+            return None
+        if not self._message_type:  # every type at once: straight to the database
+            stats_batch.write_pending(self._c)
+            return None
+        return stats_batch.batch_of(self._c, _write_stats)
+
+    def add_trace(self, event: TraceEvent) -> None:
+        self._trace.append(event)
+
+    def trace(self, order_id: str = "", accession: str = "") -> Sequence[TraceEvent]:
+        self.flush()
+        found: dict[int, TraceEvent] = {}
+        for stmt, value in ((Q.TRACE_BY_ORDER, order_id), (Q.TRACE_BY_ACCESSION, accession)):
+            if value:
+                rows = self._c.execute(stmt, {"value": value})
+                found.update((r.id, codec.decode_trace(r.doc)) for r in rows)
+        return [found[k] for k in sorted(found, key=lambda k: (found[k].at, k))]
+
+
+_CHUNK = 500  # ids per IN list: well under every driver's parameter limit
+
+
+def patients_by_id(conn: Connection, ids: Iterable[str]) -> dict[str, Patient]:
+    """Patients (merged ones too) by id: the one bulk read of patients, for whatever
+    shows a patient beside its orders (console pages, the JSON API, the DICOM worklist).
+    Read in chunks of ids, each one primary-key lookup per id."""
+    wanted = sorted({i for i in ids if i})
+    found: dict[str, Patient] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        for row in conn.execute(select(wf_patients.c.doc).where(wf_patients.c.id.in_(chunk))):
+            patient = codec.decode_patient(row.doc)
+            found[patient.id] = patient
+    return found
+
+
+def repository_for(tx: Tx, now: datetime) -> SqlRepository:
+    """The workflow repository on an ingest (or MPPS) transaction of the SQL store."""
+    return SqlRepository(connection_of(tx), now)
+
+
+@contextmanager
+def reading(database: Database, now: datetime) -> Iterator[SqlRepository]:
+    """A repository for reads (``accord trace``) on its own connection; nothing it
+    might write is committed."""
+    with database.read() as conn:
+        yield SqlRepository(conn, now, lock=False)

@@ -1,0 +1,196 @@
+"""The reviewer's pages: findings (what each kind means, resolving one) and potential
+duplicate patients (side by side, merge, or mark as distinct).
+
+Rules:
+- A finding page explains its kind in the words of ``accord.workflow.findings`` (each
+  kind's label and explanation live with the kind).
+- A merge goes through the engine: an ADT^A40 injected into ingest
+  (``accord.web.merge``), stored, applied, traced and sent downstream like a received
+  A40; the pair's finding is resolved only once the merge was applied.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from accord.store.views.findings import StoredFinding
+from accord.web.auth import Principal
+from accord.web.console.render import page, render, with_query
+from accord.web.deps import get_deps, record, require
+from accord.web.merge import merge_message
+from accord.web.permissions import Action, allowed
+from accord.workflow.findings import FindingKind, Resolution
+from accord.workflow.model import Patient
+
+router = APIRouter(include_in_schema=False)
+PAGE = 100
+
+
+@router.get("/findings", response_class=HTMLResponse)
+def findings_page(request: Request,
+                  _: Annotated[Principal, Depends(page(Action.FINDINGS_READ))],
+                  kind: str = "", resolution: str = "open", accession: str = "",
+                  cursor: str = "") -> Response:
+    kinds = list(FindingKind)
+    known = {k.value for k in kinds}
+    if (kind and kind not in known) or resolution not in ("", "open", "resolved", "ignored"):
+        raise HTTPException(400, "unknown kind or state")
+    try:
+        found = get_deps(request).views.findings.list(
+            kind=kind or None, resolution=resolution or None,
+            accession=accession[:199] or None, cursor=cursor or None, limit=PAGE)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    record(request, Action.FINDINGS_READ.value, object_type="findings",
+           patient_ids=[sf.finding.patient_id for sf in found.items], count=len(found.items))
+    nxt = found.next_cursor
+    return render(request, "findings.html", rows=found.items, kinds=kinds, kind=kind,
+                  resolution=resolution, accession=accession,
+                  next_url=with_query("/findings", kind=kind, resolution=resolution,
+                                      accession=accession, cursor=nxt) if nxt else "")
+
+
+@router.get("/findings/{finding_id}", response_class=HTMLResponse)
+def finding_page(request: Request, finding_id: int,
+                 principal: Annotated[Principal, Depends(page(Action.FINDINGS_READ))]
+                 ) -> Response:
+    sf = get_deps(request).views.findings.get(finding_id)
+    if sf is None:
+        raise HTTPException(404, "no such finding")
+    record(request, Action.FINDINGS_READ.value, object_type="finding",
+           object_id=str(finding_id), patient_ids=[sf.finding.patient_id])
+    return render(request, "finding.html", sf=sf,
+                  can_resolve=allowed(principal.role, Action.FINDINGS_RESOLVE),
+                  can_dups=allowed(principal.role, Action.DUPLICATES_READ))
+
+
+@router.post("/findings/{finding_id}/resolve")
+async def resolve(request: Request, finding_id: int,
+                  _: Annotated[Principal, Depends(require(Action.FINDINGS_RESOLVE))],
+                  resolution: Annotated[str, Form(max_length=16)],
+                  note: Annotated[str, Form(max_length=500)] = "") -> Response:
+    if resolution not in ("resolved", "ignored"):
+        raise HTTPException(400, "resolution must be resolved or ignored")
+    deps = get_deps(request)
+    who = request.state.principal.name
+    done = await run_in_threadpool(deps.views.findings.resolve, finding_id,
+                                   Resolution(resolution), f"{resolution} by {who}: {note}"
+                                   if note else f"{resolution} by {who}", deps.clock.now())
+    if done is None:
+        raise HTTPException(404, "no such finding")
+    await run_in_threadpool(record, request, Action.FINDINGS_RESOLVE.value,
+                            object_type="finding", object_id=str(finding_id),
+                            patient_ids=[done.finding.patient_id],
+                            detail={"resolution": resolution})
+    return RedirectResponse(with_query(f"/findings/{finding_id}",
+                                       flash=f"Finding {resolution}."), 303)
+
+
+# --- duplicates --------------------------------------------------------------------------
+@router.get("/duplicates", response_class=HTMLResponse)
+def duplicates_page(request: Request,
+                    _: Annotated[Principal, Depends(page(Action.DUPLICATES_READ))],
+                    cursor: str = "") -> Response:
+    try:
+        found = get_deps(request).views.findings.duplicates(cursor=cursor or None, limit=PAGE)
+    except ValueError as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+    record(request, Action.DUPLICATES_READ.value, object_type="duplicates",
+           patient_ids=[p.id for pair in found.items for p in (pair.a, pair.b) if p],
+           count=len(found.items))
+    nxt = found.next_cursor
+    return render(request, "duplicates.html", pairs=found.items,
+                  next_url=with_query("/duplicates", cursor=nxt) if nxt else "")
+
+
+def compare_rows(a: Patient, b: Patient) -> list[tuple[str, str, str, bool]]:
+    """The side-by-side rows: field, A's value, B's value, whether they agree."""
+    def ident(p: Patient) -> str:
+        return ", ".join(f"{i.value}^^^{i.authority}" for i in p.identifiers)
+
+    def fields(p: Patient) -> list[tuple[str, str]]:
+        d = p.demographics
+        return [("Family name", d.name.family), ("Given name", d.name.given),
+                ("Middle name", d.name.middle),
+                ("Birth date", d.birth_date.isoformat() if d.birth_date else ""),
+                ("Sex", d.sex), ("Street", d.address.street), ("City", d.address.city),
+                ("Postal code", d.address.postal_code), ("Phone", d.phone),
+                ("National id", d.national_id), ("Mother's maiden name",
+                                                 d.mothers_maiden_name),
+                ("Identifiers (PID-3)", ident(p))]
+
+    return [(label, va, vb, va.casefold().strip() == vb.casefold().strip())
+            for (label, va), (_, vb) in zip(fields(a), fields(b), strict=True)]
+
+
+@router.get("/duplicates/{finding_id}", response_class=HTMLResponse)
+def duplicate_page(request: Request, finding_id: int,
+                   principal: Annotated[Principal, Depends(page(Action.DUPLICATES_READ))]
+                   ) -> Response:
+    sf, a, b = _pair(request, finding_id)
+    record(request, Action.DUPLICATES_READ.value, object_type="duplicate",
+           object_id=str(finding_id), patient_ids=[a.id, b.id])
+    return render(request, "duplicate.html", finding=sf.finding, finding_id=finding_id,
+                  a=a, b=b, rows=compare_rows(a, b), score=float(sf.finding.score or 0.0),
+                  open=sf.finding.resolution is Resolution.OPEN,
+                  can_merge=allowed(principal.role, Action.PATIENTS_MERGE))
+
+
+def _pair(request: Request, finding_id: int) -> tuple[StoredFinding, Patient, Patient]:
+    pair = get_deps(request).views.findings.pair(finding_id)
+    if pair is None:
+        raise HTTPException(404, "no such duplicate pair")
+    if pair.a is None or pair.b is None:
+        raise HTTPException(404, "a patient of this pair no longer exists")
+    return pair.finding, pair.a, pair.b
+
+
+@router.post("/duplicates/{finding_id}/merge")
+async def merge(request: Request, finding_id: int,
+                principal: Annotated[Principal, Depends(require(Action.PATIENTS_MERGE))],
+                survivor: Annotated[str, Form(max_length=1)]) -> Response:
+    """Merge the pair: stored and applied as an A40 from Accord, sent downstream."""
+    if survivor not in ("a", "b"):
+        raise HTTPException(400, "survivor must be a or b")
+    deps = get_deps(request)
+    sf, a, b = await run_in_threadpool(_pair, request, finding_id)
+    if sf.finding.resolution is not Resolution.OPEN:
+        raise HTTPException(409, "this pair was already decided")
+    if deps.inject is None:
+        raise HTTPException(409, "merging is not available on this node")
+    keep, gone = (a, b) if survivor == "a" else (b, a)
+    payload = merge_message(keep, gone, deps.control_ids.next(), deps.clock.now())
+    message_id = await deps.inject(payload, f"console:{principal.name}")
+    stored = await run_in_threadpool(deps.store.get_message, message_id)
+    ok = stored.status == "processed"
+    if ok:
+        await run_in_threadpool(deps.views.findings.resolve, finding_id,
+                                Resolution.RESOLVED, f"merged by {principal.name}",
+                                deps.clock.now())
+    await run_in_threadpool(record, request, Action.PATIENTS_MERGE.value,
+                            object_type="patient", object_id=keep.id,
+                            patient_ids=[keep.id, gone.id],
+                            outcome="ok" if ok else "failed",
+                            detail={"merged": gone.id, "message_id": message_id})
+    flash = "Merged; ADT^A40 queued downstream." if ok else "The merge was not applied."
+    return RedirectResponse(with_query(f"/duplicates/{finding_id}", flash=flash,
+                                       failed="" if ok else "1"), 303)
+
+
+@router.post("/duplicates/{finding_id}/distinct")
+async def not_duplicate(request: Request, finding_id: int,
+                        principal: Annotated[Principal, Depends(require(Action.PATIENTS_MERGE))]
+                        ) -> Response:
+    deps = get_deps(request)
+    _, a, b = await run_in_threadpool(_pair, request, finding_id)
+    await run_in_threadpool(deps.views.findings.resolve, finding_id, Resolution.IGNORED,
+                            f"not a duplicate ({principal.name})", deps.clock.now())
+    await run_in_threadpool(record, request, Action.FINDINGS_RESOLVE.value,
+                            object_type="duplicate", object_id=str(finding_id),
+                            patient_ids=[a.id, b.id], detail={"resolution": "distinct"})
+    return RedirectResponse(with_query(f"/duplicates/{finding_id}",
+                                       flash="Marked as not a duplicate."), 303)

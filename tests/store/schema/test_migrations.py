@@ -1,0 +1,92 @@
+"""The migration chain: linear, its revision ids unchanged, idempotent, ending where the
+``Table`` definitions are (on SQLite and PostgreSQL), and a store made by an older
+release opens and is upgraded to the latest schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from accord.store import open_store, sqlite_url
+from accord.store.db import connect
+from accord.store.gateway.store import SqlStore
+from accord.store.schema import metadata
+from accord.store.schema.migrations import alembic_config, head_revision
+
+from ..factories import inbound
+
+# Revision ids are stored in every database (``alembic_version``): they never change.
+CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold"]
+
+
+def test_exactly_one_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, f"several migration heads: {heads}"
+    assert heads[0] == head_revision()
+
+
+def test_revision_ids_are_those_stores_hold() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    ids = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    assert ids[: len(CHAIN)] == CHAIN
+
+
+def test_a_store_at_an_older_revision_is_upgraded_when_opened(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), CHAIN[0])
+    with old.read() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == CHAIN[0]
+        assert "orders" not in inspect(conn).get_table_names()
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+            assert {"orders", "users", "audit_log"} <= set(inspect(conn).get_table_names())
+    finally:
+        store.close()
+
+
+def test_steps_of_held_orders_are_marked_held_by_the_upgrade(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), "0003_web")
+        for oid, held in (("O-held", True), ("O-free", False)):
+            conn.execute(text("INSERT INTO orders (id, patient_id, status, held, doc) "
+                              "VALUES (:id, 'P1', 'scheduled', :held, '{}')"),
+                         {"id": oid, "held": held})
+            conn.execute(text("INSERT INTO procedure_steps (order_id, sps_id, status) "
+                              "VALUES (:id, 'S1', 'scheduled')"), {"id": oid})
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            rows = conn.execute(text("SELECT order_id, held FROM procedure_steps "
+                                     "ORDER BY order_id")).all()
+    finally:
+        store.close()
+    assert [(r[0], bool(r[1])) for r in rows] == [("O-free", False), ("O-held", True)]
+
+
+def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: str) -> None:
+    with store.transaction() as tx:
+        mid = tx.save_inbound(inbound(1))
+    again = open_store(store_url)  # upgrade head on an up-to-date schema: no-op
+    try:
+        assert again.get_message(mid).control_id == "C1"
+        with again.database.engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            tables = set(inspect(conn).get_table_names())
+    finally:
+        again.close()
+    assert diff == []
+    assert {"messages", "message_keys", "dedupe", "outbox", "job_locks"} <= tables

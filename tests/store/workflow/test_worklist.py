@@ -1,0 +1,152 @@
+"""The DICOM bridge on the store, SQLite and PostgreSQL: a worklist in one node follows
+order changes committed by another node sharing the database (including a transaction
+that commits after a later one), MPPS instances are stored with their outcome in one
+transaction, and the reconciliation job runs on one node at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from pydicom.dataset import Dataset
+
+from accord.clock import ControlIds, FixedClock
+from accord.dicom.bridge import StoreMpps, StoreWorklist, worklist_view
+from accord.dicom.index import WorklistIndex
+from accord.dicom.mpps import MppsInstance, UnscheduledProcedure
+from accord.dicom.query import Query, compile_query
+from accord.dicom.reconcile import ReconcileFinding
+from accord.dicom.reconcile_job import ReconcileSettings, reconcile_once
+from accord.dicom.scu import PacsPeer
+from accord.engine.workflow import Outbound
+from accord.mapping.dialect import Dialects
+from accord.store import open_store
+from accord.store.gateway.store import SqlStore
+from accord.store.workflow.repository import reading, repository_for
+from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
+from accord.workflow.memory import SequentialIds
+from accord.workflow.model import Identifier, Order, Patient, ProcedureStep
+from accord.workflow.status import Status
+
+from ..conftest import T0
+
+
+@pytest.fixture
+def node_b(store_url: str, store: SqlStore) -> Iterator[SqlStore]:
+    """A second node on the same database (its own engine and connections)."""
+    other = open_store(store_url)
+    assert isinstance(other, SqlStore)
+    yield other
+    other.close()
+
+
+def _order(oid: str, status: Status = Status.SCHEDULED, station: str = "CT1") -> Order:
+    step = ProcedureStep(f"S{oid}", "CT", (station,), start=T0 + timedelta(hours=1))
+    return Order(
+        oid, "P1", status, accession=f"A{oid}", study_instance_uid=f"1.2.{oid[1:]}", steps=(step,)
+    )
+
+
+def _save(store: SqlStore, *orders: Order, patient: Patient | None = None) -> None:
+    with store.transaction() as tx:
+        repo = repository_for(tx, T0)
+        if patient is not None:
+            repo.save_patient(patient)
+        for o in orders:
+            repo.save_order(o)
+
+
+def _accessions(worklist: StoreWorklist) -> list[str]:
+    query = compile_query(Dataset())  # universal matching
+    assert isinstance(query, Query)
+    return sorted(e.item.order.accession for e in worklist.candidates(query))
+
+
+PATIENT = Patient("P1", (Identifier("MRN1", "HOSP"),))
+
+
+def test_worklist_follows_changes_made_by_another_node(store: SqlStore, node_b: SqlStore) -> None:
+    _save(store, _order("O1"), patient=PATIENT)
+    worklist = StoreWorklist(SqlWorklistReader(node_b.database), WorklistIndex())
+    assert worklist.load() == 1
+    _save(store, _order("O2"), replace(_order("O1"), status=Status.CANCELLED))
+    assert _accessions(worklist) == ["AO2"]  # the cancel removed O1, O2 appeared
+    _save(store, replace(_order("O2"), hold_reason="unmapped code"))
+    assert _accessions(worklist) == []  # held: off the worklist
+    assert worklist_view(_order("O3")) is not None
+
+
+def test_a_transaction_committing_after_a_later_one_is_not_missed(
+    store: SqlStore, node_b: SqlStore
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: log ids commit in order")
+    _save(store, patient=PATIENT)
+    worklist = StoreWorklist(SqlWorklistReader(node_b.database), WorklistIndex())
+    worklist.load()
+    slow = store.transaction()
+    tx = slow.__enter__()
+    repository_for(tx, T0).save_order(_order("O1"))  # takes log id 1, not committed yet
+    _save(node_b, _order("O2"))  # log id 2, committed first
+    assert _accessions(worklist) == ["AO2"]
+    slow.__exit__(None, None, None)
+    assert _accessions(worklist) == ["AO1", "AO2"]  # id 1 was kept as a gap and re-read
+
+
+def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> None:
+    reader = SqlWorklistReader(store.database)
+    sink = StoreMpps(
+        store,
+        reader,
+        repository=repository_for,
+        outbound=Outbound((), Dialects(), ControlIds("T")),
+        ids=SequentialIds(),
+        clock=FixedClock(T0),
+        save=save_mpps,
+    )
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PatientName = "Müller^Jürgen"
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    outcome = UnscheduledProcedure(
+        "1.2.9", Status.IN_PROGRESS, "X1", "Müller^Jürgen", "", "ACC9", "1.2.9.9", "CT", "CT1"
+    )
+    sink.record(MppsInstance("1.2.9", "IN PROGRESS", ds), outcome)
+    stored = sink.instance("1.2.9")
+    assert stored is not None and stored.status == "IN PROGRESS"
+    assert str(stored.dataset.PatientName) == "Müller^Jürgen"
+    with reading(store.database, T0) as repo:
+        kinds = [f.kind.value for f in repo.findings_about(accession="ACC9")]
+        assert kinds == ["unscheduled_procedure"]
+        assert repo.trace(accession="ACC9")[0].outcome == "unscheduled"
+    assert sink.instance("1.2.unknown") is None
+
+
+def test_reconciliation_runs_on_one_node_and_records_findings(store: SqlStore) -> None:
+    settings = ReconcileSettings(PacsPeer("127.0.0.1", 9))
+    asked: list[str] = []
+
+    def ask(peer: PacsPeer, *_: object) -> list[ReconcileFinding]:
+        asked.append(peer.host)
+        return [ReconcileFinding("completed_study_missing", "A1", "1.2.1", "not in PACS")]
+
+    reader = SqlWorklistReader(store.database)
+    clock = FixedClock(T0)
+    assert reconcile_once(store, reader, repository_for, settings, clock, "n1", ask) == 1
+    assert reconcile_once(store, reader, repository_for, settings, clock, "n2", ask) is None
+    assert reconcile_once(store, reader, repository_for, settings, clock, "n1", ask) == 1
+    assert asked == ["127.0.0.1", "127.0.0.1"]
+    with reading(store.database, T0) as repo:
+        found = repo.findings_about(accession="A1")
+    assert [(f.kind.value, f.count) for f in found] == [("completed_study_missing", 2)]
+
+
+def test_old_worklist_log_rows_are_pruned(store: SqlStore) -> None:
+    _save(store, _order("O1"), patient=PATIENT)
+    reader = SqlWorklistReader(store.database)
+    assert [order_id for _, order_id in reader.changes(0)] == ["O1"]
+    assert prune_worklist_log(store.database, T0) == 0  # written at T0: not before it
+    assert prune_worklist_log(store.database, T0 + timedelta(seconds=1)) == 1
+    assert reader.changes(0) == []

@@ -1,0 +1,61 @@
+"""The reviewer's pages (``console/review.py``): resolving a finding, the duplicate pair
+side by side and its merge (an ADT^A40 through ingest)."""
+
+from __future__ import annotations
+
+from console_support import audited, login, outbox_adt, page_ids
+from fastapi.testclient import TestClient
+from markupsafe import escape
+
+from accord.runtime import Runtime
+from accord.store.workflow.repository import repository_for
+from accord.workflow.findings import Finding, FindingKind
+
+
+def test_resolve_a_finding(rt: Runtime, app_client: TestClient) -> None:
+    url = page_ids(rt)["{finding}"]
+    login(app_client, "viewer")
+    assert "Resolve" not in app_client.get(url).text
+    assert app_client.post(f"{url}/resolve", data={"resolution": "resolved"},
+                           headers={"X-CSRF-Token": "x"}).status_code == 403
+    csrf = login(app_client, "operator")
+    page = app_client.get(url).text
+    assert "never received" in page or "never" in page
+    resp = app_client.post(f"{url}/resolve", data={"resolution": "resolved", "note": "late",
+                                                   "csrf_token": csrf})
+    assert resp.status_code == 200 and "resolved" in resp.text
+    assert app_client.post(f"{url}/resolve", data={"resolution": "nope",
+                                                   "csrf_token": csrf}).status_code == 400
+    assert app_client.post("/findings/999999/resolve", data={
+        "resolution": "ignored", "csrf_token": csrf}).status_code == 404
+
+
+def test_duplicates_review_marks_fields_and_merge_sends_a40(
+        rt: Runtime, app_client: TestClient) -> None:
+    url = page_ids(rt)["{duplicate}"]
+    csrf = login(app_client, "operator")
+    page = app_client.get(url).text
+    assert page.count('class="agree"') >= 5 and 'class="disagree"' in page  # MRNs differ
+    before = outbox_adt(rt)
+    resp = app_client.post(f"{url}/merge", data={"survivor": "a", "csrf_token": csrf},
+                           follow_redirects=False)
+    assert resp.status_code == 303 and "Merged" in resp.headers["location"]
+    assert outbox_adt(rt) == before + 1  # the ADT^A40 queued for the pacs
+    assert "resolved" in app_client.get(url).text
+    again = app_client.post(f"{url}/merge", data={"survivor": "a", "csrf_token": csrf})
+    assert again.status_code == 409
+    assert audited(rt, "patients.merge") == 2  # one record per patient of the pair
+
+
+def test_every_finding_kind_is_explained_on_its_page(rt: Runtime,
+                                                     app_client: TestClient) -> None:
+    with rt.store.transaction() as tx:  # one finding of each kind
+        repo = repository_for(tx, rt.clock.now())
+        for kind in FindingKind:
+            repo.save_finding(Finding(kind, "test", rt.clock.now(), subject=f"kind-{kind}"))
+    login(app_client, "viewer")
+    for kind in FindingKind:
+        found = rt.views.findings.list(kind=kind.value).items
+        assert found, kind
+        page = app_client.get(f"/findings/{found[0].id}").text
+        assert str(escape(kind.label)) in page and str(escape(kind.explanation)) in page
