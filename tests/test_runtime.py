@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from accord.clock import FixedClock
 from accord.config import Config, load_config
 from accord.demo.traffic import Department, Receiver
 from accord.engine.processor import Outcome
+from accord.errors import StartupError
 from accord.hl7 import Message
 from accord.mllp.client import MllpClient
 from accord.runtime import build
@@ -110,3 +114,22 @@ def test_listening_names_only_what_runs(tmp_path: Path) -> None:
         assert rt.listening() == ["HL7 mllp://127.0.0.1:2999"]
     finally:
         rt.store.close()
+
+
+@pytest.mark.parametrize(("what", "key", "flag"), [
+    ("MLLP", "mllp.port", "--mllp-port"), ("DICOM", "dicom.port", "--dicom-port"),
+    ("HTTP", "http.port", "--http-port")])
+async def test_a_port_in_use_stops_the_start_with_one_line(
+        tmp_path: Path, what: str, key: str, flag: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        rt = build(load_config(None, {**FREE_PORTS, key: port,
+                                      "store.data_dir": str(tmp_path)}))
+        with pytest.raises(StartupError) as raised:
+            await rt.start()
+    assert str(raised.value) == f"{what} port {port} is in use ({flag})"
+    # Whatever had started is stopped again: no listener is left.
+    assert rt.mllp_port == rt.config.mllp.port and rt.dicom_port == 0  # nothing bound
+    assert rt.http is not None and rt.http.port == 0

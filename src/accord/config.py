@@ -93,6 +93,7 @@ class DicomConfig(_Model):
     pacs: PacsConfig | None = None  # reconciliation runs only when a PACS is named
     reconcile_after_minutes: float = Field(default=60.0, gt=0)
     reconcile_interval: float = Field(default=300.0, gt=0)
+    activity_days: int = Field(default=30, gt=0)  # the DICOM log keeps this many days
 
 
 class WorkflowConfig(_Model):

@@ -56,5 +56,10 @@ class ConfigError(AccordError):
     """A configuration problem; the message names the key and the line."""
 
 
+class StartupError(AccordError):
+    """A part of the engine could not start (a listener's port in use, say): ``serve``
+    stops with this one line, which names the port and the flag that sets it."""
+
+
 class DeliveryError(AccordError):
     """A downstream system could not be reached or answered wrongly."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accord.clock import Clock, ControlIds, SystemClock
@@ -25,6 +27,7 @@ from accord.engine.jobs import pruning_loop
 from accord.engine.processor import Processor
 from accord.engine.router import Router
 from accord.engine.workflow import Outbound, WorkflowProcessor
+from accord.errors import StartupError
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
@@ -34,6 +37,7 @@ from accord.store.accounts import Accounts
 from accord.store.gateway.store import SqlStore
 from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
+from accord.store.workflow.dicom_events import DicomEventLog
 from accord.store.workflow.repository import repository_for
 from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
@@ -89,14 +93,30 @@ class Runtime:
         return lines
 
     async def start(self) -> None:
-        """Start delivery, the listener and the background jobs."""
+        """Start delivery, the listeners and the background jobs. A listener that cannot
+        bind its port stops everything started so far and raises :class:`StartupError`
+        (one line naming the port and its flag)."""
         if self._started:
             return
+        self._started = True  # from here, stop() undoes whatever did start
+        try:
+            await self._start_parts()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("node %s listening: %s", self.node_id, ", ".join(self.listening()))
+
+    async def _start_parts(self) -> None:
         await self.deliverer.start()
-        await self.mllp.start()
+        async with _listener("MLLP", self.mllp.host, self.config.mllp.port):
+            await self.mllp.start()
         if self.bridge is not None:  # after MLLP: loading a large worklist takes a while
-            self._jobs += await self.bridge.start(self.deliverer.wake, self.node_id)
-        if self.http is not None and await self.http.start():
+            dicom = self.config.dicom
+            async with _listener("DICOM", dicom.host, dicom.port):
+                self._jobs += await self.bridge.start(self.deliverer.wake, self.node_id)
+        if self.http is not None:
+            async with _listener("HTTP", self.http.host, self.http.requested_port):
+                await self.http.start()
             self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
             pruning_loop(self.store, self.config.store, self.clock, self.node_id),
@@ -104,8 +124,6 @@ class Runtime:
         alerts = getattr(self.http.app.state, "alerts", None) if self.http else None
         if alerts is not None:  # the console's alert monitor (accord.web.alerts)
             self._jobs.append(asyncio.create_task(alerts.run(), name="accord-alerts"))
-        self._started = True
-        log.info("node %s listening: %s", self.node_id, ", ".join(self.listening()))
 
     async def stop(self) -> None:
         """Stop accepting, answer what is in flight, stop delivery and jobs, close."""
@@ -128,6 +146,28 @@ class Runtime:
         if self.owns_store:
             self.store.close()
         log.info("node %s stopped", self.node_id)
+
+
+# The flag that sets each listener's port (the line ``serve`` stops with names it).
+PORT_FLAGS = {"MLLP": "--mllp-port", "DICOM": "--dicom-port", "HTTP": "--http-port"}
+
+
+@contextlib.asynccontextmanager
+async def _listener(what: str, host: str, port: int) -> AsyncIterator[None]:
+    """Turn a listener's bind failure into a :class:`StartupError` naming its flag."""
+    try:
+        yield
+    except OSError as exc:
+        flag = PORT_FLAGS[what]
+        if exc.errno == errno.EADDRINUSE:
+            text = f"{what} port {port} is in use ({flag})"
+        elif exc.errno == errno.EACCES:
+            text = f"{what} port {port} needs privileges this user lacks ({flag})"
+        elif exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME):
+            text = f"{what} address {host} is not an address of this host ({flag})"
+        else:
+            text = f"{what} port {port} cannot be opened: {exc.strerror or exc} ({flag})"
+        raise StartupError(text) from exc
 
 
 def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None = None,
@@ -205,7 +245,8 @@ def _bridge(config: Config, store: SqlStore, outbound: Outbound, clock: Clock) -
     return DicomBridge(
         config.dicom, store, SqlWorklistReader(store.database), repository=repository_for,
         outbound=outbound, ids=RandomIds(), clock=clock, save=save_mpps,
-        prune_log=lambda before: prune_worklist_log(store.database, before))
+        prune_log=lambda before: prune_worklist_log(store.database, before),
+        events=DicomEventLog(store.database))
 
 
 def _http(rt: Runtime) -> HttpServer:

@@ -21,6 +21,7 @@ from accord.dicom.scp import (
     MODALITY_WORKLIST_FIND,
     MPPS,
     VERIFICATION,
+    Caller,
     DicomServer,
     ScpConfig,
     set_nodelay,
@@ -122,7 +123,7 @@ class SqliteMppsSink:
             return None
         return MppsInstance(sop_instance_uid, row[0], Dataset.from_json(row[1]))
 
-    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
+    def record(self, instance: MppsInstance, outcome: Outcome, caller: Caller) -> None:
         body = json.dumps(dataclasses.asdict(outcome), default=str) if outcome else None
         with self._lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO mpps VALUES (?, ?, ?)",

@@ -1,12 +1,11 @@
 """The running DICOM bridge (``DicomBridge``) as the runtime builds it on a real SQLite
 store: it listens on the configured port and starts its background jobs (worklist
 housekeeping always, PACS reconciliation only when a PACS is named); a port it cannot
-bind leaves HL7 running and is logged, not raised."""
+bind raises (the runtime turns it into one line) and starts no job."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from pathlib import Path
 
@@ -57,18 +56,17 @@ async def test_reconciles_only_when_a_pacs_is_named(tmp_path: Path) -> None:
         rt.store.close()
 
 
-async def test_a_port_in_use_is_logged_and_the_jobs_still_run(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_port_in_use_raises_and_starts_no_job(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         rt = _runtime(tmp_path, dicom_port=taken.getsockname()[1])
         assert rt.bridge is not None
         try:
-            with caplog.at_level(logging.ERROR, logger="accord.dicom.bridge"):
-                assert await _jobs_of(rt.bridge) == ["accord-worklist"]
+            with pytest.raises(OSError):
+                await rt.bridge.start(lambda: None, "node-a")
             assert rt.bridge.server is None and rt.dicom_port == 0
-            assert "DICOM SCP not started" in caplog.text
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "accord-worklist"]
         finally:
             rt.bridge.stop()
             rt.store.close()

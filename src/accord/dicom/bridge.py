@@ -19,11 +19,14 @@ Rules:
   enqueues the status messages for ``send: [status]`` destinations, all in ONE store
   transaction that commits before ``record`` returns, i.e. before the N-CREATE/N-SET
   response (persist, then acknowledge; as ingest does for HL7).
+- Every request answered goes to the DICOM log (``dicom_events``): an MPPS in its own
+  transaction, worklist queries gathered by :class:`QueryLog` and written every few
+  seconds (a C-FIND never waits for a commit).
 - :class:`DicomBridge` runs them: it loads the worklist, starts the SCP (a port it
-  cannot bind is logged; HL7 keeps flowing), keeps the worklist fresh between queries,
-  prunes the worklist log on one node at a time, and runs the PACS reconciliation job
-  when a PACS is configured. It is given its store parts (reads, the repository, the
-  MPPS writer): the runtime picks them.
+  cannot bind raises, and the runtime stops with one line), keeps the worklist fresh
+  between queries, prunes the worklist log and the DICOM log on one node at a time,
+  and runs the PACS reconciliation job when a PACS is configured. It is given its store
+  parts (reads, the repository, the MPPS writer, the DICOM log): the runtime picks them.
 """
 
 from __future__ import annotations
@@ -42,15 +45,22 @@ from pydicom.dataset import Dataset
 from accord.clock import Clock
 from accord.config import DicomConfig
 from accord.dicom.index import WorklistEntry, WorklistIndex
-from accord.dicom.mpps import MppsInstance, Outcome, StatusCommand, UnscheduledProcedure
+from accord.dicom.mpps import (
+    MppsInstance,
+    Outcome,
+    StatusCommand,
+    UnscheduledProcedure,
+    references,
+)
 from accord.dicom.query import Query
 from accord.dicom.reconcile_job import CompletedSource, ReconcileSettings, reconciliation_loop
-from accord.dicom.scp import DicomServer, ScpConfig, start_scp
+from accord.dicom.scp import Caller, DicomServer, QueryAnswered, ScpConfig, start_scp
 from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.store import Store, Tx
-from accord.workflow.events import Event
+from accord.store.workflow.dicom_events import DicomEvent
+from accord.workflow.events import Event, OrderStatusChanged
 from accord.workflow.findings import FindingKind
 from accord.workflow.model import Order, Patient
 from accord.workflow.orders import set_status
@@ -88,6 +98,46 @@ class BridgeReader(WorklistReader, CompletedSource, Protocol):
 
 #: Writes an MPPS instance on a transaction: (tx, SOP Instance UID, status, dataset, now).
 MppsWriter = Callable[[Tx, str, str, bytes, datetime], None]
+
+
+class EventWriter(Protocol):
+    """The DICOM log's writes (``accord.store.workflow.dicom_events.DicomEventLog``)."""
+
+    def add_in(self, tx: Tx, event: DicomEvent) -> None: ...
+
+    def add(self, events: Sequence[DicomEvent]) -> None: ...
+
+    def prune(self, before: datetime, block: int = 1000) -> int: ...
+
+
+class QueryLog:
+    """The worklist queries answered since the last :meth:`flush`, as DICOM log rows:
+    a C-FIND never waits for a commit; the bridge writes them every few seconds."""
+
+    def __init__(self, writer: EventWriter, clock: Clock) -> None:
+        self._writer, self._clock = writer, clock
+        self._lock = threading.Lock()
+        self._pending: list[DicomEvent] = []
+
+    def __call__(self, answered: QueryAnswered) -> None:
+        event = DicomEvent(at=self._clock.now(), kind="find",
+                           station=answered.caller.ae_title, peer=answered.caller.address,
+                           status=answered.status, matches=answered.matches,
+                           summary=answered.summary)
+        with self._lock:
+            self._pending.append(event)
+
+    def flush(self) -> int:
+        """Write what was gathered; how many rows (kept for the next time on failure)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            self._writer.add(batch)
+        except Exception:
+            with self._lock:
+                self._pending = batch + self._pending
+            raise
+        return len(batch)
 
 #: Deletes the worklist-log rows written before the given time.
 LogPruner = Callable[[datetime], object]
@@ -220,16 +270,38 @@ def apply_mpps(repo: Repository, instance: MppsInstance, outcome: Outcome, *, no
     return list(s.events)
 
 
+def mpps_event(instance: MppsInstance, outcome: Outcome, events: Sequence[Event],
+               caller: Caller | None, now: datetime) -> DicomEvent:
+    """The DICOM log row of an MPPS: its status, the accession of the order it moved
+    (else the one it references), and what it did in words."""
+    changed = [e for e in events if isinstance(e, OrderStatusChanged)]
+    unscheduled = isinstance(outcome, UnscheduledProcedure)
+    walk_in = outcome.accession if isinstance(outcome, UnscheduledProcedure) else ""
+    accession = next(iter([e.order.accession for e in changed]
+                          + list(references(instance.dataset).accessions) + [walk_in]))
+    if unscheduled:
+        summary = "references no scheduled step (unscheduled procedure)"
+    elif changed:
+        summary = ", ".join(f"{e.order.accession or e.order.id}: {e.before.value} → "
+                            f"{e.after.value}" for e in changed)
+    else:
+        summary = "no status change"
+    return DicomEvent(at=now, kind="mpps", station=caller.ae_title if caller else "",
+                      peer=caller.address if caller else "", status=instance.status,
+                      accession=accession, sop_instance_uid=instance.sop_instance_uid,
+                      summary=summary)
+
+
 class StoreMpps:
     """The SCP's ``MppsSink`` over the store (module rules)."""
 
     def __init__(self, store: Store, reader: WorklistReader, *, repository: RepositoryFactory,
                  outbound: Outbound, ids: IdSource, clock: Clock, save: MppsWriter,
-                 worklist: StoreWorklist | None = None,
+                 events: EventWriter | None = None, worklist: StoreWorklist | None = None,
                  on_commit: Callable[[], None] | None = None) -> None:
         self._store, self._reader = store, reader
         self._repository, self._outbound, self._ids = repository, outbound, ids
-        self._clock, self._save = clock, save
+        self._clock, self._save, self._events = clock, save, events
         self._worklist, self._on_commit = worklist, on_commit
 
     def instance(self, sop_instance_uid: str) -> MppsInstance | None:
@@ -239,7 +311,8 @@ class StoreMpps:
         status, data = found
         return MppsInstance(sop_instance_uid, status, decode_dataset(data))
 
-    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
+    def record(self, instance: MppsInstance, outcome: Outcome,
+               caller: Caller | None = None) -> None:
         now = self._clock.now()
         with self._store.transaction() as tx:
             repo = self._repository(tx, now)
@@ -250,6 +323,8 @@ class StoreMpps:
                 tx.enqueue(list(items), now)
             self._save(tx, instance.sop_instance_uid, instance.status,
                        encode_dataset(instance.dataset), now)
+            if self._events is not None:
+                self._events.add_in(tx, mpps_event(instance, outcome, events, caller, now))
         if self._on_commit is not None:
             self._on_commit()
         if self._worklist is not None:
@@ -263,12 +338,14 @@ class DicomBridge:
 
     def __init__(self, settings: DicomConfig, store: Store, reader: BridgeReader, *,
                  repository: RepositoryFactory, outbound: Outbound, ids: IdSource,
-                 clock: Clock, save: MppsWriter, prune_log: LogPruner) -> None:
+                 clock: Clock, save: MppsWriter, prune_log: LogPruner,
+                 events: EventWriter | None = None) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.reader = reader
         self.worklist = StoreWorklist(reader, WorklistIndex())
         self._repository, self._outbound, self._ids = repository, outbound, ids
-        self._save, self._prune_log = save, prune_log
+        self._save, self._prune_log, self._events = save, prune_log, events
+        self.queries = QueryLog(events, clock) if events is not None else None
         self.server: DicomServer | None = None
 
     async def start(self, wake: Callable[[], None], node: str) -> list[asyncio.Task[None]]:
@@ -283,17 +360,16 @@ class DicomBridge:
 
         sink = StoreMpps(
             self.store, self.reader, repository=self._repository, outbound=self._outbound,
-            ids=self._ids, clock=self.clock, save=self._save, worklist=self.worklist,
-            on_commit=on_commit)
+            ids=self._ids, clock=self.clock, save=self._save, events=self._events,
+            worklist=self.worklist, on_commit=on_commit)
         d = self.settings
         scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
                         maximum_associations=d.max_associations,
                         scope_to_station=d.scope_to_station)
         await asyncio.to_thread(self.worklist.load)
-        try:
-            self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)
-        except OSError as exc:  # HL7 keeps flowing; the missing listener is not printed
-            LOG.error("DICOM SCP not started on %s:%d: %s", d.host, d.port, exc)
+        # A port that cannot be bound raises (OSError): the runtime stops with one line.
+        self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink,
+                                              self.queries)
         jobs = [asyncio.create_task(self._housekeeping(node), name="accord-worklist")]
         if d.pacs is not None:
             peer = PacsPeer(d.pacs.host, d.pacs.port, d.pacs.ae_title, d.ae_title,
@@ -306,23 +382,39 @@ class DicomBridge:
         return jobs
 
     async def _housekeeping(self, node: str, poll: float = 5.0) -> None:
-        """Keep the worklist fresh without queries (every ``poll`` s) and, on one node
-        at a time, drop worklist-log rows older than a day."""
+        """Keep the worklist fresh without queries (every ``poll`` s), write the worklist
+        queries answered meanwhile to the DICOM log and, on one node at a time, drop
+        worklist-log rows older than a day and DICOM log rows older than
+        ``dicom.activity_days``."""
         pruned_at = None
         while True:
             await asyncio.sleep(poll)
             try:
                 await asyncio.to_thread(self.worklist.refresh)
+                if self.queries is not None:
+                    await asyncio.to_thread(self.queries.flush)
                 now = self.clock.now()
                 due = pruned_at is None or now - pruned_at >= timedelta(hours=1)
                 if due and await asyncio.to_thread(self.store.try_job_lock, "worklist-log",
                                                    node, 7200.0, now):
                     pruned_at = now
-                    await asyncio.to_thread(self._prune_log, now - timedelta(days=1))
+                    await asyncio.to_thread(self._prune, now)
             except Exception as exc:  # retried next round, never fatal
                 LOG.warning("worklist housekeeping failed: %s", exc)
+
+    def _prune(self, now: datetime) -> None:
+        self._prune_log(now - timedelta(days=1))
+        if self._events is not None:
+            before = now - timedelta(days=self.settings.activity_days)
+            while self._events.prune(before):
+                pass
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.queries is not None:
+            try:
+                self.queries.flush()
+            except Exception as exc:  # the log is a record of queries, not of data
+                LOG.warning("DICOM log not written at stop: %s", exc)

@@ -19,7 +19,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
@@ -72,6 +72,30 @@ class WorklistSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: the calling AE title (the station) and its address."""
+
+    ae_title: str
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswered:
+    """A worklist C-FIND the SCP answered: how many items went back, ``status`` ``ok``,
+    ``refused`` (the identifier could not be matched) or ``cancelled``, and the keys it
+    matched on, in words."""
+
+    caller: Caller
+    matches: int
+    status: str
+    summary: str
+
+
+#: Told of every worklist C-FIND once it is answered (must not block).
+QueryLog = Callable[[QueryAnswered], None]
+
+
 class MppsSink(Protocol):
     """Durable MPPS instances and the status commands/findings they produce."""
 
@@ -79,9 +103,10 @@ class MppsSink(Protocol):
         """The instance as last recorded, or None."""
         ...
 
-    def record(self, instance: MppsInstance, outcome: Outcome) -> None:
-        """Persist ``instance`` and ``outcome`` together; return only once durable.
-        Raise an :class:`~accord.errors.AccordError` (e.g. StoreError) when it cannot."""
+    def record(self, instance: MppsInstance, outcome: Outcome, caller: Caller) -> None:
+        """Persist ``instance`` and ``outcome`` together (and that ``caller`` sent it);
+        return only once durable. Raise an :class:`~accord.errors.AccordError` (e.g.
+        StoreError) when it cannot."""
         ...
 
 
@@ -132,36 +157,61 @@ def _visible(entry: WorklistEntry, calling_ae: str, config: ScpConfig) -> bool:
     return not config.scope_to_station or calling_ae in step.station_ae_titles
 
 
+def caller_of(event: evt.Event) -> Caller:
+    """The calling AE title and address of an association's request."""
+    requestor = event.assoc.requestor
+    return Caller(str(requestor.ae_title).strip(), str(getattr(requestor, "address", "")))
+
+
 def _on_find(
-    event: evt.Event, source: WorklistSource, config: ScpConfig, cache: ResponseCache
+    event: evt.Event, source: WorklistSource, config: ScpConfig, cache: ResponseCache,
+    log: QueryLog | None,
 ) -> Iterator[tuple[int, Dataset | None]]:
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): one pending response per matching SPS;
-    C-CANCEL is checked between responses (PS3.7 9.3.2.3)."""
+    C-CANCEL is checked between responses (PS3.7 9.3.2.3). ``log`` hears of each."""
     query = compile_query(event.identifier)
     if isinstance(query, QueryRejected):
         LOG.info("C-FIND refused: %s", query.reason)
+        if log is not None:
+            log(QueryAnswered(caller_of(event), 0, "refused", query.reason))
         yield query.status, None
         return
-    yield from _answers(event, query, source, config, cache)
+    yield from _answers(event, query, source, config, cache, log)
+
+
+def query_summary(query: Query) -> str:
+    """The keys a C-FIND matched on, in words (for the DICOM log)."""
+    h = query.hints
+    date = (h.date_from if h.date_from == h.date_to else
+            f"{h.date_from or '…'}-{h.date_to or '…'}") if (h.date_from or h.date_to) else ""
+    parts = [f"{name} {value}" for name, value in (
+        ("station", h.station), ("modality", h.modality), ("date", date),
+        ("accession", h.accession), ("patient ID", h.patient_id)) if value]
+    return ", ".join(parts) or "no matching key (everything)"
 
 
 def _answers(
     event: evt.Event, query: Query, source: WorklistSource, config: ScpConfig,
-    cache: ResponseCache,
+    cache: ResponseCache, log: QueryLog | None,
 ) -> Iterator[tuple[int, Dataset | None]]:
-    calling = str(event.assoc.requestor.ae_title).strip()
+    caller = caller_of(event)
     syntax = UID(event.context.transfer_syntax)
     implicit, little = bool(syntax.is_implicit_VR), bool(syntax.is_little_endian)
     shape = signature(query.identifier)
-    sent = 0
-    for entry in source.candidates(query):
-        if event.is_cancelled:
-            yield 0xFE00, None
-            return
-        if _visible(entry, calling, config) and query.matches(entry.dataset):
-            sent += 1
-            yield 0xFF00, cache.identifier(query, shape, entry, implicit, little)
-    LOG.debug("C-FIND from %s: %d matches", calling, sent)
+    sent, status = 0, "ok"
+    try:
+        for entry in source.candidates(query):
+            if event.is_cancelled:
+                status = "cancelled"
+                yield 0xFE00, None
+                return
+            if _visible(entry, caller.ae_title, config) and query.matches(entry.dataset):
+                sent += 1
+                yield 0xFF00, cache.identifier(query, shape, entry, implicit, little)
+    finally:
+        if log is not None:
+            log(QueryAnswered(caller, sent, status, query_summary(query)))
+    LOG.debug("C-FIND from %s: %d matches", caller.ae_title, sent)
 
 
 def _failure(rejected: MppsRejected) -> Dataset:
@@ -181,12 +231,13 @@ def _lookup(source: WorklistSource, ds: Dataset) -> tuple[list[WorklistItem], li
     return items, patients
 
 
-def _persist(sink: MppsSink, result: MppsResult | MppsRejected) -> tuple[Dataset, Dataset | None]:
+def _persist(sink: MppsSink, result: MppsResult | MppsRejected,
+             caller: Caller) -> tuple[Dataset, Dataset | None]:
     if isinstance(result, MppsRejected):
         LOG.info("MPPS refused: %04X %s", result.status, result.comment)
         return _failure(result), None
     try:
-        sink.record(result.instance, result.outcome)
+        sink.record(result.instance, result.outcome, caller)
     except AccordError as exc:
         LOG.warning("MPPS not stored: %s", exc)
         return _failure(MppsRejected(0x0110, "not stored; retry")), None
@@ -213,7 +264,7 @@ class _Mpps:
             items, patients = _lookup(self._source, attributes)
             result = n_create(uid, attributes, self._sink.instance(uid), items, patients,
                               self._config.tz)
-            return _persist(self._sink, result)
+            return _persist(self._sink, result, caller_of(event))
 
     def on_set(self, event: evt.Event) -> tuple[Dataset, Dataset | None]:
         request: Any = event.request
@@ -223,7 +274,7 @@ class _Mpps:
             current = self._sink.instance(uid) if _UID.fullmatch(uid) else None
             items, patients = _lookup(self._source, current.dataset if current else mods)
             result = n_set(current, mods, items, patients, self._config.tz)
-            return _persist(self._sink, result)
+            return _persist(self._sink, result, caller_of(event))
 
 
 def build_ae(config: ScpConfig) -> AE:
@@ -260,15 +311,18 @@ class DicomServer:
         self._server.shutdown()
 
 
-def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink) -> DicomServer:
+def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink,
+              log: QueryLog | None = None) -> DicomServer:
     """Start the MWL + MPPS + Verification SCP on ``config.host:config.port`` (0 = any
-    free port) in background threads; returns once it listens."""
+    free port) in background threads; returns once it listens. ``log`` hears of every
+    worklist query answered."""
     ae = build_ae(config)
     mpps = _Mpps(source, sink, config)
     handlers: list[Any] = [
         (evt.EVT_CONN_OPEN, set_nodelay),
         (evt.EVT_C_ECHO, _on_echo),
-        (evt.EVT_C_FIND, _on_find, [source, config, ResponseCache(config.response_cache)]),
+        (evt.EVT_C_FIND, _on_find, [source, config, ResponseCache(config.response_cache),
+                                    log]),
         (evt.EVT_N_CREATE, mpps.on_create),
         (evt.EVT_N_SET, mpps.on_set),
     ]

@@ -113,7 +113,8 @@ class Outbound:
                     continue
                 out.append(OutboxItem(
                     destination=dest.name, kind=event.category, control_id=control_id,
-                    payload=encode_like(msg.to_er7(), msg), patient_key=patient_key(event)))
+                    payload=encode_like(msg.to_er7(), msg), patient_key=patient_key(event),
+                    accession=accession_of(event)))
         return tuple(out)
 
 
@@ -132,6 +133,16 @@ def _patient_of(event: Event) -> Patient | None:
         case PatientMerged():
             return event.survivor
     return None
+
+
+def accession_of(event: Event) -> str:
+    """The accession of the order an outbound message is about ("" for patient events)."""
+    match event:
+        case OrderStatusChanged() | OrderForwarded():
+            return event.order.accession
+        case ReportForwarded():
+            return event.order.accession if event.order is not None else event.report.accession
+    return ""
 
 
 def patient_key(event: Event) -> str:

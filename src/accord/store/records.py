@@ -99,7 +99,9 @@ class OutboxItem:
     ``control_id`` is the outbound MSH-10: unique, and the same on every resend so the
     receiver can recognise a resend. ``patient_key`` orders deliveries per patient when a
     destination delivers in parallel across patients. ``kind`` is the destination's ``send``
-    category (configuration) (``adt``, ``orders``, ``reports``, ``status``).
+    category (configuration) (``adt``, ``orders``, ``reports``, ``status``). ``accession``
+    names the order the message is about ("" for patient updates): the order page lists
+    what went out for it, whatever caused it (a message, an MPPS, a person).
     """
 
     destination: str
@@ -108,6 +110,7 @@ class OutboxItem:
     kind: str
     patient_key: str = ""
     source_message_id: int | None = None
+    accession: str = ""
 
     def __post_init__(self) -> None:
         if not self.destination:

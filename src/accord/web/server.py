@@ -7,8 +7,8 @@ Rules:
   signal capture is turned off.
 - No PHI in logs: uvicorn's access log (which prints query strings such as
   ``?identifier=…``) is off; uvicorn's own loggers stay at WARNING.
-- A port that cannot be bound is logged and the rest of the engine keeps running;
-  ``/api/health`` then reports the HTTP listener down.
+- A port that cannot be bound raises (OSError): the runtime stops the engine with one
+  line; an engine whose console cannot be reached is not left running.
 """
 
 from __future__ import annotations
@@ -63,14 +63,10 @@ class HttpServer:
             return 0
         return int(self._sock.getsockname()[1])
 
-    async def start(self) -> bool:
-        """Bind and serve; False (logged) when the port cannot be bound."""
-        try:
-            self._sock = _listen(self.host, self.requested_port)
-        except OSError as exc:
-            log.error("console/API not started on %s:%d: %s", self.host,
-                      self.requested_port, exc.strerror or exc)
-            return False
+    async def start(self) -> None:
+        """Bind and serve; raises OSError when the port cannot be bound or the server
+        stops while starting."""
+        self._sock = _listen(self.host, self.requested_port)
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, proxy_headers=False,
                                 timeout_graceful_shutdown=5)
@@ -82,9 +78,9 @@ class HttpServer:
         while not self._server.started and not self._task.done():
             await asyncio.sleep(0.01)
         if self._task.done():  # failed while starting
+            failure = self._task.exception() if not self._task.cancelled() else None
             await self.stop()
-            return False
-        return True
+            raise OSError(f"the console server stopped while starting: {failure}")
 
     async def stop(self) -> None:
         """Stop accepting, finish requests in flight (up to 5 s), close the socket."""

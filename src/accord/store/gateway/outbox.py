@@ -39,6 +39,7 @@ from accord.store.schema import outbox
 
 UNFINISHED = ("pending", "in_flight")
 PATIENT_KEY_LENGTH = 255
+ACCESSION_LENGTH = 199
 _INSERT_ROWS = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
 Locker = Callable[[Select[Any]], Select[Any]]
 
@@ -54,6 +55,7 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
             "control_id": clean_text(item.control_id),
             "payload": item.payload,
             "source_message_id": item.source_message_id,
+            "accession": clean_text(item.accession)[:ACCESSION_LENGTH],
             "status": "pending",
             "attempts": 0,
             "created_at": now,
@@ -75,6 +77,7 @@ def to_row(row: Row[Any]) -> OutboxRow:
         control_id=m["control_id"],
         payload=bytes(m["payload"]),
         source_message_id=m["source_message_id"],
+        accession=m["accession"],
         status=m["status"],
         attempts=m["attempts"],
         created_at=m["created_at"],
@@ -186,6 +189,7 @@ def requeue_copy(conn: Connection, original: OutboxRow, now: datetime, link: dic
         "control_id": original.control_id,
         "payload": original.payload,
         "source_message_id": original.source_message_id,
+        "accession": original.accession,
         "status": "pending",
         "attempts": 0,
         "created_at": now,

@@ -9,6 +9,7 @@ area's tables onto :data:`metadata`: the gateway's (``gateway.py``), the workflo
 from accord.store.schema.accounts import (
     api_tokens,
     audit_log,
+    audit_patients,
     login_attempts,
     sessions,
     setup_tokens,
@@ -26,6 +27,7 @@ from accord.store.schema.gateway import (
 )
 from accord.store.schema.workflow import (
     ID_LEN,
+    wf_dicom_events,
     wf_field_stats,
     wf_findings,
     wf_mpps,
@@ -52,6 +54,7 @@ __all__ = [
     "UtcDateTime",
     "api_tokens",
     "audit_log",
+    "audit_patients",
     "dedupe",
     "job_locks",
     "login_attempts",
@@ -62,6 +65,7 @@ __all__ = [
     "sessions",
     "setup_tokens",
     "users",
+    "wf_dicom_events",
     "wf_field_stats",
     "wf_findings",
     "wf_mpps",

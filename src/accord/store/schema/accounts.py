@@ -6,7 +6,9 @@ Rules:
   tokens and setup tokens (all 256-bit random) as SHA-256 hex digests, so a copy of the
   database opens no session.
 - The audit log is append-only (nothing here updates or deletes it) and keyset-listed by
-  ``id``; its filters (actor, patient, action) are indexed.
+  ``id``; its filters (actor, patient, action) are indexed. The patients a record is
+  about are rows of ``audit_patients`` (one record per view, however many patients).
+- API tokens may expire (``expires_at``); an expired token is refused like a revoked one.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ api_tokens = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("last_used_at", UtcDateTime(), nullable=True),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),  # None: until revoked
     Index("uq_api_tokens_hash", "token_hash", unique=True),
     Index("ix_api_tokens_user", "user_id"),
 )
@@ -94,4 +97,14 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor", "id"),
     Index("ix_audit_log_patient", "patient_id", "id"),
     Index("ix_audit_log_action", "action", "id"),
+)
+
+# The patients one audit record is about: a search or a list is ONE record, and "who saw
+# patient X" stays one indexed lookup here, however many patients a page showed.
+audit_patients = Table(
+    "audit_patients",
+    metadata,
+    Column("audit_id", Id, primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Index("ix_audit_patients_patient", "patient_id", "audit_id"),
 )

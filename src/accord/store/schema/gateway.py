@@ -55,6 +55,8 @@ messages = Table(
     Index("ix_messages_type", "message_type"),
     Index("ix_messages_sender", "sending_app", "sending_facility"),
     Index("ix_messages_status", "status", "id"),
+    # The message search's ACK code filter (AR and AE are rare: found without a scan).
+    Index("ix_messages_ack", "ack_code", "id"),
 )
 
 # Search keys: one row per PID-3 identifier or accession of a message (kind, value).
@@ -106,6 +108,9 @@ outbox = Table(
     Column("reprocess_of", Id, nullable=True),  # plain ids, as in messages
     Column("rotated_from", Id, nullable=True),
     Column("superseded_by", Id, nullable=True),
+    # The order a row is about (its accession; "" for patient updates): the order page
+    # and ``accord trace`` list what went out for an order, whatever caused it.
+    Column("accession", String(199), nullable=False, server_default=""),
     CheckConstraint(
         "status IN ('pending', 'in_flight', 'delivered', 'error', 'cancelled')", name="status"
     ),
@@ -124,6 +129,9 @@ outbox = Table(
     Index("ix_outbox_status", "status", "id"),
     Index("ix_outbox_source", "source_message_id"),
     Index("ix_outbox_control_id", "control_id"),
+    Index("ix_outbox_accession", "accession", "id"),
+    # Deliveries in a time window, per destination (the dashboard), from the index alone.
+    Index("ix_outbox_delivered_at", "delivered_at", "destination"),
 )
 
 # Background job leases (pruning, reconciliation): one node at a time.

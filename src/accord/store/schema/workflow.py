@@ -19,6 +19,7 @@ from accord.store.schema.base import Id, Json, UtcDateTime, metadata
 
 __all__ = [
     "ID_LEN",
+    "wf_dicom_events",
     "wf_field_stats",
     "wf_findings",
     "wf_mpps",
@@ -63,8 +64,10 @@ wf_patient_identifiers = Table(
     _s("type_code", 16),
     Column("patient_id", String(ID_LEN), nullable=False),
     Column("position", Integer(), nullable=False),
+    _s("value_rev", 199),  # the value casefolded and reversed (see ``search_key``)
     Index("uq_patient_identifiers_key", "value", "authority", unique=True),
     Index("ix_patient_identifiers_patient", "patient_id"),
+    Index("ix_patient_identifiers_rev", "value_rev"),
 )
 
 wf_patient_blocks = Table(
@@ -111,6 +114,7 @@ wf_orders = Table(
     Column("held", Boolean(), nullable=False, server_default=text("false")),
     Column("updated_at", UtcDateTime(), nullable=True),
     Column("doc", Json, nullable=False),
+    _s("accession_rev", 199),  # the accession casefolded and reversed (``search_key``)
     _unique_number("accession"),
     _unique_number("placer_number"),
     _unique_number("filler_number"),
@@ -120,6 +124,7 @@ wf_orders = Table(
     Index("ix_orders_requested_procedure", "requested_procedure_id"),
     # Order lists (console and API) are newest first, keyset-paginated on (updated_at, id).
     Index("ix_orders_updated_at", "updated_at", "id"),
+    Index("ix_orders_accession_rev", "accession_rev"),
 )
 
 # One row per scheduled procedure step and station AE title (a step for two stations
@@ -237,6 +242,28 @@ wf_mpps = Table(
     Column("status", String(16), nullable=False),
     Column("dataset", LargeBinary(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# What the DICOM SCP was asked, one row per request: each worklist query (C-FIND) and
+# each MPPS (N-CREATE, N-SET), with the calling AE title. The console's DICOM log and
+# the dashboard's per-station figures read it; rows older than ``dicom.activity_days``
+# are pruned.
+wf_dicom_events = Table(
+    "dicom_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("kind", String(16), nullable=False),  # "find" or "mpps"
+    _s("station", 16),  # the calling AE title
+    _s("peer", 64),
+    _s("status", 16),  # MPPS: IN PROGRESS, COMPLETED, DISCONTINUED; find: ok, refused
+    Column("matches", Integer(), nullable=False, server_default="0"),
+    _s("accession", 199),
+    _s("sop_instance_uid", ID_LEN),
+    _s("summary", 255),
+    Index("ix_dicom_events_at", "at", "station", "kind"),
+    Index("ix_dicom_events_station", "station", "id"),
+    Index("ix_dicom_events_kind", "kind", "id"),
 )
 
 # Orders whose worklist items may have changed, in commit order (polled by readers).

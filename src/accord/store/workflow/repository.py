@@ -32,6 +32,7 @@ from sqlalchemy import Connection, select
 from accord.store import Tx
 from accord.store.db import Database
 from accord.store.db.compiled import Runner
+from accord.store.db.search import search_key
 from accord.store.db.upsert import upsert
 from accord.store.gateway.store import connection_of
 from accord.store.schema import (
@@ -179,7 +180,7 @@ class SqlRepository:
         # The last save wins an identifier, as in the in-memory repository.
         upsert(self._c, wf_patient_identifiers, [
             {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
-             "patient_id": patient.id, "position": n}
+             "patient_id": patient.id, "position": n, "value_rev": search_key(i.value)}
             for n, i in enumerate(patient.identifiers)], ["value", "authority"], self._x)
         if patient.merged_into is None:
             blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
@@ -237,7 +238,8 @@ class SqlRepository:
         row: dict[str, Any] = {k: getattr(order, k) for k in ORDER_KEYS}
         row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
                    source=order.source[:227], held=bool(order.hold_reason),
-                   updated_at=self._now, doc=codec.encode_order(order))
+                   updated_at=self._now, doc=codec.encode_order(order),
+                   accession_rev=search_key(order.accession))
         upsert(self._c, wf_orders, [row], ["id"], self._x)
         if ("order", order.id) in self._known:
             self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
