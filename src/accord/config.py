@@ -83,6 +83,16 @@ class PacsConfig(_Model):
     timeout: float = Field(default=30.0, gt=0)
 
 
+class ChecksConfig(_Model):
+    """Checks on every new or changed order (each a finding, flagged on the worklist;
+    the order is still applied): the HL7 profile it must meet (``profile``: ``ihe-swf``,
+    ``basic``, or null for none) and how far in the past its scheduled start may be
+    (``max_schedule_age_hours``)."""
+
+    profile: Literal["basic", "ihe-swf"] | None = "ihe-swf"
+    max_schedule_age_hours: float = Field(default=24.0, gt=0)
+
+
 class DicomConfig(_Model):
     ae_title: str = Field(default="ACCORD", min_length=1, max_length=16)
     host: str = "127.0.0.1"
@@ -90,10 +100,10 @@ class DicomConfig(_Model):
     enabled: bool = True
     scope_to_station: bool = False  # a calling AE sees only its own station's steps
     max_associations: int = Field(default=16, gt=0)
+    activity_days: int = Field(default=30, gt=0)  # the DICOM log keeps this many days
     pacs: PacsConfig | None = None  # reconciliation runs only when a PACS is named
     reconcile_after_minutes: float = Field(default=60.0, gt=0)
     reconcile_interval: float = Field(default=300.0, gt=0)
-    activity_days: int = Field(default=30, gt=0)  # the DICOM log keeps this many days
 
 
 class WorkflowConfig(_Model):
@@ -103,6 +113,7 @@ class WorkflowConfig(_Model):
     whether new patients are scored against the stored ones (never merged)."""
 
     enabled: bool = True  # false: a plain router (messages pass through by category)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
     catalog: dict[str, Any] = {}
     identity_matching: bool = True
 
@@ -110,6 +121,13 @@ class WorkflowConfig(_Model):
 class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AuditConfig(_Model):
+    """Who reads the audit log: auditors always; admins too when ``admin_can_read`` (off
+    by default: the people who act do not read the record of their own acts)."""
+
+    admin_can_read: bool = False
 
 
 class StoreConfig(_Model):
@@ -169,6 +187,7 @@ class Config(_Model):
     dialects: dict[str, dict[str, Any]] = {}
     alerts: dict[str, Any] = {}  # webhook, interval, rules: accord.web.alerts.AlertSettings
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("destinations")
     @classmethod

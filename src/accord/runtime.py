@@ -28,6 +28,7 @@ from accord.engine.processor import Processor
 from accord.engine.router import Router
 from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.errors import StartupError
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.server import MllpLimits, MllpServer
@@ -235,7 +236,9 @@ def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: C
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
         catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
-        matcher=Matcher() if config.workflow.identity_matching else None)
+        matcher=Matcher() if config.workflow.identity_matching else None,
+        checks=Checks(config.workflow.checks.profile,
+                      config.workflow.checks.max_schedule_age_hours))
     bridge = _bridge(config, store, outbound, clock) if config.dicom.enabled else None
     return processor, bridge
 

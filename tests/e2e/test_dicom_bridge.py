@@ -93,6 +93,7 @@ async def runtime(tmp_path: Path,
     path.write_text(
         "mllp: {port: 0}\n"
         "dicom: {port: 0}\n"
+        "http: {port: 0}\n"
         + store_line +
         "destinations:\n"
         f"  - {{name: ris, host: 127.0.0.1, port: {ris.port}, send: [status], dialect: ris}}\n"
@@ -239,3 +240,15 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
     assert [o.status.value for o, _ in orders] == ["completed"]
     mpps = SqlWorklistReader(rt.store.database).mpps("1.2.826.0.1.3680043.99.1")  # type: ignore[arg-type]
     assert mpps is not None and mpps[0] == "COMPLETED"
+    # The DICOM log: each C-FIND (written by the bridge a little later) and each MPPS
+    # (written with it), by the calling AE title; the status updates name their order.
+    assert rt.bridge is not None and rt.bridge.queries is not None
+    rt.bridge.queries.flush()
+    log = rt.views.dicom.list().items
+    assert [(e.kind, e.station) for e in log if e.kind == "find"] == [("find", "MODALITY")] * 4
+    assert [(e.status, e.accession) for e in log if e.kind == "mpps"] == [
+        ("COMPLETED", "A100"), ("IN PROGRESS", "A100")]
+    done = next(e for e in log if e.kind == "mpps")
+    assert "A100: in_progress → completed" in done.summary
+    sent = rt.store.list_outbox(accession="A100").items
+    assert {(r.destination, r.kind) for r in sent} >= {("ris", "status"), ("ris2", "status")}

@@ -91,6 +91,8 @@ async def test_order_goes_to_pacs_and_status_to_the_other_ris_only(
     rows = store.list_outbox(oldest_first=True).items
     assert {r.patient_key for r in rows} == {"MRN1^^^HOSP"}
     assert len({r.control_id for r in rows}) == len(rows)
+    # Each row names the order it is about (a patient update names none).
+    assert [r.accession for r in rows] == ["", "A1", "A1"]
     stored = store.search_messages(control_id="M2").items[0]
     assert stored.outcome["workflow"]["events"] == ["status"]
     assert [r["destination"] for r in stored.outcome["routed"]] == ["ris2"]

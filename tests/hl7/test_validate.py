@@ -278,3 +278,16 @@ def test_whole_corpus_never_raises(corpus: Path):
                     assert problem.code.isdigit()
             checked += 1
     assert checked > 300
+
+
+def test_rules_only_skips_the_field_formats_but_keeps_the_profile_rules():
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    text = (samples / "gateway_orm_o01_nw.hl7").read_text(encoding="utf-8")
+    shifted = parse(text.replace("|US1|||US|||", "|US1||||US|||"))  # one field too many
+    rules = validate(shifted, "ihe-swf", rules_only=True)
+    assert {(p.location, p.code) for p in rules} == {("OBR-27.4", "101"), ("OBR-24", "101")}
+    bad_type = parse(text.replace("|P|2.5.1", "|P|2.5.1|x").replace("PID|1|", "PID|one|"))
+    assert any(p.location == "PID-1" for p in validate(bad_type, "ihe-swf"))
+    assert not any(p.location == "PID-1"
+                   for p in validate(bad_type, "ihe-swf", rules_only=True))
+    assert validate(parse(text), "ihe-swf", rules_only=True) == []

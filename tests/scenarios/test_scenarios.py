@@ -7,6 +7,7 @@ Format (every key but ``steps`` optional)::
     dialects: {name: {match: {application: RIS}, ...}}   # Dialects.from_config
     catalog: {procedures: [...], station_rules: [...]}  # catalog_from_config
     matcher: true                                        # identity.Matcher() for new patients
+    checks: {profile: ihe-swf, max_schedule_age_hours: 24}  # order checks (mapping.checks)
     steps:
       - message: |            # ER7, one segment a line (or file: a tests/samples name)
           MSH|^~\\&|RIS|...
@@ -38,6 +39,7 @@ import yaml
 
 from accord.hl7 import parse
 from accord.mapping.apply import apply_message
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.workflow.identity import Matcher
@@ -162,6 +164,10 @@ def _check_trace(repo: MemoryRepository, expect: dict[str, Any]) -> None:
         assert words in text, text
 
 
+def _checks(raw: dict[str, Any] | None) -> Checks | None:
+    return Checks(**raw) if raw is not None else None
+
+
 def _catalog(raw: dict[str, Any] | None) -> Catalog | None:
     if raw is None:
         return None
@@ -185,6 +191,7 @@ def test_scenario(path: Path) -> None:
     dialects = Dialects.from_config(spec.get("dialects") or {})
     catalog = _catalog(spec.get("catalog"))
     matcher = Matcher() if spec.get("matcher") else None
+    checks = _checks(spec.get("checks"))
     repo, ids = MemoryRepository(), SequentialIds()
     for n, step in enumerate(spec["steps"], start=1):
         if "catalog_change" in step:
@@ -193,7 +200,7 @@ def test_scenario(path: Path) -> None:
         dialect = dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
         before = {k: f.count for k, f in repo.findings.items()}
         outcome = apply_message(repo, msg, dialect, now=T0 + timedelta(minutes=n), ids=ids,
-                                catalog=catalog, matcher=matcher)
+                                catalog=catalog, matcher=matcher, checks=checks)
         where = f"step {n} ({msg.message_type} {msg.control_id})"
         assert outcome.ack_code == step.get("ack", "AA"), (where, outcome.error_text)
         if "error_location" in step:

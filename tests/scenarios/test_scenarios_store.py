@@ -29,6 +29,7 @@ from test_scenarios import (  # the in-memory runner of the same files
     _check_patients,
     _check_reports,
     _check_trace,
+    _checks,
     _message,
 )
 
@@ -142,7 +143,7 @@ async def test_scenario_through_the_store(path: Path, store: SqlStore) -> None:
         dialects=Dialects.from_config(spec.get("dialects") or {}),
         outbound=Outbound((), Dialects(), ids), ids=SequentialIds(),
         repository=repository_for, catalog=catalog,
-        matcher=Matcher() if spec.get("matcher") else None)
+        matcher=Matcher() if spec.get("matcher") else None, checks=_checks(spec.get("checks")))
     clock = FixedClock(T0)
     ingestor = Ingestor(store, clock, ids, processor, Config())
     try:

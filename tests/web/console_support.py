@@ -29,6 +29,8 @@ ROLES = ("viewer", "operator", "admin", "auditor")
 FEED = ("console_adt_a04_canary.hl7", "console_adt_a04_canary_twin.hl7",
         "console_orm_o01_canary.hl7", "console_orm_o01_no_pid3.hl7",
         "console_oru_r01_unknown_order.hl7")
+# The samples are dated 2026-03-02: their age must not depend on the day the tests run.
+PAST_OK = {"max_schedule_age_hours": 10 * 365 * 24}
 CATALOG = {"procedures": [{"code": "CTHEAD", "description": "CT head", "modality": "CT",
                            "body_part": "HEAD", "stations": ["CT1"],
                            "duration_minutes": 15}]}
@@ -43,7 +45,7 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
         "store": {"data_dir": str(data)},
         "mllp": {"port": mllp_port},
         "dicom": {"enabled": False},
-        "workflow": {"catalog": CATALOG},
+        "workflow": {"catalog": CATALOG, "checks": PAST_OK},
         "destinations": [{"name": "pacs", "host": "127.0.0.1", "port": pacs_port,
                           "send": ["adt", "orders", "reports"], "retries": 0,
                           "connect_timeout": 0.5, "ack_timeout": 1.0}],

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from console_support import CATALOG, PASSWORD, ROLES, sample
+from console_support import CATALOG, PASSWORD, PAST_OK, ROLES, sample
 
 ACCORD = Path(sys.executable).with_name("accord")
 START, END = b"\x0b", b"\x1c\r"
@@ -105,7 +105,7 @@ def _config(data: Path, mllp: int, http: int, pacs: int, ris: int) -> Path:
     path = data / "accord.yaml"
     path.write_text(json.dumps({  # JSON is YAML
         "mllp": {"port": mllp}, "http": {"port": http}, "dicom": {"enabled": False},
-        "store": {"data_dir": str(data)}, "workflow": {"catalog": CATALOG},
+        "store": {"data_dir": str(data)}, "workflow": {"catalog": CATALOG, "checks": PAST_OK},
         "alerts": {"interval": 1, "rules": [{"kind": "connection_down",
                                              "severity": "error"}]},
         "destinations": [

@@ -36,13 +36,16 @@ def test_a_patient_view_is_recorded_with_who_where_what(client: TestClient) -> N
     assert {e["action"] for e in by_patient} == {"patients.list", "patients.view"}
 
 
-def test_a_list_view_records_each_patient_shown(client: TestClient) -> None:
+def test_a_list_view_is_one_record_listing_each_patient_shown(client: TestClient) -> None:
     auditor = bearer(token_for(client, "auditor"))
     page = client.get("/api/orders", headers=ADMIN).json()["items"]
     shown = {o["patient"]["id"] for o in page}
-    entries = audit(client, auditor, action="orders.list")
-    assert {e["patient_id"] for e in entries} == shown
-    assert all(e["count"] == len(page) and e["actor"] == "api-token" for e in entries)
+    [entry] = audit(client, auditor, action="orders.list")
+    assert set(entry["patient_ids"]) == shown and len(shown) > 1
+    assert entry["count"] == len(page) and entry["actor"] == "api-token"
+    for patient in shown:  # and each patient finds it
+        assert [e["id"] for e in audit(client, auditor, patient=patient,
+                                       action="orders.list")] == [entry["id"]]
 
 
 def test_every_view_of_patient_data_is_recorded(client: TestClient) -> None:
@@ -92,7 +95,7 @@ def test_export_csv_and_json_lines(client: TestClient) -> None:
     r = client.get("/api/audit/export", params={"format": "csv"}, headers=auditor)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert any(row["action"] == "worklist.list" and row["patient_id"] for row in rows)
+    assert any(row["action"] == "worklist.list" and row["patient_ids"] for row in rows)
     assert all(json.loads(row["detail"]) is not None for row in rows)
     r = client.get("/api/audit/export", params={"format": "json", "action": "worklist.list"},
                    headers=auditor)

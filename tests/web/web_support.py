@@ -17,6 +17,8 @@ ROLES = ("viewer", "operator", "admin", "auditor")
 FEED = ("web_adt_a04_alice.hl7", "web_adt_a04_alice_twin.hl7", "web_adt_a04_bob.hl7",
         "web_orm_o01_alice_ct.hl7", "web_orm_o01_bob_mr.hl7", "web_orm_o01_bob_us.hl7",
         "web_orm_o01_no_pid3.hl7", "web_oru_r01_unknown_order.hl7", "web_not_hl7.hl7")
+# The samples are dated 2026-03-02: their age must not depend on the day the tests run.
+PAST_OK = {"max_schedule_age_hours": 10 * 365 * 24}
 CATALOG = {"procedures": [
     {"code": "CTHEAD", "description": "CT head", "modality": "CT", "stations": ["CT1"]},
     {"code": "MRKNEE", "description": "MR knee", "modality": "MR", "stations": ["MR1"]},
@@ -36,7 +38,7 @@ def config(data: Path) -> Config:
         "mllp": {"port": 0},
         "http": {"port": 0},
         "dicom": {"enabled": False},
-        "workflow": {"catalog": CATALOG},
+        "workflow": {"catalog": CATALOG, "checks": PAST_OK},
         "destinations": [{"name": "pacs", "host": "127.0.0.1", "port": 9,
                           "send": ["adt", "orders", "reports"], "retries": 0,
                           "connect_timeout": 0.5, "ack_timeout": 1.0}],

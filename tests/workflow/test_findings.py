@@ -88,6 +88,7 @@ def test_kind_values_are_the_stored_words() -> None:
         "unknown_order", "visit_mismatch", "status_regression", "cancelled_but_performed",
         "duplicate_order", "potential_duplicate_patient", "merged_patient_reference",
         "unmapped_code", "missing_required_field", "field_drift", "unscheduled_procedure",
-        "completed_study_missing", "study_without_order"]
+        "completed_study_missing", "study_without_order", "profile_violation",
+        "scheduled_in_past"]
     assert FindingKind("unmapped_code") is FindingKind.UNMAPPED_CODE
     assert _finding().severity is FindingKind.UNMAPPED_CODE.severity

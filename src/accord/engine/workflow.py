@@ -35,6 +35,7 @@ from accord.engine.processor import Outcome, Prepared, encode_like
 from accord.errors import AccordError, ApplyError, ConfigError, RejectError
 from accord.hl7 import Message
 from accord.mapping.apply import apply_mapped
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialect, Dialects
 from accord.mapping.inbound import map_message
 from accord.mapping.outbound import build
@@ -186,8 +187,10 @@ class WorkflowProcessor:
 
     def __init__(self, *, dialects: Dialects, outbound: Outbound, ids: IdSource,
                  repository: RepositoryFactory, catalog: Catalog | None = None,
-                 matcher: Matcher | None = None, live: LiveTable | None = None) -> None:
+                 matcher: Matcher | None = None, live: LiveTable | None = None,
+                 checks: Checks | None = None) -> None:
         self._dialects = dialects
+        self._checks = checks  # the order checks (``accord.mapping.checks``)
         self._outbound = outbound
         self._ids = ids
         self._repository = repository
@@ -218,12 +221,13 @@ class WorkflowProcessor:
         an ingest transaction (``process`` is both at once)."""
         dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
         catalog = self.catalog
-        mapped = map_message(msg, dialect, now=now, catalog=catalog)
+        mapped = map_message(msg, dialect, now=now, catalog=catalog, checks=self._checks)
 
         def apply(tx: Tx) -> Outcome:
             self._follow(tx)
             again = self.catalog is not catalog  # the table changed since mapping: map anew
-            fresh = map_message(msg, dialect, now=now, catalog=self.catalog) if again else mapped
+            fresh = (map_message(msg, dialect, now=now, catalog=self.catalog,
+                                 checks=self._checks) if again else mapped)
             repo = self._repository(tx, now)
             repo.focus(fresh.message_type)  # as mapped: MSH-9 is not read again
             result = apply_mapped(repo, fresh, dialect, now=now, ids=self._ids,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from accord.hl7 import Message
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialect
 from accord.mapping.inbound import Mapped, map_message
 from accord.mapping.procedures import Catalog
@@ -33,9 +34,10 @@ def policy_of(dialect: Dialect) -> Policy:
 def apply_message(
     repo: Repository, msg: Message, dialect: Dialect, *, now: datetime, ids: IdSource,
     catalog: Catalog | None = None, matcher: Matcher | None = None,
+    checks: Checks | None = None,
 ) -> Outcome:
     """Map ``msg`` in ``dialect`` and apply it to ``repo`` (see ``accord.workflow.engine``)."""
-    mapped = map_message(msg, dialect, now=now, catalog=catalog)
+    mapped = map_message(msg, dialect, now=now, catalog=catalog, checks=checks)
     return apply_mapped(repo, mapped, dialect, now=now, ids=ids, matcher=matcher)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from accord.hl7 import Message, formatted_text
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialect
 from accord.mapping.ordering import Partial, order_commands, order_ref, siu_commands
 from accord.mapping.procedures import Catalog
@@ -72,10 +73,12 @@ _DICOM_REFS = frozenset({"113014", "112002", "121139"})
 
 
 def map_message(
-    msg: Message, dialect: Dialect, *, now: datetime, catalog: Catalog | None = None
+    msg: Message, dialect: Dialect, *, now: datetime, catalog: Catalog | None = None,
+    checks: Checks | None = None,
 ) -> Mapped:
-    """The commands ``msg`` asks for, in ``dialect``'s meaning (see the module rules)."""
-    ctx = Context(msg, dialect, now, catalog)
+    """The commands ``msg`` asks for, in ``dialect``'s meaning (see the module rules);
+    ``checks``: the order checks to run (``accord.mapping.checks``)."""
+    ctx = Context(msg, dialect, now, catalog, checks)
     out = Partial()
     kind, trigger = msg.get("MSH-9.1"), msg.get("MSH-9.2")
     if kind == "ADT":

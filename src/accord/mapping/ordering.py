@@ -10,6 +10,7 @@ Rules:
   procedure code is an ``unmapped_code`` finding; with no station from IPC-9 or a rule
   it follows the dialect policy (default station, or hold: kept off the worklist, AE).
 - ORC-1 (with ORC-5) is looked up in the dialect; an unknown pair is refused (AE, 103).
+- New and changed orders are checked (``accord.mapping.checks``): findings, not refusals.
 Each decision is written into ``OrderData.rules`` in plain words for the trace.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from accord.mapping.checks import order_findings, profile_problems
 from accord.mapping.procedures import Procedure, choose_stations
 from accord.mapping.segments import Context, Group, patient, person, visit, when
 from accord.workflow.commands import (
@@ -195,6 +197,7 @@ def order_commands(ctx: Context, groups: list[Group], out: Partial) -> None:
     """ORM^O01 / OMI^O23 / OMG^O19: one command per ORC group (HL7 v2.5.1 §4.5.1, §4.4.6)."""
     pat = patient(ctx.msg, ctx.dialect)
     vis = visit(ctx.msg)
+    problems: list[str] | None = None  # the message's profile errors, read once
     for g in groups:
         control, order_status = g.get("ORC-1"), g.get("ORC-5")
         ref, acc_path = order_ref(g, ctx)
@@ -216,12 +219,30 @@ def order_commands(ctx: Context, groups: list[Group], out: Partial) -> None:
             continue
         data = order_data(g, ctx, out, ref=ref)
         _hold(data, "OBR-4", out)
+        if control in CHECKED and ctx.checks is not None:
+            if problems is None:
+                problems = profile_problems(ctx.msg, ctx.checks.profile)
+            out.findings += _checked(ctx, data, problems)
         if control == "NW":
             first, notes = _initial_status(status or Status.ORDERED, data)
             data = _with_rules(data, notes)
             out.commands.append(PlaceOrder(pat, data, first, said, vis))
         else:
             out.commands.append(UpdateOrder(pat, data, status, said, vis))
+
+
+CHECKED = frozenset({"NW", "XO"})  # new and changed orders (``mapping.checks``)
+
+
+def _checked(ctx: Context, data: OrderData, problems: list[str] | None = None
+             ) -> list[Finding]:
+    """The order checks' findings (``accord.mapping.checks``); ``problems``: the
+    message's profile errors when the caller read them already."""
+    if ctx.checks is None:
+        return []
+    if problems is None:
+        problems = profile_problems(ctx.msg, ctx.checks.profile)
+    return order_findings(ctx.checks, problems, data, now=ctx.now, finding=ctx.finding)
 
 
 def _with_rules(data: OrderData, notes: list[str]) -> OrderData:
@@ -262,6 +283,8 @@ def siu_commands(ctx: Context, trigger: str, out: Partial) -> None:
     data = order_data(g, ctx, out, code_path="AIS-3")
     data = replace(data, ref=ref)
     _hold(data, "AIS-3", out)
+    if trigger in ("S12", "S13"):
+        out.findings += _checked(ctx, data)
     if trigger == "S12":
         if not pat.identifiers:
             out.refusal = Refusal("PID-3", "no patient identifier in PID-3")

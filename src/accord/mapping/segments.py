@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from accord.hl7 import Message, Segment
 from accord.hl7.types import XPN, read_cx, read_ts, read_xad, read_xcn, read_xpn, read_xtn
+from accord.mapping.checks import Checks
 from accord.mapping.dialect import Dialect
 from accord.mapping.procedures import Catalog
 from accord.workflow.commands import PatientData, VisitData
@@ -231,6 +232,7 @@ class Context:
     dialect: Dialect
     now: datetime
     catalog: Catalog | None = None
+    checks: Checks | None = None  # the order checks to run (``mapping.checks``)
 
     @property
     def source(self) -> str:

@@ -184,16 +184,19 @@ class Store(Protocol):
         sender: str | None = None,
         patient_id: str | None = None,
         accession: str | None = None,
-        status: MessageStatus | None = None,
+        status: MessageStatus | Sequence[MessageStatus] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        ack_code: str | None = None,
     ) -> Page[StoredMessage]:
         """Messages matching every given filter, newest first, keyset-paginated.
-        ``sender`` is MSH-3, or ``"MSH-3^MSH-4"``; ``message_type`` matches MSH-9 exactly
-        (``"ORM^O01"``) or its message code alone (``"ORM"``); ``since`` is inclusive,
-        ``until`` exclusive (``received_at``). ``limit`` is capped at 1000."""
+        ``sender`` is MSH-3, ``"MSH-3^MSH-4"``, or ``"-"`` for input without an MSH-3;
+        ``message_type`` matches MSH-9 exactly (``"ORM^O01"``) or its message code alone
+        (``"ORM"``); ``status`` one status or several; ``ack_code`` the answer sent (AA,
+        AE, AR, CA, CE, CR); ``since`` is inclusive, ``until`` exclusive
+        (``received_at``). ``limit`` is capped at 1000."""
         ...
 
     def reprocess_message(self, message_id: int) -> StoredMessage:
@@ -279,14 +282,20 @@ class Store(Protocol):
         self,
         *,
         destination: str | None = None,
-        status: OutboxStatus | None = None,
+        status: OutboxStatus | Sequence[OutboxStatus] | None = None,
         source_message_id: int | None = None,
         control_id: str | None = None,
         oldest_first: bool = False,
         cursor: str | None = None,
         limit: int = 100,
+        accession: str | None = None,
+        delivered_since: datetime | None = None,
+        delivered_until: datetime | None = None,
     ) -> Page[OutboxRow]:
-        """Outbox rows matching every given filter, newest first (or oldest first)."""
+        """Outbox rows matching every given filter, newest first (or oldest first):
+        ``status`` one or several, ``accession`` the order a row is about,
+        ``delivered_since`` (inclusive) / ``delivered_until`` (exclusive) the delivery
+        time (the dashboard's delivered figure lists these rows)."""
         ...
 
     def error_queue(self, *, cursor: str | None = None, limit: int = 100) -> Page[ErrorEntry]:

@@ -37,6 +37,7 @@ from accord.web.audit import Auditor
 from accord.web.auth import SESSION_COOKIE, Auth
 from accord.web.deps import WebDeps, current_user
 from accord.web.metrics import Metrics
+from accord.web.permissions import table
 
 MAX_BODY = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -206,7 +207,8 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
-                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config)
+                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
+                   permissions=table(admin_reads_audit=rt.config.audit.admin_can_read))
 
 
 def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | None = None,

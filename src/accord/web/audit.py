@@ -1,9 +1,10 @@
 """The audit log: every view of patient data and every change, who/when/where/outcome.
 
 Rules:
-- A view of patient data writes one record per patient shown (so "who saw patient X"
-  is one indexed lookup), or one record when none is; a change writes one record.
-  Refusals (401 with a known name, 403) and failed logins are recorded too.
+- A view of patient data writes ONE record, which lists every patient shown (the
+  store keeps one indexed row per patient, so "who saw patient X" is one lookup); a
+  change writes one record. Refusals (401 with a known name, 403) and failed logins are
+  recorded too.
 - Records are written BEFORE the data is returned: if the audit write fails, the
   request fails (500) and nothing is shown.
 - ``detail`` holds what was asked (filters, counts, the action's result), never field
@@ -19,6 +20,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from accord.clock import Clock
@@ -27,7 +29,7 @@ from accord.store.accounts import AuditEntry, AuditLog
 from accord.web.auth import Principal
 
 EXPORT_FIELDS = ("id", "at", "actor", "role", "peer", "action", "object_type", "object_id",
-                 "patient_id", "outcome", "count", "detail")
+                 "patient_id", "outcome", "count", "detail", "patient_ids")
 MAX_PATIENTS_PER_VIEW = 1000
 
 
@@ -50,11 +52,8 @@ class Auditor:
             peer=peer or (principal.peer if principal else ""), action=action,
             outcome=outcome, object_type=object_type, object_id=object_id,
             count=count, detail=dict(detail or {}))
-        ids = list(dict.fromkeys(p for p in patient_ids if p))[:MAX_PATIENTS_PER_VIEW]
-        if not ids:
-            self.log.add([base])
-            return
-        self.log.add([_with_patient(base, pid) for pid in ids])
+        ids = tuple(dict.fromkeys(p for p in patient_ids if p))[:MAX_PATIENTS_PER_VIEW]
+        self.log.add([replace(base, patient_ids=ids)])
 
     def export_rows(self, **filters: Any) -> Iterator[AuditEntry]:
         """Every record matching ``filters`` (as :meth:`AuditLog.page`), newest first,
@@ -68,20 +67,13 @@ class Auditor:
             cursor = page.next_cursor
 
 
-def _with_patient(entry: AuditEntry, patient_id: str) -> AuditEntry:
-    return AuditEntry(at=entry.at, actor=entry.actor, action=entry.action,
-                      outcome=entry.outcome, role=entry.role, peer=entry.peer,
-                      object_type=entry.object_type, object_id=entry.object_id,
-                      patient_id=patient_id, count=entry.count, detail=entry.detail)
-
-
 def as_json(entry: AuditEntry) -> JsonDict:
     """One record as the API shows it."""
     return {"id": entry.id, "at": entry.at.isoformat(), "actor": entry.actor,
             "role": entry.role, "peer": entry.peer, "action": entry.action,
             "object_type": entry.object_type, "object_id": entry.object_id,
             "patient_id": entry.patient_id, "outcome": entry.outcome, "count": entry.count,
-            "detail": entry.detail}
+            "detail": entry.detail, "patient_ids": list(entry.patient_ids)}
 
 
 def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
@@ -92,6 +84,7 @@ def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
     for entry in entries:
         row = as_json(entry)
         row["detail"] = json.dumps(entry.detail, separators=(",", ":"), sort_keys=True)
+        row["patient_ids"] = " ".join(entry.patient_ids)
         writer.writerow([row[k] for k in EXPORT_FIELDS])
         yield buf.getvalue()
         buf.seek(0)

@@ -28,7 +28,7 @@ from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables
 from accord.web.audit import Auditor
 from accord.web.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Auth, Principal, csrf_ok
-from accord.web.permissions import Action, allowed
+from accord.web.permissions import PERMISSIONS, Action, Table, allowed
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -58,6 +58,11 @@ class WebDeps:
     metrics: Any = None
     node_id: str = ""
     config: Any = None
+    permissions: Table = field(default_factory=lambda: PERMISSIONS)  # this deployment's
+
+    def may(self, role: str, action: Action) -> bool:
+        """Whether ``role`` may take ``action`` here."""
+        return allowed(role, action, self.permissions)
 
 
 def get_deps(request: Request) -> WebDeps:
@@ -126,7 +131,7 @@ def require(action: Action) -> Callable[..., Principal]:
     audit record otherwise)."""
 
     def check(request: Request, principal: CurrentUser) -> Principal:
-        if not allowed(principal.role, action):
+        if not get_deps(request).may(principal.role, action):
             get_deps(request).auditor.record(principal, action.value, outcome="denied",
                                              object_id=request.url.path)
             raise HTTPException(403, f"role {principal.role} may not {action.value}")

@@ -2,10 +2,14 @@
 
 Rules:
 - Roles: ``viewer`` reads worklists, orders, patients and statuses; ``operator`` adds
-  raw messages, the error queue and reprocess, findings resolution, duplicates and
-  merges; ``admin`` adds users and configuration; ``auditor`` reads and exports the
-  audit log — and nothing else (separation of duties: the people who act are not the
-  people who read the record of their acts, and the auditor sees no patient data).
+  raw messages (in and out, and the DICOM log), the error queue and reprocess, findings
+  resolution, duplicates and merges; ``admin`` adds users and configuration;
+  ``auditor`` reads and exports the audit log — and nothing else (separation of duties:
+  the people who act are not the people who read the record of their acts). The audit
+  log names the patients a record is about (name and MRN, to know whose record was
+  seen); an auditor opens no patient, order or message.
+- One deployment may let admins read the audit log too (``audit.admin_can_read``, off
+  by default): :func:`table` is the table a deployment runs with.
 - Every check happens on the server: routes declare their action (``require(action)``
   in ``accord.web.auth``); per-object rules (a user's own tokens, the last admin) are
   in :func:`allowed_on`.
@@ -71,10 +75,22 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 
 
-def allowed(role: str, action: Action) -> bool:
+Table = Mapping[Role, frozenset[Action]]
+
+
+def table(*, admin_reads_audit: bool = False) -> Table:
+    """The table a deployment runs with: :data:`PERMISSIONS`, and the audit log for
+    admins too when ``audit.admin_can_read`` is on (reading only: exporting it stays
+    the auditor's)."""
+    if not admin_reads_audit:
+        return PERMISSIONS
+    return {**PERMISSIONS, Role.ADMIN: PERMISSIONS[Role.ADMIN] | {Action.AUDIT_READ}}
+
+
+def allowed(role: str, action: Action, permissions: Table = PERMISSIONS) -> bool:
     """True when ``role`` may take ``action`` (unknown roles may do nothing)."""
     try:
-        return action in PERMISSIONS[Role(role)]
+        return action in permissions[Role(role)]
     except ValueError:
         return False
 

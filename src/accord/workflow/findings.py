@@ -99,6 +99,19 @@ class FindingKind(_About, StrEnum):
         "study_without_order", Severity.WARNING, "Study without an order",
         "The PACS holds a study whose Study Instance UID and accession no order has "
         "(performed without an order, or its numbers were changed at the modality).")
+    PROFILE_VIOLATION = (
+        "profile_violation", Severity.WARNING, "Order breaks the message profile",
+        "The order message does not meet the HL7 profile orders are checked against "
+        "(workflow.checks.profile; IHE Scheduled Workflow by default): a field is "
+        "missing, misplaced or of the wrong type (the detail names each). The order was "
+        "applied as it was read, so the worklist may show it wrongly; correct the "
+        "sender's interface.")
+    SCHEDULED_IN_PAST = (
+        "scheduled_in_past", Severity.WARNING, "Scheduled in the past",
+        "The order's scheduled start is further in the past than "
+        "workflow.checks.max_schedule_age_hours allows: a wrong date at the sender, or an "
+        "order sent long after its slot. It is on the worklist as sent, but a modality "
+        "asking for today's steps will not see it.")
 
 
 @dataclass(frozen=True, slots=True)

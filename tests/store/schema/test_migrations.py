@@ -90,3 +90,40 @@ def test_migrations_idempotent_and_match_the_tables(store: SqlStore, store_url: 
         again.close()
     assert diff == []
     assert {"messages", "message_keys", "dedupe", "outbox", "job_locks"} <= tables
+
+
+def test_the_console_upgrade_fills_search_keys_accessions_and_audit_patients(
+        tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    orm = (b"MSH|^~\\&|ACCORD|RAD|RIS|RAD|||ORM^O01|X1|P|2.3.1\rPID|1||M1\r"
+           b"ORC|SC|P1\rOBR|1|P1||CT^CT||||||||||||||Acc-9||||||CT\r")
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), "0004_step_hold")
+        conn.execute(text("INSERT INTO orders (id, patient_id, status, accession, doc) "
+                          "VALUES ('O1', 'P1', 'scheduled', 'Acc-9', '{}')"))
+        conn.execute(text("INSERT INTO patient_identifiers (value, authority, patient_id, "
+                          "position) VALUES ('MRN77', 'HOSP', 'P1', 0)"))
+        for n, (kind, payload) in enumerate((("status", orm), ("adt", b"MSH|^~\\&|A"))):
+            conn.execute(text(
+                "INSERT INTO outbox (destination, kind, control_id, payload, status, "
+                "created_at, next_attempt_at) VALUES ('ris', :k, :c, :p, 'delivered', "
+                "'2026-03-02 08:00:00', '2026-03-02 08:00:00')"),
+                {"k": kind, "c": f"X{n}", "p": payload})
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, outcome, detail, "
+                          "patient_id) VALUES ('2026-03-02 08:00:00', 'ann', 'orders.read', "
+                          "'ok', '{}', 'P1')"))
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            keys = (conn.scalar(text("SELECT accession_rev FROM orders")),
+                    conn.scalar(text("SELECT value_rev FROM patient_identifiers")))
+            accessions = conn.execute(text("SELECT kind, accession FROM outbox "
+                                           "ORDER BY id")).all()
+            audit = conn.execute(text("SELECT patient_id FROM audit_patients")).all()
+    finally:
+        store.close()
+    assert keys == ("9-cca", "77nrm")
+    assert [tuple(r) for r in accessions] == [("status", "Acc-9"), ("adt", "")]
+    assert [r[0] for r in audit] == ["P1"]

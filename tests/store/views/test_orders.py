@@ -111,3 +111,54 @@ def test_one_order_its_trace_and_the_detail_by_id_or_accession(
     detail = orders.detail("O1")
     assert detail is not None and [e for e, _ in detail.trace] == [early, later]
     assert [m for _, m in detail.trace] == [None, None]  # no stored message carries them
+
+
+def test_accession_and_mrn_are_forgiving(store: SqlStore, orders: OrderViews) -> None:
+    save(store, patient("P1", mrn="MRN9863826"), patient("P2", mrn="MRN1863826"),
+         order("AX46", "P1"), order("BX47", "P2"), order("CQ9", "P2"))
+    assert _ids(orders.search(OrderQuery(accession="acc-ax46"))) == ["AX46"]  # any case
+    assert _ids(orders.search(OrderQuery(accession="x46"))) == ["AX46"]  # a suffix
+    assert _ids(orders.search(OrderQuery(accession="-cq"))) == ["CQ9"]  # a unique fragment
+    assert _ids(orders.search(OrderQuery(accession="acc-"))) == []  # not unique: nothing
+    assert _ids(orders.search(OrderQuery(mrn="mrn9863826"))) == ["AX46"]
+    assert sorted(_ids(orders.search(OrderQuery(mrn="863826")))) == ["AX46", "BX47", "CQ9"]
+    assert _ids(orders.search(OrderQuery(mrn="98638"))) == ["AX46"]
+    assert _ids(orders.search(OrderQuery(mrn="MRN9863826 · HOSP"))) == ["AX46"]
+    assert _ids(orders.search(OrderQuery(mrn="MRN9863826^^^OTHER"))) == []
+
+
+def test_a_name_as_people_write_it(store: SqlStore, orders: OrderViews) -> None:
+    save(store, patient("P1", "Dietz", "Ines"), patient("P2", "Ines", "Dieter"),
+         patient("P3", "Dietz", "Anna"), order("O1", "P1"), order("O2", "P2"),
+         order("O3", "P3"))
+    for typed in ("Ines Dietz", "Dietz, Ines", "dietz^ines", "Dietz Ines", "  ines   dietz "):
+        assert _ids(orders.search(OrderQuery(name=typed))) == ["O1"], typed
+    assert sorted(_ids(orders.search(OrderQuery(name="dietz")))) == ["O1", "O3"]
+    assert _ids(orders.search(OrderQuery(name="Dieter Ines"))) == ["O2"]  # given first
+
+
+def test_modality_with_the_date_of_the_same_step(store: SqlStore, orders: OrderViews) -> None:
+    save(store, patient("P1"), order("O1", "P1", modality="CT"),
+         order("O2", "P1", modality="MR"),
+         order("O3", "P1", modality="MR", at=T0 + timedelta(days=1)))
+    assert sorted(_ids(orders.search(OrderQuery(modality="MR")))) == ["O2", "O3"]
+    assert _ids(orders.search(OrderQuery(modality="MR", date=DAY))) == ["O2"]
+    assert _ids(orders.search(OrderQuery(modality="CT", date=DAY))) == ["O1"]
+
+
+def test_what_went_out_about_an_order_and_orders_by_accession(
+        store: SqlStore, orders: OrderViews) -> None:
+    from accord.store import OutboxItem
+
+    save(store, patient("P1"), order("O1", "P1"), order("O2", "P1"))
+    with store.transaction() as tx:  # as an MPPS queues a status update: no message
+        tx.enqueue([OutboxItem(destination="ris", payload=b"MSH|", control_id="X1",
+                               kind="status", accession="ACC-O1"),
+                    OutboxItem(destination="pacs", payload=b"MSH|", control_id="X2",
+                               kind="adt")], T0)
+    detail = orders.detail("O1")
+    assert detail is not None
+    assert [(d.destination, d.control_id) for d in detail.deliveries] == [("ris", "X1")]
+    found = orders.by_accession(["ACC-O1", "ACC-O2", "ACC-none", ""])
+    assert sorted(found) == ["ACC-O1", "ACC-O2"]
+    assert found["ACC-O1"].patient is not None and found["ACC-O1"].patient.id == "P1"

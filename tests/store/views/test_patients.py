@@ -72,3 +72,15 @@ def test_the_patient_page(store: SqlStore, patients: PatientViews) -> None:
     assert [p.id for p in detail.merged_from] == ["P0"]
     assert detail.visits == ()
     assert patients.detail("P9") is None
+
+
+def test_a_name_as_people_write_it_and_a_forgiving_identifier(
+        store: SqlStore, patients: PatientViews) -> None:
+    save(store, patient("P1", "Dietz", "Ines", mrn="MRN9863826"),
+         patient("P2", "Dietz", "Anna"), patient("P3", "Ines", "Dieter"))
+    for typed in ("Ines Dietz", "Dietz, Ines", "dietz^ines", "DIETZ INES"):
+        assert _ids(patients.search(family=typed)) == ["P1"], typed
+    assert _ids(patients.search(family="dietz")) == ["P1", "P2"]
+    assert _ids(patients.search(identifier="mrn9863826")) == ["P1"]
+    assert _ids(patients.search(identifier="3826")) == ["P1"]
+    assert _ids(patients.search(identifier="3826", family="anna dietz")) == []

@@ -1,6 +1,7 @@
 """The worklist view (``accord.store.views.worklist``) on SQLite and PostgreSQL: what the
 MWL serves (scheduled or arrived, not held), in start order, filtered by station,
-modality and date, and pages that are never short while more steps match."""
+modality and date, pages that are never short while more steps match, and each row with
+the open findings about it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from accord.store.views.worklist import WorklistView
 from accord.workflow.status import Status
 
 from ..conftest import T0
-from .builders import DAY, order, patient, save
+from .builders import DAY, finding, order, patient, save
 
 
 @pytest.fixture
@@ -74,3 +75,25 @@ def test_every_step_once_in_start_order_across_pages(store: SqlStore,
 def test_a_cursor_not_made_here_is_refused(worklist: WorklistView) -> None:
     with pytest.raises(ValueError):
         worklist.steps(cursor="nonsense")
+
+
+def test_a_row_carries_its_open_findings_and_a_stationless_one_its_code(
+        store: SqlStore, worklist: WorklistView) -> None:
+    from dataclasses import replace
+
+    from accord.workflow.findings import FindingKind, Resolution
+
+    nm = order("O2", "P1", at=T0 + timedelta(minutes=5))
+    nm = replace(nm, procedure_code="NM-BONE",
+                 steps=tuple(replace(s, station_ae_titles=()) for s in nm.steps))
+    fixed = replace(finding(FindingKind.UNKNOWN_ORDER, accession="ACC-O1"),
+                    resolution=Resolution.RESOLVED)
+    save(store, patient("P1"), order("O1", "P1"), nm,
+         finding(FindingKind.SCHEDULED_IN_PAST, accession="ACC-O1"), fixed,
+         finding(FindingKind.UNMAPPED_CODE, subject="NM-BONE"),
+         finding(FindingKind.UNMAPPED_CODE, subject="XR-OTHER"))
+    first, second = worklist.steps(date=DAY).items
+    assert [sf.finding.kind for sf in first.findings] == [FindingKind.SCHEDULED_IN_PAST]
+    assert not first.stationless and second.stationless
+    assert [(sf.finding.kind, sf.finding.subject) for sf in second.findings] == [
+        (FindingKind.UNMAPPED_CODE, "NM-BONE")]

@@ -1,8 +1,11 @@
 """The audit log: who saw or changed what, when, from where, with what outcome.
 
 Rules: append-only (nothing here updates or deletes a record); listed newest first,
-keyset-paginated on ``id``; its filters (actor, patient, action) are indexed. What goes
-in a record (never patient field values) is decided by ``accord.web.audit``.
+keyset-paginated on ``id``; its filters (actor, patient, action) are indexed. A record
+is about any number of patients (``patient_ids``): one row of ``audit_patients`` each,
+so a search that showed fifty patients is one record, and "who saw patient X" is still
+one indexed look-up. What goes in a record (never patient field values) is decided by
+``accord.web.audit``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy import ColumnElement, insert, select
 from accord.store.db import Database
 from accord.store.db.paging import clamp, cut, id_cursor
 from accord.store.records import JsonDict, Page
-from accord.store.schema.accounts import audit_log
+from accord.store.schema.accounts import audit_log, audit_patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +36,18 @@ class AuditEntry:
     peer: str = ""
     object_type: str = ""
     object_id: str = ""
-    patient_id: str = ""
+    patient_id: str = ""  # the patient, when the record is about exactly one
     count: int = 0
     detail: JsonDict = field(default_factory=dict)
     id: int = 0
+    patient_ids: tuple[str, ...] = ()  # every patient the record is about
+
+    def __post_init__(self) -> None:
+        if self.patient_id and not self.patient_ids:
+            object.__setattr__(self, "patient_ids", (self.patient_id,))
 
 
-def _audit(row: Any) -> AuditEntry:
+def _audit(row: Any, patients: tuple[str, ...] = ()) -> AuditEntry:
     m = row._mapping
     return AuditEntry(
         at=m["at"],
@@ -54,6 +62,7 @@ def _audit(row: Any) -> AuditEntry:
         count=m["count"],
         detail=dict(m["detail"] or {}),
         id=m["id"],
+        patient_ids=patients or ((m["patient_id"],) if m["patient_id"] else ()),
     )
 
 
@@ -64,28 +73,28 @@ class AuditLog:
         self._db = database
 
     def add(self, entries: Sequence[AuditEntry]) -> None:
+        """Write records, each with a row of ``audit_patients`` per patient it is about."""
         if not entries:
             return
         with self._db.write() as conn:
-            conn.execute(
-                insert(audit_log),
-                [
-                    {
-                        "at": e.at,
-                        "actor": e.actor[:64],
-                        "role": e.role[:16],
-                        "peer": e.peer[:64],
-                        "action": e.action[:48],
-                        "object_type": e.object_type[:32],
-                        "object_id": e.object_id[:255],
-                        "patient_id": e.patient_id[:64],
-                        "outcome": e.outcome[:16],
-                        "detail": e.detail,
-                        "count": e.count,
-                    }
-                    for e in entries
-                ],
-            )
+            for e in entries:
+                ids = tuple(dict.fromkeys(p[:64] for p in e.patient_ids if p))
+                audit_id = conn.execute(insert(audit_log).returning(audit_log.c.id), {
+                    "at": e.at,
+                    "actor": e.actor[:64],
+                    "role": e.role[:16],
+                    "peer": e.peer[:64],
+                    "action": e.action[:48],
+                    "object_type": e.object_type[:32],
+                    "object_id": e.object_id[:255],
+                    "patient_id": (e.patient_id or (ids[0] if len(ids) == 1 else ""))[:64],
+                    "outcome": e.outcome[:16],
+                    "detail": e.detail,
+                    "count": e.count,
+                }).scalar_one()
+                if ids:
+                    conn.execute(insert(audit_patients),
+                                 [{"audit_id": audit_id, "patient_id": p} for p in ids])
 
     def page(
         self,
@@ -100,11 +109,13 @@ class AuditLog:
     ) -> Page[AuditEntry]:
         """Audit records matching every filter, newest first."""
         limit = clamp(limit)
-        a = audit_log.c
+        a, ap = audit_log.c, audit_patients.c
         where: list[ColumnElement[bool]] = []
-        for col, value in ((a.actor, actor), (a.patient_id, patient_id), (a.action, action)):
+        for col, value in ((a.actor, actor), (a.action, action)):
             if value:
                 where.append(col == value)
+        if patient_id:
+            where.append(a.id.in_(select(ap.audit_id).where(ap.patient_id == patient_id)))
         if since is not None:
             where.append(a.at >= since)
         if until is not None:
@@ -114,6 +125,14 @@ class AuditLog:
             where.append(a.id < after)
         stmt = select(audit_log).where(*where).order_by(a.id.desc()).limit(limit + 1)
         with self._db.read() as conn:
-            rows = [_audit(r) for r in conn.execute(stmt)]
-        found, nxt = cut(rows, limit, lambda e: str(e.id))
+            rows = conn.execute(stmt).all()
+            patients: dict[int, list[str]] = {}
+            if rows:
+                for audit_id, pid in conn.execute(
+                        select(ap.audit_id, ap.patient_id)
+                        .where(ap.audit_id.in_([r.id for r in rows]))
+                        .order_by(ap.audit_id, ap.patient_id)):
+                    patients.setdefault(audit_id, []).append(pid)
+        entries = [_audit(r, tuple(patients.get(r.id, ()))) for r in rows]
+        found, nxt = cut(entries, limit, lambda e: str(e.id))
         return Page(tuple(found), nxt)

@@ -209,6 +209,9 @@ def get_message(conn: Connection, message_id: int) -> StoredMessage | None:
     return None if row is None else load_messages(conn, [row])[0]
 
 
+NO_SENDER = "-"  # the ``sender`` of input without an MSH-3 (unparseable, mostly)
+
+
 def message_filters(
     *,
     control_id: str | None,
@@ -216,22 +219,28 @@ def message_filters(
     sender: str | None,
     patient_id: str | None,
     accession: str | None,
-    status: str | None,
+    status: str | Sequence[str] | None,
     since: datetime | None,
     until: datetime | None,
+    ack_code: str | None = None,
 ) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a message search (every given filter must hold)."""
+    """The WHERE clauses of a message search (every given filter must hold). ``sender``
+    :data:`NO_SENDER` finds messages without an MSH-3; ``status`` may name several."""
     c = messages.c
     where: list[ColumnElement[bool]] = []
     if control_id is not None:
         where.append(c.control_id == fit("control_id", control_id))
+    if ack_code is not None:
+        where.append(c.ack_code == ack_code.upper()[:2])
     if message_type is not None:
         where.append(
             c.message_type == message_type
             if "^" in message_type
             else or_(c.message_type == message_type, c.message_type.like(f"{message_type}^%"))
         )
-    if sender is not None:
+    if sender == NO_SENDER:
+        where.append(c.sending_app == "")
+    elif sender is not None:
         app, _, facility = sender.partition("^")
         where.append(c.sending_app == fit("sending_app", app))
         if facility:
@@ -239,8 +248,10 @@ def message_filters(
     for kind, value in (("patient", patient_id), ("accession", accession)):
         if value is not None:
             where.append(_has_key(kind, value))
-    if status is not None:
+    if isinstance(status, str):
         where.append(c.status == status)
+    elif status is not None:
+        where.append(c.status.in_(sorted(status)))
     if since is not None:
         where.append(c.received_at >= since)
     if until is not None:

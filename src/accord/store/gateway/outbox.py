@@ -227,16 +227,30 @@ def reprocess(conn: Connection, original: OutboxRow, now: datetime) -> int:
 def outbox_filters(
     *,
     destination: str | None,
-    status: str | None,
+    status: str | Sequence[str] | None,
     source_message_id: int | None,
     control_id: str | None,
+    accession: str | None = None,
+    delivered_since: datetime | None = None,
+    delivered_until: datetime | None = None,
 ) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of an outbox list (every given filter must hold); ``status``
+    may name several; ``delivered_since`` (inclusive) and ``delivered_until`` (exclusive)
+    bound the delivery time, as the dashboard counts deliveries."""
     c = outbox.c
     where: list[ColumnElement[bool]] = []
     if destination is not None:
         where.append(c.destination == destination)
-    if status is not None:
+    if isinstance(status, str):
         where.append(c.status == status)
+    elif status is not None:
+        where.append(c.status.in_(sorted(status)))
+    if accession is not None:
+        where.append(c.accession == accession)
+    if delivered_since is not None:
+        where.append(c.delivered_at >= delivered_since)
+    if delivered_until is not None:
+        where.append(c.delivered_at < delivered_until)
     if source_message_id is not None:
         where.append(c.source_message_id == source_message_id)
     if control_id is not None:

@@ -162,11 +162,12 @@ class SqlStore:
         sender: str | None = None,
         patient_id: str | None = None,
         accession: str | None = None,
-        status: MessageStatus | None = None,
+        status: MessageStatus | Sequence[MessageStatus] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        ack_code: str | None = None,
     ) -> Page[StoredMessage]:
         where = msgs.message_filters(
             control_id=control_id,
@@ -177,6 +178,7 @@ class SqlStore:
             status=status,
             since=since,
             until=until,
+            ack_code=ack_code,
         )
         with self._read() as conn:
             return msgs.search(conn, where, cursor, limit)
@@ -281,18 +283,24 @@ class SqlStore:
         self,
         *,
         destination: str | None = None,
-        status: OutboxStatus | None = None,
+        status: OutboxStatus | Sequence[OutboxStatus] | None = None,
         source_message_id: int | None = None,
         control_id: str | None = None,
         oldest_first: bool = False,
         cursor: str | None = None,
         limit: int = 100,
+        accession: str | None = None,
+        delivered_since: datetime | None = None,
+        delivered_until: datetime | None = None,
     ) -> Page[OutboxRow]:
         where = box.outbox_filters(
             destination=destination,
             status=status,
             source_message_id=source_message_id,
             control_id=control_id,
+            accession=accession,
+            delivered_since=delivered_since,
+            delivered_until=delivered_until,
         )
         with self._read() as conn:
             return box.list_rows(conn, where, oldest_first, cursor, limit)

@@ -6,10 +6,12 @@ both, so a page and its API route can never disagree.
 - ``patients.py``: patient search, lookups by identifier, the patient page;
 - ``worklist.py``: scheduled procedure steps as the MWL serves them;
 - ``findings.py``: findings, their resolution, potential duplicate pairs;
-- ``dashboard.py``: the dashboard's figures and the workflow's counts.
+- ``dashboard.py``: the dashboard's figures and the workflow's counts;
+- ``dicom.py``: the DICOM log (worklist queries and MPPS, by station).
 
 Messages, the outbox and the error queue are read through the gateway's port
-(:class:`accord.store.Store`); audit records through ``store.accounts``.
+(:class:`accord.store.Store`: ``search_messages``, ``list_outbox``, ``error_queue``),
+the same calls for a page and its API route; audit records through ``store.accounts``.
 
 Rules: every list cuts its pages through ``db/paging.py`` (1 to 1000 items, keyset
 cursors); every query is driven by an index; values come back as the workflow's frozen
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 
 from accord.store.db import Database
 from accord.store.views.dashboard import DashboardView
+from accord.store.views.dicom import DicomLogView
 from accord.store.views.findings import FindingViews
 from accord.store.views.orders import OrderViews
 from accord.store.views.patients import PatientViews
 from accord.store.views.worklist import WorklistView
 
-__all__ = ["DashboardView", "FindingViews", "OrderViews", "PatientViews", "Views",
-           "WorklistView"]
+__all__ = ["DashboardView", "DicomLogView", "FindingViews", "OrderViews", "PatientViews",
+           "Views", "WorklistView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,9 @@ class Views:
     worklist: WorklistView
     findings: FindingViews
     dashboard: DashboardView
+    dicom: DicomLogView
 
     @classmethod
     def over(cls, database: Database) -> Views:
         return cls(OrderViews(database), PatientViews(database), WorklistView(database),
-                   FindingViews(database), DashboardView(database))
+                   FindingViews(database), DashboardView(database), DicomLogView(database))

@@ -3,20 +3,24 @@ its patient, and an order's trace.
 
 Rules:
 - Every filter is driven by an index (accession, Study Instance UID, status, a PID-3
-  value, a family-name prefix, the procedure step's date); nothing scans the orders
-  table, so a page answers in milliseconds at a million orders.
+  value, a family-name prefix, the procedure step's date and modality); nothing scans
+  the orders table, so a page answers in milliseconds at a million orders.
+- Accession and MRN are forgiving (``accord.store.db.search``): the value as typed, else
+  in any case, else a suffix, else a fragment that names one value only.
+- A name is read every way people write one (:func:`name_readings`): "Dietz", "Dietz,
+  Ines", "dietz^ines", "Ines Dietz" (given name first) or "Dietz Ines". The family
+  names narrow the search on their index; a given name is checked on the decoded
+  patient, and the search reads on until the page is full, so a page is never short
+  while more orders match.
 - Lists are most recently changed first, keyset-paginated on (updated_at, id): every
   save of an order sets ``updated_at``.
-- A given name (``"family^given"``) is checked on the decoded patient, after the indexed
-  family-name prefix; the search reads on until the page is full, so a page is never
-  short while more orders match.
 - Rows come back as the workflow's frozen values (decoded from ``doc``) with their
   patient; nothing here renders or knows about HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,8 +28,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, literal_column, or_, select
 
 from accord.store.db import Database
-from accord.store.db.paging import SEP, clamp, cursor_time, cut, split_cursor
-from accord.store.records import Page
+from accord.store.db.paging import MAX_LIMIT, SEP, clamp, cursor_time, cut, split_cursor
+from accord.store.db.search import forgiving
+from accord.store.gateway.outbox import list_rows, outbox_filters
+from accord.store.records import OutboxRow, Page
 from accord.store.schema import messages
 from accord.store.schema.workflow import (
     wf_orders,
@@ -42,6 +48,7 @@ from accord.workflow.model import Order, Patient, Report
 from accord.workflow.trace import TraceEvent
 
 TRACE_LIMIT = 5000  # events of one order: years of changes, still one page
+DELIVERIES_SHOWN = 1000  # outbound messages of one order on its page
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +59,16 @@ class OrderQuery:
     study_uid: str = ""
     status: str = ""
     mrn: str = ""  # a PID-3 value, any authority
-    name: str = ""  # family name prefix, optionally "family^given" or "family, given"
+    name: str = ""  # a patient's name as people write it (:func:`name_readings`)
     date: str = ""  # YYYYMMDD (or YYYY-MM-DD) of a scheduled procedure step
     patient_ids: tuple[str, ...] | None = None  # Accord patient ids
+    modality: str = ""  # of a procedure step (with ``date``: of a step that day)
 
     def empty(self) -> bool:
         """No filter at all: every order, most recently changed first."""
         return self.patient_ids is None and not any(
-            (self.accession, self.study_uid, self.status, self.mrn, self.name, self.date))
+            (self.accession, self.study_uid, self.status, self.mrn, self.name, self.date,
+             self.modality))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,7 @@ class OrderDetail:
     trace: tuple[tuple[TraceEvent, int | None], ...]  # event, the message it came from
     reports: tuple[Report, ...]
     findings: tuple[StoredFinding, ...]
+    deliveries: tuple[OutboxRow, ...] = ()  # what went out about the order, oldest first
 
 
 def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
@@ -97,17 +107,80 @@ def split_name(name: str) -> tuple[str, str]:
     return name.strip().casefold(), ""
 
 
+def name_readings(name: str) -> tuple[tuple[str, str], ...]:
+    """Every (family prefix, given prefix) a typed name may mean, casefolded:
+    ``"Dietz^Ines"`` and ``"Dietz, Ines"`` say which is which; ``"Ines Dietz"`` may be
+    given-then-family or family-then-given (or one family name with a space)."""
+    text = " ".join(name.split())
+    if not text:
+        return ()
+    if "^" in text or "," in text:
+        family, given = split_name(text)
+        return ((family, given),) if family else ()
+    words = text.casefold().split(" ")
+    readings = [(" ".join(words), "")]
+    for k in range(1, len(words)):
+        readings.append((" ".join(words[k:]), " ".join(words[:k])))  # Ines Dietz
+        readings.append((" ".join(words[:k]), " ".join(words[k:])))  # Dietz Ines
+    return tuple(dict.fromkeys(readings))
+
+
+def named(patient: Patient | None, readings: Sequence[tuple[str, str]]) -> bool:
+    """Whether ``patient``'s name is one of ``readings`` (prefixes, casefolded)."""
+    if patient is None:
+        return False
+    n = patient.demographics.name
+    family, given = n.family.casefold(), n.given.casefold()
+    return any(family.startswith(f) and given.startswith(g) for f, g in readings)
+
+
+def family_filter(column: Any, readings: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    """The family-name ranges of ``readings`` on an indexed, casefolded column."""
+    return or_(*(starts_with(column, family) for family in sorted({f for f, _ in readings})))
+
+
+def parse_identifier(text: str) -> tuple[str, str | None]:
+    """A typed identifier: ``ID``, ``ID^^^AUTH`` (CX-1 and CX-4, as in PID-3) or
+    ``ID · AUTH`` (as the console shows one)."""
+    text = text.strip()
+    for sep in ("^^^", " · "):
+        if sep in text:
+            value, _, rest = text.partition(sep)
+            return value.strip(), rest.split("^")[0].strip() or None
+    return text, None
+
+
+def holders(conn: Connection, typed: str) -> Select[Any]:
+    """The ids of patients holding the PID-3 value ``typed`` names, as a subquery: the
+    value as typed, else forgiving; of the authority ``typed`` names, if any."""
+    i = wf_patient_identifiers.c
+    value, authority = parse_identifier(typed)
+    of = [i.authority == authority] if authority else []
+    if conn.scalar(select(i.value).where(i.value == value, *of).limit(1)) is not None:
+        return select(i.patient_id).where(i.value == value, *of)
+    keys = forgiving(conn, i.value_rev, value)
+    return select(i.patient_id).where(i.value_rev.in_(keys), *of)
+
+
+def _accessions(conn: Connection, typed: str) -> list[ColumnElement[bool]]:
+    """The accession filter: as typed (the unique index), else forgiving on the keys."""
+    o = wf_orders.c
+    if conn.scalar(select(o.id).where(*_numbered(o.accession, typed)).limit(1)) is not None:
+        return _numbered(o.accession, typed)
+    return [o.accession_rev.in_(forgiving(conn, o.accession_rev, typed))]
+
+
 def _numbered(column: Any, value: str) -> list[ColumnElement[bool]]:
     # The unique indexes on order numbers are partial (``<> ''``): SQLite uses one only
     # when the query repeats that condition.
     return [column == value, column != literal_column("''")]
 
 
-def _filters(q: OrderQuery) -> list[ColumnElement[bool]]:
-    o = wf_orders.c
+def _filters(conn: Connection, q: OrderQuery) -> list[ColumnElement[bool]]:
+    o, s = wf_orders.c, wf_procedure_steps.c
     where: list[ColumnElement[bool]] = []
     if q.accession:
-        where += _numbered(o.accession, q.accession)
+        where += _accessions(conn, q.accession.strip())
     if q.study_uid:
         where += _numbered(o.study_instance_uid, q.study_uid)
     if q.status:
@@ -115,17 +188,18 @@ def _filters(q: OrderQuery) -> list[ColumnElement[bool]]:
     if q.patient_ids is not None:
         where.append(o.patient_id.in_(list(q.patient_ids)))
     if q.mrn:
-        holders = select(wf_patient_identifiers.c.patient_id).where(
-            wf_patient_identifiers.c.value == q.mrn)
-        where.append(o.patient_id.in_(holders.scalar_subquery()))
+        where.append(o.patient_id.in_(holders(conn, q.mrn).scalar_subquery()))
+    step: list[ColumnElement[bool]] = []
     if q.date:
-        steps = select(wf_procedure_steps.c.order_id).where(
-            wf_procedure_steps.c.start_date == q.date.replace("-", ""))
-        where.append(o.id.in_(steps.scalar_subquery()))
+        step.append(s.start_date == q.date.replace("-", ""))
+    if q.modality:
+        step.append(s.modality == q.modality)
+    if step:
+        where.append(o.id.in_(select(s.order_id).where(*step).scalar_subquery()))
+    readings = name_readings(q.name)
     if q.name:
-        family, _ = split_name(q.name)
-        named = select(wf_patients.c.id).where(starts_with(wf_patients.c.family, family))
-        where.append(o.patient_id.in_(named.scalar_subquery()))
+        people = select(wf_patients.c.id).where(family_filter(wf_patients.c.family, readings))
+        where.append(o.patient_id.in_(people.scalar_subquery()))
     return where
 
 
@@ -148,9 +222,10 @@ def order_rows(conn: Connection, q: OrderQuery, cursor: str | None = None,
     """Orders matching ``q``, most recently changed first (see the module rules)."""
     limit = clamp(limit)
     o = wf_orders.c
-    base: Select[Any] = select(o.updated_at, o.id, o.doc).where(*_filters(q))
-    _, given = split_name(q.name)
-    batch = limit + 1 if not given else 4 * (limit + 1)
+    base: Select[Any] = select(o.updated_at, o.id, o.doc).where(*_filters(conn, q))
+    readings = name_readings(q.name)
+    checked = any(given for _, given in readings)
+    batch = limit + 1 if not checked else 4 * (limit + 1)
     after = _after(cursor)
     rows: list[OrderRow] = []
     while True:
@@ -160,8 +235,7 @@ def order_rows(conn: Connection, q: OrderQuery, cursor: str | None = None,
         for r in raw:
             order = codec.decode_order(r.doc)
             patient = people.get(order.patient_id)
-            if given and (patient is None or not patient.demographics.name.given
-                          .casefold().startswith(given)):
+            if checked and not named(patient, readings):
                 continue
             rows.append(OrderRow(order, patient, r.updated_at))
         if len(rows) > limit or len(raw) < batch or raw[-1].updated_at is None:
@@ -261,4 +335,29 @@ class OrderViews:
             return OrderDetail(
                 order, row.patient,
                 tuple(zip(events, _message_ids(conn, events), strict=True)),
-                tuple(codec.decode_report(r.doc) for r in reports), tuple(findings))
+                tuple(codec.decode_report(r.doc) for r in reports), tuple(findings),
+                _deliveries(conn, order.accession))
+
+    def by_accession(self, accessions: Iterable[str]) -> dict[str, OrderRow]:
+        """The orders with these accessions (exactly), with their patients."""
+        wanted = sorted({a for a in accessions if a})[:MAX_LIMIT]
+        if not wanted:
+            return {}
+        o = wf_orders.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(o.updated_at, o.doc).where(
+                o.accession.in_(wanted), o.accession != literal_column("''"))).all()
+            orders = [(codec.decode_order(r.doc), r.updated_at) for r in rows]
+            people = patients_by_id(conn, (order.patient_id for order, _ in orders))
+        return {order.accession: OrderRow(order, people.get(order.patient_id), at)
+                for order, at in orders}
+
+
+def _deliveries(conn: Connection, accession: str) -> tuple[OutboxRow, ...]:
+    """What went out about the order (``outbox.accession``), oldest first."""
+    if not accession:
+        return ()
+    found = list_rows(conn, outbox_filters(destination=None, status=None,
+                                           source_message_id=None, control_id=None,
+                                           accession=accession), True, None, DELIVERIES_SHOWN)
+    return found.items

@@ -3,8 +3,10 @@ and the patient page (visits, orders, open duplicate findings, merge history).
 
 Rules:
 - Every lookup is indexed: by id (primary key), by PID-3 value (the identifier index,
-  optionally with its CX-4 authority), by family-name prefix (casefolded, the family
-  index as a range).
+  optionally with its CX-4 authority; forgiving as the order search is: any case, a
+  suffix, a fragment naming one value), by name (the readings of
+  ``orders.name_readings``: family-name prefixes, casefolded, as ranges of the family
+  index; a given name checked on the decoded patient, reading on until the page is full).
 - Lists are keyset-paginated: by (family, id) for a name search, by id otherwise.
 - Patients are read by id in one place (``store.workflow.repository.patients_by_id``)
   for every page that shows them beside orders.
@@ -12,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,14 @@ from accord.store.db.paging import MAX_LIMIT, SEP, clamp, cut, split_cursor
 from accord.store.records import Page
 from accord.store.schema.workflow import wf_patient_identifiers, wf_patients, wf_visits
 from accord.store.views.findings import StoredFinding, finding_rows
-from accord.store.views.orders import OrderQuery, order_rows, starts_with
+from accord.store.views.orders import (
+    OrderQuery,
+    family_filter,
+    holders,
+    name_readings,
+    named,
+    order_rows,
+)
 from accord.store.workflow import codec
 from accord.store.workflow.repository import patients_by_id
 from accord.workflow.findings import FindingKind, Resolution
@@ -86,30 +95,50 @@ class PatientViews:
     def search(self, *, identifier: str | None = None, authority: str | None = None,
                family: str | None = None, cursor: str | None = None,
                limit: int = 100) -> Page[Patient]:
-        """Patients by identifier, by family-name prefix (casefolded), or all (by id)."""
+        """Patients by identifier (forgiving), by name (``family``: any way people write
+        one, see the module rules), or all (by id); both filters combine."""
         limit = clamp(limit)
         p = wf_patients.c
         where: list[ColumnElement[bool]] = []
+        readings = name_readings(family or "")
         with self._db.read() as conn:
             if identifier:
-                where.append(p.id.in_(_holders(conn, [identifier], authority)))
-            if family:
-                where.append(starts_with(p.family, family.casefold()))
-                after = split_cursor(cursor, 2)
-                if after:
-                    where.append(or_(p.family > after[0],
-                                     and_(p.family == after[0], p.id > after[1])))
-                order: list[Any] = [p.family, p.id]
-            else:
-                after = split_cursor(cursor, 1)
-                if after:
-                    where.append(p.id > after[0])
-                order = [p.id]
-            rows = conn.execute(select(p.family, p.id, p.doc).where(*where)
+                typed = f"{identifier}^^^{authority}" if authority else identifier
+                where.append(p.id.in_(holders(conn, typed).scalar_subquery()))
+            if readings:
+                where.append(family_filter(p.family, readings))
+            after = split_cursor(cursor, 2 if readings else 1)
+            return self._read(conn, where, after, readings, limit)
+
+    @staticmethod
+    def _read(conn: Connection, where: list[ColumnElement[bool]], after: list[str] | None,
+              readings: Sequence[tuple[str, str]], limit: int) -> Page[Patient]:
+        """Read on until the page is full (a given name is checked here, see the rules):
+        by (family, id) for a name search, else by id."""
+        p = wf_patients.c
+        order: list[Any] = [p.family, p.id] if readings else [p.id]
+        checked = any(given for _, given in readings)
+        found: list[tuple[Any, Patient]] = []
+        while True:
+            cond = list(where)
+            if after is not None and len(after) == 2:
+                cond.append(or_(p.family > after[0], and_(p.family == after[0],
+                                                          p.id > after[1])))
+            elif after is not None:
+                cond.append(p.id > after[0])
+            rows = conn.execute(select(p.family, p.id, p.doc).where(*cond)
                                 .order_by(*order).limit(limit + 1)).all()
-        page, nxt = cut(rows, limit, (lambda r: f"{r.family}{SEP}{r.id}") if family
-                        else (lambda r: str(r.id)))
-        return Page(tuple(codec.decode_patient(r.doc) for r in page), nxt)
+            for r in rows:
+                patient = codec.decode_patient(r.doc)
+                if not checked or named(patient, readings):
+                    found.append((r, patient))
+            if len(found) > limit or len(rows) <= limit:
+                break
+            last = rows[-1]
+            after = [last.family, last.id] if len(order) == 2 else [last.id]
+        page, nxt = cut(found, limit, lambda pair: f"{pair[0].family}{SEP}{pair[0].id}"
+                        if readings else str(pair[0].id))
+        return Page(tuple(patient for _, patient in page), nxt)
 
     def detail(self, patient_id: str) -> PatientDetail | None:
         """The patient page's data, or None when there is no such patient."""

@@ -11,10 +11,15 @@ Rules:
   and patients are then read, so a busy day costs one page of reads.
 - Keyset-paginated on (start date, start time, order id, SPS ID); steps without a start
   time have start date "" and come first.
+- Each row carries the open findings that concern it (by its accession, and the
+  ``unmapped_code`` finding of its procedure code when the step has no station), so the
+  page flags a row a modality will show wrongly, or not at all, and links to why: two
+  indexed reads for the whole page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +28,11 @@ from sqlalchemy import ColumnElement, Connection, and_, or_, select
 from accord.store.db import Database
 from accord.store.db.paging import SEP, clamp, cursor_time, cut, split_cursor
 from accord.store.records import Page
-from accord.store.schema.workflow import wf_orders, wf_procedure_steps
+from accord.store.schema.workflow import wf_findings, wf_orders, wf_procedure_steps
+from accord.store.views.findings import StoredFinding
 from accord.store.workflow import codec
 from accord.store.workflow.repository import patients_by_id
+from accord.workflow.findings import FindingKind, Resolution
 from accord.workflow.model import Order, Patient, ProcedureStep
 from accord.workflow.status import ON_WORKLIST
 
@@ -39,6 +46,12 @@ class WorklistRow:
     order: Order
     patient: Patient | None
     step: ProcedureStep
+    findings: tuple[StoredFinding, ...] = ()  # open ones about this row (module rules)
+
+    @property
+    def stationless(self) -> bool:
+        """No station is scheduled: a modality asking for its own steps never sees it."""
+        return not self.step.station_ae_titles
 
 
 def _after(after: list[str]) -> ColumnElement[bool]:
@@ -84,15 +97,43 @@ def step_rows(conn: Connection, *, station: str | None = None, modality: str | N
         select(wf_orders.c.id, wf_orders.c.doc).where(wf_orders.c.id.in_(wanted)))
     } if wanted else {}
     people = patients_by_id(conn, (o.patient_id for o in orders.values()))
+    about = _findings(conn, orders.values())
     rows: list[tuple[Any, WorklistRow]] = []
     for k in keys:
         order = orders[k.order_id]
         # The step rows are rewritten with the order's document: the step is in it.
         step = next((st for st in order.steps if st.sps_id == k.sps_id), None)
         if step is not None:
-            rows.append((k, WorklistRow(order, people.get(order.patient_id), step)))
+            found = about.get(order.accession, [])
+            if not step.station_ae_titles:
+                found = found + about.get(f"code:{order.procedure_code}", [])
+            rows.append((k, WorklistRow(order, people.get(order.patient_id), step,
+                                        tuple(found))))
     page, nxt = cut(rows, limit, _key)
     return Page(tuple(row for _, row in page), nxt)
+
+
+def _findings(conn: Connection, orders: Iterable[Order]) -> dict[str, list[StoredFinding]]:
+    """Open findings by accession, and open ``unmapped_code`` findings by ``code:<code>``
+    (their subject), for the page's orders."""
+    f = wf_findings.c
+    accessions = sorted({o.accession for o in orders if o.accession})
+    out: dict[str, list[StoredFinding]] = {}
+    if accessions:
+        for r in conn.execute(select(f.id, f.doc).where(
+                f.accession.in_(accessions), f.resolution == Resolution.OPEN.value)
+                .order_by(f.id)):
+            sf = StoredFinding(int(r.id), codec.decode_finding(r.doc))
+            out.setdefault(sf.finding.accession, []).append(sf)
+    codes = {o.procedure_code for o in orders if any(not s.station_ae_titles for s in o.steps)}
+    if codes:
+        for r in conn.execute(select(f.id, f.doc).where(
+                f.kind == FindingKind.UNMAPPED_CODE.value,
+                f.resolution == Resolution.OPEN.value).limit(CHOICES)):
+            sf = StoredFinding(int(r.id), codec.decode_finding(r.doc))
+            if sf.finding.subject in codes and not sf.finding.accession:
+                out.setdefault(f"code:{sf.finding.subject}", []).append(sf)
+    return out
 
 
 class WorklistView:

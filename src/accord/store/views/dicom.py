@@ -1,0 +1,51 @@
+"""The DICOM log as the console and the JSON API list it: the worklist queries and MPPS
+the SCP answered, newest first, by station, kind, accession and time.
+
+Rules: keyset-paginated on ``id`` (newest first); the station and kind filters use their
+indexes (``ix_dicom_events_station``, ``ix_dicom_events_kind``); ``since`` is inclusive
+and ``until`` exclusive, the bounds the dashboard counts with.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select
+
+from accord.store.db import Database
+from accord.store.db.paging import clamp, cut, id_cursor
+from accord.store.records import Page
+from accord.store.schema.workflow import wf_dicom_events
+from accord.store.workflow.dicom_events import DicomEvent, event_of
+
+
+class DicomLogView:
+    """The DICOM log of one database (see the module rules)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def list(self, *, station: str | None = None, kind: str | None = None,
+             accession: str | None = None, since: datetime | None = None,
+             until: datetime | None = None, cursor: str | None = None,
+             limit: int = 100) -> Page[DicomEvent]:
+        """Requests matching every given filter, newest first; a bad cursor raises
+        ValueError."""
+        limit = clamp(limit)
+        e = wf_dicom_events.c
+        where: list[ColumnElement[bool]] = []
+        for column, value in ((e.station, station), (e.kind, kind), (e.accession, accession)):
+            if value is not None:
+                where.append(column == value)
+        if since is not None:
+            where.append(e.at >= since)
+        if until is not None:
+            where.append(e.at < until)
+        after = id_cursor(cursor)
+        if after is not None:
+            where.append(e.id < after)
+        with self._db.read() as conn:
+            rows = conn.execute(select(wf_dicom_events).where(*where)
+                                .order_by(e.id.desc()).limit(limit + 1)).all()
+        page, nxt = cut(rows, limit, lambda r: str(r.id))
+        return Page(tuple(event_of(r) for r in page), nxt)
