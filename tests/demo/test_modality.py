@@ -22,6 +22,7 @@ from accord.demo.modality import (
     Station,
     completed,
     discontinued,
+    due,
     in_progress,
     stations_of,
     worklist_query,
@@ -134,3 +135,12 @@ def test_unscheduled_and_discontinued_datasets() -> None:
     assert stop.PerformedProcedureStepStatus == "DISCONTINUED"
     assert stop.PerformedProcedureStepEndDate == "20260302"
     assert stop.PerformedProcedureStepDiscontinuationReasonCodeSequence[0].CodeValue
+
+
+def test_a_step_is_due_at_its_slot_never_before() -> None:
+    step = ScheduledStep("Doe^Jo", "MRN1", "HOSP", "19700102", "F", "ACC1", "1.2.3", "RP1",
+                         "CT head", "SPS1", "202603020930")
+    assert not due(step, datetime(2026, 3, 2, 9, 29, 59, tzinfo=UTC))
+    assert due(step, datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    assert due(replace(step, start="20260302093000.5"), datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    assert due(replace(step, start=""), datetime(2026, 3, 2, 0, 0, tzinfo=UTC))

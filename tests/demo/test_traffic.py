@@ -5,11 +5,23 @@ once."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from accord.demo.traffic import FAMILY, MESS, PROCEDURES, UNMAPPED, Department, Receiver, Visit
+from accord.demo.traffic import (
+    FAMILY,
+    FEMALE,
+    MALE,
+    MESS,
+    PROCEDURES,
+    SLOTS_AFTER,
+    SLOTS_BEFORE,
+    UNMAPPED,
+    Department,
+    Receiver,
+    Visit,
+)
 from accord.errors import ParseError
 from accord.hl7 import Message, parse
 from accord.mllp.client import MllpClient
@@ -41,13 +53,29 @@ def test_numbers_fit_dicom_short_strings() -> None:
             assert 0 < len(orm.get(path)) <= 16, (path, orm.get(path))
 
 
-def test_orders_are_scheduled_later_today() -> None:
-    late = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+def test_orders_are_in_quarter_hour_slots_spread_over_today() -> None:
     dept = Department(seed=3)
-    for _ in range(20):
-        order = dept.visit(late).order
-        assert order is not None
-        assert late < order.scheduled and order.scheduled.date() == late.date()
+    for now in (datetime(2026, 3, 2, 23, 21, tzinfo=UTC),
+                datetime(2026, 3, 2, 10, 7, tzinfo=UTC),
+                datetime(2026, 3, 2, 0, 40, tzinfo=UTC)):
+        slots = set()
+        for _ in range(60):
+            order = dept.visit(now).order
+            assert order is not None
+            when = order.scheduled
+            assert when.date() == now.date() and when.minute % 15 == 0 and when.second == 0
+            assert now - SLOTS_BEFORE - timedelta(minutes=15) <= when <= now + SLOTS_AFTER
+            slots.add(when)
+        assert len(slots) >= 3, (now, slots)  # spread, not one time for every order
+
+
+def test_sex_agrees_with_the_given_name() -> None:
+    dept = Department(seed=5)
+    people = [dept.patient() for _ in range(200)]
+    assert {p.sex for p in people} == {"F", "M"}
+    assert all(p.given in (FEMALE if p.sex == "F" else MALE) for p in people)
+    lookalike = dept.lookalike(people[0])
+    assert (lookalike.given, lookalike.sex) == (people[0].given, people[0].sex)
 
 
 def test_each_kind_of_mess_comes_early_then_rarely() -> None:

@@ -265,3 +265,81 @@ def test_health_is_ok_once_every_listener_is_up(tmp_path: Path) -> None:
 def test_health_is_503_while_the_engine_is_not_listening(client: TestClient) -> None:
     r = client.get("/api/health")
     assert r.status_code == 503 and r.json()["status"] == "starting"
+
+
+def test_messages_by_ack_code_several_statuses_and_no_sender(client: TestClient) -> None:
+    assert [m["control_id"] for m in get(client, "/api/messages", ack="ae")["items"]] == [
+        "WEB0021"]  # the order without PID-3
+    failed = get(client, "/api/messages", status="error,rejected")["items"]
+    assert sorted(m["ack_code"] for m in failed) == ["AE", "AR"]
+    [junk] = get(client, "/api/messages", sender="-")["items"]
+    assert junk["status"] == "rejected" and junk["message_type"] == ""
+    assert client.get("/api/messages", params={"ack": "ZZ"}, headers=ADMIN).status_code == 400
+    assert client.get("/api/messages", params={"status": "error,nope"},
+                      headers=ADMIN).status_code == 400
+
+
+def test_deliveries_list_filters_and_one_row(client: TestClient) -> None:
+    rows = all_pages(client, "/api/deliveries", 3)
+    assert rows and {r["destination"] for r in rows} == {"pacs"}
+    orders = [r for r in rows if r["kind"] == "orders"]
+    assert {r["accession"] for r in orders} == {"WEBACC1", "WEBACC2", "WEBACC3"}
+    about = get(client, "/api/deliveries", accession="WEBACC2",
+                status="pending,in_flight")["items"]
+    assert about and {r["accession"] for r in about} == {"WEBACC2"}
+    one = about[0]
+    detail = get(client, f"/api/deliveries/{one['id']}")
+    assert detail["payload"].startswith("MSH|") and "WEBACC2" in detail["payload"]
+    assert detail["ack"] == "" and detail["ack_code"] == ""
+    assert get(client, "/api/deliveries", status="delivered")["items"] == []
+    assert client.get("/api/deliveries/999999", headers=ADMIN).status_code == 404
+    assert client.get("/api/deliveries", params={"delivered_since": "x"},
+                      headers=ADMIN).status_code == 400
+
+
+def test_dashboard_figures_are_the_lists_they_count(client: TestClient) -> None:
+    dash = get(client, "/api/dashboard")
+    bounds = {"since": dash["since"], "until": dash["until"]}
+    for i in dash["interfaces"]:
+        listed = all_pages(client, "/api/messages", 100, sender=i["sender"], **bounds)
+        assert len(listed) == i["received"], i
+        failed = all_pages(client, "/api/messages", 100, sender=i["sender"],
+                           status="error,rejected", **bounds)
+        assert len(failed) == i["errored"], i
+    [pacs] = dash["destinations"]
+    queued = all_pages(client, "/api/deliveries", 100, destination="pacs",
+                       status="pending,in_flight")
+    assert len(queued) == pacs["queued"] > 0
+    assert pacs["delivered"] == len(all_pages(
+        client, "/api/deliveries", 100, destination="pacs", delivered_since=dash["since"],
+        delivered_until=dash["until"]))
+    for f in dash["findings"]:
+        assert len(all_pages(client, "/api/findings", 100, kind=f["kind"],
+                             resolution="open")) == f["open"]
+    assert dash["day"] and isinstance(dash["orders_today"], list)
+    for cell in dash["orders_today"]:
+        assert len(all_pages(client, "/api/orders", 100, date=dash["day"],
+                             modality=cell["modality"], status=cell["status"])) == cell["count"]
+
+
+def test_orders_by_name_mrn_modality_and_date_as_the_console(client: TestClient) -> None:
+    def accessions(**params: str) -> list[str]:
+        return sorted(o["accession"] for o in get(client, "/api/orders", **params)["items"])
+
+    assert accessions(name="bob webtest") == ["WEBACC2", "WEBACC3"]
+    assert accessions(name="Webtest, Alice") == ["WEBACC1"]
+    assert accessions(mrn="webb1") == ["WEBACC2", "WEBACC3"]
+    assert accessions(accession="acc1") == ["WEBACC1"]
+    assert accessions(modality="MR", date="20260302") == ["WEBACC2"]
+
+
+def test_the_dicom_log_route(client: TestClient, runtime: Runtime) -> None:
+    from accord.store.workflow.dicom_events import DicomEvent, DicomEventLog
+
+    DicomEventLog(runtime.store.database).add([
+        DicomEvent(runtime.clock.now(), "find", "CT1", "10.0.0.9", "ok", 2, summary="x"),
+        DicomEvent(runtime.clock.now(), "mpps", "CT1", status="COMPLETED", accession="A")])
+    assert [e["kind"] for e in get(client, "/api/dicom", station="CT1")["items"]] == [
+        "mpps", "find"]
+    assert [e["matches"] for e in get(client, "/api/dicom", kind="find")["items"]] == [2]
+    assert client.get("/api/dicom", params={"kind": "echo"}, headers=ADMIN).status_code == 400

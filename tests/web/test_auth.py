@@ -164,6 +164,42 @@ def test_user_tokens_are_hashed_and_revocable(client: TestClient, runtime: Runti
     assert client.get("/api/errors", headers=bearer(secret)).status_code == 401
 
 
+def test_a_token_made_with_an_expiry_is_refused_after_it(runtime: Runtime) -> None:
+    auth, clock = fixed_auth(runtime)
+    user = runtime.accounts.users.named("viewer")
+    assert user is not None
+    secret, token = auth.create_token(user.id, "ci", timedelta(days=30))
+    assert token.expires_at == clock.now() + timedelta(days=30)
+    assert auth.bearer(secret, "10.0.0.1") is not None
+    clock.advance(30 * 86400 - 1)
+    assert auth.bearer(secret, "10.0.0.1") is not None
+    clock.advance(1)
+    assert auth.bearer(secret, "10.0.0.1") is None
+    forever, _ = auth.create_token(user.id, "no expiry")
+    clock.advance(3650 * 86400)
+    assert auth.bearer(forever, "10.0.0.1") is not None
+
+
+def test_tokens_through_the_api_with_an_expiry(client: TestClient) -> None:
+    csrf = login(client, "operator")
+    r = client.post("/api/tokens", json={"name": "ci", "expires_in_days": 7},
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201 and r.json()["expires_at"] and r.json()["token"]
+    bad = client.post("/api/tokens", json={"expires_in_days": 0},
+                      headers={"X-CSRF-Token": csrf})
+    assert bad.status_code == 422
+    mine = client.get("/api/tokens").json()["items"]
+    assert [t["name"] for t in mine] == ["ci"] and mine[0]["expires_at"]
+    operator = mine[0]["user_id"]
+    # Another user's tokens: an admin may list them, a non-admin is told of none.
+    admin = bearer(API_TOKEN)
+    listed = client.get("/api/tokens", params={"user_id": operator}, headers=admin)
+    assert [t["name"] for t in listed.json()["items"]] == ["ci"]
+    viewer = bearer(token_for(client, "viewer"))
+    assert client.get("/api/tokens", params={"user_id": operator},
+                      headers=viewer).status_code == 404
+
+
 def test_env_token_is_admin_and_wrong_tokens_fail(client: TestClient) -> None:
     assert client.get("/api/me", headers=bearer(API_TOKEN)).json()["role"] == "admin"
     assert client.get("/api/me", headers=bearer(API_TOKEN + "x")).status_code == 401

@@ -19,7 +19,7 @@ from web_support import API_TOKEN, FAST_HASHER, ROLES, Fed, bearer, config
 from accord.runtime import build
 from accord.web.app import create_app
 from accord.web.auth import Auth
-from accord.web.permissions import PERMISSIONS, Action, Role, allowed, allowed_on
+from accord.web.permissions import PERMISSIONS, Action, Role, allowed, allowed_on, table
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class Cell:
 
 ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/stats", Action.STATS_READ, None),
+    ("GET", "/api/dashboard", Action.STATS_READ, None),
+    ("GET", "/api/deliveries", Action.MESSAGES_READ, None),
+    ("GET", "/api/deliveries/{row_id}", Action.MESSAGES_READ, None),
+    ("GET", "/api/dicom", Action.MESSAGES_READ, None),
     ("GET", "/metrics", Action.METRICS_READ, None),
     ("GET", "/api/messages", Action.MESSAGES_READ, None),
     ("GET", "/api/messages/{message_id}", Action.MESSAGES_READ, None),
@@ -98,6 +102,8 @@ def world(fed_store: Fed, tmp_path_factory: pytest.TempPathFactory
             "finding_id": str(client.get("/api/findings", headers=admin).json()
                               ["items"][0]["id"]),
             "user_id": str(viewer.id), "token_id": str(victim.id),
+            "row_id": str(client.get("/api/deliveries", headers=admin).json()
+                               ["items"][0]["id"]),
         }
         yield client, tokens, ids
     rt.store.close()
@@ -174,6 +180,12 @@ def test_the_table_itself() -> None:
     assert auditor == {Action.AUDIT_READ, Action.AUDIT_EXPORT, Action.TOKENS_OWN}
     assert not (admin & {Action.AUDIT_READ, Action.AUDIT_EXPORT})
     assert not allowed("root", Action.STATS_READ)
+    # audit.admin_can_read: admins read the log too, but do not export it.
+    opened = table(admin_reads_audit=True)
+    assert opened[Role.ADMIN] == admin | {Action.AUDIT_READ}
+    assert allowed("admin", Action.AUDIT_READ, opened)
+    assert not allowed("admin", Action.AUDIT_EXPORT, opened)
+    assert table() is PERMISSIONS
 
 
 def test_tokens_are_managed_by_their_owner_or_an_admin() -> None:

@@ -108,7 +108,7 @@ class DemoDepartment:
                 lines.append(f"  login:     {url}/login with a console user "
                              "(accord user add NAME --role admin --data DIR)")
             token = "$ACCORD_API_TOKEN" if os.environ.get("ACCORD_API_TOKEN") else \
-                "<a token from the console> (or set ACCORD_API_TOKEN)"
+                f"<token> (make one at {url}/tokens, or set ACCORD_API_TOKEN)"
             lines.append(f"  API:       {url}/api/stats with Authorization: Bearer {token}")
         inbox = f"; gets status on 127.0.0.1:{self.ris.inbox.port} (ris-sim)" \
             if self.ris is not None and self.ris.inbox.port else ""

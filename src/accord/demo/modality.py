@@ -4,9 +4,10 @@ Each station (an AE title the procedure catalog schedules on) behaves like a mod
 IHE Radiology Scheduled Workflow: every few seconds it asks the worklist for its own
 steps of today (RAD-5, Modality Worklist C-FIND, PS3.4 K.6.1: Scheduled Station AE Title
 and Scheduled Procedure Step Start Date in the Scheduled Procedure Step Sequence), picks
-the earliest, starts it (RAD-6, MPPS N-CREATE with status IN PROGRESS, PS3.4 F.7.2.1) and
-after a short while ends it (RAD-7, N-SET COMPLETED with the performed series, or now and
-then DISCONTINUED with a reason, PS3.4 F.7.2.2). The Scheduled Step Attributes Sequence
+the earliest whose slot has come (never one before its scheduled time), starts it
+(RAD-6, MPPS N-CREATE with status IN PROGRESS, PS3.4 F.7.2.1) and after a short while
+ends it (RAD-7, N-SET COMPLETED with the performed series, or now and then DISCONTINUED
+with a reason, PS3.4 F.7.2.2). The Scheduled Step Attributes Sequence
 carries the step's Study Instance UID, accession, Requested Procedure ID and SPS ID
 (RAD TF-2 Table 4.6-1). Rarely a procedure is performed with no step at all (an
 emergency typed in at the console): the ``unscheduled_procedure`` finding.
@@ -287,10 +288,11 @@ class Modalities:
                 LOG.warning("simulated modality %s: %s", station.ae_title, exc)
 
     async def _exam(self, scu: ModalityScu, station: Station) -> None:
-        steps = await asyncio.to_thread(scu.find, f"{datetime.now(UTC):%Y%m%d}")
+        now = datetime.now(UTC)
+        steps = await asyncio.to_thread(scu.find, f"{now:%Y%m%d}")
         self._count("queries")
-        todo = sorted((s for s in steps if f"{s.accession}/{s.sps_id}" not in self._done),
-                      key=lambda s: s.start)
+        todo = sorted((s for s in steps if f"{s.accession}/{s.sps_id}" not in self._done
+                       and due(s, now)), key=lambda s: s.start)
         if not todo:
             return
         step, scheduled = todo[0], True
@@ -315,6 +317,15 @@ class Modalities:
             end, key = completed(step, station, now, self._uid(), self._uid()), "completed"
         if await asyncio.to_thread(scu.set, uid, end) == 0x0000:
             self._count(key)
+
+
+def due(step: ScheduledStep, now: datetime) -> bool:
+    """Whether the step's slot has come: a modality starts an exam at its scheduled time
+    or later, never before (a step without a start time is due)."""
+    start = step.start.split(".")[0]
+    if len(start) < 12:
+        return True
+    return start[:14].ljust(14, "0") <= f"{now:%Y%m%d%H%M%S}"
 
 
 def _walk_in(step: ScheduledStep, study_uid: str) -> ScheduledStep:

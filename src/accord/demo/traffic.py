@@ -34,8 +34,11 @@ from accord.hl7 import Message, parse
 from accord.hl7.ack import build_ack
 from accord.mllp.server import MllpServer, PeerInfo
 
-GIVEN = ("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hugo", "Ines",
-         "Jonas", "Karin", "Leo", "Maria", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tara")
+# Given names by administrative sex (PID-8): a patient's sex agrees with the name.
+FEMALE = ("Anna", "Clara", "Elena", "Greta", "Ines", "Karin", "Maria", "Olga", "Rosa",
+          "Tara")
+MALE = ("Ben", "David", "Felix", "Hugo", "Jonas", "Leo", "Nils", "Paul", "Sven")
+GIVEN = FEMALE + MALE
 FAMILY = ("Adler", "Berger", "Conti", "Dietz", "Engel", "Fischer", "Garcia", "Hansen",
           "Ivanova", "Jansen", "Keller", "Lund", "Moreau", "Novak", "Olsen", "Petit",
           "Quinn", "Rossi", "Schmidt", "Tanaka", "Vogel", "Weber")
@@ -58,6 +61,9 @@ _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 IMPRESSIONS = ("No acute abnormality.", "Normal study.", "Small degenerative changes.",
                "No interval change since the prior study.")
 RECEIVER = ("ACCORD", "RADIOLOGY")
+# The slots of today's list the RIS books into, around the time it books (``slot``).
+SLOTS_BEFORE = timedelta(hours=3)
+SLOTS_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +125,12 @@ class Department:
     def patient(self) -> SimPatient:
         r = self._rng
         born = datetime(1930, 1, 1) + timedelta(days=r.randrange(0, 33000))
+        sex = r.choice("MF")
         return SimPatient(
             mrn=f"MRN{r.randrange(10**6, 10**7)}", family=r.choice(FAMILY),
-            given=r.choice(GIVEN), birth_date=born.strftime("%Y%m%d"), sex=r.choice("MF"),
-            street=f"{r.randrange(1, 200)} {r.choice(STREETS)}", city=r.choice(CITIES),
-            phone=f"555-{r.randrange(1000, 10000)}")
+            given=r.choice(FEMALE if sex == "F" else MALE), birth_date=born.strftime("%Y%m%d"),
+            sex=sex, street=f"{r.randrange(1, 200)} {r.choice(STREETS)}",
+            city=r.choice(CITIES), phone=f"555-{r.randrange(1000, 10000)}")
 
     def lookalike(self, p: SimPatient) -> SimPatient:
         """The same person registered again at another desk: a new MRN, a typo in the
@@ -174,14 +181,28 @@ class Department:
 
     def order(self, now: datetime, p: SimPatient,
               procedure: tuple[str, str, str, str]) -> tuple[SimOrder, str]:
-        """A new order (ORM^O01 ORC-1 NW, ZDS Study Instance UID), scheduled later today."""
+        """A new order (ORM^O01 ORC-1 NW, ZDS Study Instance UID) in a slot of today
+        (:meth:`slot`)."""
         self._accessions += 1
         acc = f"ACC{now:%m%d}{self._tag}{self._accessions % 100_000:05d}"
         uid = uid_from_uuid(_uuid_from(self._rng))
-        end_of_day = now.replace(hour=23, minute=59, second=0, microsecond=0)
-        when = min(now + timedelta(minutes=self._rng.randrange(5, 240)), end_of_day)
+        when = self.slot(now)
         orm = self._orm(now, p, acc, "NW", "SC", *procedure, when, uid)
         return SimOrder(p, acc, procedure, uid, when), orm
+
+    def slot(self, now: datetime) -> datetime:
+        """A quarter-hour slot of today's list, spread over the hours around ``now``
+        (:data:`SLOTS_BEFORE` before it to :data:`SLOTS_AFTER` after): most are due, a
+        patient waiting, so the modalities have work; some are later and wait for
+        their time (a modality never starts a step before its slot). Never another
+        day: the worklist a modality asks for is today's."""
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        first = max(day, now - SLOTS_BEFORE)
+        last = min(day + timedelta(hours=23, minutes=45), now + SLOTS_AFTER)
+        quarters = max(0, int((last - first).total_seconds() // 900))
+        start = first - timedelta(minutes=first.minute % 15, seconds=first.second,
+                                  microseconds=first.microsecond)
+        return max(day, start + timedelta(minutes=15 * self._rng.randrange(0, quarters + 1)))
 
     def report(self, now: datetime, order: SimOrder, *, final: bool) -> str:
         """The radiologist's report on ``order``: ORU^R01 with OBR-25 P (preliminary) or F

@@ -291,11 +291,13 @@ class Store(Protocol):
         accession: str | None = None,
         delivered_since: datetime | None = None,
         delivered_until: datetime | None = None,
+        current: bool = False,
     ) -> Page[OutboxRow]:
         """Outbox rows matching every given filter, newest first (or oldest first):
         ``status`` one or several, ``accession`` the order a row is about,
         ``delivered_since`` (inclusive) / ``delivered_until`` (exclusive) the delivery
-        time (the dashboard's delivered figure lists these rows)."""
+        time (the dashboard's delivered figure lists these rows), ``current`` only rows
+        not superseded by a resend."""
         ...
 
     def error_queue(self, *, cursor: str | None = None, limit: int = 100) -> Page[ErrorEntry]:

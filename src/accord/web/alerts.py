@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +83,7 @@ class AlertMonitor:
     clock: Clock
     settings: AlertSettings = field(default_factory=AlertSettings)
     destinations: Sequence[str] = ()
+    stations: Callable[[], Sequence[str]] = lambda: ()  # listed even when silent
     state: AlertState = field(default_factory=AlertState)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -98,7 +99,7 @@ class AlertMonitor:
         """Read the figures now (and keep them as :attr:`latest`)."""
         window = timedelta(minutes=self.settings.window_minutes)
         now = self.clock.now()
-        found = self.dashboard.figures(now, window, self.destinations)
+        found = self.dashboard.figures(now, window, self.destinations, self.stations())
         self.latest, self.latest_at = found, now
         return found
 

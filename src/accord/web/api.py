@@ -1,6 +1,7 @@
-"""The JSON API, engine side: health, stats, messages, the error queue, metrics (the
-interface is described in docs/interface.md). Patients, orders, the worklist and
-findings are in ``api_workflow``; accounts, audit and configuration in ``api_admin``.
+"""The JSON API, engine side: health, stats, the dashboard's figures, messages received
+and sent, the DICOM log, the error queue, metrics (the interface is described in
+docs/interface.md). Patients, orders, the worklist and findings are in
+``api_workflow``; accounts, audit and configuration in ``api_admin``.
 
 Rules: every route but ``/api/health`` requires a principal and declares its action
 (``require``); lists answer ``{"items": [...], "next": CURSOR_OR_NULL}`` with
@@ -11,6 +12,7 @@ and every change are audited before the answer goes out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,8 +21,18 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from accord.store import MESSAGE_STATUSES, InvalidStateError, NotFoundError
+from accord.store import (
+    MESSAGE_STATUSES,
+    OUTBOX_STATUSES,
+    InvalidStateError,
+    NotFoundError,
+    OutboxRow,
+    Page,
+    StoredMessage,
+)
+from accord.store.workflow.dicom_events import KINDS as DICOM_KINDS
 from accord.web import api_json as js
+from accord.web import figures
 from accord.web.auth import Principal
 from accord.web.deps import WebDeps, get_deps, record, require
 from accord.web.permissions import Action
@@ -54,9 +66,19 @@ def health(deps: Deps) -> JSONResponse:
 @router.get("/api/stats", tags=["engine"])
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
     """Whole-store counts: messages, errors, outbox, patients, orders, open findings."""
-    counts: dict[str, Any] = dict(deps.store.stats())
-    counts.update(deps.views.dashboard.counts())
-    return counts
+    return figures.whole_store(deps)
+
+
+@router.get("/api/dashboard", tags=["engine"])
+def dashboard(request: Request, principal: Annotated[Principal, who(Action.STATS_READ)]
+              ) -> dict[str, Any]:
+    """The dashboard's figures, as the console shows them: HL7 in per interface and out
+    per destination, DICOM per station, today's orders by modality and status, open
+    findings by kind. Each is the size of the list that ``/api/messages``,
+    ``/api/deliveries``, ``/api/dicom``, ``/api/orders`` or ``/api/findings`` answers
+    with the same filters and the window's ``since`` and ``until``."""
+    dash, window = figures.dashboard(request)
+    return js.dashboard_json(dash, window)
 
 
 @router.get("/metrics", tags=["engine"], response_class=Response)
@@ -81,30 +103,142 @@ def iso_time(value: str | None, name: str) -> datetime | None:
     return parsed
 
 
+def statuses(value: str | None, known: Collection[str]) -> tuple[Any, ...] | None:
+    """A ``status`` filter: one status or several, comma-separated (400 when unknown)."""
+    if not value:
+        return None
+    wanted = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [v for v in wanted if v not in known]
+    if unknown or not wanted:
+        raise HTTPException(400, f"status must be among {', '.join(sorted(known))}")
+    return wanted
+
+
+ACK_CODES = frozenset({"AA", "AE", "AR", "CA", "CE", "CR"})
+
+
+def search_messages(deps: WebDeps, *, control_id: str | None, type: str | None,
+                    sender: str | None, patient: str | None, accession: str | None,
+                    status: str | None, ack: str | None, since: str | None,
+                    until: str | None, cursor: str | None, limit: int) -> Page[StoredMessage]:
+    """The message search of the page and the route (``cursor``: the store's); 400 on a
+    bad filter."""
+    if ack and ack.upper() not in ACK_CODES:
+        raise HTTPException(400, f"ack must be one of {', '.join(sorted(ACK_CODES))}")
+    try:
+        return deps.store.search_messages(
+            control_id=control_id or None, message_type=type or None, sender=sender or None,
+            patient_id=patient or None, accession=accession or None,
+            status=statuses(status, MESSAGE_STATUSES), ack_code=ack.upper() if ack else None,
+            since=iso_time(since, "since"), until=iso_time(until, "until"),
+            cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+
+
 @router.get("/api/messages", tags=["messages"])
 def list_messages(
     request: Request, deps: Deps, principal: Annotated[Principal, who(Action.MESSAGES_READ)],
     limit: Limit = 100, cursor: Cursor = None, status: str | None = None,
     control_id: str | None = None, type: str | None = None, sender: str | None = None,
     patient: str | None = None, accession: str | None = None, since: str | None = None,
-    until: str | None = None,
+    until: str | None = None, ack: str | None = None,
 ) -> dict[str, Any]:
-    """Stored messages, newest first (filters: status, control_id, type, sender,
-    patient (PID-3 value), accession, since/until on the receive time)."""
-    if status is not None and status not in MESSAGE_STATUSES:
-        raise HTTPException(400, f"status must be one of {', '.join(sorted(MESSAGE_STATUSES))}")
+    """Stored messages, newest first (filters: status (one, or several comma-separated),
+    control_id (MSH-10), type, sender (``MSH-3^MSH-4``, ``MSH-3``, or ``-`` for input
+    without an MSH-3), patient (PID-3 value), accession, ack (the ACK code sent),
+    since/until on the receive time)."""
     try:
-        found = deps.store.search_messages(
-            control_id=control_id, message_type=type, sender=sender, patient_id=patient,
-            accession=accession, status=status,  # type: ignore[arg-type]
-            since=iso_time(since, "since"), until=iso_time(until, "until"),
-            cursor=js.decode_cursor(cursor), limit=limit)
+        store_cursor = js.decode_cursor(cursor)
     except ValueError as exc:
         raise bad_request(exc) from exc
+    found = search_messages(deps, control_id=control_id, type=type, sender=sender,
+                            patient=patient, accession=accession, status=status, ack=ack,
+                            since=since, until=until, cursor=store_cursor, limit=limit)
     ids = [m.id for m in found.items]
     record(request, "messages.list", object_type="message", count=len(ids),
+           patient_ids=deps.views.patients.ids_naming(
+               {p for m in found.items for p in m.patient_ids}),
            detail={"ids": ids[:1000], "filters": _filters(request)})
     return js.page([js.message_summary(m) for m in found.items], found.next_cursor)
+
+
+def list_deliveries(deps: WebDeps, *, destination: str | None, status: str | None,
+                    accession: str | None, delivered_since: str | None,
+                    delivered_until: str | None, current: bool, cursor: str | None,
+                    limit: int) -> Page[OutboxRow]:
+    """The outbound list of the page and the route: rows queued for downstream systems,
+    newest first (``current``: not superseded by a resend); 400 on a bad filter."""
+    try:
+        return deps.store.list_outbox(
+            destination=destination or None, status=statuses(status, OUTBOX_STATUSES),
+            accession=accession or None,
+            delivered_since=iso_time(delivered_since, "delivered_since"),
+            delivered_until=iso_time(delivered_until, "delivered_until"),
+            current=current, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+
+
+@router.get("/api/deliveries", tags=["messages"])
+def deliveries(
+    request: Request, deps: Deps, principal: Annotated[Principal, who(Action.MESSAGES_READ)],
+    limit: Limit = 100, cursor: Cursor = None, destination: str | None = None,
+    status: str | None = None, accession: str | None = None,
+    delivered_since: str | None = None, delivered_until: str | None = None,
+    current: bool = False,
+) -> dict[str, Any]:
+    """Messages sent (or to send) downstream, newest first (filters: destination, status
+    (one or several comma-separated), accession (the order a row is about),
+    delivered_since/delivered_until, current (not superseded by a resend))."""
+    try:
+        store_cursor = js.decode_cursor(cursor)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    found = list_deliveries(deps, destination=destination, status=status,
+                            accession=accession, delivered_since=delivered_since,
+                            delivered_until=delivered_until, current=current,
+                            cursor=store_cursor, limit=limit)
+    record(request, "deliveries.list", object_type="outbox", count=len(found.items),
+           detail={"filters": _filters(request)})
+    return js.page([js.outbox_json(r) for r in found.items], found.next_cursor)
+
+
+@router.get("/api/deliveries/{row_id}", tags=["messages"])
+def delivery(request: Request, row_id: int, deps: Deps,
+             principal: Annotated[Principal, who(Action.MESSAGES_READ)]) -> dict[str, Any]:
+    """One outbound row: its message as sent, the ACK received, its attempts."""
+    try:
+        row = deps.store.get_outbox(row_id)
+    except NotFoundError:
+        raise HTTPException(404, f"no delivery {row_id}") from None
+    record(request, "deliveries.view", object_type="outbox", object_id=str(row_id))
+    return {**js.outbox_json(row), "payload": row.payload.decode("utf-8", "replace"),
+            "ack": (row.last_ack or b"").decode("utf-8", "replace")}
+
+
+@router.get("/api/dicom", tags=["messages"])
+def dicom_log(
+    request: Request, deps: Deps, principal: Annotated[Principal, who(Action.MESSAGES_READ)],
+    limit: Limit = 100, cursor: Cursor = None, station: str | None = None,
+    kind: str | None = None, accession: str | None = None, since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """The DICOM log: each worklist query (``find``) and MPPS (``mpps``) the SCP
+    answered, newest first (filters: station (calling AE title), kind, accession,
+    since/until)."""
+    if kind is not None and kind not in DICOM_KINDS:
+        raise HTTPException(400, f"kind must be one of {', '.join(DICOM_KINDS)}")
+    try:
+        found = deps.views.dicom.list(station=station, kind=kind, accession=accession,
+                                      since=iso_time(since, "since"),
+                                      until=iso_time(until, "until"),
+                                      cursor=js.decode_cursor(cursor), limit=limit)
+    except ValueError as exc:
+        raise bad_request(exc) from exc
+    record(request, "dicom.list", object_type="dicom_event", count=len(found.items),
+           detail={"filters": _filters(request)})
+    return js.page([js.dicom_event_json(e) for e in found.items], found.next_cursor)
 
 
 def _filters(request: Request) -> dict[str, str]:

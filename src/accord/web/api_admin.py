@@ -11,6 +11,7 @@ own role.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -93,7 +94,8 @@ def token_json(t: TokenRecord) -> dict[str, Any]:
     return {"id": t.id, "user_id": t.user_id, "name": t.name, "prefix": t.prefix,
             "created_at": t.created_at.isoformat(),
             "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None}
 
 
 @router.get("/api/users", tags=["users"])
@@ -136,57 +138,92 @@ class UserChange(BaseModel):
     password: str | None = Field(default=None, max_length=1024)
 
 
-@router.patch("/api/users/{user_id}", tags=["users"])
-def change_user(request: Request, user_id: int, body: UserChange, deps: Deps,
-                principal: Annotated[Principal, who(Action.USERS_WRITE)]) -> dict[str, Any]:
-    """Change a user's role, disabled flag or password (admin); their sessions end."""
+def change_user_as(request: Request, principal: Principal, user_id: int, *,
+                   role: str | None = None, disabled: bool | None = None,
+                   password: str | None = None) -> UserRecord:
+    """Change a user's role, disabled flag or password, as ``principal`` (the route's
+    and the console's users page's one way): 404 no such user, 403 one's own role, 409
+    the last enabled admin, 400 a bad password; audited; the user's sessions end."""
+    deps = request.app.state.deps
     accounts = deps.auth.accounts
     user = accounts.users.get(user_id)
     if user is None:
         raise HTTPException(404, f"no user {user_id}")
-    if body.role is not None and user_id == principal.user_id and body.role != user.role:
+    if role is not None and user_id == principal.user_id and role != user.role:
         raise HTTPException(403, "you cannot change your own role")
     losing_admin = user.role == Role.ADMIN.value and not user.disabled and (
-        (body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
+        (role is not None and role != Role.ADMIN.value) or disabled is True)
     if losing_admin and accounts.users.count(Role.ADMIN.value, enabled_only=True) <= 1:
         raise HTTPException(409, "the last enabled admin cannot be disabled or demoted")
     try:
-        if body.password is not None:
-            deps.auth.set_password(user_id, body.password)
-        accounts.users.update(user_id, role=body.role, disabled=body.disabled,
-                             now=deps.clock.now())
+        if password is not None:
+            deps.auth.set_password(user_id, password)
+        accounts.users.update(user_id, role=role, disabled=disabled, now=deps.clock.now())
     except AuthError as exc:
         raise HTTPException(400, str(exc)) from None
     record(request, "users.change", object_type="user", object_id=str(user_id),
-           detail={"role": body.role, "disabled": body.disabled,
-                   "password": body.password is not None})
-    changed = accounts.users.get(user_id)
+           detail={"role": role, "disabled": disabled, "password": password is not None})
+    changed: UserRecord | None = accounts.users.get(user_id)
     assert changed is not None
-    return user_json(changed)
+    return changed
+
+
+@router.patch("/api/users/{user_id}", tags=["users"])
+def change_user(request: Request, user_id: int, body: UserChange, deps: Deps,
+                principal: Annotated[Principal, who(Action.USERS_WRITE)]) -> dict[str, Any]:
+    """Change a user's role, disabled flag or password (admin); their sessions end."""
+    return user_json(change_user_as(request, principal, user_id, role=body.role,
+                                    disabled=body.disabled, password=body.password))
+
+
+MAX_TOKEN_DAYS = 3650
 
 
 class NewToken(BaseModel):
     name: str = Field(default="", max_length=64)
+    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS,
+                                        description="refused after this many days "
+                                                    "(none: until revoked)")
+
+
+def tokens_of(principal: Principal, user_id: int | None) -> int:
+    """Whose tokens ``principal`` may list: their own, or (an admin) anyone's; 404
+    otherwise (another user's tokens are not shown to exist)."""
+    wanted = principal.user_id if user_id is None else user_id
+    if wanted is None or not allowed_on(principal.user_id, principal.role,
+                                        Action.TOKENS_OWN, wanted):
+        raise HTTPException(404, "no such user's tokens")
+    return wanted
 
 
 @router.get("/api/tokens", tags=["tokens"])
-def list_tokens(deps: Deps,
-                principal: Annotated[Principal, who(Action.TOKENS_OWN)]) -> dict[str, Any]:
-    """Your API tokens (without their secrets)."""
-    if principal.user_id is None:
+def list_tokens(deps: Deps, principal: Annotated[Principal, who(Action.TOKENS_OWN)],
+                user_id: int | None = None) -> dict[str, Any]:
+    """Your API tokens (without their secrets); an admin may ask for a user's."""
+    if principal.user_id is None and user_id is None:
         return {"items": [], "next": None}
-    tokens = deps.auth.accounts.tokens.of_user(principal.user_id)
+    tokens = deps.auth.accounts.tokens.of_user(tokens_of(principal, user_id))
     return {"items": [token_json(t) for t in tokens], "next": None}
+
+
+def new_token(request: Request, principal: Principal, name: str,
+              expires_in_days: int | None) -> tuple[str, TokenRecord]:
+    """A token for ``principal`` (the route's and the console's one way), audited."""
+    if principal.user_id is None:
+        raise HTTPException(400, "the ACCORD_API_TOKEN is not a user: it has no tokens")
+    deps = request.app.state.deps
+    expires = timedelta(days=expires_in_days) if expires_in_days else None
+    secret, token = deps.auth.create_token(principal.user_id, name, expires)
+    record(request, "tokens.create", object_type="token", object_id=str(token.id),
+           detail={"expires_at": token.expires_at.isoformat() if token.expires_at else None})
+    return secret, token
 
 
 @router.post("/api/tokens", tags=["tokens"], status_code=201)
 def create_token(request: Request, body: NewToken, deps: Deps,
                  principal: Annotated[Principal, who(Action.TOKENS_OWN)]) -> dict[str, Any]:
     """A new API token for yourself: the secret is in this answer only."""
-    if principal.user_id is None:
-        raise HTTPException(400, "the ACCORD_API_TOKEN is not a user: it has no tokens")
-    secret, token = deps.auth.create_token(principal.user_id, body.name)
-    record(request, "tokens.create", object_type="token", object_id=str(token.id))
+    secret, token = new_token(request, principal, body.name, body.expires_in_days)
     return {**token_json(token), "token": secret}
 
 

@@ -14,9 +14,11 @@ from typing import Any
 from accord.errors import ParseError
 from accord.hl7 import describe, parse
 from accord.store import ErrorEntry, JsonDict, OutboxRow, StoredMessage
+from accord.store.views.dashboard import Dashboard
 from accord.store.views.findings import DuplicatePair, StoredFinding
 from accord.store.views.orders import OrderRow
 from accord.store.views.worklist import WorklistRow
+from accord.store.workflow.dicom_events import DicomEvent
 from accord.workflow.model import Order, Patient, PersonName, ProcedureStep, Visit
 from accord.workflow.trace import TraceEvent, explain
 
@@ -144,7 +146,9 @@ def worklist_json(w: WorklistRow) -> JsonDict:
             "requested_procedure_id": w.order.requested_procedure_id,
             "procedure": {"code": w.order.procedure_code,
                           "description": w.order.procedure_description},
-            "patient": patient_ref(w.order.patient_id, patients)}
+            "patient": patient_ref(w.order.patient_id, patients),
+            "stationless": w.stationless,
+            "findings": [{"id": sf.id, "kind": sf.finding.kind.value} for sf in w.findings]}
 
 
 def finding_json(sf: StoredFinding) -> JsonDict:
@@ -200,6 +204,7 @@ def message_json(m: StoredMessage, deliveries: Sequence[OutboxRow]) -> JsonDict:
 
 def outbox_json(r: OutboxRow) -> JsonDict:
     return {"id": r.id, "destination": r.destination, "kind": r.kind,
+            "accession": r.accession, "ack_code": ack_code_of(r.last_ack),
             "control_id": r.control_id, "status": r.status, "attempts": r.attempts,
             "created_at": _ts(r.created_at), "next_attempt_at": _ts(r.next_attempt_at),
             "delivered_at": _ts(r.delivered_at), "last_error": r.last_error,
@@ -226,3 +231,44 @@ def error_json(entry: ErrorEntry) -> JsonDict:
         out["outbox"] = outbox_json(entry.outbox)
         out["error"] = entry.outbox.last_error or ""
     return out
+
+
+def dashboard_json(dash: Dashboard, window_minutes: float) -> JsonDict:
+    """The dashboard's figures: each the size of the list its filters give (``since`` and
+    ``until`` are the window's bounds, as the list routes take them)."""
+    return {
+        "since": _ts(dash.since), "until": _ts(dash.until), "window_minutes": window_minutes,
+        "day": dash.day,
+        "interfaces": [{"sender": i.sender, "received": i.received, "errored": i.errored,
+                        "rejected": i.rejected, "last_at": _ts(i.last_at)}
+                       for i in dash.interfaces],
+        "destinations": [{"name": d.name, "state": d.state, "queued": d.queued,
+                          "errors": d.errors, "delivered": d.delivered,
+                          "last_delivered_at": _ts(d.last_delivered_at),
+                          "ack_ms_median": d.ack_ms_median, "ack_ms_p95": d.ack_ms_p95,
+                          "last_error": d.last_error} for d in dash.destinations],
+        "stations": [{"station": st.station, "queries": st.queries, "mpps": st.mpps,
+                      "last_query_at": _ts(st.last_query_at),
+                      "last_mpps_at": _ts(st.last_mpps_at), "known": st.known}
+                     for st in dash.stations],
+        "orders_today": [{"modality": m, "status": st, "count": n}
+                         for m, st, n in dash.orders_today],
+        "findings": [{"kind": k, "open": n} for k, n in dash.findings],
+    }
+
+
+def ack_code_of(ack: bytes | None) -> str:
+    """MSA-1 of an ACK as received ("" when there is none to read)."""
+    if not ack:
+        return ""
+    for segment in ack.decode("latin-1").replace("\n", "\r").split("\r"):
+        if segment.startswith("MSA") and len(segment) > 4:
+            return segment[4:].split(segment[3])[0][:2]
+    return ""
+
+
+def dicom_event_json(e: DicomEvent) -> JsonDict:
+    return {"id": e.id, "at": _ts(e.at), "kind": e.kind, "station": e.station,
+            "peer": e.peer, "status": e.status, "matches": e.matches,
+            "accession": e.accession, "sop_instance_uid": e.sop_instance_uid,
+            "summary": e.summary}

@@ -124,16 +124,24 @@ def _merge_problem(patient_id: str, into: str, merged: Any, survivor: Any
     return None
 
 
+Text = Annotated[str | None, Query(max_length=199)]
+
+
 @router.get("/api/orders", tags=["orders"])
 def list_orders(request: Request, deps: Deps,
                 principal: Annotated[Principal, who(Action.ORDERS_READ)],
-                accession: Annotated[str | None, Query(max_length=199)] = None,
+                accession: Text = None,
                 patient: Annotated[str | None, Query(max_length=400)] = None,
                 status: str | None = None,
                 study_instance_uid: Annotated[str | None, Query(max_length=64)] = None,
+                mrn: Text = None, name: Text = None, modality: Text = None,
+                date: Annotated[str | None, Query(pattern=r"^\d{4}-?\d{2}-?\d{2}$")] = None,
                 limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
-    """Orders, most recently changed first; ``patient`` is an Accord patient id or a
-    PID-3 identifier (``ID`` or ``ID^^^AUTH``)."""
+    """Orders, most recently changed first, as the console's order search finds them:
+    ``accession`` and ``mrn`` forgiving (any case, a suffix, a fragment naming one),
+    ``name`` as people write it ("Dietz, Ines", "Ines Dietz", "dietz"), ``modality``
+    and ``date`` (YYYYMMDD) of a procedure step; ``patient`` is an Accord patient id or
+    a PID-3 identifier (``ID`` or ``ID^^^AUTH``)."""
     if status is not None and status not in {s.value for s in Status}:
         raise HTTPException(400, f"unknown status {status!r}")
     patient_ids: tuple[str, ...] | None = None
@@ -142,7 +150,8 @@ def list_orders(request: Request, deps: Deps,
         holders = deps.views.patients.ids_by_identifier(value, authority)
         patient_ids = tuple(holders) or (patient,)
     query = OrderQuery(accession=accession or "", study_uid=study_instance_uid or "",
-                       status=status or "", patient_ids=patient_ids)
+                       status=status or "", patient_ids=patient_ids, mrn=mrn or "",
+                       name=name or "", modality=modality or "", date=date or "")
     try:
         found = deps.views.orders.search(query, js.decode_cursor(cursor), limit)
     except ValueError as exc:

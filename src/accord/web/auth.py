@@ -20,7 +20,8 @@ Rules:
   minutes refuse further attempts (HTTP 429) until the window passes; attempts are
   stored, so every node sharing the store enforces the same limit.
 - Bearer tokens: ``ACCORD_API_TOKEN`` (environment) is an admin token; users create their
-  own (stored as SHA-256, shown once). Tokens are compared in constant time.
+  own (stored as SHA-256, shown once), with an expiry or until revoked; an expired token
+  is refused like a revoked one. Tokens are compared in constant time.
 """
 
 from __future__ import annotations
@@ -219,15 +220,20 @@ class Auth:
             return None
         record, user = found
         now = self.clock.now()
+        if not record.live(now):
+            return None
         if record.last_used_at is None or now - record.last_used_at >= self.limits.touch_every:
             self.accounts.tokens.touch(record.id, now)
         return Principal(user.name, user.role, "token", peer, user.id)
 
-    def create_token(self, user_id: int, name: str) -> tuple[str, TokenRecord]:
-        """A new API token for ``user_id``: the secret (shown once) and its record."""
+    def create_token(self, user_id: int, name: str,
+                     expires_in: timedelta | None = None) -> tuple[str, TokenRecord]:
+        """A new API token for ``user_id``: the secret (shown once) and its record;
+        ``expires_in``: refused from then on (None: until revoked)."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = self.accounts.tokens.add(user_id, name, digest(secret), secret[:12],
-                                           self.clock.now())
+        now = self.clock.now()
+        token_id = self.accounts.tokens.add(user_id, name, digest(secret), secret[:12], now,
+                                           now + expires_in if expires_in else None)
         record = self.accounts.tokens.get(token_id)
         assert record is not None
         return secret, record

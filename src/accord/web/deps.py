@@ -59,6 +59,7 @@ class WebDeps:
     node_id: str = ""
     config: Any = None
     permissions: Table = field(default_factory=lambda: PERMISSIONS)  # this deployment's
+    caches: dict[str, Any] = field(default_factory=dict)  # the web layer's, by name
 
     def may(self, role: str, action: Action) -> bool:
         """Whether ``role`` may take ``action`` here."""

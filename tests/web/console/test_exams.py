@@ -113,3 +113,60 @@ def test_the_order_search_lists_what_the_api_lists(rt: Runtime,
     assert api, "the fed store has a scheduled order"
     on_page = re.findall(r'<a href="/orders/[^"]+">([^<]+)</a>', page)
     assert on_page == [o["accession"] or o["id"] for o in api]
+
+
+def test_forgiving_order_search_and_identifiers_as_people_read_them(
+        rt: Runtime, app_client: TestClient) -> None:
+    login(app_client, "viewer")
+    for query in ("accession=canary7f3aacc", "accession=3aACC", "mrn=canary7f3amrn1",
+                  "mrn=MRN1", "name=Robert%20Canary7f3a", "name=canary7f3a,%20robert",
+                  "modality=CT&date=20260302"):
+        page = app_client.get(f"/orders?{query}").text
+        assert "CANARY7f3aACC" in page, query
+        assert "CANARY7f3aMRN1 · HOSP" in page and "^^^" not in page, query
+
+
+def test_patient_search_by_name_and_mrn_is_one_audit_record(
+        rt: Runtime, app_client: TestClient) -> None:
+    from console_support import audited
+
+    login(app_client, "viewer")
+    before = audited(rt, "patients.read")
+    page = app_client.get("/patients?name=robert%20canary7f3a").text
+    assert "CANARY7f3a, ROBERT" in page and "CANARY7f3aMRN1 · HOSP" in page
+    assert audited(rt, "patients.read") == before + 1
+    assert "CANARY7f3a, ROBERT" in app_client.get("/patients?mrn=7f3amrn1").text
+    assert "No patient matches" in app_client.get("/patients?mrn=nothing-like-it").text
+
+
+def test_a_stationless_row_is_flagged_and_links_its_finding(
+        rt: Runtime, app_client: TestClient) -> None:
+    import asyncio
+
+    unmapped = "\r".join((
+        "MSH|^~\\&|RIS|HOSP|ACCORD|HOSP|20260302080200||ORM^O01^ORM_O01|CON0099|P|2.5.1",
+        "PID|1||CANARY7f3aMRN1^^^HOSP^MR||CANARY7f3a^ROBERT||19750612|M",
+        "ORC|NW|CANARY7f3aP9^RIS|CANARY7f3aACC9^PACS||SC||^^^202603021000^^R",
+        "OBR|1|CANARY7f3aP9^RIS|CANARY7f3aACC9^PACS|NMBONE^NM bone^LOCAL|||202603021000"
+        "|||||||||||CANARY7f3aACC9|RP9|SPS9||||NM|||1^^^202603021000^^R")).encode()
+
+    async def go() -> int:
+        return await rt.ingestor.inject(unmapped, "127.0.0.1:test")
+
+    asyncio.run(go())
+    login(app_client, "viewer")
+    page = app_client.get("/worklist?date=20260302").text
+    row = re.search(r'<tr class="flagged" data-accession="CANARY7f3aACC9">(.*?)</tr>', page,
+                    re.S)
+    assert row is not None
+    assert "none" in row.group(1)  # the station
+    link = re.search(r'href="/findings/(\d+)"[^>]*>⚠ Unmapped procedure code', row.group(1))
+    assert link is not None
+    assert "NMBONE" in app_client.get(f"/findings/{link.group(1)}").text
+    flags = app_client.get("/api/worklist", params={"date": "20260302"},
+                           headers={"X-Requested-With": "x"})
+    assert flags.status_code == 200
+    [item] = [w for w in flags.json()["items"] if w["accession"] == "CANARY7f3aACC9"]
+    # No PV1, no ZDS: the order also breaks the IHE SWF profile, and says so.
+    assert item["stationless"] and sorted(f["kind"] for f in item["findings"]) == [
+        "profile_violation", "unmapped_code"]

@@ -1,5 +1,6 @@
 """Every console page gated on the server (``console/render.py``): each page answers
-each role as the table says, and without a session every page leads to the login page."""
+each role as the table says, and without a session every page leads to the login page;
+names and identifiers read as people read them."""
 
 from __future__ import annotations
 
@@ -28,12 +29,26 @@ PAGES: dict[str, frozenset[str]] = {
     "{duplicate}": frozenset({"operator", "admin"}),
     "/mappings": frozenset({"admin"}),
     "/audit": frozenset({"auditor"}),
+    "/patients": frozenset({"viewer", "operator", "admin"}),
+    "/patients?name=robert%20canary7f3a": frozenset({"viewer", "operator", "admin"}),
+    "/messages": frozenset({"operator", "admin"}),
+    "{message}/raw": frozenset({"operator", "admin"}),
+    "/deliveries": frozenset({"operator", "admin"}),
+    "/deliveries/1": frozenset({"operator", "admin"}),
+    "/dicom": frozenset({"operator", "admin"}),
+    "/users": frozenset({"admin"}),
+    "/tokens": frozenset({"viewer", "operator", "admin", "auditor"}),
 }
 
 
 def _urls(rt: Runtime) -> list[tuple[str, frozenset[str]]]:
     ids = page_ids(rt)
-    return [(ids.get(path, path), roles) for path, roles in PAGES.items()]
+    out = []
+    for path, roles in PAGES.items():
+        for key, value in ids.items():
+            path = path.replace(key, value)
+        out.append((path, roles))
+    return out
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin", "auditor"])
@@ -68,3 +83,21 @@ def test_without_a_session_pages_redirect_to_login_and_forms_are_refused(
 
 def test_samples_dir_exists() -> None:
     assert (Path(__file__).parents[2] / "samples" / "console_README.md").exists()
+
+
+def test_names_identifiers_and_hl7_people_read_as_people_read_them() -> None:
+    from datetime import date
+
+    from accord.web.console.render import hl7_person, identifier_text, people_in, person_name
+    from accord.workflow.model import Demographics, Identifier, Patient, PersonName
+
+    p = Patient("P-" + "a" * 32, (Identifier("MRN9863826", "HOSP", "MR"),),
+                Demographics(PersonName("Dietz", "Ines"), date(1979, 3, 12), "F"))
+    assert (person_name(p), identifier_text(p)) == ("Dietz, Ines", "MRN9863826 · HOSP")
+    assert hl7_person("1234^Welby^Marcus") == "Marcus Welby"
+    assert hl7_person("Welby^Marcus") == "Marcus Welby"
+    text = f"new patient {p.id} resembles P-{'b' * 32} <b>"
+    shown = str(people_in(text, {p.id: p}, link=True))
+    assert f'<a href="/patients/{p.id}">Dietz, Ines (MRN9863826 · HOSP)</a>' in shown
+    assert f"P-{'b' * 32}" in shown and "&lt;b&gt;" in shown  # unknown ids stay, escaped
+    assert "<a" not in str(people_in(text, {p.id: p}, link=False))

@@ -3,6 +3,8 @@ side by side and its merge (an ADT^A40 through ingest)."""
 
 from __future__ import annotations
 
+import re
+
 from console_support import audited, login, outbox_adt, page_ids
 from fastapi.testclient import TestClient
 from markupsafe import escape
@@ -59,3 +61,15 @@ def test_every_finding_kind_is_explained_on_its_page(rt: Runtime,
         assert found, kind
         page = app_client.get(f"/findings/{found[0].id}").text
         assert str(escape(kind.label)) in page and str(escape(kind.explanation)) in page
+
+
+def test_findings_show_people_and_words_not_ids(rt: Runtime, app_client: TestClient) -> None:
+    login(app_client, "viewer")
+    page = app_client.get("/findings?kind=potential_duplicate_patient&resolution=").text
+    assert "Possible duplicate patient" in page
+    assert "Two patient records look like the same person" in page  # the kind explained
+    assert not re.search(r">[^<]*P-[0-9a-f]{32}", page)  # no patient id as text
+    assert "CANARY7f3a" in page and " · HOSP" in page
+    one = app_client.get(page_ids(rt)["{finding}"]).text
+    assert "Report for an unknown order" in one
+    assert "A report or status arrived for an order Accord never received." in one

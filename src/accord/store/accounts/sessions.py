@@ -6,7 +6,8 @@ Rules:
   stored as the SHA-256 digest of a 256-bit random value (``accord.web.auth``), so a
   copy of the database opens no session.
 - A session and a token answer with their user in one indexed join; a disabled user's
-  session or token is refused by the caller, which sees the user's flag.
+  session or token, and an expired token, are refused by the caller, which sees the
+  user's flag and the token's expiry.
 - Login failures are counted over an indexed time range (name or peer), never the whole
   table; old attempts and ended sessions are pruned at each login.
 """
@@ -46,6 +47,11 @@ class TokenRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = None  # None: until revoked
+
+    def live(self, now: datetime) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 class Sessions:
@@ -96,7 +102,8 @@ class Sessions:
 
 
 _TOKEN_COLUMNS = (api_tokens.c.id, api_tokens.c.user_id, api_tokens.c.name, api_tokens.c.prefix,
-                  api_tokens.c.created_at, api_tokens.c.last_used_at, api_tokens.c.revoked_at)
+                  api_tokens.c.created_at, api_tokens.c.last_used_at, api_tokens.c.revoked_at,
+                  api_tokens.c.expires_at)
 
 
 class Tokens:
@@ -105,18 +112,20 @@ class Tokens:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def add(self, user_id: int, name: str, token_hash: str, prefix: str, now: datetime) -> int:
+    def add(self, user_id: int, name: str, token_hash: str, prefix: str, now: datetime,
+            expires_at: datetime | None = None) -> int:
         with self._db.write() as conn:
             return int(conn.execute(insert(api_tokens).returning(api_tokens.c.id), {
                 "user_id": user_id, "name": name[:64], "token_hash": token_hash,
-                "prefix": prefix, "created_at": now}).scalar_one())
+                "prefix": prefix, "created_at": now, "expires_at": expires_at}).scalar_one())
 
     def with_user(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
         """The live (not revoked) token with this digest, and its user."""
         t = api_tokens.c
         stmt = (
             select(users, t.id.label("t_id"), t.user_id, t.name.label("t_name"), t.prefix,
-                   t.created_at.label("t_created"), t.last_used_at, t.revoked_at)
+                   t.created_at.label("t_created"), t.last_used_at, t.revoked_at,
+                   t.expires_at)
             .join(users, users.c.id == t.user_id)
             .where(t.token_hash == token_hash, t.revoked_at.is_(None))
         )
@@ -126,7 +135,7 @@ class Tokens:
             return None
         m = row._mapping
         token = TokenRecord(m["t_id"], m["user_id"], m["t_name"], m["prefix"], m["t_created"],
-                            m["last_used_at"], m["revoked_at"])
+                            m["last_used_at"], m["revoked_at"], m["expires_at"])
         return token, user_of(row)
 
     def touch(self, token_id: int, now: datetime) -> None:

@@ -233,10 +233,12 @@ def outbox_filters(
     accession: str | None = None,
     delivered_since: datetime | None = None,
     delivered_until: datetime | None = None,
+    current: bool = False,
 ) -> list[ColumnElement[bool]]:
     """The WHERE clauses of an outbox list (every given filter must hold); ``status``
     may name several; ``delivered_since`` (inclusive) and ``delivered_until`` (exclusive)
-    bound the delivery time, as the dashboard counts deliveries."""
+    bound the delivery time, as the dashboard counts deliveries; ``current`` leaves out
+    rows superseded by a resend (what the error queue and the dashboard count)."""
     c = outbox.c
     where: list[ColumnElement[bool]] = []
     if destination is not None:
@@ -251,6 +253,8 @@ def outbox_filters(
         where.append(c.delivered_at >= delivered_since)
     if delivered_until is not None:
         where.append(c.delivered_at < delivered_until)
+    if current:
+        where.append(c.superseded_by.is_(None))
     if source_message_id is not None:
         where.append(c.source_message_id == source_message_id)
     if control_id is not None:

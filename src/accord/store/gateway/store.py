@@ -292,6 +292,7 @@ class SqlStore:
         accession: str | None = None,
         delivered_since: datetime | None = None,
         delivered_until: datetime | None = None,
+        current: bool = False,
     ) -> Page[OutboxRow]:
         where = box.outbox_filters(
             destination=destination,
@@ -301,6 +302,7 @@ class SqlStore:
             accession=accession,
             delivered_since=delivered_since,
             delivered_until=delivered_until,
+            current=current,
         )
         with self._read() as conn:
             return box.list_rows(conn, where, oldest_first, cursor, limit)

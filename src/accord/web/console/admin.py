@@ -1,6 +1,12 @@
 """The administrator's and auditor's pages: procedure code mappings (edit with history)
 and the audit log (page rules in ``render.py``).
 
+The audit log names the people a record is about (name and MRN, read now from the
+patient records; a patient no longer on file shows as such): to know whose record was
+seen. Each links to the patient page for a reader who may open it, else to the audit of
+that patient. The ``patient`` filter takes an Accord id, an MRN or a name (the patient
+search finds the ids).
+
 A code edit is stored as a new version of the table (every version kept, with its time
 and author: ``accord.store.workflow.catalog``), only when the table is still at the
 version the form showed: two admins saving at once get one save and one 409 that says so.
@@ -22,12 +28,14 @@ from accord.mapping.procedures import Procedure
 from accord.store.workflow.catalog import VersionConflict
 from accord.web.auth import Principal
 from accord.web.console.render import page, render, with_query
-from accord.web.deps import get_deps, record, require
-from accord.web.permissions import Action, allowed
+from accord.web.deps import WebDeps, get_deps, record, require
+from accord.web.permissions import Action
 from accord.workflow.findings import FindingKind, Resolution
 
 router = APIRouter(include_in_schema=False)
 UNMAPPED_SHOWN = 200
+AUDIT_PAGE = 100
+AUDIT_PATIENTS = 10  # patients a name in the audit's filter may stand for
 
 
 # --- mappings ----------------------------------------------------------------------------
@@ -52,7 +60,7 @@ def _mappings(request: Request, principal: Principal, form: dict[str, str],
     return render(request, "mappings.html", status=status, table=table, entries=entries,
                   unmapped=unmapped, form=form,
                   version=table.current.number if table.current else 0,
-                  can_edit=allowed(principal.role, Action.CONFIG_WRITE), **extra)
+                  can_edit=deps.may(principal.role, Action.CONFIG_WRITE), **extra)
 
 
 @router.post("/mappings")
@@ -100,17 +108,36 @@ async def edit_mapping(request: Request,
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request,
                principal: Annotated[Principal, Depends(page(Action.AUDIT_READ))],
-               actor: str = "", action: str = "", cursor: str = "") -> Response:
+               actor: str = "", action: str = "", patient: str = "",
+               cursor: str = "") -> Response:
     deps = get_deps(request)
+    form = {"actor": actor.strip()[:64], "action": action.strip()[:64],
+            "patient": patient.strip()[:199]}
+    wanted = _patients_named(deps, form["patient"]) if form["patient"] else [None]
     try:
-        found = deps.auditor.log.page(actor=actor[:64] or None, action=action[:64] or None,
-                                      cursor=cursor or None, limit=100)
+        pages = [deps.auditor.log.page(actor=form["actor"] or None,
+                                       action=form["action"] or None, patient_id=pid,
+                                       cursor=cursor or None, limit=AUDIT_PAGE)
+                 for pid in wanted[:AUDIT_PATIENTS]]
     except ValueError as exc:
         raise HTTPException(400, "invalid cursor") from exc
-    record(request, Action.AUDIT_READ.value, object_type="audit", count=len(found.items))
-    nxt = found.next_cursor
-    export = ("/api/audit/export" if allowed(principal.role, Action.AUDIT_EXPORT) else "")
-    return render(request, "audit.html", entries=found.items, actor=actor, action=action,
-                  export_url=export,
-                  next_url=with_query("/audit", actor=actor, action=action, cursor=nxt)
-                  if nxt else "")
+    entries = sorted({e.id: e for p in pages for e in p.items}.values(),
+                     key=lambda e: e.id, reverse=True)[:AUDIT_PAGE]
+    nxt = pages[0].next_cursor if len(pages) == 1 else None
+    people = deps.views.patients.by_id(p for e in entries for p in e.patient_ids)
+    record(request, Action.AUDIT_READ.value, object_type="audit", count=len(entries),
+           detail={"filters": sorted(k for k, v in form.items() if v)})
+    export = ("/api/audit/export" if deps.may(principal.role, Action.AUDIT_EXPORT) else "")
+    return render(request, "audit.html", entries=entries, form=form, people=people,
+                  export_url=export, unknown=bool(form["patient"]) and not wanted,
+                  next_url=with_query("/audit", **form, cursor=nxt) if nxt else "")
+
+
+def _patients_named(deps: WebDeps, typed: str) -> list[str | None]:
+    """The Accord ids a typed patient names: an id as it is, else the patients an MRN
+    or a name finds (a few at most)."""
+    if deps.views.patients.get(typed) is not None:
+        return [typed]
+    found = deps.views.patients.search(identifier=typed, limit=AUDIT_PATIENTS).items or \
+        deps.views.patients.search(family=typed, limit=AUDIT_PATIENTS).items
+    return [p.id for p in found]

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -18,8 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.store.views.findings import StoredFinding
+from accord.store.views.orders import OrderRow
 from accord.web.auth import Principal
-from accord.web.console.render import page, render, with_query
+from accord.web.console.render import page, patient_ids_in, render, with_query
 from accord.web.deps import get_deps, record, require
 from accord.web.merge import merge_message
 from accord.web.permissions import Action, allowed
@@ -45,27 +47,53 @@ def findings_page(request: Request,
             accession=accession[:199] or None, cursor=cursor or None, limit=PAGE)
     except ValueError as exc:
         raise HTTPException(400, "invalid cursor") from exc
+    people, orders = _named(request, found.items)
     record(request, Action.FINDINGS_READ.value, object_type="findings",
-           patient_ids=[sf.finding.patient_id for sf in found.items], count=len(found.items))
+           patient_ids=list(people), count=len(found.items))
     nxt = found.next_cursor
     return render(request, "findings.html", rows=found.items, kinds=kinds, kind=kind,
+                  chosen=FindingKind(kind) if kind else None, people=people, orders=orders,
                   resolution=resolution, accession=accession,
                   next_url=with_query("/findings", kind=kind, resolution=resolution,
                                       accession=accession, cursor=nxt) if nxt else "")
+
+
+def _named(request: Request, found: Iterable[StoredFinding]
+           ) -> tuple[dict[str, Patient], dict[str, OrderRow]]:
+    """The patients and orders findings name (by id, in their detail too, and by
+    accession), to show people and orders instead of ids."""
+    found = list(found)
+    views = get_deps(request).views
+    ids = {i for sf in found for i in (sf.finding.patient_id, sf.finding.subject,
+                                       *patient_ids_in(sf.finding.detail)) if i}
+    people = views.patients.by_id(ids)
+    return people, views.orders.by_accession(sf.finding.accession for sf in found)
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(request: Request, finding_id: int,
                  principal: Annotated[Principal, Depends(page(Action.FINDINGS_READ))]
                  ) -> Response:
-    sf = get_deps(request).views.findings.get(finding_id)
+    deps = get_deps(request)
+    sf = deps.views.findings.get(finding_id)
     if sf is None:
         raise HTTPException(404, "no such finding")
+    people, orders = _named(request, [sf])
     record(request, Action.FINDINGS_READ.value, object_type="finding",
-           object_id=str(finding_id), patient_ids=[sf.finding.patient_id])
-    return render(request, "finding.html", sf=sf,
-                  can_resolve=allowed(principal.role, Action.FINDINGS_RESOLVE),
-                  can_dups=allowed(principal.role, Action.DUPLICATES_READ))
+           object_id=str(finding_id), patient_ids=list(people))
+    return render(request, "finding.html", sf=sf, people=people, orders=orders,
+                  refs=[_message_search(ref) for ref in sf.finding.messages],
+                  can_resolve=deps.may(principal.role, Action.FINDINGS_RESOLVE),
+                  can_dups=deps.may(principal.role, Action.DUPLICATES_READ))
+
+
+def _message_search(ref: str) -> tuple[str, str]:
+    """A finding's message ref (``SENDER/MSH-10``, or ``MPPS <uid>``) and the search that
+    finds the message it names ("" for an MPPS: the DICOM log has it)."""
+    sender, sep, control_id = ref.rpartition("/")
+    if not sep or ref.startswith("MPPS "):
+        return ref, ""
+    return ref, with_query("/messages", sender=sender, control_id=control_id)
 
 
 @router.post("/findings/{finding_id}/resolve")
