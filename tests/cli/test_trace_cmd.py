@@ -120,3 +120,32 @@ def test_trace_help_lists_its_options() -> None:
     assert done.returncode == 0
     for option in ("--data", "--db", "--json"):
         assert option in done.stdout
+
+
+def test_trace_shows_what_went_out_to_whom_its_ack_and_attempts(tmp_path: Path) -> None:
+    from accord.store import OutboxItem
+
+    data = tmp_path / "data"
+    asyncio.run(fill(data, [orm("M1", "NW", "SC")]))
+    store = open_store(sqlite_url(data))
+    try:
+        with store.transaction() as tx:  # as an MPPS queues them: no received message
+            tx.enqueue([OutboxItem(destination="ris", payload=b"MSH|", control_id="OUT1",
+                                   kind="status", accession="A1"),
+                        OutboxItem(destination="pacs", payload=b"MSH|", control_id="OUT2",
+                                   kind="orders", accession="A1")], T0)
+        [ris] = store.claim("ris", "n", T0, 60)
+        ack = b"MSH|^~\\&|RIS|H|ACCORD|H|20260302||ACK|X|P|2.5.1\rMSA|AE|OUT1\r"
+        store.mark_retry(ris.id, "n", "AE: busy", T0)
+        [ris] = store.claim("ris", "n", T0, 60)
+        store.mark_delivered(ris.id, "n", ack.replace(b"MSA|AE", b"MSA|AA"), T0)
+    finally:
+        store.close()
+    done = accord("trace", "A1", "--data", data)
+    assert done.returncode == 0, done.stderr
+    sent = done.stdout.split("sent:\n", 1)[1]
+    assert "to ris: status OUT1 delivered, ACK AA, 2 attempt(s)" in sent
+    assert "to pacs: orders OUT2 pending, 0 attempt(s)" in sent
+    got = json.loads(accord("trace", "A1", "--data", data, "--json").stdout)
+    assert [(s["destination"], s["ack_code"], s["attempts"]) for s in got["sent"]] == [
+        ("ris", "AA", 2), ("pacs", "", 0)]

@@ -302,3 +302,11 @@ def test_ack_text_is_build_ack_as_er7(corpus: Path, code: str) -> None:
         assert text == build_ack(msg, code, now=NOW, control_id="ACK1", error=err).to_er7()
         checked += 1
     assert checked > 300
+
+
+def test_the_code_of_an_ack_as_received() -> None:
+    from accord.hl7 import ack_code_in
+
+    assert ack_code_in(b"MSH|^~\\&|PACS|H|ACCORD|H|20260302||ACK|A1|P|2.5.1\rMSA|AE|X1\r") == "AE"
+    assert ack_code_in(b"") == "" and ack_code_in(None) == ""
+    assert ack_code_in(b"not an ACK at all") == ""

@@ -3,9 +3,11 @@ it is: the order's trace (docs/model.md, "Trace") in plain words.
 
 Reads the store (``--data DIR`` or ``--db URL``, else the config's): the order(s) with
 that accession, every trace event of the order (messages, MPPS, merges) with what each
-changed and the rules that mapped, filtered or rejected it, the findings about it, and a
-plain-words answer to "is it on a worklist, and if not, why not". ``--json`` prints the
-same as one JSON object. Exit 1 when nothing is known about the accession.
+changed and the rules that mapped, filtered or rejected it, what went out about it (each
+outbound message: to whom, its MSH-10, its status, the ACK received and its attempts),
+the findings about it, and a plain-words answer to "is it on a worklist, and if not,
+why not". ``--json`` prints the same as one JSON object. Exit 1 when nothing is known
+about the accession.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import typer
 
 from accord.cli import app, fail
 from accord.config import load_config
-from accord.store import open_store
+from accord.hl7 import ack_code_in
+from accord.store import OutboxRow, open_store
 from accord.store.db import Database
 from accord.store.workflow.repository import reading
 from accord.workflow.findings import Finding
@@ -31,6 +34,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config fi
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (SQLite).")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Store URL (postgresql://…).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object instead of text.")]
+SENT_SHOWN = 1000  # outbound messages of one order
 
 
 def worklist_words(order: Order) -> str:
@@ -63,8 +67,25 @@ def _finding_line(f: Finding) -> str:
     return f"  [{f.resolution.value}] {f.kind.value} ({seen}): {f.detail}"
 
 
+def _sent_line(r: OutboxRow) -> str:
+    ack = ack_code_in(r.last_ack)
+    when = r.delivered_at or r.created_at
+    tries = f", {r.attempts} attempt(s)" if r.attempts != 1 else ""
+    error = f": {r.last_error}" if r.last_error and r.status != "delivered" else ""
+    return (f"  {when:%Y-%m-%d %H:%M:%S} to {r.destination}: {r.kind} {r.control_id} "
+            f"{r.status}{f', ACK {ack}' if ack else ''}{tries}{error}")
+
+
+def _sent_json(r: OutboxRow) -> dict[str, Any]:
+    return {"destination": r.destination, "kind": r.kind, "control_id": r.control_id,
+            "status": r.status, "ack_code": ack_code_in(r.last_ack), "attempts": r.attempts,
+            "created_at": r.created_at.isoformat(),
+            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "last_error": r.last_error}
+
+
 def _as_json(accession: str, orders: list[Order], events: list[TraceEvent],
-             findings: list[Finding]) -> dict[str, Any]:
+             findings: list[Finding], sent: list[OutboxRow]) -> dict[str, Any]:
     return {
         "accession": accession,
         "orders": [{"id": o.id, "status": o.status.value, "patient": o.patient_id,
@@ -82,6 +103,7 @@ def _as_json(accession: str, orders: list[Order], events: list[TraceEvent],
                       "resolution": f.resolution.value,
                       "severity": f.severity.value if f.severity else None} for f in findings],
         "explanation": explain(events),
+        "sent": [_sent_json(r) for r in sent],
     }
 
 
@@ -109,10 +131,12 @@ def trace(accession: str, config: ConfigOpt = None, data: DataOpt = None, db: Db
     store = open_store(cfg.store.resolved_url())
     try:
         orders, events, findings = collect(store.database, accession)
+        sent = list(store.list_outbox(accession=accession, oldest_first=True,
+                                      limit=SENT_SHOWN).items)
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps(_as_json(accession, orders, events, findings),
+        typer.echo(json.dumps(_as_json(accession, orders, events, findings, sent),
                               ensure_ascii=False, indent=2))
     else:
         lines = [f"accession {accession}"]
@@ -120,6 +144,9 @@ def trace(accession: str, config: ConfigOpt = None, data: DataOpt = None, db: Db
             lines += _order_lines(order)
         lines.append("history:")
         lines += [f"  {line}" for line in explain(events)]
+        if sent:
+            lines.append("sent:")
+            lines += [_sent_line(r) for r in sent]
         if findings:
             lines.append("findings:")
             lines += [_finding_line(f) for f in findings]

@@ -4,6 +4,7 @@ from accord.errors import ParseError
 from accord.hl7.ack import (
     AckError,
     accept_ack_wanted,
+    ack_code_in,
     ack_code_of,
     ack_mode,
     acked_control_id,
@@ -60,6 +61,7 @@ __all__ = [
     "Problem",
     "Segment",
     "accept_ack_wanted",
+    "ack_code_in",
     "ack_code_of",
     "ack_mode",
     "acked_control_id",

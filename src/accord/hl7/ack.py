@@ -29,6 +29,7 @@ __all__ = [
     "TABLE_0357",
     "AckError",
     "accept_ack_wanted",
+    "ack_code_in",
     "ack_code_of",
     "ack_mode",
     "ack_text",
@@ -318,6 +319,17 @@ def build_reject(
 def ack_code_of(ack: Message) -> str:
     """MSA-1 of an acknowledgment (AA, AE, AR, CA, CE, CR), or "" when there is none."""
     return ack.get("MSA-1")
+
+
+def ack_code_in(data: bytes | None) -> str:
+    """MSA-1 of an acknowledgment as it was received (bytes), or "" when there is none or
+    it cannot be read (a receiver's answer is whatever it sent)."""
+    if not data:
+        return ""
+    try:
+        return ack_code_of(parse(data))
+    except AccordError:
+        return ""
 
 
 def acked_control_id(ack: Message) -> str:

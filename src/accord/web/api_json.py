@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from accord.errors import ParseError
-from accord.hl7 import describe, parse
+from accord.hl7 import ack_code_in, describe, parse
 from accord.store import ErrorEntry, JsonDict, OutboxRow, StoredMessage
 from accord.store.views.dashboard import Dashboard
 from accord.store.views.findings import DuplicatePair, StoredFinding
@@ -204,7 +204,7 @@ def message_json(m: StoredMessage, deliveries: Sequence[OutboxRow]) -> JsonDict:
 
 def outbox_json(r: OutboxRow) -> JsonDict:
     return {"id": r.id, "destination": r.destination, "kind": r.kind,
-            "accession": r.accession, "ack_code": ack_code_of(r.last_ack),
+            "accession": r.accession, "ack_code": ack_code_in(r.last_ack),
             "control_id": r.control_id, "status": r.status, "attempts": r.attempts,
             "created_at": _ts(r.created_at), "next_attempt_at": _ts(r.next_attempt_at),
             "delivered_at": _ts(r.delivered_at), "last_error": r.last_error,
@@ -255,16 +255,6 @@ def dashboard_json(dash: Dashboard, window_minutes: float) -> JsonDict:
                          for m, st, n in dash.orders_today],
         "findings": [{"kind": k, "open": n} for k, n in dash.findings],
     }
-
-
-def ack_code_of(ack: bytes | None) -> str:
-    """MSA-1 of an ACK as received ("" when there is none to read)."""
-    if not ack:
-        return ""
-    for segment in ack.decode("latin-1").replace("\n", "\r").split("\r"):
-        if segment.startswith("MSA") and len(segment) > 4:
-            return segment[4:].split(segment[3])[0][:2]
-    return ""
 
 
 def dicom_event_json(e: DicomEvent) -> JsonDict:

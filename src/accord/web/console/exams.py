@@ -20,8 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from accord.hl7 import ack_code_in
 from accord.store.views.orders import OrderQuery
-from accord.web.api_json import ack_code_of
 from accord.web.auth import Principal
 from accord.web.console.render import page, render, with_query
 from accord.web.deps import get_deps, record
@@ -79,7 +79,7 @@ def order_page(request: Request, key: str,
     messages = (deps.store.search_messages(accession=accession, limit=MESSAGES_SHOWN).items
                 if accession else ())
     return render(request, "order.html", d=detail, messages=messages, standing=standing,
-                  acks={r.id: ack_code_of(r.last_ack) for r in detail.deliveries},
+                  acks={r.id: ack_code_in(r.last_ack) for r in detail.deliveries},
                   can_raw=deps.may(principal.role, Action.MESSAGES_READ))
 
 

@@ -25,12 +25,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from accord.errors import AccordError
-from accord.hl7 import parse
+from accord.hl7 import ack_code_in, parse
 from accord.hl7.spec import describe
 from accord.store import InvalidStateError, NotFoundError, OutboxRow, StoredMessage
 from accord.store.workflow.dicom_events import KINDS as DICOM_KINDS
 from accord.web.api import iso_time, list_deliveries, search_messages
-from accord.web.api_json import ack_code_of
 from accord.web.auth import Principal
 from accord.web.console.render import page, render, with_query
 from accord.web.deps import WebDeps, get_deps, record, require
@@ -164,7 +163,7 @@ def message_page(request: Request, message_id: int, principal: Reader) -> Respon
                   hex=hex_dump(m.raw) if not text or m.parse_error else "",
                   ack=_text(m.ack, ""), deliveries=deliveries, people=people,
                   orders=deps.views.orders.by_accession(m.accessions),
-                  acks={d.id: ack_code_of(d.last_ack) for d in deliveries},
+                  acks={d.id: ack_code_in(d.last_ack) for d in deliveries},
                   can_reprocess=deps.may(principal.role, Action.ERRORS_REPROCESS))
 
 
@@ -210,7 +209,7 @@ def deliveries_page(request: Request, _: Reader, destination: str = "", status: 
     nxt = found.next_cursor
     return render(request, "deliveries.html", rows=found.items, orders=orders, form=form,
                   people=people,
-                  acks={r.id: ack_code_of(r.last_ack) for r in found.items},
+                  acks={r.id: ack_code_in(r.last_ack) for r in found.items},
                   destinations=[d.name for d in getattr(deps.config, "destinations", ())],
                   next_url=with_query("/deliveries", **form, cursor=nxt) if nxt else "")
 
@@ -233,7 +232,7 @@ def delivery_page(request: Request, row_id: int, principal: Reader) -> Response:
         parsed = None
     return render(request, "delivery.html", d=row, order=order, parsed=parsed,
                   payload=_text(row.payload, ""), ack=_text(row.last_ack, ""),
-                  ack_code=ack_code_of(row.last_ack),
+                  ack_code=ack_code_in(row.last_ack),
                   can_reprocess=deps.may(principal.role, Action.ERRORS_REPROCESS))
 
 
