@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from console_support import CANARY, FEED, PASSWORD
-from engine_process import engine
+from engine_process import engine, mpps
 
 
 def _login(page: Any, url: str, role: str) -> None:
@@ -33,7 +33,10 @@ def test_the_integration_engineers_day(
     browser: Any, tmp_path: Path, readme_images: Path
 ) -> None:
     shots = tmp_path / "screenshots"
-    with engine(tmp_path / "data", FEED) as eng:
+    with engine(tmp_path / "data", FEED, dicom=True) as eng:
+        # CT1 performs the canary order (MPPS): the DICOM side has something to show.
+        mpps(eng.dicom_port, "1.2.826.0.1.3680043.9.78", f"{CANARY}ACC",
+             "1.2.826.0.1.3680043.10.543.7301")
         context = browser.new_context(viewport={"width": 1360, "height": 900})
         page = context.new_page()
         errors: list[str] = []
