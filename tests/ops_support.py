@@ -35,6 +35,15 @@ def accord(*args: str, stdin: str = "", binary: Path = ACCORD, cwd: Path | None 
                           timeout=timeout, check=False, cwd=cwd, env=env)
 
 
+def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """``result`` failed with exit 2 and one line ``accord: error: …`` holding ``words``."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("accord: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
 def order(n: int, prefix: str = "OPS") -> bytes:
     """ORM^O01 number ``n``: its own MSH-10 (``<prefix><n>``), patient, order numbers,
     accession and Study Instance UID."""
@@ -79,6 +88,14 @@ def ack_code(ack: bytes) -> str:
     """MSA-1 of an ACK ("" when there is none)."""
     found = re.search(rb"MSA\|([A-Z]{2})", ack)
     return found.group(1).decode() if found else ""
+
+
+def dead_port() -> socket.socket:
+    """A socket bound to a port and not listening: connecting there is refused, and no
+    other listener can take the port while the socket stays open."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 class AckPeer:

@@ -15,17 +15,17 @@ from accord.store import sqlite_url
 from accord.store.db import connect
 from accord.store.schema import messages, metadata
 from accord.store.schema.migrations import alembic_config, head_revision, revisions
-from ops_support import AckPeer, accord, destination, order, send, serving, write_config
+from ops_support import (
+    AckPeer,
+    accord,
+    destination,
+    one_line_error,
+    order,
+    send,
+    serving,
+    write_config,
+)
 from pg_support import fresh_database
-
-
-def one_line_error(result: object, *words: str) -> None:
-    stderr: str = result.stderr  # type: ignore[attr-defined]
-    assert result.returncode == 2, stderr  # type: ignore[attr-defined]
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("accord: error: "), stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def at_revision(data: Path, revision: str) -> None:
