@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,10 @@ def dead_port() -> socket.socket:
 
 class AckPeer:
     """A downstream system on a free port: answers every framed message AA (MSA-2 =
-    its MSH-10) and keeps the MSH-10s it received."""
+    its MSH-10), after ``delay`` seconds, and keeps the MSH-10s it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -129,6 +130,7 @@ class AckPeer:
                     msh = frame.lstrip(START).split(b"\r", 1)[0].split(b"|")
                     control = msh[9] if len(msh) > 9 else b""
                     self.received.append(control.decode())
+                    time.sleep(self.delay)
                     conn.sendall(START + b"MSH|^~\\&|PEER|PEER|ACCORD|ACCORD|20260302||ACK|A"
                                  + control + b"|P|2.5.1\rMSA|AA|" + control + b"\r" + END)
 
@@ -180,14 +182,24 @@ def serve_env() -> dict[str, str]:
     return env
 
 
+def text_ports(text: str) -> tuple[int, int] | None:
+    """The MLLP and HTTP ports ``accord serve`` printed (text logs), once it has."""
+    mllp = re.search(r"listening: HL7 mllp(?:\+tls)?://[^:]+:(\d+)", text)
+    http = re.search(r"listening: console\+API http://[^:]+:(\d+)", text)
+    return (int(mllp.group(1)), int(http.group(1))) if mllp and http else None
+
+
 def start_serve(args: Sequence[str], log_path: Path, *, binary: Path = ACCORD,
                 cwd: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = 90) -> Serve:
+                timeout: float = 90,
+                ports: Callable[[str], tuple[int, int] | None] = text_ports) -> Serve:
     """``accord serve ARGS`` on ports 0 (unless ARGS name them); returns once
-    ``/api/health`` answers 200, with the bound ports read from its output."""
-    ports = [flag for flag in ("--mllp-port", "--http-port", "--dicom-port") if flag not in args]
+    ``/api/health`` answers 200, with the bound ports read from its output by
+    ``ports``."""
+    unnamed = [flag for flag in ("--mllp-port", "--http-port", "--dicom-port")
+               if flag not in args]
     command = [str(binary), "serve", *args]
-    for flag in ports:
+    for flag in unnamed:
         command += [flag, "0"]
     with log_path.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
@@ -197,11 +209,9 @@ def start_serve(args: Sequence[str], log_path: Path, *, binary: Path = ACCORD,
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"accord serve exited {process.returncode}:\n{found.log()}")
-        text = found.log()
-        mllp = re.search(r"listening: HL7 mllp(?:\+tls)?://[^:]+:(\d+)", text)
-        http = re.search(r"listening: console\+API http://[^:]+:(\d+)", text)
-        if mllp and http:
-            found.mllp_port, found.http_port = int(mllp.group(1)), int(http.group(1))
+        bound = ports(found.log())
+        if bound is not None:
+            found.mllp_port, found.http_port = bound
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{found.url}/api/health", timeout=2).status_code == 200:
                     return found
