@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from accord.clock import Clock, ControlIds, SystemClock
@@ -41,9 +42,11 @@ from accord.reload import (
     limits_of,
     running,
 )
-from accord.store import open_store
+from accord.store import open_store, storage
 from accord.store.accounts import Accounts
+from accord.store.db import Database
 from accord.store.gateway.store import SqlStore
+from accord.store.retention import Retention
 from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
 from accord.store.workflow.repository import repository_for
@@ -115,7 +118,8 @@ class Runtime:
         if self.http is not None and await self.http.start():
             self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
-            pruning_loop(self.store, self.config.store, self.clock, self.node_id),
+            pruning_loop(self.store, lambda: self.config.store, self.clock, self.node_id,
+                         _Housekeeping(self.store.database)),
             name="accord-prune"))
         alerts = getattr(self.http.app.state, "alerts", None) if self.http else None
         if alerts is not None:  # the console's alert monitor (accord.web.alerts)
@@ -241,6 +245,7 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
+    metrics.watch_size(lambda: storage.measure(store.database))
     server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
                         host=config.mllp.host, port=config.mllp.port,
                         limits=limits_of(config), ssl_context=_tls(config),
@@ -253,6 +258,19 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                  metrics=metrics, processor=proc, source=source)
     rt.http = _http(rt)
     return rt
+
+
+@dataclass(frozen=True, slots=True)
+class _Housekeeping:
+    """The retention job's work beyond messages (``accord.engine.jobs.Housekeeping``)."""
+
+    database: Database
+
+    def prune(self, cutoffs: Mapping[str, datetime], block: int) -> dict[str, int]:
+        return Retention(self.database).prune(cutoffs, block)
+
+    def record_size(self, now: datetime) -> int:
+        return storage.record(self.database, now)
 
 
 def _open_store(config: Config) -> SqlStore:

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.mapping.procedures import Procedure
 from accord.store.workflow.catalog import VersionConflict
-from accord.web.api_admin import reload_config
 from accord.web.auth import Principal
 from accord.web.console.render import page, render, with_query
 from accord.web.deps import get_deps, record, require
@@ -95,23 +94,6 @@ async def edit_mapping(request: Request,
     return RedirectResponse(with_query("/mappings", flash=f"Saved as version {version + 1} "
                                        "(history kept). New orders use it now; orders "
                                        "already scheduled keep their station."), 303)
-
-
-# --- configuration reload ----------------------------------------------------------------
-@router.post("/config/reload")
-async def reload_config_page(
-        request: Request,
-        principal: Annotated[Principal, Depends(require(Action.CONFIG_WRITE))]) -> Response:
-    """The dashboard's "Reload configuration" button (admins): as SIGHUP, audited."""
-    try:
-        done = await reload_config(request, get_deps(request))
-    except HTTPException as exc:
-        return RedirectResponse(with_query("/", flash=str(exc.detail), failed="1"), 303)
-    said = [f"Configuration reloaded. Applied: {', '.join(done['applied']) or 'no change'}."]
-    if done["restart"]:
-        said.append(f"Waiting for a restart: {', '.join(done['restart'])}.")
-    said += [str(note) for note in done["notes"]]
-    return RedirectResponse(with_query("/", flash=" ".join(said)), 303)
 
 
 # --- audit log ---------------------------------------------------------------------------
