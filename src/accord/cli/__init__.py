@@ -70,8 +70,8 @@ def read_batch(file: str | Path, data: bytes) -> Batch:
 
 def main() -> None:
     """Entry point of the ``accord`` script."""
-    _register()
     try:
+        _register()
         app(standalone_mode=True)
     except AccordError as exc:
         if os.environ.get("ACCORD_DEBUG"):
