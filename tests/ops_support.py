@@ -234,3 +234,11 @@ def serving(args: Sequence[str], log_path: Path, **kwargs: Any) -> Iterator[Serv
             except subprocess.TimeoutExpired:
                 found.process.kill()
                 found.process.wait()
+
+
+def free_port() -> int:
+    """A port nobody listens on now, for a process that must be told its port before it
+    starts (a configuration file written by a script)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
