@@ -144,7 +144,7 @@ def _migrate(url: str, *, settle: bool = True) -> str:
 def _sqlite_backup(source: Path, out: Path) -> str:
     if not source.is_file():
         raise ConfigError(f"no store at {source}")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=BUSY_MS / 1000)
+    src = sqlite3.connect(_read_only(source), uri=True, timeout=BUSY_MS / 1000)
     try:
         revision = _revision_of(src, source)
         with closing(sqlite3.connect(out)) as dst:
@@ -155,6 +155,11 @@ def _sqlite_backup(source: Path, out: Path) -> str:
     finally:
         src.close()
     return revision
+
+
+def _read_only(path: Path) -> str:
+    """The URI that opens ``path`` read-only (any character in the path escaped)."""
+    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def _revision_of(conn: sqlite3.Connection, where: Path) -> str:
@@ -174,7 +179,7 @@ def _check_integrity(conn: sqlite3.Connection, where: Path) -> None:
 
 
 def _check_backup_revision(file: Path) -> None:
-    with closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as conn:
+    with closing(sqlite3.connect(_read_only(file), uri=True)) as conn:
         revision = _revision_of(conn, file)
         _check_integrity(conn, file)
     if revision not in revisions():
@@ -193,7 +198,7 @@ def _sqlite_restore(file: Path, target: Path) -> None:
         for suffix in ("", "-wal", "-shm"):  # an empty store: replaced whole
             Path(f"{target}{suffix}").unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as src, \
+    with closing(sqlite3.connect(_read_only(file), uri=True)) as src, \
             closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
 
