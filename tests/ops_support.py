@@ -205,18 +205,28 @@ def start_serve(args: Sequence[str], log_path: Path, *, binary: Path = ACCORD,
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    env=env or serve_env(), cwd=cwd)
     found = Serve(process, log_path)
+    try:
+        _wait_ready(found, ports, timeout)
+    except BaseException:
+        process.kill()  # never leave an engine behind, whatever went wrong
+        process.wait()
+        raise
+    return found
+
+
+def _wait_ready(found: Serve, ports: Callable[[str], tuple[int, int] | None],
+                timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"accord serve exited {process.returncode}:\n{found.log()}")
+        if found.process.poll() is not None:
+            raise RuntimeError(f"accord serve exited {found.process.returncode}:\n{found.log()}")
         bound = ports(found.log())
         if bound is not None:
             found.mllp_port, found.http_port = bound
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{found.url}/api/health", timeout=2).status_code == 200:
-                    return found
+                    return
         time.sleep(0.2)
-    process.kill()
     raise RuntimeError(f"accord serve did not become ready:\n{found.log()}")
 
 

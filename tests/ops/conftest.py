@@ -34,9 +34,3 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wheel_of(dist: Path) -> Path:
     (found,) = dist.glob("accord-*-py3-none-any.whl")
     return found
-
-
-def fresh_venv(where: Path) -> Path:
-    """A new virtual environment (no access to this one's packages); its ``bin``."""
-    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
-    return where / "bin"

@@ -1,20 +1,26 @@
 """docs/operations.md, followed step by step: its shell blocks marked ``sh test`` run in
 order, in one bash session with ``set -euo pipefail``, in a temporary folder holding the
-wheel built from this tree; the install, first start, TLS, reload, backup, restore,
-upgrade, graceful stop and the move to PostgreSQL all happen for real. A step that fails
-fails the test with the script's output; the page cannot rot."""
+wheel built from this tree; the install (a fresh virtual environment outside the source
+tree, the wheel and its dependencies from the package index), first start, TLS, reload,
+backup, restore, upgrade, graceful stop and the move to PostgreSQL all happen for real,
+with the installed ``accord``. A step that fails fails the test with the script's output;
+the page cannot rot."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from accord import __version__
+from accord.store.schema.migrations import head_revision
 from ops_support import free_port
 from pg_support import fresh_database
 
@@ -60,12 +66,30 @@ def test_operations_md_step_by_step(dist: Path, tmp_path: Path) -> None:
         })
         for where in ("opt", "etc", "data", "backups"):
             (tmp_path / where).mkdir()
-        done = subprocess.run(["bash", str(work / "operations.sh")], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=900, check=False)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
-    assert re.search(r"accord \S+ \(schema \S+\)", output)
+        code, output = _run(work / "operations.sh", work, env)
+    assert code == 0, output[-6000:]
+    venv = tmp_path / "opt" / "venv"
+    where = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import accord; print(accord.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, check=True, timeout=60)
+    assert where.stdout.startswith(str(venv)), where.stdout  # the wheel, not this tree
+    assert f"accord {__version__} (schema {head_revision()})" in output
     assert output.count("OPSDOC0001 AA") == 2, output[-3000:]  # before and after the move
     assert "refused, as it should be" in output and "not empty" in output
     assert "configuration not reloaded" in output and "(accord.yaml line 12)" in output
     assert "(head)" in output and "copied" in output
+
+
+def _run(script: Path, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run the script in a process group of its own; whatever it left running (an engine
+    started in the background by a step that failed later) is ended with it."""
+    proc = subprocess.Popen(["bash", str(script)], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=900)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode, output
