@@ -27,6 +27,7 @@ from accord.engine.router import Router
 from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
+from accord.mllp.admission import parse_networks
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
 from accord.store import open_store
@@ -171,7 +172,8 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                         host=config.mllp.host, port=config.mllp.port,
                         limits=_limits(config), ssl_context=_tls(config),
                         on_oversize=metrics.wrap_handler(ingestor.on_oversize, "mllp"),
-                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
+                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"),
+                        allow=parse_networks(config.mllp.allowed_addresses))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
@@ -241,11 +243,13 @@ def _limits(config: Config) -> MllpLimits:
     lim = config.mllp.limits
     return MllpLimits(max_message_bytes=lim.max_message_bytes,
                       frame_deadline=lim.frame_deadline, idle_timeout=lim.idle_timeout,
-                      max_connections=lim.max_connections, max_per_peer=lim.max_per_peer)
+                      max_connections=lim.max_connections, max_per_peer=lim.max_per_peer,
+                      first_frame_grace=lim.first_frame_grace,
+                      max_junk_bytes=lim.max_junk_bytes)
 
 
 def _tls(config: Config) -> ssl.SSLContext | None:
     tls = config.mllp.tls
     if tls is None:
         return None
-    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert)
+    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert, tls.crl)
