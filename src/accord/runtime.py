@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
@@ -77,6 +78,15 @@ class Runtime:
         """The DICOM SCP's bound port once started (0 when it does not run)."""
         server = self.bridge.server if self.bridge is not None else None
         return server.port if server is not None else 0
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Each listener's client addresses and their counters (``listener`` key: ``mllp``
+        or ``dicom``; the fields of :class:`accord.mllp.admission.PeerCounters`)."""
+        listeners = [("mllp", self.mllp.peers())]
+        dicom = self.bridge.server if self.bridge is not None else None
+        if dicom is not None:
+            listeners.append(("dicom", dicom.gate.peers()))
+        return [{"listener": name, **asdict(c)} for name, rows in listeners for c in rows]
 
     def listening(self) -> list[str]:
         """What runs, one line each (only listeners that exist)."""
@@ -179,6 +189,7 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                  code_tables=code_tables, accounts=Accounts.over(store.database),
                  views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
                  metrics=metrics)
+    metrics.watch_peers(rt.peers)
     rt.http = _http(rt)
     return rt
 

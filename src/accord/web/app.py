@@ -206,7 +206,8 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
-                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config)
+                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
+                   peers=getattr(rt, "peers", lambda: []))
 
 
 def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | None = None,
