@@ -7,7 +7,8 @@ probes of a new user, each now answered as it should be.
   address, logged;
 - 50 MiB with no end block: no answer, the server's memory stays bounded;
 - an empty block, a bare ``MSH|``: AR;
-- DICOM: an unknown calling AE, more associations than allowed per AE: A-ASSOCIATE-RJ.
+- DICOM: an unknown calling AE, more associations than allowed per AE: A-ASSOCIATE-RJ;
+- TLS (mutual, with a CRL): TLS 1.1, a revoked and an unknown client certificate refused.
 
 Client addresses: all of 127.0.0.0/8 is loopback on Linux, so a client binds
 127.0.0.N before connecting to be one of several addresses.
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
+import ssl
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ import pytest
 from pynetdicom import AE
 
 from conftest import ServeProcess, free_port
+from tls_support import make_pki
 
 SB, END = b"\x0b", b"\x1c\r"
 TOKEN = "hostile-peers-token-0123456789"
@@ -246,3 +251,47 @@ def test_dicom_unknown_calling_ae_and_too_many_associations_are_rejected(
         a.release()
     dicom = _peers(engine)[("dicom", "127.0.0.1")]
     assert (dicom["denied"], dicom["refused"]) == (1, 1)
+
+
+def test_tls_listener_refuses_old_protocols_and_revoked_clients(
+    serve: Callable[..., ServeProcess], tmp_path: Path,
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    certs = make_pki(pki)
+    config = tmp_path / "accord.yaml"
+    config.write_text(json.dumps({"dicom": {"enabled": False}, "mllp": {"tls": {
+        "cert": str(certs.server_cert), "key": str(certs.server_key), "ca": str(certs.ca),
+        "require_client_cert": True, "crl": str(certs.crl)}}}), encoding="utf-8")
+    proc = serve(config, tmp_path / "data", free_port())
+    proc.start(timeout=60)
+
+    def attempt(ctx: ssl.SSLContext) -> bytes | None:
+        """The ACK's MSA-1, or None when refused (in TLS 1.3 the server checks the client
+        certificate after the client's side of the handshake is done: then the refusal
+        shows as a connection closed without an answer)."""
+        try:
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=WAIT) as raw, \
+                    ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                return _msa1(_exchange(s, ADT % (b"TLS1", b"T1"))).encode() or None
+        except (ssl.SSLError, ConnectionError):
+            return None
+
+    def client(cert: Path, key: Path) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+    assert attempt(client(certs.client_cert, certs.client_key)) == b"AA"
+    assert attempt(client(certs.revoked_cert, certs.revoked_key)) is None
+    assert attempt(client(certs.rogue_cert, certs.rogue_key)) is None
+    old = client(certs.client_cert, certs.client_key)
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the point is to use TLS 1.1
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    assert attempt(old) is None
+    assert "TLS handshake with 127.0.0.1:" in proc.output()
