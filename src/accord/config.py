@@ -251,6 +251,9 @@ def load_config(path: str | Path | None = None,
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{p.name} line {line}: not UTF-8 text") from None
         raw, lines = _parse_yaml(text, p.name)
         name = p.name
     if raw is None:

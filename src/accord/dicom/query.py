@@ -27,6 +27,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from accord.dicom.received import unreadable
+
 Filter = Callable[[Dataset], bool]
 
 SPS_SEQUENCE = 0x00400100
@@ -223,7 +225,7 @@ def _compile_sequence(elem: DataElement) -> Query | QueryRejected | None:
     item: Dataset = items[0]
     combined = _combine_start(item) if elem.tag == SPS_SEQUENCE else None
     keys = _without(item, (SPS_START_DATE, SPS_START_TIME)) if combined else item
-    sub = compile_query(keys)
+    sub = _compile(keys)
     if isinstance(sub, QueryRejected):
         return sub
     extra = (combined,) if combined is not None else ()
@@ -231,7 +233,14 @@ def _compile_sequence(elem: DataElement) -> Query | QueryRejected | None:
 
 
 def compile_query(identifier: Dataset) -> Query | QueryRejected:
-    """Compile a C-FIND identifier (PS3.4 C.2.2.2) into a :class:`Query`."""
+    """Compile a C-FIND identifier (PS3.4 C.2.2.2) into a :class:`Query`; an identifier
+    that cannot be read is refused as "unable to process" (C.4.1.1.4, status C000)."""
+    if (why := unreadable(identifier)) is not None:
+        return QueryRejected(why, 0xC000)
+    return _compile(identifier)
+
+
+def _compile(identifier: Dataset) -> Query | QueryRejected:
     filters: list[Filter] = []
     subqueries: list[tuple[int, Query]] = []
     for elem in identifier:
