@@ -126,3 +126,15 @@ def test_an_identifier_that_cannot_be_read_is_refused_with_a_status() -> None:
     rejected = compile_query(ds)
     assert isinstance(rejected, QueryRejected) and rejected.status == 0xC000
     assert "cannot be read" in rejected.reason
+
+
+@pytest.mark.parametrize("pattern", ["Doe=====", "=/===", "A^B^C^D^E^F^G^H", "Doe^*^x^y^z^w^v=a"])
+def test_person_name_patterns_of_any_shape_are_matched_without_failing(pattern: str) -> None:
+    """Fuzz regression (tests/fuzz/regressions/dicom): more than three component groups,
+    or more than five components, in a PN key."""
+    query = compile_query(mwl_query(PatientName=pattern))
+    assert isinstance(query, Query)
+    candidate = Dataset()
+    candidate.PatientName = "Doe^John=ド^ジョン=ど^じょん"
+    assert query.matches(candidate) in (True, False)
+    assert not query.matches(Dataset())

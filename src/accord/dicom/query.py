@@ -109,7 +109,7 @@ def _pn_group_matcher(group: str) -> Callable[[str], bool]:
         cand = candidate.casefold()
         if whole.fullmatch(cand):
             return True
-        parts = [*cand.split("^"), "", "", "", "", ""]
+        parts = [*cand.split("^"), *[""] * len(comps)]  # as many as the pattern has
         return all(r is None or r.fullmatch(parts[i]) for i, r in enumerate(comps))
 
     return match
@@ -124,7 +124,7 @@ def _pn_filter(tag: int, pattern: str) -> Filter:
         if len(groups) == 1:
             m = matchers[0]
             return m is None or any(m(g) for g in cand if g)
-        cand = [*cand, "", ""]
+        cand = [*cand, *[""] * len(matchers)]  # a pattern may hold more than 3 groups
         return all(m is None or m(cand[i]) for i, m in enumerate(matchers))
 
     return lambda ds: any(match_value(v) for v in _values(ds.get(tag)))
