@@ -37,7 +37,8 @@ from accord.web.alerts import AlertSettings
 
 # Keys read at start only.
 RESTART_ONLY: tuple[str, ...] = (
-    "node_id", "mllp.host", "mllp.port", "mllp.tls", "mllp.allowed_senders", "dicom",
+    "node_id", "mllp.host", "mllp.port", "mllp.tls", "mllp.allowed_senders",
+    "mllp.allowed_addresses", "dicom",
     "http", "store.url", "store.data_dir", "workflow.enabled", "workflow.identity_matching",
 )
 RELOADED: tuple[str, ...] = (
@@ -141,7 +142,9 @@ def limits_of(config: Config) -> MllpLimits:
     return MllpLimits(max_message_bytes=lim.max_message_bytes,
                       frame_deadline=lim.frame_deadline, idle_timeout=lim.idle_timeout,
                       max_connections=lim.max_connections, max_per_peer=lim.max_per_peer,
-                      shutdown_grace=config.shutdown_grace)
+                      shutdown_grace=config.shutdown_grace,
+                      first_frame_grace=lim.first_frame_grace,
+                      max_junk_bytes=lim.max_junk_bytes)
 
 
 def _catalog(config: Config, source: Path | None, now: datetime) -> Catalog | None:

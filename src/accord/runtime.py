@@ -15,9 +15,10 @@ import os
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
@@ -30,6 +31,7 @@ from accord.engine.router import Router
 from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.errors import ConfigError
 from accord.mapping.procedures import Catalog, catalog_from_config
+from accord.mllp.admission import parse_networks
 from accord.mllp.server import MllpServer
 from accord.mllp.tls import server_context
 from accord.reload import (
@@ -95,6 +97,15 @@ class Runtime:
         """The DICOM SCP's bound port once started (0 when it does not run)."""
         server = self.bridge.server if self.bridge is not None else None
         return server.port if server is not None else 0
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Each listener's client addresses and their counters (``listener`` key: ``mllp``
+        or ``dicom``; the fields of :class:`accord.mllp.admission.PeerCounters`)."""
+        listeners = [("mllp", self.mllp.peers())]
+        dicom = self.bridge.server if self.bridge is not None else None
+        if dicom is not None:
+            listeners.append(("dicom", dicom.gate.peers()))
+        return [{"listener": name, **asdict(c)} for name, rows in listeners for c in rows]
 
     def listening(self) -> list[str]:
         """What runs, one line each (only listeners that exist)."""
@@ -250,12 +261,14 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                         host=config.mllp.host, port=config.mllp.port,
                         limits=limits_of(config), ssl_context=_tls(config),
                         on_oversize=metrics.wrap_handler(ingestor.on_oversize, "mllp"),
-                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
+                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"),
+                        allow=parse_networks(config.mllp.allowed_addresses))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
                  views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
                  metrics=metrics, processor=proc, source=source)
+    metrics.watch_peers(rt.peers)
     rt.http = _http(rt)
     return rt
 
@@ -333,4 +346,4 @@ def _tls(config: Config) -> ssl.SSLContext | None:
     tls = config.mllp.tls
     if tls is None:
         return None
-    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert)
+    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert, tls.crl)

@@ -4,7 +4,8 @@ One module per page group, each with its own router: ``dashboard`` (figures and
 alerts), ``maintenance`` (the dashboard's store size panel, the configuration reload),
 ``exams`` (orders, patients, worklist), ``operations`` (message viewer, error
 queue), ``review`` (findings, duplicate pairs and merges), ``admin`` (code mappings,
-audit log) and ``login`` (login, logout, first-admin setup); ``render`` holds what
+audit log), ``peers`` (the dashboard's client-connections panel) and ``login``
+(login, logout, first-admin setup); ``render`` holds what
 every page is built with. :func:`install` adds them all to an app.
 """
 
@@ -21,6 +22,7 @@ from accord.web.console import (
     login,
     maintenance,
     operations,
+    peers,
     review,
 )
 from accord.web.console.render import STATIC, LoginRedirect, html_errors, to_login
@@ -34,7 +36,7 @@ def install(app: FastAPI) -> None:
     the login pages, static files (unless mounted already), the alert monitor
     (``app.state.alerts``) and HTML error pages for non-API paths."""
     deps: WebDeps = app.state.deps
-    for group in (login, dashboard, maintenance, exams, operations, review, admin):
+    for group in (login, dashboard, maintenance, exams, operations, review, admin, peers):
         app.include_router(group.router)
     if not any(getattr(r, "path", "") == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
