@@ -11,12 +11,20 @@ are frozen pydantic models: the runtime reads them, nobody changes them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from accord.errors import ConfigError
 
@@ -31,14 +39,27 @@ class _Model(BaseModel):
 class Limits(_Model):
     """MLLP listener limits: a block over ``max_message_bytes`` is answered AR, a block
     not ended within ``frame_deadline`` or a connection idle for ``idle_timeout`` is
-    closed, connections beyond ``max_connections`` (``max_per_peer`` per address) are
-    refused."""
+    closed; a connection must deliver its first message within ``first_frame_grace``;
+    ``max_junk_bytes`` without a start block close it; beyond ``max_connections``
+    (``max_per_peer`` per address) an idle connection is shed to make room."""
 
     max_message_bytes: int = Field(default=10 * MIB, gt=0)
     frame_deadline: float = Field(default=30.0, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=100, gt=0)
     max_per_peer: int = Field(default=20, gt=0)
+    first_frame_grace: float = Field(default=10.0, gt=0)
+    max_junk_bytes: int = Field(default=4096, gt=0)
+
+
+def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry an address or a network in CIDR form (``10.0.0.0/8``, ``fd00::/8``)."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an address or network (CIDR)") from None
+    return entries
 
 
 class TlsServer(_Model):
@@ -48,6 +69,7 @@ class TlsServer(_Model):
     key: Path
     ca: Path | None = None
     require_client_cert: bool = False
+    crl: Path | None = None  # revoked client certificates (PEM CRL from ``ca``)
 
 
 class TlsClient(_Model):
@@ -72,6 +94,9 @@ class MllpConfig(_Model):
     limits: Limits = Field(default_factory=Limits)
     tls: TlsServer | None = None
     allowed_senders: tuple[Sender, ...] = ()
+    allowed_addresses: tuple[str, ...] = ()  # CIDR; empty: any address may connect
+
+    _check_addresses = field_validator("allowed_addresses")(_networks)
 
 
 class PacsConfig(_Model):
@@ -101,9 +126,24 @@ class DicomConfig(_Model):
     scope_to_station: bool = False  # a calling AE sees only its own station's steps
     max_associations: int = Field(default=16, gt=0)
     activity_days: int = Field(default=30, gt=0)  # the DICOM log keeps this many days
+    max_per_ae: int = Field(default=8, gt=0)  # concurrent associations per calling AE
+    max_per_peer: int = Field(default=8, gt=0)  # concurrent associations per address
+    idle_timeout: float = Field(default=60.0, gt=0)  # an association this quiet is aborted
+    allowed_addresses: tuple[str, ...] = ()  # CIDR; empty: any address may connect
+    allowed_calling_aes: tuple[str, ...] = ()  # empty: any calling AE title
     pacs: PacsConfig | None = None  # reconciliation runs only when a PACS is named
     reconcile_after_minutes: float = Field(default=60.0, gt=0)
     reconcile_interval: float = Field(default=300.0, gt=0)
+
+    _check_addresses = field_validator("allowed_addresses")(_networks)
+
+    @field_validator("allowed_calling_aes")
+    @classmethod
+    def _ae_titles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [t for t in v if not 0 < len(t.strip()) <= 16 or "\\" in t]
+        if bad:
+            raise ValueError(f"not an AE title (1-16 characters, no backslash): {bad[0]!r}")
+        return tuple(t.strip() for t in v)
 
 
 class WorkflowConfig(_Model):
@@ -130,14 +170,55 @@ class AuditConfig(_Model):
     admin_can_read: bool = False
 
 
+AUDIT_YEARS = 3653  # ten years: health records law asks for six to ten
+
+
+class Retention(_Model):
+    """How many days each kind of row is kept (None: for ever), pruned by the retention
+    job in blocks. ``messages`` (or ``store.retention_days``, its older spelling): received
+    messages with their keys, claims and finished outbox rows, never one still queued or
+    in the error queue; ``trace``: trace events; ``findings``: findings once resolved
+    (open ones are kept); ``mpps``: MPPS instances; ``audit``: the audit log, never shorter
+    than ``audit_floor`` (a typo cannot erase the record of who saw what)."""
+
+    messages: int | None = Field(default=None, gt=0)
+    trace: int | None = Field(default=None, gt=0)
+    findings: int | None = Field(default=None, gt=0)
+    mpps: int | None = Field(default=None, gt=0)
+    audit: int | None = Field(default=AUDIT_YEARS, gt=0)
+    audit_floor: int = Field(default=6 * 365, gt=0)
+
+    @model_validator(mode="after")
+    def _audit_floor(self) -> Retention:
+        if self.audit is not None and self.audit < self.audit_floor:
+            raise ValueError(f"audit: {self.audit} days is shorter than audit_floor "
+                             f"({self.audit_floor} days)")
+        return self
+
+
 class StoreConfig(_Model):
-    """``url`` wins; else SQLite under ``data_dir``. ``retention_days`` None keeps all."""
+    """``url`` wins; else SQLite under ``data_dir``. Retention per table in ``retention``
+    (``retention_days`` is the older spelling of ``retention.messages``)."""
 
     url: str | None = None
     data_dir: Path = Path("accord-data")
     retention_days: int | None = Field(default=None, gt=0)
+    retention: Retention = Field(default_factory=Retention)
     prune_interval: float = Field(default=3600.0, gt=0)
     prune_block: int = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _one_message_retention(self) -> StoreConfig:
+        days, newer = self.retention_days, self.retention.messages
+        if days is not None and newer is not None and days != newer:
+            raise ValueError("retention_days and retention.messages say different things; "
+                             "keep retention.messages")
+        return self
+
+    @property
+    def message_retention(self) -> int | None:
+        """Days received messages are kept (None: for ever)."""
+        return self.retention.messages or self.retention_days
 
     def resolved_url(self) -> str:
         """The SQLAlchemy URL of the store."""
@@ -187,6 +268,7 @@ class Config(_Model):
     dialects: dict[str, dict[str, Any]] = {}
     alerts: dict[str, Any] = {}  # webhook, interval, rules: accord.web.alerts.AlertSettings
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    shutdown_grace: float = Field(default=30.0, gt=0)  # SIGTERM: seconds to finish in flight
     audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("destinations")
@@ -238,6 +320,9 @@ def load_config(path: str | Path | None = None,
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{p.name} line {line}: not UTF-8 text") from None
         raw, lines = _parse_yaml(text, p.name)
         name = p.name
     if raw is None:
@@ -251,6 +336,21 @@ def load_config(path: str | Path | None = None,
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, lines, name)) from None
+
+
+def line_of(path: str | Path | None, keys: tuple[str | int, ...]) -> str:
+    """`` (FILE line N)`` for the key path ``keys`` in the config file (the nearest
+    enclosing key that is written there), or "" without a file: for errors found after
+    loading, when a section is built into the part that uses it."""
+    if path is None:
+        return ""
+    p = Path(path)
+    try:
+        _, lines = _parse_yaml(p.read_text(encoding="utf-8"), p.name)
+    except (OSError, ConfigError):
+        return f" ({p.name})"
+    line = _line_of(keys, lines)
+    return f" ({p.name} line {line})" if line else f" ({p.name})"
 
 
 def _parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:

@@ -135,11 +135,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
 
 
 @contextlib.contextmanager
-def engine(data: Path, feed: tuple[str, ...], *, dicom: bool = False,
-           ris_up: bool = False) -> Iterator[Engine]:
-    """``accord serve`` with users for every role (password PASSWORD), fed ``feed``;
-    ``dicom``: with its DICOM listener; ``ris_up``: the RIS destination answers (else
-    nothing listens on its port)."""
+def engine(data: Path, feed: tuple[str, ...], log_format: str = "text", *,
+           dicom: bool = False, ris_up: bool = False) -> Iterator[Engine]:
+    """``accord serve`` with users for every role (password PASSWORD), fed ``feed``,
+    logging in ``log_format`` (``text`` or ``json``); ``dicom``: with its DICOM listener;
+    ``ris_up``: the RIS destination answers (else nothing listens on its port)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     env.pop("ACCORD_API_TOKEN", None)
     for role in ROLES:
@@ -154,7 +154,8 @@ def engine(data: Path, feed: tuple[str, ...], *, dicom: bool = False,
                      dicom_port)
     log_path = data / "serve.log"
     with log_path.open("wb") as out:
-        process = subprocess.Popen([str(ACCORD), "serve", "--config", str(config)],
+        process = subprocess.Popen([str(ACCORD), "serve", "--config", str(config),
+                                    "--log-format", log_format],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     eng = Engine(data, http, mllp, process, pacs, log_path, dicom_port=dicom_port, ris=ris)
     try:

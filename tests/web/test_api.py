@@ -343,3 +343,18 @@ def test_the_dicom_log_route(client: TestClient, runtime: Runtime) -> None:
         "mpps", "find"]
     assert [e["matches"] for e in get(client, "/api/dicom", kind="find")["items"]] == [2]
     assert client.get("/api/dicom", params={"kind": "echo"}, headers=ADMIN).status_code == 400
+
+
+def test_peers_lists_each_listeners_addresses_and_the_metrics_count_them(
+    runtime: Runtime, client: TestClient,
+) -> None:
+    assert get(client, "/api/peers") == {"items": [], "next": None}
+    counters = runtime.mllp.peer_table.seen("10.1.2.3", 0.0)
+    counters.junk, counters.denied, counters.open = 2, 5, 1
+    items = get(client, "/api/peers")["items"]
+    assert items == [{"listener": "mllp", "address": "10.1.2.3", "open": 1, "messages": 0,
+                      "denied": 5, "refused": 0, "shed": 0, "junk": 2, "silent": 0,
+                      "tls_failed": 0}]
+    text = client.get("/metrics", headers=ADMIN).text
+    assert 'accord_peer_events_total{event="junk",listener="mllp",peer="10.1.2.3"} 2.0' in text
+    assert 'accord_peer_connections{listener="mllp",peer="10.1.2.3"} 1.0' in text

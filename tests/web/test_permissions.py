@@ -37,6 +37,7 @@ ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/deliveries/{row_id}", Action.MESSAGES_READ, None),
     ("GET", "/api/dicom", Action.MESSAGES_READ, None),
     ("GET", "/metrics", Action.METRICS_READ, None),
+    ("GET", "/api/peers", Action.STATS_READ, None),
     ("GET", "/api/messages", Action.MESSAGES_READ, None),
     ("GET", "/api/messages/{message_id}", Action.MESSAGES_READ, None),
     ("GET", "/api/errors", Action.ERRORS_READ, None),
@@ -63,6 +64,7 @@ ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/audit", Action.AUDIT_READ, None),
     ("GET", "/api/audit/export", Action.AUDIT_EXPORT, None),
     ("GET", "/api/config", Action.CONFIG_READ, None),
+    ("POST", "/api/config/reload", Action.CONFIG_WRITE, None),
 )
 # Routes any authenticated principal may use (no action of their own).
 ANY_PRINCIPAL = (("GET", "/api/me"), ("GET", "/api/openapi.json"), ("GET", "/api/docs"),

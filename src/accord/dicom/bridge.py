@@ -44,6 +44,7 @@ from pydicom.dataset import Dataset
 
 from accord.clock import Clock
 from accord.config import DicomConfig
+from accord.dicom.admission import GateSettings
 from accord.dicom.index import WorklistEntry, WorklistIndex
 from accord.dicom.mpps import (
     MppsInstance,
@@ -58,6 +59,7 @@ from accord.dicom.scp import Caller, DicomServer, QueryAnswered, ScpConfig, star
 from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
+from accord.mllp.admission import parse_networks
 from accord.store import Store, Tx
 from accord.store.workflow.dicom_events import DicomEvent
 from accord.workflow.events import Event, OrderStatusChanged
@@ -311,6 +313,10 @@ class StoreMpps:
         status, data = found
         return MppsInstance(sop_instance_uid, status, decode_dataset(data))
 
+    def use(self, outbound: Outbound) -> None:
+        """A configuration reload: status messages from now on go to these destinations."""
+        self._outbound = outbound
+
     def record(self, instance: MppsInstance, outcome: Outcome,
                caller: Caller | None = None) -> None:
         now = self._clock.now()
@@ -347,6 +353,14 @@ class DicomBridge:
         self._save, self._prune_log, self._events = save, prune_log, events
         self.queries = QueryLog(events, clock) if events is not None else None
         self.server: DicomServer | None = None
+        self._sink: StoreMpps | None = None
+
+    def use(self, outbound: Outbound) -> None:
+        """A configuration reload: MPPS status messages from now on go out through
+        ``outbound`` (its destinations and dialects)."""
+        self._outbound = outbound
+        if self._sink is not None:
+            self._sink.use(outbound)
 
     async def start(self, wake: Callable[[], None], node: str) -> list[asyncio.Task[None]]:
         """Load the worklist, listen, and start the background jobs (worklist housekeeping;
@@ -358,14 +372,16 @@ class DicomBridge:
         def on_commit() -> None:  # MPPS commits happen on pynetdicom's threads
             loop.call_soon_threadsafe(wake)
 
-        sink = StoreMpps(
+        sink = self._sink = StoreMpps(
             self.store, self.reader, repository=self._repository, outbound=self._outbound,
             ids=self._ids, clock=self.clock, save=self._save, events=self._events,
             worklist=self.worklist, on_commit=on_commit)
         d = self.settings
+        gate = GateSettings(parse_networks(d.allowed_addresses), d.allowed_calling_aes,
+                            d.max_per_ae, d.max_per_peer, d.idle_timeout)
         scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
                         maximum_associations=d.max_associations,
-                        scope_to_station=d.scope_to_station)
+                        scope_to_station=d.scope_to_station, gate=gate)
         await asyncio.to_thread(self.worklist.load)
         # A port that cannot be bound raises (OSError): the runtime stops with one line.
         self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink,

@@ -65,7 +65,8 @@ def health(deps: Deps) -> JSONResponse:
 
 @router.get("/api/stats", tags=["engine"])
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
-    """Whole-store counts: messages, errors, outbox, patients, orders, open findings."""
+    """Whole-store counts: messages, errors, outbox, patients, orders, open findings; the
+    store's size in bytes and its average growth per day (the last two weeks)."""
     return figures.whole_store(deps)
 
 
@@ -79,6 +80,16 @@ def dashboard(request: Request, principal: Annotated[Principal, who(Action.STATS
     with the same filters and the window's ``since`` and ``until``."""
     dash, window = figures.dashboard(request)
     return js.dashboard_json(dash, window)
+
+
+@router.get("/api/peers", tags=["engine"])
+def peers(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
+    """This node's client addresses per listener (``mllp``, ``dicom``) and what each did:
+    ``open``, ``messages`` (DICOM: associations), ``denied`` (allow-lists), ``refused``
+    (limits), ``shed``, ``junk``, ``silent`` (no message within the grace; DICOM:
+    released idle), ``tls_failed``; ``last_seen`` is dropped (a monotonic clock)."""
+    items = [{k: v for k, v in row.items() if k != "last_seen"} for row in deps.peers()]
+    return {"items": items, "next": None}
 
 
 @router.get("/metrics", tags=["engine"], response_class=Response)

@@ -7,7 +7,9 @@ Rules:
 - Request bodies are capped before parsing (``MAX_BODY``, 1 MiB: 413), from the
   ``Content-Length`` header and again while the body streams in.
 - Security headers on every answer (CSP without inline script, no framing, no sniffing,
-  no referrer); API answers are ``Cache-Control: no-store`` (they carry patient data).
+  no referrer), errors included; API answers are ``Cache-Control: no-store`` (they carry
+  patient data). A route that fails answers a plain 500: the traceback is logged, never
+  shown.
 - OpenAPI at ``/api/openapi.json`` and Swagger UI at ``/api/docs`` (both need a
   principal); the Swagger UI files are vendored under ``web/static/swagger`` (from the
   npm package ``swagger-ui-dist``), nothing is fetched from a CDN.
@@ -18,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -39,6 +42,7 @@ from accord.web.deps import WebDeps, current_user
 from accord.web.metrics import Metrics
 from accord.web.permissions import table
 
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 OPEN_PATHS = frozenset({"/api/health", "/login", "/setup", "/api/login", "/favicon.ico"})
@@ -111,6 +115,13 @@ class Guard:
             await self.app(scope, capped, with_headers)
         except _TooLarge:
             pass  # answered 413 in capped()
+        except Exception:
+            # A bug: the traceback goes to the log, never to the client, and the answer
+            # carries the security headers like every other (Starlette's own 500 page,
+            # outside this layer, would not).
+            log.exception("%s %s failed", scope.get("method", ""), path)
+            if not state["sent"]:
+                await _plain(send, 500, "internal error", path)
         finally:
             if self.metrics is not None:
                 route = scope.get("route")
@@ -202,12 +213,18 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
             listeners["http"] = http.port > 0
         return listeners
 
+    async def reload() -> dict[str, Any]:
+        done = await rt.reload()
+        return dict(done.as_json())
+
     return WebDeps(store=rt.store, clock=rt.clock, auth=auth, views=rt.views,
                    auditor=Auditor(rt.accounts.audit, rt.clock), code_tables=rt.code_tables,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
+                   peers=getattr(rt, "peers", lambda: []),
+                   reload=reload if hasattr(rt, "reload") else None,
                    permissions=table(admin_reads_audit=rt.config.audit.admin_can_read))
 
 

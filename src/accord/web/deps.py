@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -41,7 +41,11 @@ class WebDeps:
     ``reprocess_message`` / ``reprocess_outbox`` / ``inject`` are the engine's async
     actions (``Ingestor.reprocess``, ``Deliverer.reprocess``, ``Ingestor.inject``);
     ``ready`` says whether every listener is up (``/api/health``); ``metrics`` is
-    the Prometheus registry holder (``accord.web.metrics.Metrics``) or None.
+    the Prometheus registry holder (``accord.web.metrics.Metrics``) or None; ``peers``
+    lists this node's client addresses per listener with their counters
+    (``accord.mllp.admission.PeerCounters`` as dicts, with a ``listener`` key);
+    ``reload`` reads the configuration file again (``Runtime.reload``) and answers what
+    it applied, raising ConfigError when the file is refused.
     """
 
     store: Store
@@ -58,6 +62,8 @@ class WebDeps:
     metrics: Any = None
     node_id: str = ""
     config: Any = None
+    peers: Callable[[], list[dict[str, Any]]] = field(default_factory=lambda: (lambda: []))
+    reload: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
     permissions: Table = field(default_factory=lambda: PERMISSIONS)  # this deployment's
     caches: dict[str, Any] = field(default_factory=dict)  # the web layer's, by name
 

@@ -85,9 +85,11 @@ def dashboard(request: Request) -> tuple[Dashboard, float]:
 
 
 def whole_store(deps: WebDeps) -> dict[str, Any]:
-    """``/api/stats``: the gateway's counts and the workflow's."""
+    """``/api/stats``: the gateway's counts, the workflow's, and the store's size."""
     counts: dict[str, Any] = dict(deps.store.stats())
     counts.update(deps.views.dashboard.counts())
+    size = deps.views.storage.size()
+    counts.update(store_bytes=size.bytes, store_growth_per_day=size.growth_per_day)
     return counts
 
 

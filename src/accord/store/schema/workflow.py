@@ -242,6 +242,7 @@ wf_mpps = Table(
     Column("status", String(16), nullable=False),
     Column("dataset", LargeBinary(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_mpps_instances_updated_at", "updated_at"),  # retention, oldest first
 )
 
 # What the DICOM SCP was asked, one row per request: each worklist query (C-FIND) and

@@ -7,7 +7,8 @@ both, so a page and its API route can never disagree.
 - ``worklist.py``: scheduled procedure steps as the MWL serves them;
 - ``findings.py``: findings, their resolution, potential duplicate pairs;
 - ``dashboard.py``: the dashboard's figures and the workflow's counts;
-- ``dicom.py``: the DICOM log (worklist queries and MPPS, by station).
+- ``dicom.py``: the DICOM log (worklist queries and MPPS, by station);
+- ``storage.py``: the store's size and its growth per day.
 
 Messages, the outbox and the error queue are read through the gateway's port
 (:class:`accord.store.Store`: ``search_messages``, ``list_outbox``, ``error_queue``),
@@ -28,9 +29,11 @@ from accord.store.views.dicom import DicomLogView
 from accord.store.views.findings import FindingViews
 from accord.store.views.orders import OrderViews
 from accord.store.views.patients import PatientViews
+from accord.store.views.storage import StorageView
 from accord.store.views.worklist import WorklistView
 
 __all__ = ["DashboardView", "DicomLogView", "FindingViews", "OrderViews", "PatientViews",
+           "StorageView",
            "Views", "WorklistView"]
 
 
@@ -43,9 +46,11 @@ class Views:
     worklist: WorklistView
     findings: FindingViews
     dashboard: DashboardView
+    storage: StorageView
     dicom: DicomLogView
 
     @classmethod
     def over(cls, database: Database) -> Views:
         return cls(OrderViews(database), PatientViews(database), WorklistView(database),
-                   FindingViews(database), DashboardView(database), DicomLogView(database))
+                   FindingViews(database), DashboardView(database), StorageView(database),
+                   DicomLogView(database))

@@ -8,7 +8,7 @@ keys from the numbers, each outbox row's accession from its payload (OBR-18, or 
 of an OMI), and the audit's patient rows from each record's ``patient_id``.
 
 Revision ID: 0007_console
-Revises: 0004_step_hold
+Revises: 0008_operations
 Create Date: 2026-12-07
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_console"
-down_revision = "0004_step_hold"
+down_revision = "0008_operations"  # main's head when this branch was merged
 branch_labels = None
 depends_on = None
 
