@@ -162,3 +162,4 @@ def test_what_went_out_about_an_order_and_orders_by_accession(
     found = orders.by_accession(["ACC-O1", "ACC-O2", "ACC-none", ""])
     assert sorted(found) == ["ACC-O1", "ACC-O2"]
     assert found["ACC-O1"].patient is not None and found["ACC-O1"].patient.id == "P1"
+    assert sorted(orders.by_id(["O2", "O-none", ""])) == ["O2"]

@@ -65,3 +65,14 @@ def test_a_page_nobody_has_keeps_the_navigation(rt: Runtime, app_client: TestCli
     login(app_client, "operator")
     missing = app_client.get("/no/such/page")
     assert missing.status_code == 404 and ">Orders</a>" in missing.text
+
+
+def test_the_audit_names_an_order_by_its_accession(rt: Runtime, app_client: TestClient) -> None:
+    from console_support import page_ids
+
+    login(app_client, "viewer")
+    app_client.get(page_ids(rt)["{order}"])
+    login(app_client, "auditor")
+    page = app_client.get("/audit?action=orders.read&actor=viewer").text
+    newest = page.split('<tr data-id="')[1]
+    assert "order CANARY7f3aACC" in newest

@@ -338,6 +338,19 @@ class OrderViews:
                 tuple(codec.decode_report(r.doc) for r in reports), tuple(findings),
                 _deliveries(conn, order.accession))
 
+    def by_id(self, order_ids: Iterable[str]) -> dict[str, OrderRow]:
+        """The orders with these Accord ids, with their patients."""
+        wanted = sorted({i for i in order_ids if i})[:MAX_LIMIT]
+        if not wanted:
+            return {}
+        o = wf_orders.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(o.updated_at, o.doc).where(o.id.in_(wanted))).all()
+            orders = [(codec.decode_order(r.doc), r.updated_at) for r in rows]
+            people = patients_by_id(conn, (order.patient_id for order, _ in orders))
+        return {order.id: OrderRow(order, people.get(order.patient_id), at)
+                for order, at in orders}
+
     def by_accession(self, accessions: Iterable[str]) -> dict[str, OrderRow]:
         """The orders with these accessions (exactly), with their patients."""
         wanted = sorted({a for a in accessions if a})[:MAX_LIMIT]

@@ -3,9 +3,9 @@ and the audit log (page rules in ``render.py``).
 
 The audit log names the people a record is about (name and MRN, read now from the
 patient records; a patient no longer on file shows as such): to know whose record was
-seen. Each links to the patient page for a reader who may open it, else to the audit of
-that patient. The ``patient`` filter takes an Accord id, an MRN or a name (the patient
-search finds the ids).
+seen; an order it names shows as its accession. Each person links to the patient page
+for a reader who may open it, else to the audit of that patient. The ``patient`` filter
+takes an Accord id, an MRN or a name (the patient search finds the ids).
 
 A code edit is stored as a new version of the table (every version kept, with its time
 and author: ``accord.store.workflow.catalog``), only when the table is still at the
@@ -124,11 +124,16 @@ def audit_page(request: Request,
     entries = sorted({e.id: e for p in pages for e in p.items}.values(),
                      key=lambda e: e.id, reverse=True)[:AUDIT_PAGE]
     nxt = pages[0].next_cursor if len(pages) == 1 else None
-    people = deps.views.patients.by_id(p for e in entries for p in e.patient_ids)
+    people = deps.views.patients.by_id(
+        [p for e in entries for p in e.patient_ids]
+        + [e.object_id for e in entries if e.object_type == "patient"])
+    orders = deps.views.orders.by_id(e.object_id for e in entries
+                                     if e.object_type == "order")
     record(request, Action.AUDIT_READ.value, object_type="audit", count=len(entries),
            detail={"filters": sorted(k for k, v in form.items() if v)})
     export = ("/api/audit/export" if deps.may(principal.role, Action.AUDIT_EXPORT) else "")
     return render(request, "audit.html", entries=entries, form=form, people=people,
+                  orders=orders,
                   export_url=export, unknown=bool(form["patient"]) and not wanted,
                   next_url=with_query("/audit", **form, cursor=nxt) if nxt else "")
 
