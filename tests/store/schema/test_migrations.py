@@ -21,8 +21,8 @@ from accord.store.schema.migrations import alembic_config, head_revision
 from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
-CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0008_operations",
-         "0007_console"]
+CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0007_console",
+         "0008_operations"]
 
 
 def test_exactly_one_head() -> None:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_console"
-down_revision = "0008_operations"  # main's head when this branch was merged
+down_revision = "0004_step_hold"
 branch_labels = None
 depends_on = None
 

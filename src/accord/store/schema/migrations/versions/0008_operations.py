@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_operations"
-down_revision = "0004_step_hold"
+down_revision = "0007_console"
 branch_labels = None
 depends_on = None
 
