@@ -71,7 +71,8 @@ def _query_keys(demographics: Demographics) -> list[str]:
     )
 
 
-def _step_rows(order: Order) -> list[dict[str, Any]]:
+def step_rows(order: Order) -> list[dict[str, Any]]:
+    """The ``procedure_steps`` rows of an order: one per step and station AE title."""
     rows = []
     for step in order.steps:
         for station in step.station_ae_titles or ("",):
@@ -242,7 +243,7 @@ class SqlRepository:
         if ("order", order.id) in self._known:
             self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
         self._known.add(("order", order.id))
-        self._x.run(Q.INSERT_STEPS, _step_rows(order))
+        self._x.run(Q.INSERT_STEPS, step_rows(order))
         self._x.run(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
 
     # --- reports ------------------------------------------------------------------------
