@@ -6,7 +6,8 @@ built on it measures exactly what a deployment runs.
 - ``Engine``: start (waits for ``/api/health``), ``send`` messages with N blocking-socket
   senders, read the API (``get``, every page of a list route with ``pages``), stop.
 - ``send`` reports msg/s, ACK p50/p99, the ACK codes, and the server's CPU time per
-  message and resident memory (read from ``/proc/<pid>``: Linux only).
+  message and resident memory (read from ``/proc/<pid>``: Linux only); the module's
+  ``send(port, pid, …)`` does the same for any MLLP server process (a peer).
 - ``MllpClient``: one blocking MLLP connection, one message in flight (the senders of
   bench/ingest.py too).
 """
@@ -119,6 +120,52 @@ class SendReport:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
+def send(port: int, pid: int, messages: Sequence[bytes], senders: int = 1) -> SendReport:
+    """Every message once to the MLLP server on ``port`` (process ``pid``, whose CPU and
+    memory are read); sender ``i`` sends ``messages[i::senders]`` in order, one in
+    flight per connection. With one sender the arrival order is the list's."""
+    latencies: list[float] = []
+    codes: Counter[str] = Counter()
+    refused: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run(first: int) -> None:
+        clock, own, own_codes, own_refused = time.perf_counter, [], Counter[str](), []
+        try:
+            with MllpClient(port) as client:
+                for i in range(first, len(messages), senders):
+                    payload = messages[i]
+                    t0 = clock()
+                    ack = client.exchange(payload)
+                    own.append(clock() - t0)
+                    code = ack_code(ack)
+                    own_codes[code] += 1
+                    if code not in ("AA", "CA"):
+                        own_refused.append((i, ack))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+        with lock:
+            latencies.extend(own)
+            codes.update(own_codes)
+            refused.extend(own_refused)
+
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    if errors:
+        raise RuntimeError(f"a sender failed: {errors[0]!r}")
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return SendReport(len(messages), senders, seconds, dict(codes), q[49] * 1000,
+                      q[98] * 1000, cpu / max(len(messages), 1) * 1000, rss_mb(pid),
+                      tuple(sorted(refused)))
+
+
 class Engine:
     """``accord serve`` on a fresh data directory (or ``data``) and free ports, with an
     admin API token of its own (``ACCORD_API_TOKEN``). ``config`` is its YAML text."""
@@ -203,46 +250,10 @@ class Engine:
     def send(self, messages: Sequence[bytes], senders: int = 1) -> SendReport:
         """Every message once; sender ``i`` sends ``messages[i::senders]`` in order, one
         in flight per connection. With one sender the arrival order is the list's."""
-        latencies: list[float] = []
-        codes: Counter[str] = Counter()
-        refused: list[tuple[int, bytes]] = []
-        lock = threading.Lock()
-        errors: list[BaseException] = []
-
-        def run(first: int) -> None:
-            clock, own, own_codes, own_refused = time.perf_counter, [], Counter[str](), []
-            try:
-                with MllpClient(self.mllp_port) as client:
-                    for i in range(first, len(messages), senders):
-                        payload = messages[i]
-                        t0 = clock()
-                        ack = client.exchange(payload)
-                        own.append(clock() - t0)
-                        code = ack_code(ack)
-                        own_codes[code] += 1
-                        if code not in ("AA", "CA"):
-                            own_refused.append((i, ack))
-            except BaseException as exc:  # re-raised in the caller's thread
-                errors.append(exc)
-            with lock:
-                latencies.extend(own)
-                codes.update(own_codes)
-                refused.extend(own_refused)
-
-        cpu0, t0 = cpu_seconds(self.pid), time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - t0
-        cpu = cpu_seconds(self.pid) - cpu0
-        if errors:
-            raise RuntimeError(f"a sender failed: {errors[0]!r}\n{self.log_tail()}")
-        q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-        return SendReport(len(messages), senders, seconds, dict(codes), q[49] * 1000,
-                          q[98] * 1000, cpu / max(len(messages), 1) * 1000, rss_mb(self.pid),
-                          tuple(sorted(refused)))
+        try:
+            return send(self.mllp_port, self.pid, messages, senders)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from None
 
     # ------------------------------------------------------------------ API
 
