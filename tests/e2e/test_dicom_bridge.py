@@ -222,6 +222,9 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
         assert [(str(d.AccessionNumber), str(d.PatientID), str(d.PatientName))
                 for d in found] == [("A100", "M900", "Schmidt^Jürgen")]
 
+    # Every change reached the worklist from the commits of this node: none was read
+    # back from the store (the worklist log had nothing another node wrote).
+    assert rt.bridge is not None and rt.bridge.worklist.read_back == 0
     statuses = await asyncio.to_thread(_mpps, port, "1.2.826.0.1.3680043.99.1", "A100",
                                        study_uid)
     assert statuses == (0x0000, 0x0000)
@@ -239,3 +242,4 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
     assert [o.status.value for o, _ in orders] == ["completed"]
     mpps = SqlWorklistReader(rt.store.database).mpps("1.2.826.0.1.3680043.99.1")  # type: ignore[arg-type]
     assert mpps is not None and mpps[0] == "COMPLETED"
+    assert rt.bridge.worklist.read_back == 0  # the MPPS changes too
