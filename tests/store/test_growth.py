@@ -13,8 +13,10 @@ The steps (``STEPS``): ingesting an ADT^A04 of a new patient, an ADT^A08, an ORM
 NW, XO, SC and CA, an ORU^R01, an ORU naming an unknown order (a finding, and again: its
 count), each through the real ingest (gateway record, search keys, dedupe claim, the
 workflow's patients, orders, trace, findings and field-fill statistics, outbox rows);
-the worklist refresh after each; a delivery claim FIFO, per patient and as a run. Every
-statement of every step must do the same work at both sizes, up to ``SLACK``.
+the worklist refresh after each; a delivery claim FIFO, per patient and as a run; the
+dashboard's figures the alert monitor reads every few seconds. Every statement of every
+step must do the same work at both sizes, up to ``SLACK`` (``GROWS`` names the one
+statement that may not, and why).
 
 The stores are loaded through the bulk path (``accord.store.workflow.bulk``): patients
 with identifiers and blocking keys, one order each (mostly done, some on the worklist),
@@ -52,6 +54,7 @@ from accord.mapping.dialect import Dialects
 from accord.mllp.server import PeerInfo
 from accord.store import InboundMessage, OutboxItem, open_store, sqlite_url
 from accord.store.gateway.store import SqlStore
+from accord.store.views.dashboard import DashboardView
 from accord.store.workflow.bulk import bulk_load
 from accord.store.workflow.repository import repository_for
 from accord.store.workflow.worklist import SqlWorklistReader
@@ -71,7 +74,10 @@ from accord.workflow.status import Status
 from accord.workflow.trace import TraceEvent
 
 SIZES = (1_000, 100_000)
-SLACK = 8  # instructions a statement may differ by (a page boundary, a longer key)
+# Instructions a statement may differ by: SQLite also counts the work of preparing a
+# statement on a pooled connection that had not seen it yet, and of a page split. A
+# statement that reads rows of the store differs by thousands at these sizes.
+SLACK = 64
 BATCH = 20_000
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PEER = PeerInfo("127.0.0.1", 40000)
@@ -271,6 +277,7 @@ class Env:
     worklist: StoreWorklist
     work: Work
     clock: FixedClock
+    dashboard: DashboardView
     answers: list[bytes] = field(default_factory=list)
 
     async def send(self, payload: bytes) -> None:
@@ -290,6 +297,13 @@ def _ingest(make: Callable[[str], bytes]) -> Step:
 
 async def _refresh(env: Env, tag: str) -> None:
     await asyncio.to_thread(env.worklist.refresh)
+
+
+async def _dashboard(env: Env, tag: str) -> None:
+    """The alert monitor's read, every few seconds: the dashboard's figures."""
+    env.clock.advance(5)
+    figures = env.dashboard.figures(env.clock.now(), timedelta(minutes=60), ("pacs", "ris"))
+    assert figures.interfaces
 
 
 async def _claim_fifo(env: Env, tag: str) -> None:
@@ -329,7 +343,14 @@ STEPS: list[tuple[str, Step]] = [
     ("delivery claim FIFO", _claim_fifo),
     ("delivery claim per patient", _claim_per_patient),
     ("delivery claim run", _claim_run),
+    ("dashboard figures (alert monitor)", _dashboard),
 ]
+
+# Statements whose work is allowed to grow, and why. Open findings by kind, on the
+# dashboard: one count per kind over the open findings (an index range, no table row
+# read), every few seconds, not per message.
+GROWS = {"SELECT findings.kind, count(*) AS count_1 FROM findings WHERE findings.resolution":
+         "the dashboard counts the open findings by kind"}
 
 
 async def measure(env: Env, tag: str) -> dict[str, Counter[str]]:
@@ -362,14 +383,15 @@ def environment(path: Path) -> Iterator[Env]:
     ingestor = Ingestor(store, clock, ids, processor, Config())
     worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
     try:
-        yield Env(store, ingestor, worklist, Work(store), clock)
+        yield Env(store, ingestor, worklist, Work(store), clock, DashboardView(store.database))
     finally:
         store.close()
 
 
 def _differences(small: Counter[str], big: Counter[str]) -> list[str]:
     return [f"{kind}: {small[kind]} -> {big[kind]}"
-            for kind in sorted(set(small) | set(big)) if abs(big[kind] - small[kind]) > SLACK]
+            for kind in sorted(set(small) | set(big))
+            if abs(big[kind] - small[kind]) > SLACK and not kind.startswith(tuple(GROWS))]
 
 
 @pytest.mark.slow
@@ -383,6 +405,7 @@ async def test_no_step_does_more_work_on_a_bigger_store(tmp_path: Path) -> None:
             print(f"loaded {size - loaded} in {time.perf_counter() - started:.1f} s")
             loaded = size
             await asyncio.to_thread(env.worklist.load)
+            env.clock.advance(7200)  # the last round's messages leave the dashboard's hour
             await measure(env, f"{2 * n}{size:06d}")  # warm-up: first rows, caches
             results.append(await measure(env, f"{2 * n + 1}{size:06d}"))
         await env.ingestor.close()
