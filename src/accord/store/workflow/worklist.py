@@ -213,7 +213,15 @@ def save_mpps(tx: Tx, sop_instance_uid: str, status: str, dataset: bytes, now: d
 
 def prune_worklist_log(database: Database, before: datetime) -> int:
     """Delete worklist-log rows written before ``before`` (readers poll every few seconds
-    and a starting reader loads the worklist whole, so old rows serve no one)."""
+    and a starting reader loads the worklist whole, so old rows serve no one).
+
+    The log is written in time order, so its old rows are its first ones: they are
+    deleted up to the first row written since ``before``, found by walking the log from
+    its start (``at`` has no index; a filter on it scanned the whole day's log)."""
+    log = wf_worklist_log.c
     with database.write() as conn:
-        result = conn.execute(delete(wf_worklist_log).where(wf_worklist_log.c.at < before))
+        first_kept = conn.scalar(select(log.id).where(log.at >= before).order_by(log.id)
+                                 .limit(1))
+        stale = log.id < first_kept if first_kept is not None else log.at < before
+        result = conn.execute(delete(wf_worklist_log).where(stale))
     return int(result.rowcount or 0)
