@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean
+.PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean \
+	audit lock fuzz
 
-$(STAMP): pyproject.toml
+# The test environment is requirements.lock (pins used as constraints): what CI tests is
+# what `make audit` audited.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
 # The benchmarks' peers (python-hl7, hl7apy, recordlinkage, splink) are only needed by `make bench`.
@@ -39,13 +42,33 @@ dcmtk:
 	@command -v wlmscpfs >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null; }
 
-test: lint services browser
+test: lint audit services browser
 	$(BIN)/pytest -q
+
+# Known vulnerabilities in the locked dependencies (pip-audit; scripts/audit.py says how
+# it decides, and why it fails under CI when it cannot run).
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py requirements.lock
+
+# Re-pin the test environment to the newest releases within pyproject.toml's ranges.
+lock:
+	rm -rf .venv-lock && $(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e '.[test]'
+	{ grep '^#' requirements.lock; \
+	  .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
+
+# Each fuzz target for 10 minutes (a short run of each is part of make test); a crash
+# leaves its input under fuzz/crashes/ (fuzz/run.py says what to do with it).
+fuzz: $(STAMP)
+	@for t in hl7 framing dicom config; do echo "== fuzz $$t"; \
+	  $(BIN)/python fuzz/run.py $$t --seconds $${FUZZ_SECONDS:-600} || exit 1; done
 
 # ruff, mypy --strict, and the import contracts of pyproject.toml ([tool.importlinter]:
 # the pure core does no I/O, the layers, no import cycle); --no-cache: nothing written here.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench fuzz scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	@bash scripts/check-self-contained.sh

@@ -113,3 +113,24 @@ def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(Exception, match="frozen"):
         cfg.node_id = "x"  # type: ignore[misc]
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "accord.yaml"
+    path.write_bytes(b'mllp:\n  host: "\xad"\n')
+    with pytest.raises(ConfigError, match=r"accord.yaml line 2: not UTF-8 text"):
+        load_config(path)
+
+
+def test_listener_allow_lists_take_cidr_and_ae_titles(tmp_path: Path) -> None:
+    path = tmp_path / "accord.yaml"
+    path.write_text("mllp:\n  allowed_addresses: [10.0.0.0/8, 192.168.1.20, 'fd00::/8']\n"
+                    "  limits: {first_frame_grace: 5, max_junk_bytes: 1024}\n"
+                    "dicom:\n  allowed_calling_aes: [CT1]\n  max_per_ae: 2\n")
+    config = load_config(path)
+    assert config.mllp.allowed_addresses == ("10.0.0.0/8", "192.168.1.20", "fd00::/8")
+    assert (config.mllp.limits.first_frame_grace, config.mllp.limits.max_junk_bytes) == (5, 1024)
+    assert (config.dicom.allowed_calling_aes, config.dicom.max_per_ae) == (("CT1",), 2)
+    path.write_text("mllp:\n  allowed_addresses: [10.0.0.0/33]\n")
+    with pytest.raises(ConfigError, match=r"mllp.allowed_addresses: '10.0.0.0/33' is not"):
+        load_config(path)

@@ -11,6 +11,7 @@ are frozen pydantic models: the runtime reads them, nobody changes them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,14 +32,27 @@ class _Model(BaseModel):
 class Limits(_Model):
     """MLLP listener limits: a block over ``max_message_bytes`` is answered AR, a block
     not ended within ``frame_deadline`` or a connection idle for ``idle_timeout`` is
-    closed, connections beyond ``max_connections`` (``max_per_peer`` per address) are
-    refused."""
+    closed; a connection must deliver its first message within ``first_frame_grace``;
+    ``max_junk_bytes`` without a start block close it; beyond ``max_connections``
+    (``max_per_peer`` per address) an idle connection is shed to make room."""
 
     max_message_bytes: int = Field(default=10 * MIB, gt=0)
     frame_deadline: float = Field(default=30.0, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=100, gt=0)
     max_per_peer: int = Field(default=20, gt=0)
+    first_frame_grace: float = Field(default=10.0, gt=0)
+    max_junk_bytes: int = Field(default=4096, gt=0)
+
+
+def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry an address or a network in CIDR form (``10.0.0.0/8``, ``fd00::/8``)."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an address or network (CIDR)") from None
+    return entries
 
 
 class TlsServer(_Model):
@@ -48,6 +62,7 @@ class TlsServer(_Model):
     key: Path
     ca: Path | None = None
     require_client_cert: bool = False
+    crl: Path | None = None  # revoked client certificates (PEM CRL from ``ca``)
 
 
 class TlsClient(_Model):
@@ -72,6 +87,9 @@ class MllpConfig(_Model):
     limits: Limits = Field(default_factory=Limits)
     tls: TlsServer | None = None
     allowed_senders: tuple[Sender, ...] = ()
+    allowed_addresses: tuple[str, ...] = ()  # CIDR; empty: any address may connect
+
+    _check_addresses = field_validator("allowed_addresses")(_networks)
 
 
 class PacsConfig(_Model):
@@ -90,9 +108,24 @@ class DicomConfig(_Model):
     enabled: bool = True
     scope_to_station: bool = False  # a calling AE sees only its own station's steps
     max_associations: int = Field(default=16, gt=0)
+    max_per_ae: int = Field(default=8, gt=0)  # concurrent associations per calling AE
+    max_per_peer: int = Field(default=8, gt=0)  # concurrent associations per address
+    idle_timeout: float = Field(default=60.0, gt=0)  # an association this quiet is aborted
+    allowed_addresses: tuple[str, ...] = ()  # CIDR; empty: any address may connect
+    allowed_calling_aes: tuple[str, ...] = ()  # empty: any calling AE title
     pacs: PacsConfig | None = None  # reconciliation runs only when a PACS is named
     reconcile_after_minutes: float = Field(default=60.0, gt=0)
     reconcile_interval: float = Field(default=300.0, gt=0)
+
+    _check_addresses = field_validator("allowed_addresses")(_networks)
+
+    @field_validator("allowed_calling_aes")
+    @classmethod
+    def _ae_titles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [t for t in v if not 0 < len(t.strip()) <= 16 or "\\" in t]
+        if bad:
+            raise ValueError(f"not an AE title (1-16 characters, no backslash): {bad[0]!r}")
+        return tuple(t.strip() for t in v)
 
 
 class WorkflowConfig(_Model):
@@ -218,6 +251,9 @@ def load_config(path: str | Path | None = None,
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{p.name} line {line}: not UTF-8 text") from None
         raw, lines = _parse_yaml(text, p.name)
         name = p.name
     if raw is None:

@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
+from typing import Any
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
@@ -29,6 +30,7 @@ from accord.engine.router import Router
 from accord.engine.workflow import Outbound, RepositoryFactory, WorkflowProcessor
 from accord.mapping.dialect import Dialects
 from accord.mapping.procedures import Catalog, catalog_from_config
+from accord.mllp.admission import parse_networks
 from accord.mllp.server import MllpLimits, MllpServer
 from accord.mllp.tls import server_context
 from accord.store import open_store
@@ -78,6 +80,15 @@ class Runtime:
         """The DICOM SCP's bound port once started (0 when it does not run)."""
         server = self.bridge.server if self.bridge is not None else None
         return server.port if server is not None else 0
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Each listener's client addresses and their counters (``listener`` key: ``mllp``
+        or ``dicom``; the fields of :class:`accord.mllp.admission.PeerCounters`)."""
+        listeners = [("mllp", self.mllp.peers())]
+        dicom = self.bridge.server if self.bridge is not None else None
+        if dicom is not None:
+            listeners.append(("dicom", dicom.gate.peers()))
+        return [{"listener": name, **asdict(c)} for name, rows in listeners for c in rows]
 
     def listening(self) -> list[str]:
         """What runs, one line each (only listeners that exist)."""
@@ -173,12 +184,14 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                         host=config.mllp.host, port=config.mllp.port,
                         limits=_limits(config), ssl_context=_tls(config),
                         on_oversize=metrics.wrap_handler(ingestor.on_oversize, "mllp"),
-                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"))
+                        on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"),
+                        allow=parse_networks(config.mllp.allowed_addresses))
     rt = Runtime(config=config, store=store, clock=clock, node_id=node_id,
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
                  views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
                  metrics=metrics)
+    metrics.watch_peers(rt.peers)
     rt.http = _http(rt)
     return rt
 
@@ -252,11 +265,13 @@ def _limits(config: Config) -> MllpLimits:
     lim = config.mllp.limits
     return MllpLimits(max_message_bytes=lim.max_message_bytes,
                       frame_deadline=lim.frame_deadline, idle_timeout=lim.idle_timeout,
-                      max_connections=lim.max_connections, max_per_peer=lim.max_per_peer)
+                      max_connections=lim.max_connections, max_per_peer=lim.max_per_peer,
+                      first_frame_grace=lim.first_frame_grace,
+                      max_junk_bytes=lim.max_junk_bytes)
 
 
 def _tls(config: Config) -> ssl.SSLContext | None:
     tls = config.mllp.tls
     if tls is None:
         return None
-    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert)
+    return server_context(tls.cert, tls.key, tls.ca, tls.require_client_cert, tls.crl)

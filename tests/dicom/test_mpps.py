@@ -129,3 +129,21 @@ def test_set_keeps_create_only_attributes(dept: Department) -> None:
 def test_set_on_unknown_instance() -> None:
     result = n_set(None, mpps_set("COMPLETED"), [], [])
     assert isinstance(result, MppsRejected) and result.status == 0x0112
+
+
+def test_an_attribute_list_that_cannot_be_read_is_refused_with_a_status() -> None:
+    """Fuzz regression: a value whose bytes do not fit its VR, read lazily by pydicom."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import Tag
+
+    from accord.dicom.mpps import MppsInstance, MppsRejected, n_create, n_set
+
+    ds = Dataset()
+    ds._dict[Tag(0x00081163)] = RawDataElement(Tag(0x00081163), "FD", 2, b"?\xff", 0,
+                                               True, True)
+    created = n_create("1.2.3", ds, None, [], [])
+    assert isinstance(created, MppsRejected) and created.status == 0x0106
+    current = MppsInstance("1.2.3", "IN PROGRESS", Dataset())
+    changed = n_set(current, ds, [], [])
+    assert isinstance(changed, MppsRejected) and changed.status == 0x0106

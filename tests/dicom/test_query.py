@@ -112,3 +112,29 @@ def test_hints_carry_the_exact_keys() -> None:
     assert (h.patient_id, h.station, h.date_from, h.date_to, h.name_prefix) == (
         "1001", "CT1", "20260301", "20260302", "doe")
     assert h.accession is None  # universal
+
+
+def test_an_identifier_that_cannot_be_read_is_refused_with_a_status() -> None:
+    """Fuzz regression (tests/fuzz/regressions/dicom): a 2-byte value for a 4-byte VR."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = Dataset()
+    ds.PatientID = "1001"
+    ds._dict[Tag(0x00081163)] = RawDataElement(  # Time Range (FD) holding 2 bytes
+        Tag(0x00081163), "FD", 2, b"?\xff", 0, True, True)
+    rejected = compile_query(ds)
+    assert isinstance(rejected, QueryRejected) and rejected.status == 0xC000
+    assert "cannot be read" in rejected.reason
+
+
+@pytest.mark.parametrize("pattern", ["Doe=====", "=/===", "A^B^C^D^E^F^G^H", "Doe^*^x^y^z^w^v=a"])
+def test_person_name_patterns_of_any_shape_are_matched_without_failing(pattern: str) -> None:
+    """Fuzz regression (tests/fuzz/regressions/dicom): more than three component groups,
+    or more than five components, in a PN key."""
+    query = compile_query(mwl_query(PatientName=pattern))
+    assert isinstance(query, Query)
+    candidate = Dataset()
+    candidate.PatientName = "Doe^John=ド^ジョン=ど^じょん"
+    assert query.matches(candidate) in (True, False)
+    assert not query.matches(Dataset())

@@ -30,8 +30,11 @@ def port_open(port: int) -> bool:
 class ServeProcess:
     """``python -m accord serve --config FILE --data DIR --mllp-port N`` as a child."""
 
-    def __init__(self, config: Path, data: Path, port: int, command: str = "serve") -> None:
+    def __init__(self, config: Path, data: Path, port: int, command: str = "serve",
+                 env: dict[str, str] | None = None) -> None:
         self.config, self.data, self.port, self.command = config, data, port, command
+        self.env = env or {}
+        self.dicom_port, self.http_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data / f"{command}.log"
 
@@ -40,10 +43,11 @@ class ServeProcess:
         self.data.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "accord", self.command, "--config", str(self.config),
                 "--data", str(self.data), "--mllp-port", str(self.port),
-                "--dicom-port", str(free_port()), "--http-port", str(free_port())]
+                "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                              **self.env})
         deadline = time.monotonic() + timeout
         while not port_open(self.port):
             if self.proc.poll() is not None:
@@ -79,8 +83,9 @@ def serve() -> Iterator[Callable[..., ServeProcess]]:
     started); any still running at the end of the test is killed."""
     procs: list[ServeProcess] = []
 
-    def make(config: Path, data: Path, port: int, command: str = "serve") -> ServeProcess:
-        procs.append(ServeProcess(config, data, port, command))
+    def make(config: Path, data: Path, port: int, command: str = "serve",
+             env: dict[str, str] | None = None) -> ServeProcess:
+        procs.append(ServeProcess(config, data, port, command, env))
         return procs[-1]
 
     yield make

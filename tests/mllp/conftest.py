@@ -1,26 +1,19 @@
-"""Shared helpers for the MLLP tests: a raw MLLP peer, a server factory, test certificates.
-
-Certificates are made by the test run itself with the ``openssl`` command line (the
-``cryptography`` package is not a project dependency): a CA, a server certificate for
-127.0.0.1/localhost, a client certificate from the same CA, and a client certificate from
-an unknown CA.
-"""
+"""Shared helpers for the MLLP tests: a raw MLLP peer, a server factory, test certificates
+(made by the test run itself: ``tls_support.make_pki``)."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from accord.mllp.framing import Frame, Framer, Truncated
 from accord.mllp.server import MllpServer, PeerInfo
+from tls_support import Certs, make_pki
 
 WAIT = 10.0  # upper bound for anything that should happen "promptly"; never a timing assert
 
@@ -105,45 +98,8 @@ async def serve() -> AsyncIterator[ServeFactory]:
         await server.stop()
 
 
-@dataclass(frozen=True)
-class Certs:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_cert: Path
-    rogue_key: Path
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _issue(d: Path, name: str, subject: str, ca: str, ext: str) -> None:
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-             f"{name}.csr", "-subj", subject, cwd=d)
-    (d / f"{name}.ext").write_text(ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-sha256",
-             "-extfile", f"{name}.ext", cwd=d)
-
-
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make test certificates")
-    d = tmp_path_factory.mktemp("certs")
-    for ca in ("ca", "rogue-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key",
-                 "-out", f"{ca}.crt", "-days", "2", "-subj", f"/CN=Accord Test {ca}",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    _issue(d, "server", "/CN=localhost/O=Accord Test", "ca",
-           "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    _issue(d, "client", "/CN=ris-sender/O=Accord Test", "ca", "extendedKeyUsage=clientAuth\n")
-    _issue(d, "rogue", "/CN=rogue-sender/O=Elsewhere", "rogue-ca",
-           "extendedKeyUsage=clientAuth\n")
-    return Certs(ca=d / "ca.crt", server_cert=d / "server.crt", server_key=d / "server.key",
-                 client_cert=d / "client.crt", client_key=d / "client.key",
-                 rogue_cert=d / "rogue.crt", rogue_key=d / "rogue.key")
+    return make_pki(tmp_path_factory.mktemp("certs"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from accord.mllp.framing import EmptyFrame, Event, Frame, Junk, Oversize, Truncated
+from accord.mllp.framing import EmptyFrame, Event, Frame, Junk, Oversize, Truncated, Unframed
 
 SB, EB, CR = b"\x0b", b"\x1c", b"\r"
 MSG = b"MSH|^~\\&|RIS|HOSP|ACCORD|HOSP|20260101120000||ORM^O01|MSG0001|P|2.5.1\rPID|1||X1\r"
@@ -33,6 +33,7 @@ class Case:
     events: list[Event]
     eof: bool = False
     max_frame_bytes: int = 1024
+    max_junk_bytes: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -110,4 +111,19 @@ CASES: list[Case] = [
          [Frame(MSG), Truncated(3)], eof=True),
     Case("tiny limit", [framed(b"ab") + framed(b"a")], [Oversize(2), Frame(b"a")],
          max_frame_bytes=1),
+    Case("junk under the junk limit is only junk", [b"x" * 15 + framed(MSG)],
+         [Junk(15), Frame(MSG)], max_junk_bytes=16),
+    Case("junk reaching the junk limit is unframed", [b"x" * 16], [Unframed(16)],
+         max_junk_bytes=16),
+    Case("unframed once per run, then the run's junk", [b"\x00" * 40 + framed(MSG)],
+         [Unframed(16), Junk(40), Frame(MSG)], max_junk_bytes=16),
+    Case("each junk run counts on its own", [b"y" * 10 + framed(MSG) + b"z" * 10 + framed(MSG)],
+         [Junk(10), Frame(MSG), Junk(10), Frame(MSG)], max_junk_bytes=16),
+    Case("newlines alone never reach the junk limit", [b"\r\n" * 20 + framed(MSG)],
+         [Frame(MSG)], max_junk_bytes=16),
+    Case("newlines count in a junk run", [b"\r\n" * 8 + b"GET", framed(MSG)],
+         [Unframed(16), Junk(19), Frame(MSG)], max_junk_bytes=16),
+    Case("an HTTP request is junk", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+         [Unframed(16), Junk(27)], eof=True, max_junk_bytes=16),
+    Case("bytes inside a frame are never junk", [SB + b"x" * 100], [], max_junk_bytes=16),
 ]

@@ -13,8 +13,9 @@ from accord.mllp.framing import Event, Frame, Framer, Oversize, Truncated
 from .framing_cases import CASES, EB, MSG, SB, Case, framed
 
 
-def run(chunks: list[bytes], *, eof: bool = False, max_frame_bytes: int = 1024) -> list[Event]:
-    framer = Framer(max_frame_bytes=max_frame_bytes)
+def run(chunks: list[bytes], *, eof: bool = False, max_frame_bytes: int = 1024,
+        max_junk_bytes: int | None = None) -> list[Event]:
+    framer = Framer(max_frame_bytes=max_frame_bytes, max_junk_bytes=max_junk_bytes)
     events: list[Event] = []
     for chunk in chunks:
         framer.receive_data(chunk)
@@ -34,7 +35,7 @@ def test_corpus_has_at_least_30_distinct_cases() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_corpus(case: Case) -> None:
-    framer = Framer(max_frame_bytes=case.max_frame_bytes)
+    framer = Framer(max_frame_bytes=case.max_frame_bytes, max_junk_bytes=case.max_junk_bytes)
     events: list[Event] = []
     for chunk in case.chunks:
         framer.receive_data(chunk)
@@ -54,7 +55,8 @@ def test_corpus(case: Case) -> None:
 def test_corpus_same_events_byte_by_byte(case: Case) -> None:
     stream = b"".join(case.chunks)
     singles = [stream[i : i + 1] for i in range(len(stream))]
-    assert run(singles, eof=case.eof, max_frame_bytes=case.max_frame_bytes) == case.events
+    assert run(singles, eof=case.eof, max_frame_bytes=case.max_frame_bytes,
+               max_junk_bytes=case.max_junk_bytes) == case.events
 
 
 _TOKENS = [SB, EB, b"\r", b"\n", b"\x00", b"A", b"MSH|x", b"\x1c\r", b"\xc3\xa9", framed(MSG)]
@@ -66,15 +68,16 @@ _TOKENS = [SB, EB, b"\r", b"\n", b"\x00", b"A", b"MSH|x", b"\x1c\r", b"\xc3\xa9"
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
     eof=st.booleans(),
     limit=st.sampled_from([1, 4, 16, 1024]),
+    junk_limit=st.sampled_from([None, 1, 3, 16]),
 )
 def test_any_chunking_gives_the_same_events(
-    parts: list[bytes], cuts: list[int], eof: bool, limit: int
+    parts: list[bytes], cuts: list[int], eof: bool, limit: int, junk_limit: int | None
 ) -> None:
     stream = b"".join(parts)
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
-    assert run(chunks, eof=eof, max_frame_bytes=limit) == run(
-        [stream], eof=eof, max_frame_bytes=limit
+    assert run(chunks, eof=eof, max_frame_bytes=limit, max_junk_bytes=junk_limit) == run(
+        [stream], eof=eof, max_frame_bytes=limit, max_junk_bytes=junk_limit
     )
 
 
@@ -154,6 +157,8 @@ def test_frame_wraps_and_refuses_end_block_inside() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Framer(max_frame_bytes=0)
+    with pytest.raises(ValueError):
+        Framer(max_junk_bytes=0)
 
 
 def test_bytearray_input_gives_bytes_payloads() -> None:

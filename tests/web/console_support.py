@@ -56,7 +56,7 @@ def deps_for(rt: Runtime) -> WebDeps:
                    code_tables=rt.code_tables,
                    control_ids=rt.control_ids, reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
-                   config=rt.config, node_id=rt.node_id)
+                   config=rt.config, node_id=rt.node_id, peers=rt.peers)
 
 
 def console_app(rt: Runtime) -> FastAPI:

@@ -265,3 +265,18 @@ def test_health_is_ok_once_every_listener_is_up(tmp_path: Path) -> None:
 def test_health_is_503_while_the_engine_is_not_listening(client: TestClient) -> None:
     r = client.get("/api/health")
     assert r.status_code == 503 and r.json()["status"] == "starting"
+
+
+def test_peers_lists_each_listeners_addresses_and_the_metrics_count_them(
+    runtime: Runtime, client: TestClient,
+) -> None:
+    assert get(client, "/api/peers") == {"items": [], "next": None}
+    counters = runtime.mllp.peer_table.seen("10.1.2.3", 0.0)
+    counters.junk, counters.denied, counters.open = 2, 5, 1
+    items = get(client, "/api/peers")["items"]
+    assert items == [{"listener": "mllp", "address": "10.1.2.3", "open": 1, "messages": 0,
+                      "denied": 5, "refused": 0, "shed": 0, "junk": 2, "silent": 0,
+                      "tls_failed": 0}]
+    text = client.get("/metrics", headers=ADMIN).text
+    assert 'accord_peer_events_total{event="junk",listener="mllp",peer="10.1.2.3"} 2.0' in text
+    assert 'accord_peer_connections{listener="mllp",peer="10.1.2.3"} 1.0' in text

@@ -33,6 +33,7 @@ class Cell:
 ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/stats", Action.STATS_READ, None),
     ("GET", "/metrics", Action.METRICS_READ, None),
+    ("GET", "/api/peers", Action.STATS_READ, None),
     ("GET", "/api/messages", Action.MESSAGES_READ, None),
     ("GET", "/api/messages/{message_id}", Action.MESSAGES_READ, None),
     ("GET", "/api/errors", Action.ERRORS_READ, None),

@@ -47,6 +47,7 @@ from pydicom.dataset import Dataset
 
 from accord.clock import Clock
 from accord.config import DicomConfig
+from accord.dicom.admission import GateSettings
 from accord.dicom.index import WorklistEntry, WorklistIndex
 from accord.dicom.mpps import MppsInstance, Outcome, StatusCommand, UnscheduledProcedure
 from accord.dicom.query import Query
@@ -55,6 +56,7 @@ from accord.dicom.scp import DicomServer, ScpConfig, start_scp
 from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
+from accord.mllp.admission import parse_networks
 from accord.store import Store, Tx
 from accord.store.workflow.changes import LoggedChange
 from accord.workflow.events import Event
@@ -357,9 +359,11 @@ class DicomBridge:
             ids=self._ids, clock=self.clock, save=self._save, worklist=self.worklist,
             on_commit=on_commit)
         d = self.settings
+        gate = GateSettings(parse_networks(d.allowed_addresses), d.allowed_calling_aes,
+                            d.max_per_ae, d.max_per_peer, d.idle_timeout)
         scp = ScpConfig(ae_title=d.ae_title, host=d.host, port=d.port,
                         maximum_associations=d.max_associations,
-                        scope_to_station=d.scope_to_station)
+                        scope_to_station=d.scope_to_station, gate=gate)
         await asyncio.to_thread(self.worklist.load)
         try:
             self.server = await asyncio.to_thread(start_scp, scp, self.worklist, sink)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from pydicom.dataset import Dataset
 from rapidfuzz.distance import JaroWinkler
 
+from accord.dicom.received import unreadable
 from accord.dicom.worklist import WorklistItem
 from accord.workflow.model import Patient
 from accord.workflow.status import Status
@@ -218,6 +219,8 @@ def n_create(uid: str, attributes: Dataset, existing: MppsInstance | None,
     """An N-CREATE of MPPS instance ``uid`` (PS3.4 F.7.2.1)."""
     if existing is not None:
         return MppsRejected(0x0111, "duplicate SOP Instance UID")
+    if (why := unreadable(attributes)) is not None:
+        return MppsRejected(0x0106, why)  # invalid attribute value (PS3.7 C.4.2)
     missing = [k for k in _CREATE_REQUIRED if k not in attributes]
     if missing:
         return MppsRejected(0x0120, "missing " + ", ".join(missing))
@@ -246,6 +249,8 @@ def n_set(current: MppsInstance | None, modifications: Dataset,
     if current.status in FINAL:
         return MppsRejected(0x0110, f"Performed Procedure Step is {current.status}: "
                                     "it may no longer be updated")
+    if (why := unreadable(modifications)) is not None:
+        return MppsRejected(0x0106, why)  # invalid attribute value (PS3.7 C.4.2)
     merged = copy.deepcopy(current.dataset)
     for elem in modifications:
         if elem.tag not in _CREATE_ONLY and elem.tag.element != 0:

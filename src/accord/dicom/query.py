@@ -27,6 +27,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from accord.dicom.received import unreadable
+
 Filter = Callable[[Dataset], bool]
 
 SPS_SEQUENCE = 0x00400100
@@ -107,7 +109,7 @@ def _pn_group_matcher(group: str) -> Callable[[str], bool]:
         cand = candidate.casefold()
         if whole.fullmatch(cand):
             return True
-        parts = [*cand.split("^"), "", "", "", "", ""]
+        parts = [*cand.split("^"), *[""] * len(comps)]  # as many as the pattern has
         return all(r is None or r.fullmatch(parts[i]) for i, r in enumerate(comps))
 
     return match
@@ -122,7 +124,7 @@ def _pn_filter(tag: int, pattern: str) -> Filter:
         if len(groups) == 1:
             m = matchers[0]
             return m is None or any(m(g) for g in cand if g)
-        cand = [*cand, "", ""]
+        cand = [*cand, *[""] * len(matchers)]  # a pattern may hold more than 3 groups
         return all(m is None or m(cand[i]) for i, m in enumerate(matchers))
 
     return lambda ds: any(match_value(v) for v in _values(ds.get(tag)))
@@ -223,7 +225,7 @@ def _compile_sequence(elem: DataElement) -> Query | QueryRejected | None:
     item: Dataset = items[0]
     combined = _combine_start(item) if elem.tag == SPS_SEQUENCE else None
     keys = _without(item, (SPS_START_DATE, SPS_START_TIME)) if combined else item
-    sub = compile_query(keys)
+    sub = _compile(keys)
     if isinstance(sub, QueryRejected):
         return sub
     extra = (combined,) if combined is not None else ()
@@ -231,7 +233,14 @@ def _compile_sequence(elem: DataElement) -> Query | QueryRejected | None:
 
 
 def compile_query(identifier: Dataset) -> Query | QueryRejected:
-    """Compile a C-FIND identifier (PS3.4 C.2.2.2) into a :class:`Query`."""
+    """Compile a C-FIND identifier (PS3.4 C.2.2.2) into a :class:`Query`; an identifier
+    that cannot be read is refused as "unable to process" (C.4.1.1.4, status C000)."""
+    if (why := unreadable(identifier)) is not None:
+        return QueryRejected(why, 0xC000)
+    return _compile(identifier)
+
+
+def _compile(identifier: Dataset) -> Query | QueryRejected:
     filters: list[Filter] = []
     subqueries: list[tuple[int, Query]] = []
     for elem in identifier:

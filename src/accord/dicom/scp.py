@@ -9,7 +9,8 @@ N-CREATE / N-SET response is sent after persistence. Nothing received ever names
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
 association socket: without it each DIMSE exchange stalls ~40 ms (Nagle + delayed ACK;
 pynetdicom does not set it). Answers are encoded once per entry and query shape
-(:mod:`accord.dicom.responses`).
+(:mod:`accord.dicom.responses`). Who may associate, how many at once and for how long
+idle is :mod:`accord.dicom.admission`'s.
 No PHI in logs at INFO or above (pynetdicom's identifier dumps are switched off).
 """
 
@@ -27,7 +28,10 @@ from typing import Any, Protocol
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
+from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
+from accord.dicom.admission import AssociationGate, GateSettings
 from accord.dicom.index import WorklistEntry
 from accord.dicom.mpps import (
     MppsInstance,
@@ -103,6 +107,7 @@ class ScpConfig:
     statuses: frozenset[Status] = field(default=SERVABLE)  # steps served by C-FIND
     tz: tzinfo = UTC  # the department's zone for MPPS DA/TM
     response_cache: int = 50_000  # encoded C-FIND answers kept (0: none)
+    gate: GateSettings = field(default_factory=GateSettings)  # allow-lists, limits, idle
 
 
 def quiet_identifiers() -> None:
@@ -242,10 +247,12 @@ def build_ae(config: ScpConfig) -> AE:
 
 
 class DicomServer:
-    """A running SCP; :meth:`stop` closes the listener and its associations."""
+    """A running SCP; :meth:`stop` closes the listener and its associations. ``gate``
+    holds its admission rules and per-address counters."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, gate: AssociationGate) -> None:
         self._server = server
+        self.gate = gate
 
     @property
     def address(self) -> tuple[str, int]:
@@ -265,15 +272,20 @@ def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink) -> Dico
     free port) in background threads; returns once it listens."""
     ae = build_ae(config)
     mpps = _Mpps(source, sink, config)
-    handlers: list[Any] = [
+    gate = AssociationGate(config.gate)
+    handlers: list[Any] = [*gate.handlers(),
         (evt.EVT_CONN_OPEN, set_nodelay),
         (evt.EVT_C_ECHO, _on_echo),
         (evt.EVT_C_FIND, _on_find, [source, config, ResponseCache(config.response_cache)]),
         (evt.EVT_N_CREATE, mpps.on_create),
         (evt.EVT_N_SET, mpps.on_set),
     ]
-    server: Any = ae.start_server((config.host, config.port), block=False,
-                                  evt_handlers=handlers)
-    dicom = DicomServer(server)
+    server: Any = ae.make_server((config.host, config.port), evt_handlers=handlers,
+                                 server_class=ThreadedAssociationServer)
+    server.verify_request = gate.verify_request  # before serving: no connection slips by
+    threading.Thread(target=make_target(server.serve_forever), daemon=True,
+                     name=f"accord-dicom-{config.port}").start()
+    ae._servers.append(server)  # as AE.start_server does: server.shutdown() removes it
+    dicom = DicomServer(server, gate)
     LOG.info("DICOM SCP %s listening on %s:%d", config.ae_title, *dicom.address)
     return dicom

@@ -5,7 +5,16 @@
 """
 
 from accord.mllp.client import AckMismatchError, AckResult, MllpClient
-from accord.mllp.framing import EmptyFrame, Event, Frame, Framer, Junk, Oversize, Truncated
+from accord.mllp.framing import (
+    EmptyFrame,
+    Event,
+    Frame,
+    Framer,
+    Junk,
+    Oversize,
+    Truncated,
+    Unframed,
+)
 from accord.mllp.server import MllpLimits, MllpServer, PeerInfo, ServerStats
 from accord.mllp.tls import client_context, server_context
 
@@ -24,6 +33,7 @@ __all__ = [
     "PeerInfo",
     "ServerStats",
     "Truncated",
+    "Unframed",
     "client_context",
     "server_context",
 ]

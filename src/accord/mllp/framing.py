@@ -28,6 +28,10 @@ Rules (each has a case in ``tests/mllp/framing_cases.py``):
 5. EOF inside a frame (also right after a lone EB) gives :class:`Truncated` with the payload
    size seen. A frame is never completed by EOF: a sender that ends blocks with EB alone is
    not MLLP and is not guessed at.
+6. With ``max_junk_bytes`` set, a junk run (rule 1) that reaches that many bytes gives one
+   :class:`Unframed` event at the byte where it does, before the run's :class:`Junk`: the
+   peer is not speaking MLLP, and whoever owns the connection may close it without waiting
+   for a start block that may never come.
 """
 
 from __future__ import annotations
@@ -79,7 +83,15 @@ class Junk:
     size: int
 
 
-Event = Frame | EmptyFrame | Oversize | Truncated | Junk
+@dataclass(frozen=True, slots=True)
+class Unframed:
+    """``size`` bytes (the framer's ``max_junk_bytes``) arrived between blocks without a
+    start block and were not only CR/LF (rule 6); the run goes on."""
+
+    size: int
+
+
+Event = Frame | EmptyFrame | Oversize | Truncated | Junk | Unframed
 
 
 class _State(enum.Enum):
@@ -94,18 +106,24 @@ class Framer:
 
     Counters (plain attributes, for metrics): ``frames``, ``empty_frames``,
     ``oversize_frames``, ``truncated_frames``, ``junk_bytes``, ``newline_bytes``.
+    ``max_junk_bytes`` (None: no limit) is rule 6's threshold.
     """
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 max_junk_bytes: int | None = None) -> None:
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be at least 1")
+        if max_junk_bytes is not None and max_junk_bytes < 1:
+            raise ValueError("max_junk_bytes must be at least 1")
         self.max_frame_bytes = max_frame_bytes
+        self.max_junk_bytes = max_junk_bytes
         self._state = _State.BETWEEN
         self._payload = bytearray()
         self._size = 0  # payload bytes seen in the current block (held or dropped)
         self._pending_eb = False  # the last byte seen in a block was EB: CR may follow
         self._run = 0  # length of the current run of bytes between blocks
         self._run_is_junk = False
+        self._run_reported = False  # this run's Unframed event was emitted (rule 6)
         self._events: deque[Event] = deque()
         self.frames = 0
         self.empty_frames = 0
@@ -135,6 +153,11 @@ class Framer:
     def buffered_bytes(self) -> int:
         """Payload bytes held for the block in progress (never above max_frame_bytes + 1)."""
         return len(self._payload) + (1 if self._pending_eb else 0)
+
+    @property
+    def pending_junk(self) -> int:
+        """Bytes of the junk run in progress (rule 1), not yet reported by a Junk event."""
+        return self._run if self._run_is_junk else 0
 
     @property
     def pending_events(self) -> int:
@@ -190,6 +213,11 @@ class Framer:
             self._run += end - pos
             if newlines != end - pos:
                 self._run_is_junk = True
+            limit = self.max_junk_bytes
+            if (limit is not None and self._run_is_junk and not self._run_reported
+                    and self._run >= limit):
+                self._run_reported = True
+                self._events.append(Unframed(limit))
         if i < 0:
             return len(data)
         self._end_run()
@@ -202,6 +230,7 @@ class Framer:
             self._events.append(Junk(self._run))
         self._run = 0
         self._run_is_junk = False
+        self._run_reported = False
 
     def _take_payload(self, data: bytes, pos: int) -> int:
         if self._pending_eb:

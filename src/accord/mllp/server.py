@@ -8,11 +8,22 @@ business. Blocks that carry no message go to their own callbacks, since there is
 echo: ``on_oversize(size, peer)`` and ``on_empty(peer)``; without a callback the connection
 is closed, so the sender sees a failure instead of waiting for an ACK that never comes.
 
-Limits (:class:`MllpLimits`): a started block must end within ``frame_deadline``; a
-connection with nothing to read for ``idle_timeout`` is closed; connections beyond
-``max_connections`` per listener or ``max_per_peer`` per peer address are closed at once,
-with a WARNING naming only the address. A handler that raises gets the connection closed
-without an answer (nothing was acknowledged, the sender will resend).
+Admission, before anything is read (TLS included: the handshake comes after it): an
+address outside the allow-list is closed at once; a listener at ``max_connections``, or an
+address at ``max_per_peer``, makes room by shedding an idle connection, never-spoke first
+(:mod:`accord.mllp.admission` decides which), and refuses the newcomer only when every
+connection is busy.
+
+Limits (:class:`MllpLimits`): a connection must deliver its first message within
+``first_frame_grace`` of connecting (TLS handshake included); after that it may stay idle
+for ``idle_timeout`` (senders hold connections for days). A started block must end within
+``frame_deadline``. A run of ``max_junk_bytes`` between blocks that holds no start block
+closes the connection: that peer is not speaking MLLP. A handler that raises gets the
+connection closed without an answer (nothing was acknowledged, the sender will resend).
+
+Telling the operator: every case is counted per address (:meth:`MllpServer.peers`, for the
+console and the metrics) and in :class:`ServerStats`; warnings name only the address, at
+most once a minute per address and reason.
 
 :meth:`MllpServer.stop` stops accepting, closes idle connections, lets handlers in flight
 finish and send their answer for up to ``shutdown_grace`` seconds, then cancels the rest.
@@ -25,11 +36,19 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from accord.mllp.framing import EmptyFrame, Frame, Framer, Junk, Oversize, Truncated
+from accord.mllp.admission import (
+    AllowList,
+    Network,
+    OncePerInterval,
+    PeerCounters,
+    PeerTable,
+    choose_victim,
+)
+from accord.mllp.framing import EmptyFrame, Frame, Framer, Junk, Oversize, Truncated, Unframed
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +66,13 @@ class MllpLimits:
     max_connections: int = 100
     max_per_peer: int = 20
     shutdown_grace: float = 10.0
+    first_frame_grace: float = 10.0
+    max_junk_bytes: int = 4096
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "frame_deadline", "idle_timeout",
-                     "max_connections", "max_per_peer", "shutdown_grace"):
+                     "max_connections", "max_per_peer", "shutdown_grace",
+                     "first_frame_grace", "max_junk_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MllpLimits.{name} must be positive")
 
@@ -73,6 +95,11 @@ class ServerStats:
     accepted: int = 0
     open: int = 0
     refused: int = 0
+    denied: int = 0
+    shed: int = 0
+    silent: int = 0
+    junk_closed: int = 0
+    tls_failed: int = 0
     messages: int = 0
     oversize: int = 0
     empty: int = 0
@@ -115,9 +142,36 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.peer = peer
-        self.framer = Framer(max_frame_bytes=server.limits.max_message_bytes)
+        limits = server.limits
+        self.framer = Framer(max_frame_bytes=limits.max_message_bytes,
+                             max_junk_bytes=limits.max_junk_bytes)
         self.busy = False  # a handler is running: stop() lets it finish
+        self.spoke = False  # it delivered a message: the long idle timeout applies
+        self.shed = False  # closed to make room for another connection
+        self.sent_junk = False  # counted once per connection for its address
+        now = asyncio.get_running_loop().time()
+        self.opened_at = self.idle_since = now
         self._frame_started: float | None = None
+
+    # --- as a shedding candidate (accord.mllp.admission.Candidate) ----------------------
+    @property
+    def host(self) -> str:
+        return self.peer.host
+
+    @property
+    def sheddable(self) -> bool:
+        return not (self.busy or self.shed or self.framer.in_frame)
+
+    @property
+    def counters(self) -> PeerCounters:
+        return self.server.peer_table[self.peer.host]
+
+    async def handshake(self, context: ssl.SSLContext) -> None:
+        """TLS, within what is left of the first-frame grace."""
+        left = self.opened_at + self.server.limits.first_frame_grace - _now()
+        timeout = max(left, 0.001)
+        async with asyncio.timeout(timeout):
+            await self.writer.start_tls(context, ssl_handshake_timeout=timeout)
 
     async def run(self) -> None:
         while not self.server.closing:
@@ -133,55 +187,86 @@ class _Connection:
                 if block is not None:
                     self.writer.write(block)
                     await self.writer.drain()
+                    self.idle_since = _now()
             finally:
                 self.busy = False
             if self._frame_started is not None:
                 # A pipelined block began in an earlier read: its deadline counts from now,
                 # not through the time our own handler took.
-                self._frame_started = asyncio.get_running_loop().time()
+                self._frame_started = _now()
+
+    def _timeout(self, now: float) -> tuple[float, str]:
+        """How long the next read may wait, and which limit that is."""
+        limits = self.server.limits
+        waits = [(limits.idle_timeout, "idle")]
+        if not self.spoke:
+            waits.append((self.opened_at + limits.first_frame_grace - now, "grace"))
+        if self._frame_started is not None:
+            waits.append((self._frame_started + limits.frame_deadline - now, "deadline"))
+        wait, why = min(waits)
+        return max(wait, 0.0), why
 
     async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        limits = self.server.limits
-        timeout, deadline = limits.idle_timeout, False
-        if self._frame_started is not None:
-            left = max(limits.frame_deadline - (loop.time() - self._frame_started), 0.0)
-            timeout, deadline = min(timeout, left), left <= timeout
+        timeout, why = self._timeout(_now())
         try:
             async with asyncio.timeout(timeout):
                 data = await self.reader.read(_READ_SIZE)
         except TimeoutError:
-            self._log_timeout(deadline)
+            self._log_timeout(why)
             raise _Closed from None
         if not data:
             self.framer.receive_eof()
             return
+        self.idle_since = now = _now()
         self.framer.receive_data(data)
         if not self.framer.in_frame:
             self._frame_started = None
         elif self._frame_started is None:
-            self._frame_started = loop.time()
+            self._frame_started = now
 
-    def _log_timeout(self, deadline: bool) -> None:
-        stats, name = self.server.stats, self.server.name
-        if deadline:
+    def _log_timeout(self, why: str) -> None:
+        server = self.server
+        stats, name, host, port = server.stats, server.name, self.peer.host, self.peer.port
+        if why == "deadline":
             stats.frame_timeouts += 1
             log.warning("%s: closing %s:%d: block not ended within the frame deadline",
-                        name, self.peer.host, self.peer.port)
+                        name, host, port)
+        elif why == "grace":
+            stats.silent += 1
+            self.counters.silent += 1
+            junk = self.framer.pending_junk
+            if junk:
+                self._junk()
+            if server.warn_once("silent", host):
+                log.warning("%s: closing %s:%d: no message within %g s of connecting "
+                            "(%d bytes outside MLLP blocks)", name, host, port,
+                            server.limits.first_frame_grace, junk + self.framer.junk_bytes)
         else:
             stats.idle_timeouts += 1
-            log.info("%s: closing idle connection from %s:%d", name, self.peer.host,
-                     self.peer.port)
+            log.info("%s: closing idle connection from %s:%d", name, host, port)
 
-    async def _dispatch(self, event: Frame | EmptyFrame | Oversize | Truncated | Junk,
-                        ) -> bytes | None:
+    def _junk(self) -> None:
+        if not self.sent_junk:
+            self.sent_junk = True
+            self.counters.junk += 1
+
+    async def _dispatch(self, event: Frame | EmptyFrame | Oversize | Truncated | Junk
+                        | Unframed) -> bytes | None:
         """The framed answer to ``event``, or None to send nothing."""
         server, stats = self.server, self.server.stats
         if isinstance(event, Junk):
             stats.junk_bytes += event.size
+            self._junk()
             log.info("%s: skipped %d bytes outside MLLP blocks from %s", server.name,
                      event.size, self.peer.host)
             return None
+        if isinstance(event, Unframed):
+            stats.junk_closed += 1
+            self._junk()
+            if server.warn_once("junk", self.peer.host):
+                log.warning("%s: closing %s:%d: %d bytes without an MLLP start block",
+                            server.name, self.peer.host, self.peer.port, event.size)
+            raise _Closed
         if isinstance(event, Truncated):
             stats.truncated += 1
             log.warning("%s: connection from %s:%d closed inside a block (%d bytes)",
@@ -202,6 +287,8 @@ class _Connection:
         server = self.server
         if isinstance(event, Frame):
             server.stats.messages += 1
+            self.counters.messages += 1
+            self.spoke = True
             return await server.handler(event.payload, self.peer)
         if isinstance(event, Oversize):
             server.stats.oversize += 1
@@ -222,12 +309,13 @@ class MllpServer:
 
     ``handler(payload, peer)`` answers each message; ``on_oversize(size, peer)`` and
     ``on_empty(peer)`` answer blocks refused by the framer (None: close the connection).
+    ``allow``: the networks clients may connect from (empty: any).
     """
 
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  limits: MllpLimits | None = None, ssl_context: ssl.SSLContext | None = None,
                  name: str = "mllp", on_oversize: OversizeHandler | None = None,
-                 on_empty: EmptyHandler | None = None) -> None:
+                 on_empty: EmptyHandler | None = None, allow: Iterable[Network] = ()) -> None:
         self.handler = handler
         self.on_oversize = on_oversize
         self.on_empty = on_empty
@@ -235,7 +323,10 @@ class MllpServer:
         self.limits = limits if limits is not None else MllpLimits()
         self.ssl_context = ssl_context
         self.name = name
+        self.allow = AllowList(allow)
         self.stats = ServerStats()
+        self.peer_table = PeerTable()
+        self._once = OncePerInterval()
         self.closing = False
         self._requested_port = port
         self._server: asyncio.Server | None = None
@@ -249,12 +340,21 @@ class MllpServer:
             return self._requested_port
         return int(self._server.sockets[0].getsockname()[1])
 
+    def warn_once(self, kind: str, host: str) -> bool:
+        """True when a warning of this kind about ``host`` may be logged now (once a
+        minute: the counters count every case)."""
+        return self._once(kind, host, _now())
+
+    def peers(self) -> list[PeerCounters]:
+        """Each recent client address's counters (copies), by address."""
+        return self.peer_table.snapshot()
+
     async def start(self) -> None:
-        """Bind and start accepting."""
+        """Bind and start accepting. TLS, when configured, is started on each connection
+        after admission (so the allow-list and the limits come before the handshake)."""
         self.closing = False
         self._server = await asyncio.start_server(
-            self._accept, self.host, self._requested_port, ssl=self.ssl_context,
-            ssl_handshake_timeout=self.limits.frame_deadline if self.ssl_context else None,
+            self._accept, self.host, self._requested_port,
             backlog=max(100, self.limits.max_connections), reuse_address=True,
         )
         log.info("%s: listening on %s:%d%s", self.name, self.host, self.port,
@@ -288,20 +388,46 @@ class MllpServer:
         await self.stop()
 
     def _admit(self, host: str, port: int) -> bool:
-        limits, stats = self.limits, self.stats
+        """Allow-list first, then room (module rules); False: close the newcomer."""
         if self.closing:
             return False
-        why = ""
-        if stats.open >= limits.max_connections:
-            why = f"{stats.open} connections open (limit {limits.max_connections})"
-        elif self._per_peer.get(host, 0) >= limits.max_per_peer:
-            why = f"{self._per_peer[host]} connections from this address " \
-                  f"(limit {limits.max_per_peer})"
-        if why:
-            stats.refused += 1
-            log.warning("%s: refused connection from %s:%d: %s", self.name, host, port, why)
+        counters = self.peer_table.seen(host, _now())
+        if not self.allow.allows(host):
+            self.stats.denied += 1
+            counters.denied += 1
+            if self.warn_once("denied", host):
+                log.warning("%s: refused connection from %s:%d: address not allowed",
+                            self.name, host, port)
             return False
+        limits, held = self.limits, self._per_peer.get(host, 0)
+        if held >= limits.max_per_peer:
+            why = f"{held} connections from this address (limit {limits.max_per_peer})"
+            pool: Iterable[_Connection] = (c for c in self._conns if c.host == host)
+        elif self.stats.open >= limits.max_connections:
+            why = f"{self.stats.open} connections open (limit {limits.max_connections})"
+            pool = self._conns
+        else:
+            return True
+        victim = choose_victim(pool, self._per_peer)
+        if victim is None:
+            self.stats.refused += 1
+            counters.refused += 1
+            if self.warn_once("refused", host):
+                log.warning("%s: refused connection from %s:%d: %s, none idle", self.name,
+                            host, port, why)
+            return False
+        self._shed(victim, host, why)
         return True
+
+    def _shed(self, victim: _Connection, newcomer: str, why: str) -> None:
+        victim.shed = True
+        self._forget(victim)
+        self.stats.shed += 1
+        victim.counters.shed += 1
+        kind = "established" if victim.spoke else "never-spoke"
+        log.info("%s: closed %s idle connection from %s:%d for a newcomer from %s (%s)",
+                 self.name, kind, victim.host, victim.peer.port, newcomer, why)
+        victim.writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
@@ -314,9 +440,12 @@ class MllpServer:
         assert task is not None
         self._conns[conn] = task
         self._per_peer[peer.host] = self._per_peer.get(peer.host, 0) + 1
-        self.stats.accepted += 1
         self.stats.open += 1
+        conn.counters.open += 1
         try:
+            if self.ssl_context is not None:
+                await self._handshake(conn, self.ssl_context)
+            self.stats.accepted += 1
             await conn.run()
         except _Closed:
             pass
@@ -324,20 +453,48 @@ class MllpServer:
             if not self.closing:
                 raise
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.info("%s: connection from %s:%d lost (%s)", self.name, peer.host, peer.port,
-                     type(exc).__name__)
+            if not conn.shed:
+                log.info("%s: connection from %s:%d lost (%s)", self.name, peer.host,
+                         peer.port, type(exc).__name__)
         finally:
-            self._forget(conn, peer.host)
+            self._forget(conn)
             await _close(writer)
 
-    def _forget(self, conn: _Connection, host: str) -> None:
-        self._conns.pop(conn, None)
+    async def _handshake(self, conn: _Connection, context: ssl.SSLContext) -> None:
+        try:
+            await conn.handshake(context)
+        except (TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
+            if not conn.shed:
+                self.stats.tls_failed += 1
+                conn.counters.tls_failed += 1
+                if self.warn_once("tls", conn.host):
+                    log.warning("%s: TLS handshake with %s:%d failed (%s)", self.name,
+                                conn.host, conn.peer.port, _ssl_reason(exc))
+            raise _Closed from None
+        conn.peer = _peer_info(conn.writer)
+
+    def _forget(self, conn: _Connection) -> None:
+        if self._conns.pop(conn, None) is None:
+            return  # shed earlier: already forgotten
         self.stats.open -= 1
-        left = self._per_peer.get(host, 1) - 1
+        conn.counters.open -= 1
+        left = self._per_peer.get(conn.host, 1) - 1
         if left:
-            self._per_peer[host] = left
+            self._per_peer[conn.host] = left
         else:
-            self._per_peer.pop(host, None)
+            self._per_peer.pop(conn.host, None)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return type(exc).__name__
 
 
 def _peer_info(writer: asyncio.StreamWriter) -> PeerInfo:
@@ -356,6 +513,12 @@ def _peer_info(writer: asyncio.StreamWriter) -> PeerInfo:
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
-    with contextlib.suppress(Exception):
+    try:
         async with asyncio.timeout(2.0):
             await writer.wait_closed()
+    except asyncio.CancelledError:
+        # Cancelled while closing (a stop, the loop ending): drop the socket and let the
+        # task end quietly; nothing follows the close.
+        writer.transport.abort()
+    except Exception:  # the peer is gone either way
+        pass

@@ -59,6 +59,16 @@ def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -
     return counts
 
 
+@router.get("/api/peers", tags=["engine"])
+def peers(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
+    """This node's client addresses per listener (``mllp``, ``dicom``) and what each did:
+    ``open``, ``messages`` (DICOM: associations), ``denied`` (allow-lists), ``refused``
+    (limits), ``shed``, ``junk``, ``silent`` (no message within the grace; DICOM:
+    released idle), ``tls_failed``; ``last_seen`` is dropped (a monotonic clock)."""
+    items = [{k: v for k, v in row.items() if k != "last_seen"} for row in deps.peers()]
+    return {"items": items, "next": None}
+
+
 @router.get("/metrics", tags=["engine"], response_class=Response)
 def metrics(deps: Deps, principal: Annotated[Principal, who(Action.METRICS_READ)]) -> Response:
     """Prometheus text format (counters and latency histograms per interface and

@@ -7,7 +7,9 @@ Rules:
 - Request bodies are capped before parsing (``MAX_BODY``, 1 MiB: 413), from the
   ``Content-Length`` header and again while the body streams in.
 - Security headers on every answer (CSP without inline script, no framing, no sniffing,
-  no referrer); API answers are ``Cache-Control: no-store`` (they carry patient data).
+  no referrer), errors included; API answers are ``Cache-Control: no-store`` (they carry
+  patient data). A route that fails answers a plain 500: the traceback is logged, never
+  shown.
 - OpenAPI at ``/api/openapi.json`` and Swagger UI at ``/api/docs`` (both need a
   principal); the Swagger UI files are vendored under ``web/static/swagger`` (from the
   npm package ``swagger-ui-dist``), nothing is fetched from a CDN.
@@ -18,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -38,6 +41,7 @@ from accord.web.auth import SESSION_COOKIE, Auth
 from accord.web.deps import WebDeps, current_user
 from accord.web.metrics import Metrics
 
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 OPEN_PATHS = frozenset({"/api/health", "/login", "/setup", "/api/login", "/favicon.ico"})
@@ -110,6 +114,13 @@ class Guard:
             await self.app(scope, capped, with_headers)
         except _TooLarge:
             pass  # answered 413 in capped()
+        except Exception:
+            # A bug: the traceback goes to the log, never to the client, and the answer
+            # carries the security headers like every other (Starlette's own 500 page,
+            # outside this layer, would not).
+            log.exception("%s %s failed", scope.get("method", ""), path)
+            if not state["sent"]:
+                await _plain(send, 500, "internal error", path)
         finally:
             if self.metrics is not None:
                 route = scope.get("route")
@@ -206,7 +217,8 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
-                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config)
+                   ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
+                   peers=getattr(rt, "peers", lambda: []))
 
 
 def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | None = None,

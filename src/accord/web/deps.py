@@ -41,7 +41,9 @@ class WebDeps:
     ``reprocess_message`` / ``reprocess_outbox`` / ``inject`` are the engine's async
     actions (``Ingestor.reprocess``, ``Deliverer.reprocess``, ``Ingestor.inject``);
     ``ready`` says whether every listener is up (``/api/health``); ``metrics`` is
-    the Prometheus registry holder (``accord.web.metrics.Metrics``) or None.
+    the Prometheus registry holder (``accord.web.metrics.Metrics``) or None; ``peers``
+    lists this node's client addresses per listener with their counters
+    (``accord.mllp.admission.PeerCounters`` as dicts, with a ``listener`` key).
     """
 
     store: Store
@@ -58,6 +60,7 @@ class WebDeps:
     metrics: Any = None
     node_id: str = ""
     config: Any = None
+    peers: Callable[[], list[dict[str, Any]]] = field(default_factory=lambda: (lambda: []))
 
 
 def get_deps(request: Request) -> WebDeps:

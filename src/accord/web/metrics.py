@@ -8,7 +8,9 @@ Rules:
   :meth:`Metrics.observe_delivery` to the Deliverer; duplicates come from
   ``Ingestor.stats``. Queue depth per destination is read from the store at scrape
   time (one GROUP BY over the outbox queue index), so every node reports the same.
-- Labels never carry message content: interface and destination names only.
+- Labels never carry message content: interface and destination names, and the client
+  addresses of the listeners' admission counters (a table bounded per listener, see
+  ``accord.mllp.admission``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,31 @@ class _StoreCollector(Collector):
         yield dup
 
 
+PEER_EVENTS = ("messages", "denied", "refused", "shed", "junk", "silent", "tls_failed")
+
+
+class _PeerCollector(Collector):
+    """The listeners' per-address admission counters, read at scrape time."""
+
+    def __init__(self, peers: Callable[[], list[dict[str, Any]]]) -> None:
+        self._peers = peers
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "accord_peer_events", "What each client address did on a listener (messages, "
+            "or refused by the admission rules), on this node", labels=["listener", "peer",
+                                                                        "event"])
+        open_ = GaugeMetricFamily("accord_peer_connections",
+                                  "Connections (DICOM: associations) open per client address",
+                                  labels=["listener", "peer"])
+        for row in self._peers():
+            for event in PEER_EVENTS:
+                events.add_metric([row["listener"], row["address"], event], row[event])
+            open_.add_metric([row["listener"], row["address"]], row["open"])
+        yield events
+        yield open_
+
+
 class Metrics:
     """The engine's counters and histograms (see the module rules)."""
 
@@ -107,6 +134,10 @@ class Metrics:
         """Report queue depth per destination (and duplicates) at scrape time."""
         self.registry.register(_StoreCollector(store, destinations,
                                                duplicates or (lambda: {})))
+
+    def watch_peers(self, peers: Callable[[], list[dict[str, Any]]]) -> None:
+        """Report the listeners' per-address admission counters at scrape time."""
+        self.registry.register(_PeerCollector(peers))
 
     def observe_ack(self, interface: str, ack: bytes, seconds: float) -> None:
         received, latency, accepted, errored, rejected = self._ack_children(interface)

@@ -3,7 +3,8 @@
 One module per page group, each with its own router: ``dashboard`` (figures and
 alerts), ``exams`` (orders, patients, worklist), ``operations`` (message viewer, error
 queue), ``review`` (findings, duplicate pairs and merges), ``admin`` (code mappings,
-audit log) and ``login`` (login, logout, first-admin setup); ``render`` holds what
+audit log), ``peers`` (the dashboard's client-connections panel) and ``login``
+(login, logout, first-admin setup); ``render`` holds what
 every page is built with. :func:`install` adds them all to an app.
 """
 
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accord.web.console import admin, dashboard, exams, login, operations, review
+from accord.web.console import admin, dashboard, exams, login, operations, peers, review
 from accord.web.console.render import STATIC, LoginRedirect, html_errors, to_login
 from accord.web.deps import WebDeps
 
@@ -25,7 +26,7 @@ def install(app: FastAPI) -> None:
     the login pages, static files (unless mounted already), the alert monitor
     (``app.state.alerts``) and HTML error pages for non-API paths."""
     deps: WebDeps = app.state.deps
-    for group in (login, dashboard, exams, operations, review, admin):
+    for group in (login, dashboard, exams, operations, review, admin, peers):
         app.include_router(group.router)
     if not any(getattr(r, "path", "") == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
