@@ -34,7 +34,7 @@ Usage::
 
     .venv/bin/python bench/aging.py                       # 0, 100k, 1M: see bench/RESULTS.md
     .venv/bin/python bench/aging.py --sizes 0,20000 --no-write   # while developing
-    .venv/bin/python bench/aging.py --data /work/stores   # keep the loaded stores, reuse
+    .venv/bin/python bench/aging.py --data ../aging-stores   # keep the stores, reuse
 
 Results go to the ``aging`` section of bench/RESULTS.md unless ``--no-write``: write them
 only from a run on a quiet machine.
