@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
 .PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean \
-	audit lock fuzz
+	audit lock fuzz dist
 
 # The test environment is requirements.lock (pins used as constraints): what CI tests is
 # what `make audit` audited.
@@ -82,6 +82,11 @@ bench: $(BENCH_STAMP) services dcmtk
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 
+# The wheel and the sdist in dist/ (what docs/operations.md installs from).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 # Refresh the README's screenshots: the browser test run with docs/img as their folder
 # (a plain `make test` writes them to a temporary folder and leaves the tree clean).
 screenshots: $(STAMP) browser
@@ -92,4 +97,4 @@ soak: $(STAMP) services
 	ACCORD_SOAK=1 $(BIN)/pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) accord-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) accord-data dist build .pytest_cache .mypy_cache .ruff_cache

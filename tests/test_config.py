@@ -115,6 +115,28 @@ def test_config_is_frozen() -> None:
         cfg.node_id = "x"  # type: ignore[misc]
 
 
+def test_retention_per_table_and_the_audit_floor(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "store:\n  retention: {trace: 400, findings: 90}\n"))
+    assert cfg.store.retention.trace == 400 and cfg.store.retention.findings == 90
+    assert cfg.store.retention.audit == 3653 and cfg.store.retention.audit_floor == 2190
+    assert cfg.store.message_retention is None
+    assert load_config(None, {"store.retention_days": 30}).store.message_retention == 30
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "store:\n  retention:\n    audit: 30\n"))
+    assert "store.retention: audit: 30 days is shorter than audit_floor (2190 days)" in str(
+        err.value) and "line 2" in str(err.value)
+    assert load_config(write(tmp_path, "store:\n  retention: {audit: 30, audit_floor: 30}\n")
+                       ).store.retention.audit == 30
+    with pytest.raises(ConfigError, match=r"retention_days and retention\.messages"):
+        load_config(write(tmp_path, "store: {retention_days: 3, retention: {messages: 4}}\n"))
+
+
+def test_shutdown_grace(tmp_path: Path) -> None:
+    assert load_config(None).shutdown_grace == 30
+    with pytest.raises(ConfigError, match="shutdown_grace"):
+        load_config(write(tmp_path, "shutdown_grace: 0\n"))
+
+
 def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "accord.yaml"
     path.write_bytes(b'mllp:\n  host: "\xad"\n')

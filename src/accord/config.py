@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from accord.errors import ConfigError
 
@@ -144,14 +151,55 @@ class HttpConfig(_Model):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+AUDIT_YEARS = 3653  # ten years: health records law asks for six to ten
+
+
+class Retention(_Model):
+    """How many days each kind of row is kept (None: for ever), pruned by the retention
+    job in blocks. ``messages`` (or ``store.retention_days``, its older spelling): received
+    messages with their keys, claims and finished outbox rows, never one still queued or
+    in the error queue; ``trace``: trace events; ``findings``: findings once resolved
+    (open ones are kept); ``mpps``: MPPS instances; ``audit``: the audit log, never shorter
+    than ``audit_floor`` (a typo cannot erase the record of who saw what)."""
+
+    messages: int | None = Field(default=None, gt=0)
+    trace: int | None = Field(default=None, gt=0)
+    findings: int | None = Field(default=None, gt=0)
+    mpps: int | None = Field(default=None, gt=0)
+    audit: int | None = Field(default=AUDIT_YEARS, gt=0)
+    audit_floor: int = Field(default=6 * 365, gt=0)
+
+    @model_validator(mode="after")
+    def _audit_floor(self) -> Retention:
+        if self.audit is not None and self.audit < self.audit_floor:
+            raise ValueError(f"audit: {self.audit} days is shorter than audit_floor "
+                             f"({self.audit_floor} days)")
+        return self
+
+
 class StoreConfig(_Model):
-    """``url`` wins; else SQLite under ``data_dir``. ``retention_days`` None keeps all."""
+    """``url`` wins; else SQLite under ``data_dir``. Retention per table in ``retention``
+    (``retention_days`` is the older spelling of ``retention.messages``)."""
 
     url: str | None = None
     data_dir: Path = Path("accord-data")
     retention_days: int | None = Field(default=None, gt=0)
+    retention: Retention = Field(default_factory=Retention)
     prune_interval: float = Field(default=3600.0, gt=0)
     prune_block: int = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _one_message_retention(self) -> StoreConfig:
+        days, newer = self.retention_days, self.retention.messages
+        if days is not None and newer is not None and days != newer:
+            raise ValueError("retention_days and retention.messages say different things; "
+                             "keep retention.messages")
+        return self
+
+    @property
+    def message_retention(self) -> int | None:
+        """Days received messages are kept (None: for ever)."""
+        return self.retention.messages or self.retention_days
 
     def resolved_url(self) -> str:
         """The SQLAlchemy URL of the store."""
@@ -201,6 +249,7 @@ class Config(_Model):
     dialects: dict[str, dict[str, Any]] = {}
     alerts: dict[str, Any] = {}  # webhook, interval, rules: accord.web.alerts.AlertSettings
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    shutdown_grace: float = Field(default=30.0, gt=0)  # SIGTERM: seconds to finish in flight
 
     @field_validator("destinations")
     @classmethod
@@ -267,6 +316,21 @@ def load_config(path: str | Path | None = None,
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, lines, name)) from None
+
+
+def line_of(path: str | Path | None, keys: tuple[str | int, ...]) -> str:
+    """`` (FILE line N)`` for the key path ``keys`` in the config file (the nearest
+    enclosing key that is written there), or "" without a file: for errors found after
+    loading, when a section is built into the part that uses it."""
+    if path is None:
+        return ""
+    p = Path(path)
+    try:
+        _, lines = _parse_yaml(p.read_text(encoding="utf-8"), p.name)
+    except (OSError, ConfigError):
+        return f" ({p.name})"
+    line = _line_of(keys, lines)
+    return f" ({p.name} line {line})" if line else f" ({p.name})"
 
 
 def _parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:

@@ -14,8 +14,11 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from accord.clock import Clock, ControlIds, SystemClock
@@ -28,14 +31,26 @@ from accord.engine.jobs import pruning_loop
 from accord.engine.processor import Processor
 from accord.engine.router import Router
 from accord.engine.workflow import Outbound, RepositoryFactory, WorkflowProcessor
-from accord.mapping.dialect import Dialects
+from accord.errors import ConfigError
 from accord.mapping.procedures import Catalog, catalog_from_config
 from accord.mllp.admission import parse_networks
-from accord.mllp.server import MllpLimits, MllpServer
+from accord.mllp.server import MllpServer
 from accord.mllp.tls import server_context
-from accord.store import open_store
+from accord.reload import (
+    RELOADED,
+    RESTART_ONLY,
+    Reloaded,
+    build_parts,
+    dialects_of,
+    differing,
+    limits_of,
+    running,
+)
+from accord.store import open_store, storage
 from accord.store.accounts import Accounts
+from accord.store.db import Database
 from accord.store.gateway.store import SqlStore
+from accord.store.retention import Retention
 from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
 from accord.store.workflow.repository import repository_for
@@ -68,8 +83,12 @@ class Runtime:
     metrics: Metrics | None = None
     http: HttpServer | None = None  # the console + API, set by build()
     setup_link: str | None = None  # first start, no user yet: creates the first admin
+    processor: Processor | None = None
+    source: Path | None = None  # the config file, for reloads and error lines
+    loader: Callable[[], Config] | None = None  # reads the config again (reload)
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
     _started: bool = False
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def mllp_port(self) -> int:
@@ -112,7 +131,8 @@ class Runtime:
         if self.http is not None and await self.http.start():
             self.setup_link = await asyncio.to_thread(_setup_link, self)
         self._jobs.append(asyncio.create_task(
-            pruning_loop(self.store, self.config.store, self.clock, self.node_id),
+            pruning_loop(self.store, lambda: self.config.store, self.clock, self.node_id,
+                         _Housekeeping(self.store.database)),
             name="accord-prune"))
         alerts = getattr(self.http.app.state, "alerts", None) if self.http else None
         if alerts is not None:  # the console's alert monitor (accord.web.alerts)
@@ -121,17 +141,20 @@ class Runtime:
         log.info("node %s listening: %s", self.node_id, ", ".join(self.listening()))
 
     async def stop(self) -> None:
-        """Stop accepting, answer what is in flight, stop delivery and jobs, close."""
+        """Stop accepting, answer what is in flight, let deliveries in progress finish
+        (all within ``shutdown_grace`` seconds), stop the jobs, close."""
         if not self._started:
             return
         self._started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
         if self.http is not None:
             await self.http.stop()
-        await self.mllp.stop()
+        await self.mllp.stop()  # waits up to shutdown_grace for answers in flight
         if self.bridge is not None:
             await asyncio.to_thread(self.bridge.stop)
-        await self.ingestor.close()
-        await self.deliverer.stop()
+        await self.ingestor.close(max(1.0, deadline - loop.time()))
+        await self.deliverer.stop(max(0.0, deadline - loop.time()))
         for job in self._jobs:
             job.cancel()
         for job in self._jobs:
@@ -142,10 +165,64 @@ class Runtime:
             self.store.close()
         log.info("node %s stopped", self.node_id)
 
+    async def reload(self) -> Reloaded:
+        """Read the configuration file again and switch to its reloadable parts
+        (:mod:`accord.reload`); ConfigError (key and line) leaves everything running as
+        it was."""
+        if self.loader is None:
+            raise ConfigError("the engine was started without a configuration file; "
+                              "there is nothing to reload")
+        async with self._reloading:
+            old = self.config
+            new = await asyncio.to_thread(self.loader)
+            parts = build_parts(new, self.source, self.control_ids, self.clock.now())
+            rules = None
+            if new.workflow.catalog != old.workflow.catalog and parts.catalog is not None:
+                synced = await asyncio.to_thread(_catalog, self.code_tables, new, self.clock)
+                rules = synced.rules if synced is not None else ()
+            elif new.workflow.catalog != old.workflow.catalog:
+                rules = ()
+            notes = await asyncio.to_thread(self._queued_for_removed, old, new)
+            # From here on nothing is awaited: the switch happens at once on this loop.
+            self.deliverer.reconfigure(new.destinations)
+            if isinstance(self.processor, WorkflowProcessor):
+                self.processor.reconfigure(parts.dialects, parts.outbound, rules)
+            elif isinstance(self.processor, Router):
+                self.processor.reconfigure(new.destinations)
+            if self.bridge is not None:
+                self.bridge.use(parts.outbound)
+            self.mllp.limits = parts.limits
+            self.config = running(old, new)
+            if self.http is not None:  # the console's view of the configuration, alerts
+                self.http.app.state.deps.config = self.config
+                monitor = getattr(self.http.app.state, "alerts", None)
+                if monitor is not None:
+                    monitor.settings = parts.alerts
+                    monitor.destinations = [d.name for d in new.destinations]
+        done = Reloaded(applied=differing(old, new, RELOADED),
+                        restart=differing(old, new, RESTART_ONLY), notes=notes)
+        log.info("configuration reloaded: %s", done.summary())
+        return done
+
+    def _queued_for_removed(self, old: Config, new: Config) -> tuple[str, ...]:
+        """Blocking: a note for each removed destination that still has rows queued."""
+        kept = {d.name for d in new.destinations}
+        depth = self.store.queue_depth()
+        notes = []
+        for dest in old.destinations:
+            if dest.name in kept:
+                continue
+            queued = sum(n for (name, status), n in depth.items()
+                         if name == dest.name and status in ("pending", "in_flight"))
+            if queued:
+                notes.append(f"destination {dest.name} removed with {queued} message(s) "
+                             "queued: they stay queued, and go out if it is configured again")
+        return tuple(notes)
+
 
 def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None = None,
           processor: Processor | None = None, client_factory: ClientFactory | None = None,
-          control_ids: ControlIds | None = None) -> Runtime:
+          control_ids: ControlIds | None = None, source: Path | None = None) -> Runtime:
     """Wire an engine from ``config``; anything passed in replaces the default part.
 
     The default processor is the workflow
@@ -155,7 +232,8 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     ``processor`` passed in replaces the workflow (and then no DICOM bridge runs);
     :class:`accord.engine.router.Router` is the plain category router. The console + JSON API
     (``accord.web``) serve on ``http.host:http.port`` in the same event loop, and
-    Prometheus metrics count every MLLP answer and delivery.
+    Prometheus metrics count every MLLP answer and delivery. ``source`` is the file
+    ``config`` was read from: errors found while building name its lines.
 
     The store is the SQL store (:func:`accord.store.open_store`): the engine uses it
     through the :class:`accord.store.Store` port, and every other part the store
@@ -175,14 +253,15 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     code_tables = CodeTables(store.database)
     bridge: DicomBridge | None = None
     if processor is None and config.workflow.enabled:
-        processor, bridge = _workflow(config, store, code_tables, clock, ids)
+        processor, bridge = _workflow(config, store, code_tables, clock, ids, source)
     proc = processor or Router(config.destinations, ids)
     ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
+    metrics.watch_size(lambda: storage.measure(store.database))
     server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
                         host=config.mllp.host, port=config.mllp.port,
-                        limits=_limits(config), ssl_context=_tls(config),
+                        limits=limits_of(config), ssl_context=_tls(config),
                         on_oversize=metrics.wrap_handler(ingestor.on_oversize, "mllp"),
                         on_empty=metrics.wrap_handler(ingestor.on_empty, "mllp"),
                         allow=parse_networks(config.mllp.allowed_addresses))
@@ -190,10 +269,23 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
                  views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
-                 metrics=metrics)
+                 metrics=metrics, processor=proc, source=source)
     metrics.watch_peers(rt.peers)
     rt.http = _http(rt)
     return rt
+
+
+@dataclass(frozen=True, slots=True)
+class _Housekeeping:
+    """The retention job's work beyond messages (``accord.engine.jobs.Housekeeping``)."""
+
+    database: Database
+
+    def prune(self, cutoffs: Mapping[str, datetime], block: int) -> dict[str, int]:
+        return Retention(self.database).prune(cutoffs, block)
+
+    def record_size(self, now: datetime) -> int:
+        return storage.record(self.database, now)
 
 
 def _open_store(config: Config) -> SqlStore:
@@ -203,10 +295,10 @@ def _open_store(config: Config) -> SqlStore:
 
 
 def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: Clock,
-              ids: ControlIds) -> tuple[Processor, DicomBridge | None]:
+              ids: ControlIds, source: Path | None) -> tuple[Processor, DicomBridge | None]:
     """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge,
     whose worklist the repository feeds with the orders this node commits."""
-    dialects = Dialects.from_config(config.dialects)
+    dialects = dialects_of(config.dialects, source)
     outbound = Outbound(config.destinations, dialects, ids)
     bridge, repository = None, repository_for
     if config.dicom.enabled:
@@ -259,15 +351,6 @@ def _catalog(code_tables: CodeTables, config: Config, clock: Clock) -> Catalog |
     configured = catalog_from_config(raw, at=clock.now(), author="configuration")
     table = code_tables.sync(configured.table, at=clock.now(), author="configuration")
     return Catalog(table=table, rules=configured.rules)
-
-
-def _limits(config: Config) -> MllpLimits:
-    lim = config.mllp.limits
-    return MllpLimits(max_message_bytes=lim.max_message_bytes,
-                      frame_deadline=lim.frame_deadline, idle_timeout=lim.idle_timeout,
-                      max_connections=lim.max_connections, max_per_peer=lim.max_per_peer,
-                      first_frame_grace=lim.first_frame_grace,
-                      max_junk_bytes=lim.max_junk_bytes)
 
 
 def _tls(config: Config) -> ssl.SSLContext | None:

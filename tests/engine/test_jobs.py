@@ -59,3 +59,36 @@ async def test_pruning_job_respects_retention(tmp_path: Path) -> None:
         assert store.stats()["messages"] == 0
     finally:
         store.close()
+
+
+class _Recorder:
+    """A Housekeeping that remembers what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.cutoffs: list[dict[str, object]] = []
+        self.sizes = 0
+
+    def prune(self, cutoffs: object, block: int) -> dict[str, int]:
+        self.cutoffs.append(dict(cutoffs))  # type: ignore[call-overload]
+        return {}
+
+    def record_size(self, now: object) -> int:
+        self.sizes += 1
+        return 0
+
+
+def test_a_round_prunes_every_table_with_a_retention_and_records_the_size(
+        tmp_path: Path) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    clock = FixedClock()
+    try:
+        settings = load_config(None, {"store.retention.trace": 10}).store
+        done = _Recorder()
+        assert prune_once(store, settings, clock, "n1", done) == 0
+        assert done.cutoffs == [{"trace": clock.now() - timedelta(days=10),
+                                 "audit": clock.now() - timedelta(days=3653)}]
+        assert done.sizes == 1
+        assert prune_once(store, settings, clock, "n2", done) is None  # n1 holds the lease
+        assert done.sizes == 1
+    finally:
+        store.close()

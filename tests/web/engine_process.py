@@ -130,8 +130,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
 
 
 @contextlib.contextmanager
-def engine(data: Path, feed: tuple[str, ...]) -> Iterator[Engine]:
-    """``accord serve`` with users for every role (password PASSWORD), fed ``feed``."""
+def engine(data: Path, feed: tuple[str, ...], log_format: str = "text") -> Iterator[Engine]:
+    """``accord serve`` with users for every role (password PASSWORD), fed ``feed``,
+    logging in ``log_format`` (``text`` or ``json``)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     env.pop("ACCORD_API_TOKEN", None)
     for role in ROLES:
@@ -143,7 +144,8 @@ def engine(data: Path, feed: tuple[str, ...]) -> Iterator[Engine]:
     config = _config(data, mllp, http, pacs.port, free_port())
     log_path = data / "serve.log"
     with log_path.open("wb") as out:
-        process = subprocess.Popen([str(ACCORD), "serve", "--config", str(config)],
+        process = subprocess.Popen([str(ACCORD), "serve", "--config", str(config),
+                                    "--log-format", log_format],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     eng = Engine(data, http, mllp, process, pacs, log_path)
     try:

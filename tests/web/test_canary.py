@@ -2,15 +2,18 @@
 real ``accord serve`` over MLLP; every console page and API route, and their error
 paths (400, 401, 403, 404, 405, 409, 413), are visited by every role; the canary must
 then appear nowhere in what the engine printed (stdout and stderr, INFO and above:
-the engine's loggers, uvicorn's, and anything else written to its output)."""
+the engine's loggers, uvicorn's, and anything else written to its output), in either log
+format (``--log-format text`` or ``json``, where every line must be one JSON object)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from console_support import CANARY, FEED, PASSWORD
 from engine_process import Engine, engine, send
 
@@ -96,8 +99,9 @@ def _visit_all(eng: Engine, ids: dict[str, str]) -> set[int]:
     return seen
 
 
-def test_canary_strings_never_reach_the_logs(tmp_path: Path) -> None:
-    with engine(tmp_path, FEED) as eng:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_canary_strings_never_reach_the_logs(tmp_path: Path, log_format: str) -> None:
+    with engine(tmp_path, FEED, log_format) as eng:
         assert [a.split(b"MSA|")[1][:2] for a in eng.acks] == [b"AA", b"AA", b"AA", b"AE",
                                                                   b"AA"]
         send(eng.mllp_port, b"MSH|^~\\&|" + CANARY.encode() + b"|\rPID|garbage")  # AR
@@ -115,5 +119,9 @@ def test_canary_strings_never_reach_the_logs(tmp_path: Path) -> None:
         log = eng.log()
     assert {200, 400, 401, 403, 404, 405, 413} <= seen, seen
     assert "listening" in log  # the log was captured at INFO
+    if log_format == "json":  # every line one event; their decoded values searched too
+        events = [json.loads(line) for line in log.splitlines()]
+        assert all({"time", "level", "logger", "message"} <= e.keys() for e in events)
+        log += "\n".join(str(e) for e in events)
     assert CANARY.casefold() not in log.casefold(), [
         line for line in log.splitlines() if CANARY.casefold() in line.casefold()][:5]

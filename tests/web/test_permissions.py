@@ -60,6 +60,7 @@ ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/audit", Action.AUDIT_READ, None),
     ("GET", "/api/audit/export", Action.AUDIT_EXPORT, None),
     ("GET", "/api/config", Action.CONFIG_READ, None),
+    ("POST", "/api/config/reload", Action.CONFIG_WRITE, None),
 )
 # Routes any authenticated principal may use (no action of their own).
 ANY_PRINCIPAL = (("GET", "/api/me"), ("GET", "/api/openapi.json"), ("GET", "/api/docs"),

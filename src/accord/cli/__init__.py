@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,6 +24,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from accord import __version__
+        from accord.store.schema.migrations import head_revision
+
+        typer.echo(f"accord {__version__} (schema {head_revision()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_version,
+        help="Print the version and the schema revision, and exit.")] = False) -> None:
+    """Accord: an integration engine for medical imaging (HL7 v2, MLLP, DICOM MWL/MPPS)."""
 
 
 def _register() -> None:
@@ -53,8 +70,8 @@ def read_batch(file: str | Path, data: bytes) -> Batch:
 
 def main() -> None:
     """Entry point of the ``accord`` script."""
-    _register()
     try:
+        _register()
         app(standalone_mode=True)
     except AccordError as exc:
         if os.environ.get("ACCORD_DEBUG"):

@@ -310,6 +310,10 @@ class StoreMpps:
         status, data = found
         return MppsInstance(sop_instance_uid, status, decode_dataset(data))
 
+    def use(self, outbound: Outbound) -> None:
+        """A configuration reload: status messages from now on go to these destinations."""
+        self._outbound = outbound
+
     def record(self, instance: MppsInstance, outcome: Outcome) -> None:
         now = self._clock.now()
         with self._store.transaction() as tx:
@@ -343,6 +347,14 @@ class DicomBridge:
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._save, self._prune_log = save, prune_log
         self.server: DicomServer | None = None
+        self._sink: StoreMpps | None = None
+
+    def use(self, outbound: Outbound) -> None:
+        """A configuration reload: MPPS status messages from now on go out through
+        ``outbound`` (its destinations and dialects)."""
+        self._outbound = outbound
+        if self._sink is not None:
+            self._sink.use(outbound)
 
     async def start(self, wake: Callable[[], None], node: str) -> list[asyncio.Task[None]]:
         """Load the worklist, listen, and start the background jobs (worklist housekeeping;
@@ -354,7 +366,7 @@ class DicomBridge:
         def on_commit() -> None:  # MPPS commits happen on pynetdicom's threads
             loop.call_soon_threadsafe(wake)
 
-        sink = StoreMpps(
+        sink = self._sink = StoreMpps(
             self.store, self.reader, repository=self._repository, outbound=self._outbound,
             ids=self._ids, clock=self.clock, save=self._save, worklist=self.worklist,
             on_commit=on_commit)

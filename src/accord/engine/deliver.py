@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from accord.clock import Clock
@@ -61,6 +62,22 @@ def default_client_factory(dest: Destination) -> MllpClient:
                       connect_timeout=dest.connect_timeout, ack_timeout=dest.ack_timeout)
 
 
+@dataclass(eq=False)
+class _Queue:
+    """The workers of one destination, as configured when they started. A reload that
+    changes or removes the destination retires them (``stopping``): each finishes the
+    row it is sending, on its old settings, gives back the rest, and ends."""
+
+    dest: Destination
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: bool = False
+
+    def retire(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+
 class Deliverer:
     """One asyncio worker per destination (``workers`` of them when ``per_patient``)."""
 
@@ -74,8 +91,8 @@ class Deliverer:
         self._node = node_id
         self._factory = client_factory
         self._idle_poll = idle_poll
-        self._wake: dict[str, asyncio.Event] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._queues: dict[str, _Queue] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         self._ae_answers: dict[int, int] = {}
         self.delivered = 0
         self._resume = resume_own_leases
@@ -84,15 +101,19 @@ class Deliverer:
 
     async def start(self) -> None:
         """Start the workers (idempotent)."""
-        if self._tasks:
+        if self._queues:
             return
         if self._resume:
             await asyncio.to_thread(self._release_own_leases)
         for dest in self._destinations.values():
-            self._wake[dest.name] = asyncio.Event()
-            for slot in range(dest.workers if dest.per_patient else 1):
-                self._tasks.append(asyncio.create_task(
-                    self._worker(dest), name=f"accord-deliver-{dest.name}-{slot}"))
+            self._start(dest)
+
+    def _start(self, dest: Destination) -> None:
+        queue = _Queue(dest)
+        for slot in range(dest.workers if dest.per_patient else 1):
+            queue.tasks.append(asyncio.create_task(
+                self._worker(queue), name=f"accord-deliver-{dest.name}-{slot}"))
+        self._queues[dest.name] = queue
 
     def _release_own_leases(self) -> None:
         """Blocking: rows this node still had in flight when it last stopped (it crashed)
@@ -112,9 +133,43 @@ class Deliverer:
             released = self._store.release_many(ids, self._node)
             log.info("node %s resumed %d outbox row(s) left in flight", self._node, released)
 
-    async def stop(self) -> None:
-        """Stop the workers; a row being sent stays leased and is sent again later."""
-        tasks, self._tasks = self._tasks, []
+    def reconfigure(self, destinations: Sequence[Destination]) -> list[str]:
+        """Swap to ``destinations`` (a configuration reload), on the event loop: a new
+        destination gets workers now; a changed one gets new workers while the old ones
+        finish the row they are sending on the old settings (the store hands a queue's
+        head to one worker at a time, so order holds); a removed one's workers retire
+        and its queued rows stay queued, sent if it is configured again. Returns the
+        names of the destinations that changed."""
+        new = {d.name: d for d in destinations}
+        changed = sorted(name for name in new.keys() | self._destinations.keys()
+                         if new.get(name) != self._destinations.get(name))
+        self._destinations = new
+        if not self._queues:  # not started: start() uses the new set
+            return changed
+        for name in changed:
+            old = self._queues.pop(name, None)
+            if old is not None:
+                self._retire(old)
+            if name in new:
+                self._start(new[name])
+        return changed
+
+    def _retire(self, queue: _Queue) -> None:
+        queue.retire()
+        self._retiring.update(queue.tasks)
+        for task in queue.tasks:
+            task.add_done_callback(self._retiring.discard)
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop the workers. Within ``grace`` seconds each finishes the row it is sending
+        (its ACK is recorded); after that, a row being sent stays leased and is sent
+        again later. Rows claimed and not yet sent are given back."""
+        queues, self._queues = list(self._queues.values()), {}
+        for queue in queues:
+            queue.retire()
+        tasks = [t for q in queues for t in q.tasks] + list(self._retiring)
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -123,9 +178,9 @@ class Deliverer:
 
     def wake(self, destinations: Sequence[str] | None = None) -> None:
         """New rows were committed: let idle workers look now instead of at the next poll."""
-        for name, event in self._wake.items():
+        for name, queue in self._queues.items():
             if destinations is None or name in destinations:
-                event.set()
+                queue.wake.set()
 
     async def reprocess(self, row_id: int) -> int:
         """Send an error-queue row again: a new row linked to the original (its id)."""
@@ -134,17 +189,17 @@ class Deliverer:
         self.wake()
         return new_id
 
-    async def _worker(self, dest: Destination) -> None:
+    async def _worker(self, queue: _Queue) -> None:
+        dest, wake = queue.dest, queue.wake
         client = self._factory(dest)
-        wake = self._wake[dest.name]
         run = 1  # rows per claim: doubles after a clean run, back to 1 after a failure
         store_down = False
         try:
-            while True:
+            while not queue.stopping:
                 try:
                     rows = await asyncio.to_thread(self._claim, dest, run)
                     if rows:
-                        clean = await self._send_run(client, dest, rows)
+                        clean = await self._send_run(client, queue, rows)
                 except StoreError as exc:
                     # The database went away (restart, network): rows this worker holds
                     # stay leased and are handed out again when the lease ends.
@@ -173,18 +228,19 @@ class Deliverer:
             return self._store.claim(dest.name, self._node, now, lease, 1, True)
         return self._store.claim_run(dest.name, self._node, now, lease, run)
 
-    async def _send_run(self, client: MllpClient, dest: Destination,
+    async def _send_run(self, client: MllpClient, queue: _Queue,
                         rows: list[OutboxRow]) -> bool:
         """Send claimed rows in order; True when every one was accepted. The AAs are
         recorded together; rows not sent (after a failure, past the time budget, or on
         stop) are given back unsent."""
+        dest = queue.dest
         loop = asyncio.get_running_loop()
         budget = loop.time() + _lease_seconds(dest) / 2  # well inside the lease
         acks: list[tuple[int, bytes]] = []
         handled = 0
         try:
             for row in rows:
-                if handled and loop.time() > budget:
+                if handled and (loop.time() > budget or queue.stopping):
                     return True
                 try:
                     result = await client.send_message(row.payload, row.control_id)

@@ -38,6 +38,10 @@ class Router:
         self._destinations = tuple(destinations)
         self._ids = control_ids
 
+    def reconfigure(self, destinations: Sequence[Destination]) -> None:
+        """A configuration reload: messages from now on go to these destinations."""
+        self._destinations = tuple(destinations)
+
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
         kind = CATEGORY_OF.get(msg.get("MSH-9.1").upper())
         targets = [d for d in self._destinations if kind is not None and kind in d.send]

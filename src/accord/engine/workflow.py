@@ -24,8 +24,9 @@ Rules (the ACK rules and outbound messages of docs/interface.md):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -38,7 +39,7 @@ from accord.mapping.apply import apply_mapped
 from accord.mapping.dialect import Dialect, Dialects
 from accord.mapping.inbound import map_message
 from accord.mapping.outbound import build
-from accord.mapping.procedures import Catalog, CodeTable
+from accord.mapping.procedures import Catalog, CodeTable, StationRule
 from accord.store import JsonDict, OutboxItem, Tx
 from accord.workflow.events import (
     Event,
@@ -169,6 +170,14 @@ def detail(outcome: WorkflowOutcome, items: Sequence[OutboxItem]) -> JsonDict:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """The dialects and the outbound side of one configuration, read together."""
+
+    dialects: Dialects
+    outbound: Outbound
+
+
 class WorkflowProcessor:
     """The ingest :class:`~accord.engine.processor.Processor` of the workflow (module
     rules)."""
@@ -176,8 +185,8 @@ class WorkflowProcessor:
     def __init__(self, *, dialects: Dialects, outbound: Outbound, ids: IdSource,
                  repository: RepositoryFactory, catalog: Catalog | None = None,
                  matcher: Matcher | None = None, live: LiveTable | None = None) -> None:
-        self._dialects = dialects
-        self._outbound = outbound
+        self._setup = _Setup(dialects, outbound)
+        self._catalog_lock = threading.Lock()  # the writer thread and a reload both swap it
         self._ids = ids
         self._repository = repository
         self.catalog = catalog  # replaced when the procedure table changes
@@ -196,8 +205,20 @@ class WorkflowProcessor:
         self._checked = tx
         version = self._live.version(tx)
         if version != self._version:
-            self.catalog = replace(self.catalog or Catalog(), table=self._live.table(tx))
+            table = self._live.table(tx)
+            with self._catalog_lock:
+                self.catalog = replace(self.catalog or Catalog(), table=table)
             self._version = version
+
+    def reconfigure(self, dialects: Dialects, outbound: Outbound,
+                    rules: tuple[StationRule, ...] | None) -> None:
+        """A configuration reload: messages mapped from now on use these dialects,
+        destinations and station rules (``None``: keep the current ones); a message
+        already mapped finishes with what it was mapped with."""
+        self._setup = _Setup(dialects, outbound)
+        if rules is not None:
+            with self._catalog_lock:
+                self.catalog = replace(self.catalog or Catalog(), rules=rules)
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
         return self.prepare(msg, now)(tx)
@@ -205,7 +226,8 @@ class WorkflowProcessor:
     def prepare(self, msg: Message, now: datetime) -> Prepared:
         """Map ``msg`` now (pure: no transaction needed); the returned step applies it on
         an ingest transaction (``process`` is both at once)."""
-        dialect = self._dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
+        setup = self._setup  # one configuration for the whole message, reloads or not
+        dialect = setup.dialects.for_sender(msg.get("MSH-3.1"), msg.get("MSH-4.1"))
         catalog = self.catalog
         mapped = map_message(msg, dialect, now=now, catalog=catalog)
 
@@ -218,7 +240,7 @@ class WorkflowProcessor:
             result = apply_mapped(repo, fresh, dialect, now=now, ids=self._ids,
                                   matcher=self._matcher)
             repo.flush()
-            items = self._outbound.items(result.outbound_events, now)
+            items = setup.outbound.items(result.outbound_events, now)
             return Outcome(detail=detail(result, items), outbox=items,
                            error=outcome_error(result))
 

@@ -99,6 +99,10 @@ _CHOICES: Mapping[str, tuple[str, ...]] = {
 }
 
 
+# Where a field is written in the config when its name there differs (error locations).
+_KEYS: Mapping[str, str] = {"study_uid_policy": "study_uid.policy"}
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """How one connected system speaks. ``Dialect()`` is a sane default (IHE SWF)."""
@@ -135,10 +139,11 @@ class Dialect:
             if getattr(self, key) not in choices:
                 raise ConfigError(
                     f"dialect {self.name}: {key} must be one of {', '.join(choices)}, "
-                    f"not {getattr(self, key)!r}"
+                    f"not {getattr(self, key)!r}", location=_KEYS.get(key, key)
                 )
         if self.drift_threshold < 1:
-            raise ConfigError(f"dialect {self.name}: drift_threshold must be at least 1")
+            raise ConfigError(f"dialect {self.name}: drift_threshold must be at least 1",
+                              location="drift_threshold")
 
     def order_status_for(self, control: str, status: str) -> tuple[bool, Status | None]:
         """(known, status) for ORC-1 ``control`` with ORC-5 ``status``: pair, then alone."""
@@ -159,7 +164,8 @@ class Dialect:
         known = {f.name for f in fields(cls)} | {"match", "study_uid", "siu_order"}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ConfigError(f"dialect {name}: unknown key(s) {', '.join(unknown)}")
+            raise ConfigError(f"dialect {name}: unknown key(s) {', '.join(unknown)}",
+                              location=unknown[0])
         values: dict[str, Any] = {"name": name}
         for key in ("authority", "default_authority", "accession", "s14", "outbound",
                     "default_station", "unmapped_code", "unknown_order", "merged_reference",
@@ -181,9 +187,10 @@ class Dialect:
                 values[key] = _int(raw[key], name, key)
         if "drift_fields" in raw:
             values["drift_fields"] = tuple(str(f) for f in raw["drift_fields"])
-        values["order_status"] = _codes(DEFAULT_ORDER_STATUS, raw.get("order_status"), name)
-        values["report_status"] = _codes(DEFAULT_REPORT_STATUS, raw.get("report_status"), name)
-        values["siu_status"] = _codes(DEFAULT_SIU_STATUS, raw.get("siu_status"), name)
+        for key, base in (("order_status", DEFAULT_ORDER_STATUS),
+                          ("report_status", DEFAULT_REPORT_STATUS),
+                          ("siu_status", DEFAULT_SIU_STATUS)):
+            values[key] = _codes(base, raw.get(key), name, key)
         return cls(**values)
 
 
@@ -191,17 +198,18 @@ def _int(value: Any, name: str, key: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"dialect {name}: {key} must be an integer") from exc
+        raise ConfigError(f"dialect {name}: {key} must be an integer", location=key) from exc
 
 
 def _codes(
-    base: Mapping[str, Status | None], extra: Any, name: str
+    base: Mapping[str, Status | None], extra: Any, name: str, key: str
 ) -> dict[str, Status | None]:
     table = dict(base)
     if not extra:
         return table
     if not isinstance(extra, Mapping):
-        raise ConfigError(f"dialect {name}: a status table must be a mapping of code to status")
+        raise ConfigError(f"dialect {name}: a status table must be a mapping of code to status",
+                          location=key)
     for code, value in extra.items():
         if value is None or value == "":
             table[str(code)] = None
@@ -211,7 +219,7 @@ def _codes(
         except ValueError as exc:
             raise ConfigError(
                 f"dialect {name}: {code!r} maps to {value!r}, not a canonical status "
-                f"({', '.join(s.value for s in Status)})"
+                f"({', '.join(s.value for s in Status)})", location=f"{key}.{code}"
             ) from exc
     return table
 

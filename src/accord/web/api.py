@@ -53,9 +53,12 @@ def health(deps: Deps) -> JSONResponse:
 
 @router.get("/api/stats", tags=["engine"])
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
-    """Whole-store counts: messages, errors, outbox, patients, orders, open findings."""
+    """Whole-store counts: messages, errors, outbox, patients, orders, open findings; the
+    store's size in bytes and its average growth per day (the last two weeks)."""
     counts: dict[str, Any] = dict(deps.store.stats())
     counts.update(deps.views.dashboard.counts())
+    size = deps.views.storage.size()
+    counts.update(store_bytes=size.bytes, store_growth_per_day=size.growth_per_day)
     return counts
 
 

@@ -10,19 +10,22 @@ own role.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from accord.errors import ConfigError
 from accord.store.accounts import TokenRecord, UserExistsError, UserRecord
 from accord.web import api_json as js
 from accord.web import audit as audit_mod
 from accord.web.api import Cursor, Deps, Limit, bad_request, iso_time, who
 from accord.web.auth import SESSION_COOKIE, AuthError, NewSession, Principal
-from accord.web.deps import CurrentUser, client_address, record
+from accord.web.deps import CurrentUser, WebDeps, client_address, record
 from accord.web.permissions import PERMISSIONS, Action, Role, allowed, allowed_on
 
 router = APIRouter()
@@ -260,6 +263,33 @@ def config(request: Request, deps: Deps, principal: Annotated[Principal, who(Act
     if store.get("url"):  # never show a database password
         store["url"] = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", store["url"])
     return data
+
+
+async def reload_config(request: Request, deps: WebDeps) -> dict[str, Any]:
+    """Reload the configuration file (``Runtime.reload``) and audit it, refused or not;
+    HTTPException 400 names the key and line of a refused file, 503 when no engine runs."""
+    if deps.reload is None:
+        raise HTTPException(503, "reloading needs the running engine")
+    try:
+        done = dict(await deps.reload())
+    except ConfigError as exc:
+        await run_in_threadpool(functools.partial(
+            record, request, "config.reload", object_type="config", outcome="refused",
+            detail={"error": str(exc)}))
+        raise HTTPException(400, f"configuration not reloaded: {exc}") from None
+    await run_in_threadpool(functools.partial(
+        record, request, "config.reload", object_type="config", detail=done))
+    return done
+
+
+@router.post("/api/config/reload", tags=["configuration"])
+async def reload(request: Request, deps: Deps,
+                 principal: Annotated[Principal, who(Action.CONFIG_WRITE)]) -> dict[str, Any]:
+    """Read the configuration file again and apply what can change without a restart
+    (destinations, dialects, station rules, alert rules, limits, retention): answers
+    ``applied``, ``restart`` (keys that wait for a restart) and ``notes``; a file with
+    an error is refused (400, naming the key and line) and the running one stays."""
+    return await reload_config(request, deps)
 
 
 def can(principal: Principal, action: Action) -> bool:

@@ -212,13 +212,18 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
             listeners["http"] = http.port > 0
         return listeners
 
+    async def reload() -> dict[str, Any]:
+        done = await rt.reload()
+        return dict(done.as_json())
+
     return WebDeps(store=rt.store, clock=rt.clock, auth=auth, views=rt.views,
                    auditor=Auditor(rt.accounts.audit, rt.clock), code_tables=rt.code_tables,
                    control_ids=rt.control_ids,
                    reprocess_message=rt.ingestor.reprocess,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
-                   peers=getattr(rt, "peers", lambda: []))
+                   peers=getattr(rt, "peers", lambda: []),
+                   reload=reload if hasattr(rt, "reload") else None)
 
 
 def create_app(runtime_or_deps: Any, *, extra_routers: Sequence[APIRouter] | None = None,

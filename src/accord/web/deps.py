@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -43,7 +43,9 @@ class WebDeps:
     ``ready`` says whether every listener is up (``/api/health``); ``metrics`` is
     the Prometheus registry holder (``accord.web.metrics.Metrics``) or None; ``peers``
     lists this node's client addresses per listener with their counters
-    (``accord.mllp.admission.PeerCounters`` as dicts, with a ``listener`` key).
+    (``accord.mllp.admission.PeerCounters`` as dicts, with a ``listener`` key);
+    ``reload`` reads the configuration file again (``Runtime.reload``) and answers what
+    it applied, raising ConfigError when the file is refused.
     """
 
     store: Store
@@ -61,6 +63,7 @@ class WebDeps:
     node_id: str = ""
     config: Any = None
     peers: Callable[[], list[dict[str, Any]]] = field(default_factory=lambda: (lambda: []))
+    reload: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
 
 
 def get_deps(request: Request) -> WebDeps:

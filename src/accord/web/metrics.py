@@ -69,6 +69,17 @@ class _StoreCollector(Collector):
         yield dup
 
 
+class _SizeCollector(Collector):
+    """The store's size on disk, measured at scrape time."""
+
+    def __init__(self, measure: Callable[[], int]) -> None:
+        self._measure = measure
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("accord_store_bytes", "Size of the store on disk, in bytes",
+                                value=self._measure())
+
+
 PEER_EVENTS = ("messages", "denied", "refused", "shed", "junk", "silent", "tls_failed")
 
 
@@ -134,6 +145,10 @@ class Metrics:
         """Report queue depth per destination (and duplicates) at scrape time."""
         self.registry.register(_StoreCollector(store, destinations,
                                                duplicates or (lambda: {})))
+
+    def watch_size(self, measure: Callable[[], int]) -> None:
+        """Report the store's size (``accord_store_bytes``) at scrape time."""
+        self.registry.register(_SizeCollector(measure))
 
     def watch_peers(self, peers: Callable[[], list[dict[str, Any]]]) -> None:
         """Report the listeners' per-address admission counters at scrape time."""

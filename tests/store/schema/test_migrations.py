@@ -21,7 +21,7 @@ from accord.store.schema.migrations import alembic_config, head_revision
 from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
-CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold"]
+CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0008_operations"]
 
 
 def test_exactly_one_head() -> None:

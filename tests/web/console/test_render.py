@@ -15,6 +15,7 @@ from accord.runtime import Runtime
 PAGES: dict[str, frozenset[str]] = {
     "/": frozenset({"viewer", "operator", "admin"}),
     "/dashboard/live": frozenset({"viewer", "operator", "admin"}),
+    "/dashboard/maintenance": frozenset({"viewer", "operator", "admin"}),
     "/worklist?date=20260302": frozenset({"viewer", "operator", "admin"}),
     "/orders": frozenset({"viewer", "operator", "admin"}),
     "/orders?accession=CANARY7f3aACC": frozenset({"viewer", "operator", "admin"}),

@@ -3,7 +3,8 @@
 Rule: these modules are the schema as the code sees it; ``migrations/versions`` is how a
 database gets there (a test checks the two agree). Importing this package loads every
 area's tables onto :data:`metadata`: the gateway's (``gateway.py``), the workflow's
-(``workflow.py``) and the accounts' (``accounts.py``), all over ``base.py``.
+(``workflow.py``), the accounts' (``accounts.py``) and the store's own
+(``housekeeping.py``), all over ``base.py``.
 """
 
 from accord.store.schema.accounts import (
@@ -24,6 +25,7 @@ from accord.store.schema.gateway import (
     messages,
     outbox,
 )
+from accord.store.schema.housekeeping import store_sizes
 from accord.store.schema.workflow import (
     ID_LEN,
     wf_field_stats,
@@ -61,6 +63,7 @@ __all__ = [
     "outbox",
     "sessions",
     "setup_tokens",
+    "store_sizes",
     "users",
     "wf_field_stats",
     "wf_findings",

@@ -237,6 +237,7 @@ wf_mpps = Table(
     Column("status", String(16), nullable=False),
     Column("dataset", LargeBinary(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_mpps_instances_updated_at", "updated_at"),  # retention, oldest first
 )
 
 # Orders whose worklist items may have changed, in commit order (polled by readers).

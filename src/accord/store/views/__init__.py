@@ -6,7 +6,8 @@ both, so a page and its API route can never disagree.
 - ``patients.py``: patient search, lookups by identifier, the patient page;
 - ``worklist.py``: scheduled procedure steps as the MWL serves them;
 - ``findings.py``: findings, their resolution, potential duplicate pairs;
-- ``dashboard.py``: the dashboard's figures and the workflow's counts.
+- ``dashboard.py``: the dashboard's figures and the workflow's counts;
+- ``storage.py``: the store's size and its growth per day.
 
 Messages, the outbox and the error queue are read through the gateway's port
 (:class:`accord.store.Store`); audit records through ``store.accounts``.
@@ -25,10 +26,11 @@ from accord.store.views.dashboard import DashboardView
 from accord.store.views.findings import FindingViews
 from accord.store.views.orders import OrderViews
 from accord.store.views.patients import PatientViews
+from accord.store.views.storage import StorageView
 from accord.store.views.worklist import WorklistView
 
-__all__ = ["DashboardView", "FindingViews", "OrderViews", "PatientViews", "Views",
-           "WorklistView"]
+__all__ = ["DashboardView", "FindingViews", "OrderViews", "PatientViews", "StorageView",
+           "Views", "WorklistView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,9 @@ class Views:
     worklist: WorklistView
     findings: FindingViews
     dashboard: DashboardView
+    storage: StorageView
 
     @classmethod
     def over(cls, database: Database) -> Views:
         return cls(OrderViews(database), PatientViews(database), WorklistView(database),
-                   FindingViews(database), DashboardView(database))
+                   FindingViews(database), DashboardView(database), StorageView(database))

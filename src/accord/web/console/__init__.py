@@ -1,7 +1,8 @@
 """The console: server-rendered pages (Jinja2 and htmx served locally, no CDN).
 
 One module per page group, each with its own router: ``dashboard`` (figures and
-alerts), ``exams`` (orders, patients, worklist), ``operations`` (message viewer, error
+alerts), ``maintenance`` (the dashboard's store size panel, the configuration reload),
+``exams`` (orders, patients, worklist), ``operations`` (message viewer, error
 queue), ``review`` (findings, duplicate pairs and merges), ``admin`` (code mappings,
 audit log), ``peers`` (the dashboard's client-connections panel) and ``login``
 (login, logout, first-admin setup); ``render`` holds what
@@ -14,7 +15,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accord.web.console import admin, dashboard, exams, login, operations, peers, review
+from accord.web.console import (
+    admin,
+    dashboard,
+    exams,
+    login,
+    maintenance,
+    operations,
+    peers,
+    review,
+)
 from accord.web.console.render import STATIC, LoginRedirect, html_errors, to_login
 from accord.web.deps import WebDeps
 
@@ -26,7 +36,7 @@ def install(app: FastAPI) -> None:
     the login pages, static files (unless mounted already), the alert monitor
     (``app.state.alerts``) and HTML error pages for non-API paths."""
     deps: WebDeps = app.state.deps
-    for group in (login, dashboard, exams, operations, review, admin, peers):
+    for group in (login, dashboard, maintenance, exams, operations, review, admin, peers):
         app.include_router(group.router)
     if not any(getattr(r, "path", "") == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
