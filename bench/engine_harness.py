@@ -6,7 +6,8 @@ built on it measures exactly what a deployment runs.
 - ``Engine``: start (waits for ``/api/health``), ``send`` messages with N blocking-socket
   senders, read the API (``get``, every page of a list route with ``pages``), stop.
 - ``send`` reports msg/s, ACK p50/p99, the ACK codes, and the server's CPU time per
-  message and resident memory (read from ``/proc/<pid>``: Linux only).
+  message and resident memory (read from ``/proc/<pid>``: Linux only); the module's
+  ``send(port, pid, …)`` does the same for any MLLP server process (a peer).
 - ``MllpClient``: one blocking MLLP connection, one message in flight (the senders of
   bench/ingest.py too).
 """
@@ -47,17 +48,43 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its live children so far (Linux
+    /proc/<pid>/stat; the engine may run parts in processes of its own)."""
+    total = 0.0
+    for one in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process (Linux /proc/<pid>/status, VmRSS), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of a process and its live children (Linux /proc/<pid>/status,
+    VmRSS), in MB."""
+    total = 0.0
+    for one in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{one}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) / 1024 for x in lines if x.startswith("VmRSS:")), 0.0)
+    return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc/<pid>/task/<tid>/children)."""
+    out, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        out.append(one)
+        for task in Path(f"/proc/{one}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                continue
+    return out
 
 
 def ack_code(ack: bytes) -> str:
@@ -117,6 +144,52 @@ class SendReport:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds else 0.0
+
+
+def send(port: int, pid: int, messages: Sequence[bytes], senders: int = 1) -> SendReport:
+    """Every message once to the MLLP server on ``port`` (process ``pid``, whose CPU and
+    memory are read); sender ``i`` sends ``messages[i::senders]`` in order, one in
+    flight per connection. With one sender the arrival order is the list's."""
+    latencies: list[float] = []
+    codes: Counter[str] = Counter()
+    refused: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run(first: int) -> None:
+        clock, own, own_codes, own_refused = time.perf_counter, [], Counter[str](), []
+        try:
+            with MllpClient(port) as client:
+                for i in range(first, len(messages), senders):
+                    payload = messages[i]
+                    t0 = clock()
+                    ack = client.exchange(payload)
+                    own.append(clock() - t0)
+                    code = ack_code(ack)
+                    own_codes[code] += 1
+                    if code not in ("AA", "CA"):
+                        own_refused.append((i, ack))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+        with lock:
+            latencies.extend(own)
+            codes.update(own_codes)
+            refused.extend(own_refused)
+
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    if errors:
+        raise RuntimeError(f"a sender failed: {errors[0]!r}")
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return SendReport(len(messages), senders, seconds, dict(codes), q[49] * 1000,
+                      q[98] * 1000, cpu / max(len(messages), 1) * 1000, rss_mb(pid),
+                      tuple(sorted(refused)))
 
 
 class Engine:
@@ -203,46 +276,10 @@ class Engine:
     def send(self, messages: Sequence[bytes], senders: int = 1) -> SendReport:
         """Every message once; sender ``i`` sends ``messages[i::senders]`` in order, one
         in flight per connection. With one sender the arrival order is the list's."""
-        latencies: list[float] = []
-        codes: Counter[str] = Counter()
-        refused: list[tuple[int, bytes]] = []
-        lock = threading.Lock()
-        errors: list[BaseException] = []
-
-        def run(first: int) -> None:
-            clock, own, own_codes, own_refused = time.perf_counter, [], Counter[str](), []
-            try:
-                with MllpClient(self.mllp_port) as client:
-                    for i in range(first, len(messages), senders):
-                        payload = messages[i]
-                        t0 = clock()
-                        ack = client.exchange(payload)
-                        own.append(clock() - t0)
-                        code = ack_code(ack)
-                        own_codes[code] += 1
-                        if code not in ("AA", "CA"):
-                            own_refused.append((i, ack))
-            except BaseException as exc:  # re-raised in the caller's thread
-                errors.append(exc)
-            with lock:
-                latencies.extend(own)
-                codes.update(own_codes)
-                refused.extend(own_refused)
-
-        cpu0, t0 = cpu_seconds(self.pid), time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - t0
-        cpu = cpu_seconds(self.pid) - cpu0
-        if errors:
-            raise RuntimeError(f"a sender failed: {errors[0]!r}\n{self.log_tail()}")
-        q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-        return SendReport(len(messages), senders, seconds, dict(codes), q[49] * 1000,
-                          q[98] * 1000, cpu / max(len(messages), 1) * 1000, rss_mb(self.pid),
-                          tuple(sorted(refused)))
+        try:
+            return send(self.mllp_port, self.pid, messages, senders)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from None
 
     # ------------------------------------------------------------------ API
 

@@ -18,18 +18,20 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
-from accord.dicom.bridge import DicomBridge
+from accord.dicom.bridge import DicomBridge, StoreWorklist
+from accord.dicom.index import WorklistIndex
 from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.engine.ingest import Ingestor
 from accord.engine.jobs import pruning_loop
 from accord.engine.processor import Processor
 from accord.engine.router import Router
-from accord.engine.workflow import Outbound, WorkflowProcessor
+from accord.engine.workflow import Outbound, RepositoryFactory, WorkflowProcessor
 from accord.errors import ConfigError, StartupError
 from accord.mapping.checks import Checks
 from accord.mapping.procedures import Catalog, catalog_from_config
@@ -333,26 +335,34 @@ def _open_store(config: Config) -> SqlStore:
 
 def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: Clock,
               ids: ControlIds, source: Path | None) -> tuple[Processor, DicomBridge | None]:
-    """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge."""
+    """The workflow processor and, unless ``dicom.enabled`` is false, the DICOM bridge,
+    whose worklist the repository feeds with the orders this node commits."""
     dialects = dialects_of(config.dialects, source)
     outbound = Outbound(config.destinations, dialects, ids)
+    bridge, repository = None, repository_for
+    if config.dicom.enabled:
+        reader = SqlWorklistReader(store.database)
+        worklist = StoreWorklist(reader, WorklistIndex())
+        repository = partial(repository_for, changes=worklist.committed)
+        bridge = _bridge(config, store, reader, worklist, repository, outbound, clock)
     processor = WorkflowProcessor(
-        dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository_for,
+        dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository,
         catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
         matcher=Matcher() if config.workflow.identity_matching else None,
         checks=Checks(config.workflow.checks.profile,
                       config.workflow.checks.max_schedule_age_hours))
-    bridge = _bridge(config, store, outbound, clock) if config.dicom.enabled else None
     return processor, bridge
 
 
-def _bridge(config: Config, store: SqlStore, outbound: Outbound, clock: Clock) -> DicomBridge:
+def _bridge(config: Config, store: SqlStore, reader: SqlWorklistReader,
+            worklist: StoreWorklist, repository: RepositoryFactory, outbound: Outbound,
+            clock: Clock) -> DicomBridge:
     """The DICOM bridge (MWL + MPPS SCP, PACS reconciliation) on the SQL store's parts."""
     return DicomBridge(
-        config.dicom, store, SqlWorklistReader(store.database), repository=repository_for,
-        outbound=outbound, ids=RandomIds(), clock=clock, save=save_mpps,
+        config.dicom, store, reader, repository=repository, outbound=outbound,
+        ids=RandomIds(), clock=clock, save=save_mpps,
         prune_log=lambda before: prune_worklist_log(store.database, before),
-        events=DicomEventLog(store.database))
+        events=DicomEventLog(store.database), worklist=worklist)
 
 
 def _http(rt: Runtime) -> HttpServer:

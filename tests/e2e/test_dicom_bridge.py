@@ -223,6 +223,9 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
         assert [(str(d.AccessionNumber), str(d.PatientID), str(d.PatientName))
                 for d in found] == [("A100", "M900", "Schmidt^Jürgen")]
 
+    # Every change reached the worklist from the commits of this node: none was read
+    # back from the store (the worklist log had nothing another node wrote).
+    assert rt.bridge is not None and rt.bridge.worklist.read_back == 0
     statuses = await asyncio.to_thread(_mpps, port, "1.2.826.0.1.3680043.99.1", "A100",
                                        study_uid)
     assert statuses == (0x0000, 0x0000)
@@ -252,3 +255,4 @@ async def test_order_worklist_cancel_merge_mpps_and_status_to_ris(
     assert "A100: in_progress → completed" in done.summary
     sent = rt.store.list_outbox(accession="A100").items
     assert {(r.destination, r.kind) for r in sent} >= {("ris", "status"), ("ris2", "status")}
+    assert rt.bridge.worklist.read_back == 0  # the MPPS changes too

@@ -10,6 +10,12 @@ Rules:
   moment ago, a merge — is on the worklist before the next answer. Ids a PostgreSQL
   sequence handed out to a transaction that has not committed yet are re-checked until
   they appear (or for ``gap_seconds``; a rolled-back transaction leaves a gap forever).
+- The refresh works from changes: the orders this node committed (and their patients)
+  are told to the worklist after each commit (:meth:`StoreWorklist.committed`, fed by
+  the repository: ``accord.store.workflow.changes``), and a refresh applies them, in
+  log order, without reading them back; only rows other nodes wrote (or a change that
+  did not name its patient) are read back from the store. Nothing rolled back is ever
+  told, so it never reaches the index.
 - A worklist item shows its order's status (its steps follow the order: a cancelled or
   started order leaves the worklist); an order held off the worklist is not served.
 - MPPS lookups (which steps an N-CREATE/N-SET references, which patient an unscheduled
@@ -61,6 +67,7 @@ from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.mllp.admission import parse_networks
 from accord.store import Store, Tx
+from accord.store.workflow.changes import LoggedChange
 from accord.store.workflow.dicom_events import DicomEvent
 from accord.workflow.events import Event, OrderStatusChanged
 from accord.workflow.findings import FindingKind
@@ -155,6 +162,10 @@ def worklist_view(order: Order) -> Order | None:
 class StoreWorklist:
     """The SCP's ``WorklistSource`` over the store (module rules)."""
 
+    MAX_OWN = 100_000
+    """Changes of this node waiting for a refresh at most (past it they are dropped and
+    read back from the store: a bridge that stopped refreshing holds no more)."""
+
     def __init__(self, reader: WorklistReader, index: WorklistIndex, *,
                  gap_seconds: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -165,6 +176,9 @@ class StoreWorklist:
         self._lock = threading.Lock()
         self._position = 0
         self._gaps: dict[int, float] = {}  # log id not seen yet -> when first missed
+        self._own_lock = threading.Lock()  # taken by committing threads: held briefly
+        self._own: dict[int, LoggedChange] = {}  # this node's changes, by log id
+        self.read_back = 0  # orders read back from the store by refreshes (a metric)
 
     def load(self) -> int:
         """Fill the index from the store; returns how many orders it holds."""
@@ -176,15 +190,35 @@ class StoreWorklist:
         LOG.info("worklist loaded: %d order(s), %d item(s)", len(loaded), len(self.index))
         return len(loaded)
 
+    @property
+    def waiting(self) -> int:
+        """This node's changes told but not applied yet."""
+        with self._own_lock:
+            return len(self._own)
+
+    def committed(self, changes: Sequence[LoggedChange]) -> None:
+        """This node committed these worklist-log rows (with the orders and patients it
+        wrote): the next refresh applies them without reading them back."""
+        with self._own_lock:
+            if len(self._own) + len(changes) > self.MAX_OWN:
+                self._own.clear()
+            for change in changes:
+                self._own[change.log_id] = change
+
     def refresh(self) -> int:
-        """Apply the changes committed since the last look; returns how many orders."""
+        """Apply the changes committed since the last look, in log order: this node's
+        from what it committed, other nodes' read back from the store; returns how many
+        orders changed."""
         with self._lock:
             rows = self._reader.changes(self._position, self._gaps)
             if not rows:
                 self._expire_gaps()
+                self._forget_own()
                 return 0
-            changed: set[str] = set()
-            for log_id, order_id in rows:
+            with self._own_lock:
+                own = {i: c for i, _ in rows if (c := self._own.pop(i, None)) is not None}
+            changed: dict[str, list[LoggedChange | None]] = {}
+            for log_id, order_id in sorted(rows):
                 self._gaps.pop(log_id, None)
                 if log_id > self._position:
                     if log_id - self._position < 10_000:  # else: a restore, not a race
@@ -192,14 +226,49 @@ class StoreWorklist:
                         for gap in range(self._position + 1, log_id):
                             self._gaps.setdefault(gap, seen_at)
                     self._position = log_id
-                changed.add(order_id)
-            found = self._reader.orders(sorted(changed))
+                changed.setdefault(order_id, []).append(own.get(log_id))
+            self._apply(changed)
+            self._expire_gaps()
+            self._forget_own()
+            return len(changed)
+
+    def _apply(self, changed: dict[str, list[LoggedChange | None]]) -> None:
+        """Each changed order as it stands after its last change: from this node's own
+        changes when all of them are (and name the patient), else read back."""
+        read_back: list[str] = []
+        renamed: dict[str, tuple[int, Patient]] = {}  # patient id -> (log id, patient)
+        for order_id, changes in changed.items():
+            known = [c for c in changes if c is not None and c.patient is not None]
+            if len(known) < len(changes):
+                read_back.append(order_id)
+                continue
+            last = known[-1]
+            assert last.patient is not None
+            saved = [c.order for c in known if c.order is not None]
+            if not saved:  # only its patient changed: its items show the new demographics
+                if renamed.get(last.patient.id, (0,))[0] < last.log_id:
+                    renamed[last.patient.id] = (last.log_id, last.patient)
+            elif saved[-1].patient_id == last.patient.id:
+                self._put(saved[-1], last.patient)
+            else:
+                read_back.append(order_id)  # re-pointed after this save: read it back
+        for _, patient in renamed.values():
+            self.index.update_patient(patient)
+        if read_back:
+            self.read_back += len(read_back)
+            found = self._reader.orders(sorted(read_back))
             for order, patient in found:
                 self._put(order, patient)
-            for gone in changed - {o.id for o, _ in found}:
+            for gone in set(read_back) - {o.id for o, _ in found}:
                 self.index.remove(gone)
-            self._expire_gaps()
-            return len(changed)
+
+    def _forget_own(self) -> None:
+        """Drop own changes the log position passed (read back meanwhile: their commit
+        came just after a refresh read the log) unless they are gaps still awaited."""
+        with self._own_lock:
+            stale = [i for i in self._own if i <= self._position and i not in self._gaps]
+            for log_id in stale:
+                del self._own[log_id]
 
     def _expire_gaps(self) -> None:
         limit = self._monotonic() - self._gap_seconds
@@ -345,10 +414,12 @@ class DicomBridge:
     def __init__(self, settings: DicomConfig, store: Store, reader: BridgeReader, *,
                  repository: RepositoryFactory, outbound: Outbound, ids: IdSource,
                  clock: Clock, save: MppsWriter, prune_log: LogPruner,
-                 events: EventWriter | None = None) -> None:
+                 events: EventWriter | None = None,
+                 worklist: StoreWorklist | None = None) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.reader = reader
-        self.worklist = StoreWorklist(reader, WorklistIndex())
+        # Given when the repository feeds it this node's commits (``committed``).
+        self.worklist = worklist or StoreWorklist(reader, WorklistIndex())
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._save, self._prune_log, self._events = save, prune_log, events
         self.queries = QueryLog(events, clock) if events is not None else None

@@ -12,7 +12,8 @@ gateway: inbound messages, dedupe, outbox, error queue, job locks) and
 - ``gateway/``: :class:`~accord.store.gateway.store.SqlStore` (this port) and its SQL:
   messages, outbox, delivery runs, bulk writes, queues, job locks;
 - ``workflow/``: the order repository the engine saves through (with its statements,
-  codec and field statistics), the DICOM bridge's reads, the procedure code tables;
+  codec, field statistics and the worklist changes it tells after a commit), the DICOM
+  bridge's reads, the procedure code tables, the bulk loader of a store at age;
 - ``views/``: the one read model of the console and the JSON API;
 - ``accounts/``: users, sessions, API tokens, login attempts, the audit log.
 

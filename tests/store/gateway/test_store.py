@@ -1,5 +1,5 @@
 """The SqlStore as a whole: retention (pruning in blocks), stats and queue depth, the
-job locks, ping. Same suite on SQLite and PostgreSQL."""
+job locks, ping, the hooks run after a commit. Same suite on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select
 
-from accord.store.gateway.store import SqlStore
+from accord.store.gateway.store import SqlStore, SqlTx
 from accord.store.schema import dedupe, message_keys
 
 from ..conftest import T0
@@ -171,3 +171,41 @@ def test_job_lock_is_exclusive_until_expiry(store: SqlStore) -> None:
 
 def test_ping(store: SqlStore) -> None:
     assert store.ping()
+
+
+def test_hooks_run_after_the_commit_and_only_then(store: SqlStore) -> None:
+    ran: list[str] = []
+
+    def hook(name: str, tx: SqlTx) -> None:
+        tx.after_commit(lambda: ran.append(name))
+
+    with store.transaction() as tx:
+        hook("first", tx)
+        with tx.savepoint():
+            hook("kept savepoint", tx)
+        with pytest.raises(RuntimeError), tx.savepoint():
+            hook("undone savepoint", tx)
+            raise RuntimeError("this message failed")
+        hook("last", tx)
+        assert ran == []  # not before the commit
+    assert ran == ["first", "kept savepoint", "last"]
+
+    ran.clear()
+    with pytest.raises(RuntimeError), store.pinned_transaction() as tx:
+        hook("rolled back", tx)
+        raise RuntimeError("the whole batch failed")
+    with store.pinned_transaction() as tx:
+        hook("pinned", tx)
+    assert ran == ["pinned"]
+
+
+def test_a_failing_hook_leaves_the_commit_and_the_other_hooks(
+        store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[int] = []
+    with store.transaction() as tx:
+        mid = tx.save_inbound(inbound(1))
+        tx.after_commit(lambda: 1 / 0)  # type: ignore[arg-type, return-value]
+        tx.after_commit(lambda: ran.append(mid))
+    assert ran == [mid]
+    assert store.get_message(mid).control_id == "C1"
+    assert "a hook after commit failed" in caplog.text

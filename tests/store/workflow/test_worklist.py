@@ -1,6 +1,7 @@
 """The DICOM bridge on the store, SQLite and PostgreSQL: a worklist in one node follows
 order changes committed by another node sharing the database (including a transaction
-that commits after a later one), MPPS instances are stored with their outcome in one
+that commits after a later one), and those its own node committed without reading them
+back (never one that rolled back); MPPS instances are stored with their outcome in one
 transaction, and the reconciliation job runs on one node at a time."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from accord.engine.workflow import Outbound
 from accord.mapping.dialect import Dialects
 from accord.store import open_store
 from accord.store.gateway.store import SqlStore
+from accord.store.workflow.changes import LoggedChange
 from accord.store.workflow.repository import reading, repository_for
 from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.workflow.memory import SequentialIds
@@ -93,6 +95,113 @@ def test_a_transaction_committing_after_a_later_one_is_not_missed(
     assert _accessions(worklist) == ["AO2"]
     slow.__exit__(None, None, None)
     assert _accessions(worklist) == ["AO1", "AO2"]  # id 1 was kept as a gap and re-read
+
+
+def _feed(store: SqlStore, worklist: StoreWorklist, *orders: Order,
+          patient: Patient | None = None) -> None:
+    """Save as the engine does on the node whose worklist is ``worklist``: the patient
+    read (or saved) first, the commit told to the worklist."""
+    with store.transaction() as tx:
+        repo = repository_for(tx, T0, changes=worklist.committed)
+        if patient is not None:
+            repo.save_patient(patient)
+        else:
+            repo.patient("P1")
+        for o in orders:
+            repo.save_order(o)
+
+
+def _items(worklist: StoreWorklist) -> list[tuple[str, str, str]]:
+    return sorted((i.order.accession, i.order.status.value, i.patient.demographics.name.family)
+                  for i in worklist.index.items())
+
+
+def test_own_commits_reach_the_worklist_without_being_read_back(
+    store: SqlStore, node_b: SqlStore
+) -> None:
+    worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    worklist.load()
+    _feed(store, worklist, _order("O1"), _order("O2"), patient=PATIENT)
+    assert _accessions(worklist) == ["AO1", "AO2"]
+    assert worklist.read_back == 0
+    # Own and other nodes' changes in one refresh: the other node's alone are read back.
+    _feed(store, worklist, replace(_order("O1"), status=Status.CANCELLED))
+    _save(node_b, replace(_order("O2"), steps=(replace(_order("O2").steps[0],
+                                                        start=T0 + timedelta(hours=3)),)))
+    assert _accessions(worklist) == ["AO2"]
+    assert worklist.read_back == 1
+    # A new name: the items of the patient's orders show it.
+    renamed = replace(PATIENT, demographics=replace(PATIENT.demographics,
+                                                    name=replace(PATIENT.demographics.name,
+                                                                 family="Meier")))
+    with store.transaction() as tx:
+        repo = repository_for(tx, T0, changes=worklist.committed)
+        repo.patient("P1")
+        repo.save_patient(renamed)
+    worklist.refresh()
+    assert worklist.read_back == 1
+    fresh = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    fresh.load()
+    assert _items(worklist) == _items(fresh) == [("AO2", "scheduled", "Meier")]
+
+
+def test_an_order_rolled_back_never_reaches_the_worklist(store: SqlStore) -> None:
+    worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    _save(store, patient=PATIENT)
+    worklist.load()
+    with store.transaction() as tx:
+        with pytest.raises(RuntimeError), tx.savepoint():
+            repo = repository_for(tx, T0, changes=worklist.committed)
+            repo.patient("P1")
+            repo.save_order(_order("O1"))
+            raise RuntimeError("this message failed")
+        repo = repository_for(tx, T0, changes=worklist.committed)
+        repo.patient("P1")
+        repo.save_order(_order("O2"))
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        repo = repository_for(tx, T0, changes=worklist.committed)
+        repo.patient("P1")
+        repo.save_order(_order("O3"))
+        raise RuntimeError("the batch failed")
+    assert _accessions(worklist) == ["AO2"]
+    assert worklist.read_back == 0
+
+
+def test_an_own_commit_after_a_later_one_is_applied_from_the_commit(
+    store: SqlStore, node_b: SqlStore
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: log ids commit in order")
+    _save(store, patient=PATIENT)
+    worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    worklist.load()
+    slow = store.transaction()
+    tx = slow.__enter__()
+    repo = repository_for(tx, T0, changes=worklist.committed)
+    repo.patient("P1")
+    repo.save_order(_order("O1"))  # takes log id 1, not committed yet
+    _save(node_b, _order("O2"))  # log id 2, committed first
+    assert _accessions(worklist) == ["AO2"]
+    slow.__exit__(None, None, None)
+    assert _accessions(worklist) == ["AO1", "AO2"]  # the gap, filled from the commit
+    assert worklist.read_back == 1  # O2 only
+
+
+def test_own_changes_the_log_passed_are_forgotten(store: SqlStore) -> None:
+    worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    _save(store, patient=PATIENT)
+    worklist.load()
+    told: list[list[LoggedChange]] = []
+    with store.transaction() as tx:  # committed, but told to the worklist only later
+        repo = repository_for(tx, T0, changes=lambda c: told.append(list(c)))
+        repo.patient("P1")
+        repo.save_order(_order("O1"))
+    assert _accessions(worklist) == ["AO1"]  # read back: the refresh came first
+    assert worklist.read_back == 1
+    worklist.committed(told[0])
+    worklist.refresh()
+    assert _accessions(worklist) == ["AO1"] and worklist.read_back == 1
+    assert worklist.waiting == 0  # nothing kept for a position already passed
 
 
 def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> None:

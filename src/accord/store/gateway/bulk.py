@@ -1,4 +1,5 @@
-"""Bulk writes for ingest's group commit: one statement per table per batch.
+"""Bulk writes for ingest's group commit: one statement per table per batch; and a
+store's history in bulk (:func:`save_history`).
 
 Ingest's fast path saves every message of a batch with one ``executemany`` per table
 instead of one savepoint and several statements per message; profiling showed the
@@ -10,15 +11,18 @@ constraint, all or nothing for the batch (the caller falls back to one message a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from accord.store.db.compiled import Runner
+from accord.store.db.sanitize import clean_text
 from accord.store.gateway.messages import fit, key_rows, message_row
-from accord.store.records import InboundMessage
-from accord.store.schema import dedupe, message_keys, messages
+from accord.store.gateway.outbox import PATIENT_KEY_LENGTH
+from accord.store.records import InboundMessage, OutboxItem
+from accord.store.schema import dedupe, message_keys, messages, outbox
 
 
 def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int]:
@@ -84,3 +88,29 @@ def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, in
 
 
 _INSERT_DEDUPE = insert(dedupe)
+
+
+_INSERT_DELIVERED = insert(outbox)
+
+
+def save_history(conn: Connection, records: Sequence[InboundMessage],
+                 routed: Sequence[Sequence[OutboxItem]], delivered_at: datetime) -> list[int]:
+    """Messages as ingest stored them, with their dedupe claims and their outbox rows
+    (``routed[i]`` for ``records[i]``) already delivered: a store's past, loaded in bulk
+    for the at-age benchmark and the growth test (``accord.store.workflow.bulk``).
+    Returns the messages' ids."""
+    ids = save_inbound_many(conn, records)
+    claims = [(r.sending_app, r.sending_facility, r.control_id, mid)
+              for r, mid in zip(records, ids, strict=True) if r.status != "duplicate"]
+    if not claim_control_ids(conn, claims, keep_usable=False):
+        raise ValueError("save_history: an MSH-3 + MSH-4 + MSH-10 is already claimed")
+    rows = [
+        {"destination": item.destination, "kind": item.kind,
+         "patient_key": clean_text(item.patient_key)[:PATIENT_KEY_LENGTH],
+         "control_id": clean_text(item.control_id), "payload": item.payload,
+         "source_message_id": mid, "status": "delivered", "attempts": 1,
+         "created_at": record.received_at, "next_attempt_at": record.received_at,
+         "delivered_at": delivered_at}
+        for record, mid, items in zip(records, ids, routed, strict=True) for item in items]
+    Runner(conn).run(_INSERT_DELIVERED, rows)
+    return ids

@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -46,21 +47,48 @@ from accord.store.records import (
 from accord.store.schema import outbox
 from accord.store.schema.migrations import upgrade
 
+log = logging.getLogger(__name__)
+
 
 class SqlTx:
     """A write transaction on one connection (see :class:`accord.store.Tx`).
 
     ``connection`` is for the store's workflow modules, which run their SQL in the same
     transaction (:func:`connection_of`). Nothing outside ``accord.store`` uses it.
+
+    :meth:`after_commit` keeps what must happen once the transaction's writes are
+    durable (the DICOM bridge's worklist is fed the orders it committed): the hooks run
+    in order when the transaction commits, never when it rolls back, and those added
+    inside a savepoint that rolls back are dropped with its writes.
     """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._after: list[Callable[[], None]] = []
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self.connection.begin_nested():
-            yield
+        mark = len(self._after)
+        try:
+            with self.connection.begin_nested():
+                yield
+        except BaseException:
+            del self._after[mark:]
+            raise
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once this transaction committed (see the class doc)."""
+        self._after.append(hook)
+
+    def committed(self) -> None:
+        """The transaction committed: run its hooks. One that fails is logged; the
+        others still run, and the commit stands."""
+        hooks, self._after = self._after, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("a hook after commit failed")
 
     def save_inbound(self, msg: InboundMessage) -> int:
         return msgs.save_inbound(self.connection, msg)
@@ -136,7 +164,9 @@ class SqlStore:
     @contextmanager
     def _transaction(self) -> Iterator[SqlTx]:
         with self.database.write() as conn:
-            yield SqlTx(conn)
+            tx = SqlTx(conn)
+            yield tx
+        tx.committed()
 
     def pinned_transaction(self, *, wait: bool = True) -> AbstractContextManager[SqlTx]:
         return self._pinned_transaction(wait)
@@ -144,7 +174,9 @@ class SqlStore:
     @contextmanager
     def _pinned_transaction(self, wait: bool) -> Iterator[SqlTx]:
         with db_errors(), self._pinned.transaction(wait) as conn:
-            yield SqlTx(conn)
+            tx = SqlTx(conn)
+            yield tx
+        tx.committed()
 
     # -- inbound ---------------------------------------------------------------------
     def get_message(self, message_id: int) -> StoredMessage:

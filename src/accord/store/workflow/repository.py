@@ -13,6 +13,8 @@ Rules:
 - ``candidates`` is one indexed lookup on ``patient_blocks`` (the identity matcher's
   blocking keys, written at save time), so it stays fast at a million patients.
 - Every order change appends to ``worklist_log`` (read by ``accord.dicom.bridge``).
+  Given a sink for its changes (``changes.py``), the repository also notes each row
+  with the order it saved and its patient, for the sink once the transaction commits.
 - Field fill statistics are kept per write transaction and written once, before it
   commits (``stats.py``).
 - Patients and orders read inside a write transaction are locked for update on
@@ -34,7 +36,7 @@ from accord.store.db import Database
 from accord.store.db.compiled import Runner
 from accord.store.db.search import search_key
 from accord.store.db.upsert import upsert
-from accord.store.gateway.store import connection_of
+from accord.store.gateway.store import SqlTx, connection_of
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
@@ -47,6 +49,7 @@ from accord.store.schema import (
 from accord.store.workflow import codec
 from accord.store.workflow import statements as Q
 from accord.store.workflow import stats as stats_batch
+from accord.store.workflow.changes import ChangeLog, CommittedChanges
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.index import blocking_keys, query_keys
@@ -72,7 +75,8 @@ def _query_keys(demographics: Demographics) -> list[str]:
     )
 
 
-def _step_rows(order: Order) -> list[dict[str, Any]]:
+def step_rows(order: Order) -> list[dict[str, Any]]:
+    """The ``procedure_steps`` rows of an order: one per step and station AE title."""
     rows = []
     for step in order.steps:
         for station in step.station_ae_titles or ("",):
@@ -100,7 +104,8 @@ def _has_number(order: Order, key: str, value: str) -> bool:
 class SqlRepository:
     """The Repository on one connection (see the module rules)."""
 
-    def __init__(self, conn: Connection, now: datetime, *, lock: bool = True) -> None:
+    def __init__(self, conn: Connection, now: datetime, *, lock: bool = True,
+                 changes: ChangeLog | None = None) -> None:
         self._c = conn
         self._x = Runner(conn)  # the hot statements skip SQLAlchemy's execution layer
         self._now = now
@@ -114,6 +119,7 @@ class SqlRepository:
         # Emptied by every patient save, the only write that changes these answers.
         self._by_id: dict[str, Patient | None] = {}
         self._by_ident: dict[tuple[str, str], Patient | None] = {}
+        self._changes = changes  # worklist-log rows noted for after the commit
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -139,6 +145,9 @@ class SqlRepository:
     def _patients(self, docs: Iterable[Any]) -> list[Patient]:
         found = [codec.decode_patient(doc) for doc in docs]
         self._known.update(("patient", p.id) for p in found)
+        if self._changes is not None and self._lock:
+            for p in found:
+                self._changes.saw(p)
         return found
 
     def patient(self, patient_id: str) -> Patient | None:
@@ -171,11 +180,13 @@ class SqlRepository:
             "family": d.name.family.casefold()[:199],
             "birth_date": d.birth_date.strftime("%Y%m%d") if d.birth_date else "",
             "doc": codec.encode_patient(patient)}], ["id"], self._x)
+        if self._changes is not None:
+            self._changes.saw(patient)
         if ("patient", patient.id) in self._known:
             self._c.execute(Q.DELETE_IDENTIFIERS, {"pid": patient.id})
             self._c.execute(Q.DELETE_BLOCKS, {"pid": patient.id})
             # Worklist items show the patient: their orders' items must be re-rendered.
-            self._c.execute(Q.LOG_PATIENT_ORDERS, {"pid": patient.id, "at": self._now})
+            self._log_patient_orders(patient.id)
         self._known.add(("patient", patient.id))
         # The last save wins an identifier, as in the in-memory repository.
         upsert(self._c, wf_patient_identifiers, [
@@ -244,8 +255,25 @@ class SqlRepository:
         if ("order", order.id) in self._known:
             self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
         self._known.add(("order", order.id))
-        self._x.run(Q.INSERT_STEPS, _step_rows(order))
-        self._x.run(Q.INSERT_LOG, [{"order_id": order.id, "at": self._now}])
+        self._x.run(Q.INSERT_STEPS, step_rows(order))
+        self._log_order(order)
+
+    def _log_order(self, order: Order) -> None:
+        row = {"order_id": order.id, "at": self._now}
+        if self._changes is None:
+            self._x.run(Q.INSERT_LOG, [row])
+            return
+        ids = self._x.insert_ids(Q.INSERT_LOG, [row])
+        log_id = ids[0] if ids else int(self._c.execute(Q.INSERT_LOG_RETURNING, row).scalar_one())
+        self._changes.order(log_id, order)
+
+    def _log_patient_orders(self, patient_id: str) -> None:
+        params = {"pid": patient_id, "at": self._now}
+        if self._changes is None:
+            self._c.execute(Q.LOG_PATIENT_ORDERS, params)
+            return
+        rows = self._c.execute(Q.LOG_PATIENT_ORDERS_RETURNING, params)
+        self._changes.patient_orders([(int(r.id), str(r.order_id)) for r in rows], patient_id)
 
     # --- reports ------------------------------------------------------------------------
     def reports_by(self, key: str, value: str) -> Sequence[Report]:
@@ -370,9 +398,15 @@ def patients_by_id(conn: Connection, ids: Iterable[str]) -> dict[str, Patient]:
     return found
 
 
-def repository_for(tx: Tx, now: datetime) -> SqlRepository:
-    """The workflow repository on an ingest (or MPPS) transaction of the SQL store."""
-    return SqlRepository(connection_of(tx), now)
+def repository_for(tx: Tx, now: datetime, *,
+                   changes: CommittedChanges | None = None) -> SqlRepository:
+    """The workflow repository on an ingest (or MPPS) transaction of the SQL store;
+    ``changes`` is told the worklist-log rows it wrote once the transaction commits."""
+    conn = connection_of(tx)
+    if changes is None:
+        return SqlRepository(conn, now)
+    assert isinstance(tx, SqlTx)
+    return SqlRepository(conn, now, changes=ChangeLog(tx.after_commit, changes))
 
 
 @contextmanager

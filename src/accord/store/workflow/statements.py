@@ -134,6 +134,11 @@ DELETE_STEPS = delete(wf_procedure_steps).where(
 )
 INSERT_STEPS = insert(wf_procedure_steps)
 INSERT_LOG = insert(wf_worklist_log)
+# With the ids they were given, for a node that feeds its worklist from its own commits
+# (``changes.py``); SQLite gives a single row's id without RETURNING (``lastrowid``).
+INSERT_LOG_RETURNING = insert(wf_worklist_log).returning(wf_worklist_log.c.id)
+LOG_PATIENT_ORDERS_RETURNING = LOG_PATIENT_ORDERS.returning(
+    wf_worklist_log.c.id, wf_worklist_log.c.order_id)
 
 REPORT_KEYS = ("accession", "placer_number", "filler_number", "order_id")
 REPORTS_BY = {

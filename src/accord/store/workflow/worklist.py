@@ -53,13 +53,13 @@ class SqlWorklistReader:
     def changes(self, after: int, gaps: Iterable[int] = ()) -> list[tuple[int, str]]:
         """Log rows (id, order id) after ``after``, and those among ``gaps`` now visible."""
         log = wf_worklist_log.c
-        where: ColumnElement[bool] = log.id > after
         gap_list = sorted(gaps)
-        if gap_list:
-            where = or_(where, log.id.in_(gap_list))
         with self._db.read() as conn:
-            rows = conn.execute(select(log.id, log.order_id).where(where).order_by(log.id))
-            return [(int(r.id), str(r.order_id)) for r in rows]
+            # Two range reads: SQLite answers "id > ? OR id IN (...)" with a full scan.
+            rows = list(conn.execute(select(log.id, log.order_id).where(
+                log.id.in_(gap_list)))) if gap_list else []
+            rows += conn.execute(select(log.id, log.order_id).where(log.id > after))
+            return sorted((int(r.id), str(r.order_id)) for r in rows)
 
     def orders(self, order_ids: Sequence[str]) -> list[OrderWithPatient]:
         """These orders (those that exist) with their patients."""
@@ -213,7 +213,15 @@ def save_mpps(tx: Tx, sop_instance_uid: str, status: str, dataset: bytes, now: d
 
 def prune_worklist_log(database: Database, before: datetime) -> int:
     """Delete worklist-log rows written before ``before`` (readers poll every few seconds
-    and a starting reader loads the worklist whole, so old rows serve no one)."""
+    and a starting reader loads the worklist whole, so old rows serve no one).
+
+    The log is written in time order, so its old rows are its first ones: they are
+    deleted up to the first row written since ``before``, found by walking the log from
+    its start (``at`` has no index; a filter on it scanned the whole day's log)."""
+    log = wf_worklist_log.c
     with database.write() as conn:
-        result = conn.execute(delete(wf_worklist_log).where(wf_worklist_log.c.at < before))
+        first_kept = conn.scalar(select(log.id).where(log.at >= before).order_by(log.id)
+                                 .limit(1))
+        stale = log.id < first_kept if first_kept is not None else log.at < before
+        result = conn.execute(delete(wf_worklist_log).where(stale))
     return int(result.rowcount or 0)
