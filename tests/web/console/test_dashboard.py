@@ -187,14 +187,18 @@ async def test_every_figure_is_its_list_whatever_made_the_rows(
             settings, rt.clock, "node", lambda *_: found) == 1
         await ris.wait_for(2)  # the MPPS's IP and CM reached the RIS
         assert rt.bridge is not None and rt.bridge.queries is not None
-        rt.bridge.queries.flush()  # the C-FIND's row (written every few seconds)
+        queries = rt.bridge.queries
 
         async def settled() -> tuple[dict[str, Any], str]:
             for _ in range(100):
+                # The C-FIND's row is written every few seconds, and the association's
+                # handler may record it after the SCU has its answer: flush until it shows.
+                queries.flush()
                 dash = (await http.get("/api/dashboard")).json()
                 out = {d["name"]: d for d in dash["destinations"]}
+                seen = {s["station"]: s["queries"] for s in dash["stations"]}
                 if (out["ris"]["delivered"] == 2 and out["pacs"]["queued"] == 0
-                        and out["pacs"]["delivered"] >= 5):
+                        and out["pacs"]["delivered"] >= 5 and seen.get("CT1") == 1):
                     page = (await http.get("/dashboard/live")).text
                     if (await http.get("/api/dashboard")).json() == dash:
                         return dash, page
