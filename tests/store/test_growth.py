@@ -168,10 +168,18 @@ def loaded_patient(n: int) -> Patient:
                              f"627{n % 40:02d}"), phone))
 
 
+#: A department's orders a day: the store grows older at this rate, its days stay alike.
+DAILY_ORDERS = 500
+
+
 def loaded_order(n: int) -> Order:
-    """A year of orders: one in fifty still on the worklist, the rest done."""
-    start = NOW - timedelta(days=365) + timedelta(minutes=(n * 7919) % (365 * 24 * 60))
-    status = Status.SCHEDULED if n % 50 == 0 else Status.FINAL
+    """A department's orders at a steady daily rate, newest first: order ``n`` is ``n``
+    orders old, so the store's first thousand are its last two days and the rest is older
+    history. A bigger store is an older one whose day holds the same work (a store that
+    put every order on one day would measure the day's size, not the store's). Of the
+    day's orders one in fifty is still on the worklist, the rest are done."""
+    start = NOW - timedelta(minutes=n * 24 * 60 / DAILY_ORDERS)
+    status = Status.SCHEDULED if n % 50 == 0 and n < DAILY_ORDERS else Status.FINAL
     if status is Status.SCHEDULED:
         start = NOW + timedelta(minutes=n % 600)
     step = ProcedureStep(f"S{n:09d}", "CT", ("CT1",), start=start, description="CT head")
