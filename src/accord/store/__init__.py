@@ -150,6 +150,26 @@ class Tx(Protocol):
         the transaction must not be committed after a False."""
         ...
 
+    # -- the inbox: stored, acknowledged, not yet applied (ACK on store) ------------------
+    def inbox_add(self, waiting: Sequence[tuple[int, datetime]]) -> None:
+        """Put stored messages ``(message id, received_at)`` in the inbox, in the
+        transaction that stores them; message id order is their arrival order."""
+        ...
+
+    def inbox_oldest(self, limit: int) -> list[StoredMessage]:
+        """The ``limit`` oldest messages in the inbox, oldest first."""
+        ...
+
+    def inbox_remove(self, message_id: int) -> bool:
+        """Take a message out of the inbox in the transaction that applies it (exactly
+        once); False when it was no longer there (another applier applied it)."""
+        ...
+
+    def record_outcome(self, message_id: int, status: MessageStatus,
+                       outcome: JsonDict) -> None:
+        """Set a stored message's status and outcome once applied (its ACK is kept)."""
+        ...
+
 
 class Store(Protocol):
     """The durable store (SQLite or PostgreSQL); safe to share between threads."""
@@ -313,6 +333,11 @@ class Store(Protocol):
         (error queue, outbound), ``outbox_cancelled``."""
         ...
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        """The inbox: how many messages are stored but not yet applied, and when the
+        oldest of them was received (None when it is empty)."""
+        ...
+
     def queue_depth(self) -> dict[tuple[str, str], int]:
         """Outbox rows per ``(destination, status)`` for the statuses an operator
         watches: waiting (``pending``, ``in_flight``) and the error queue (``error``,
@@ -324,9 +349,10 @@ class Store(Protocol):
         """Retention: delete messages received before ``older_than`` with their search
         keys, dedupe claims and finished outbox rows, ``block_size`` per short
         transaction; returns how many messages were deleted. Never deletes a message
-        that still has an outbox row pending, in flight or in error, nor one in the error
-        queue. Consequence: once a message is pruned its MSH-10 claim is gone, so a
-        resend of it after retention is applied again."""
+        that still has an outbox row pending, in flight or in error, one in the error
+        queue, nor one still in the inbox (not yet applied). Consequence: once a message
+        is pruned its MSH-10 claim is gone, so a resend of it after retention is applied
+        again."""
         ...
 
     def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:
