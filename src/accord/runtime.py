@@ -312,6 +312,7 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
     metrics.watch_size(lambda: storage.measure(store.database))
+    metrics.watch_backlog(store.backlog, clock.now, lambda: applier.stats.applied)
     server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
                         host=config.mllp.host, port=config.mllp.port,
                         limits=limits_of(config), ssl_context=_tls(config),
