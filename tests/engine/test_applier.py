@@ -8,6 +8,7 @@ given small processors that record or refuse.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,13 +17,16 @@ import pytest
 
 from accord.clock import ControlIds, FixedClock
 from accord.config import Config, load_config
+from accord.demo.traffic import Receiver
 from accord.engine.applier import Applier
 from accord.engine.ingest import Ingestor
 from accord.engine.processor import Outcome, Processor
 from accord.engine.router import Router
 from accord.errors import ApplyError, ConfigError
 from accord.hl7 import Message, parse
+from accord.mllp.client import MllpClient
 from accord.mllp.server import PeerInfo
+from accord.runtime import build
 from accord.store import Tx, open_store, sqlite_url
 from accord.store.gateway.store import SqlStore
 
@@ -214,3 +218,40 @@ async def test_retention_never_prunes_what_waits(store: SqlStore, tmp_path: Path
     assert store.prune(later) == 0
     applier.drain()
     assert store.prune(later) == 1
+
+
+async def test_application_ack_is_delivered_and_matched(tmp_path: Path) -> None:
+    """A running engine: MSH-16 AL gets CA at once, then, once applied, an application
+    ACK reaches the sender's configured destination, which answers it; the outbox row is
+    delivered only because the answer's MSA-2 matched its MSH-10."""
+    ris, pacs = Receiver(), Receiver()
+    await ris.start()
+    await pacs.start()
+    text = (f"store: {{data_dir: '{tmp_path / 'data'}'}}\n"
+            "http: {port: 0}\nmllp: {port: 0, application_acks: {RIS: ris}}\n"
+            "dicom: {enabled: false}\nworkflow: {enabled: false}\ndestinations:\n"
+            f"  - {{name: ris, host: 127.0.0.1, port: {ris.port}, send: [status]}}\n"
+            f"  - {{name: pacs, host: 127.0.0.1, port: {pacs.port}, send: [orders]}}\n")
+    rt = build(config(tmp_path, text))
+    await rt.start()
+    try:
+        async with MllpClient("127.0.0.1", rt.mllp_port) as client:
+            answer = await client.send_message(message("AL1", accept="AL",
+                                                       application="AL"), "AL1")
+        assert answer.code == "CA"
+        await ris.wait_for(1, timeout=20)
+        await pacs.wait_for(1, timeout=20)
+        [ack] = ris.unique.values()
+        assert (ack.get("MSH-9.1"), ack.get("MSA-1"), ack.get("MSA-2")) == ("ACK", "AA",
+                                                                             "AL1")
+        for _ in range(100):
+            [row] = await asyncio.to_thread(
+                lambda: rt.store.list_outbox(destination="ris").items)
+            if row.status == "delivered":
+                break
+            await asyncio.sleep(0.05)
+        assert row.status == "delivered" and row.control_id == ack.get("MSH-10")
+    finally:
+        await rt.stop()
+        await ris.stop()
+        await pacs.stop()
