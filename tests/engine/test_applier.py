@@ -89,7 +89,7 @@ def parts(store: SqlStore, cfg: Config, processor: Processor | None = None,
     ids = ControlIds("T")
     proc = processor or Router(cfg.destinations, ids)
     ingestor = Ingestor(store, FixedClock(), ids, proc, cfg)
-    applier = Applier(store, FixedClock(), ids, proc, "node-1", batch=batch,
+    applier = Applier(store, FixedClock(), ids, proc, "node-1", batch=batch, hold=60.0,
                       ack_route=cfg.mllp.application_ack_destination)
     return ingestor, applier
 
@@ -255,3 +255,17 @@ async def test_application_ack_is_delivered_and_matched(tmp_path: Path) -> None:
         await rt.stop()
         await ris.stop()
         await pacs.stop()
+
+
+async def test_a_batch_stops_taking_messages_once_it_held_the_writer_long_enough(
+        store: SqlStore, tmp_path: Path) -> None:
+    cfg = config(tmp_path, DESTS)
+    recording = Recording()
+    ingestor, _ = parts(store, cfg, recording)
+    for n in range(3):
+        await ingestor.handle(message(f"H{n}", accept="AL"), PEER)
+    ids = ControlIds("T")
+    impatient = Applier(store, FixedClock(), ids, recording, "node-1", hold=0.0,
+                        ack_route=cfg.mllp.application_ack_destination)
+    assert [impatient.apply_batch() for _ in range(4)] == [1, 1, 1, 0]
+    assert recording.seen == ["H0", "H1", "H2"]

@@ -170,7 +170,7 @@ async def test_backlog_counts_down_and_its_alert_fires_and_clears(tmp_path: Path
     ids = ControlIds("T")
     router = Router(cfg.destinations, ids)
     ingestor = Ingestor(store, clock, ids, router, cfg)
-    applier = Applier(store, clock, ids, router, "n1", batch=2,
+    applier = Applier(store, clock, ids, router, "n1", batch=2, hold=60.0,
                       ack_route=cfg.mllp.application_ack_destination)
     monitor = AlertMonitor(DashboardView(store.database), clock, AlertSettings(
         rules=(AlertRule("apply_lag", threshold=120),)))

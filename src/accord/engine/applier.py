@@ -7,7 +7,8 @@ are durable (:mod:`accord.engine.ingest`). The applier does the rest: the proces
 
 Rules:
 - Arrival order: the oldest inbox rows first (message id order), one batch at a time,
-  as large as the backlog allows up to ``batch``; one transaction (one fsync) per batch.
+  as large as the backlog allows up to ``batch``, and no longer than ``hold`` seconds of
+  work (what is left waits for the next); one transaction (one fsync) per batch.
 - One applier across nodes: a batch is applied only while this node holds the ``apply``
   job lock (``Store.try_job_lock``), so arrival order, and with it each patient's order,
   is kept. A node that takes over starts from the oldest row left.
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -48,6 +50,13 @@ log = logging.getLogger(__name__)
 JOB = "apply"
 BATCH = 500
 """Most messages applied in one transaction (bounds how long a batch holds the writer)."""
+
+FIRST_FETCH = 16
+"""Rows read by the first batch; later ones read twice as many while they all fit."""
+
+HOLD_SECONDS = 0.05
+"""A batch takes no more messages once it has run this long, then commits: ingest's
+commits, and so the CAs, never wait long for the write lock (SQLite has one writer)."""
 
 LEASE_SECONDS = 15.0
 """How long the ``apply`` lease lasts without renewal (SQLite; PostgreSQL frees it when
@@ -78,7 +87,8 @@ class Applier:
 
     def __init__(self, store: Store, clock: Clock, control_ids: ControlIds,
                  processor: Processor, node: str, *, ack_route: AckRoute,
-                 batch: int = BATCH, poll: float = POLL_SECONDS,
+                 batch: int = BATCH, hold: float = HOLD_SECONDS,
+                 poll: float = POLL_SECONDS,
                  notify: Callable[[], None] | None = None) -> None:
         self._store = store
         self._clock = clock
@@ -87,6 +97,8 @@ class Applier:
         self._node = node
         self._ack_route = ack_route
         self._batch = batch
+        self._fetch = min(FIRST_FETCH, batch)  # rows read per batch: grows while they fit
+        self._hold = hold
         self._poll = poll
         self._notify = notify  # told after each batch commits (wakes the delivery workers)
         self._wake = asyncio.Event()
@@ -146,11 +158,19 @@ class Applier:
     def apply_batch(self) -> int:
         """Blocking: one transaction applying the oldest waiting messages, up to
         ``batch``; returns how many it took out of the inbox."""
-        taken = 0
+        taken = seen = 0
+        started = time.monotonic()
         with self._store.transaction() as tx:
-            for stored in tx.inbox_oldest(self._batch):
+            waiting = tx.inbox_oldest(self._fetch)
+            for stored in waiting:
+                seen += 1
                 if self._apply(tx, stored):
                     taken += 1
+                if time.monotonic() - started > self._hold:
+                    break
+        # Read next time about what fits in ``hold``: no more rows than a batch applies.
+        fitted = seen == len(waiting) == self._fetch
+        self._fetch = min(self._batch, self._fetch * 2 if fitted else max(seen, FIRST_FETCH))
         if taken:
             self.stats.batches += 1
             self.stats.applied += taken
