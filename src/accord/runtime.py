@@ -300,15 +300,15 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     if processor is None and config.workflow.enabled:
         processor, bridge = _workflow(config, store, code_tables, clock, ids, source)
     proc = processor or Router(config.destinations, ids)
-    applier = Applier(store, clock, ids, proc, node_id,
-                      ack_route=config.mllp.application_ack_destination,
-                      notify=deliverer.wake)
 
-    def committed() -> None:
+    def committed() -> None:  # after each ingest commit: new rows to deliver, to apply
         deliverer.wake()
         applier.wake()
 
     ingestor = Ingestor(store, clock, ids, proc, config, notify=committed)
+    applier = Applier(store, clock, ids, proc, node_id,
+                      ack_route=config.mllp.application_ack_destination,
+                      notify=deliverer.wake, ingest_busy=ingestor.busy)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
     metrics.watch_size(lambda: storage.measure(store.database))

@@ -257,7 +257,7 @@ async def test_application_ack_is_delivered_and_matched(tmp_path: Path) -> None:
         await pacs.stop()
 
 
-async def test_a_batch_stops_taking_messages_once_it_held_the_writer_long_enough(
+async def test_a_batch_commits_early_while_ingest_waits_for_the_writer(
         store: SqlStore, tmp_path: Path) -> None:
     cfg = config(tmp_path, DESTS)
     recording = Recording()
@@ -266,6 +266,7 @@ async def test_a_batch_stops_taking_messages_once_it_held_the_writer_long_enough
         await ingestor.handle(message(f"H{n}", accept="AL"), PEER)
     ids = ControlIds("T")
     impatient = Applier(store, FixedClock(), ids, recording, "node-1", hold=0.0,
-                        ack_route=cfg.mllp.application_ack_destination)
+                        ack_route=cfg.mllp.application_ack_destination,
+                        ingest_busy=lambda: True)  # ingest always waits to commit
     assert [impatient.apply_batch() for _ in range(4)] == [1, 1, 1, 0]
     assert recording.seen == ["H0", "H1", "H2"]

@@ -188,6 +188,11 @@ class Ingestor:
                            now)
         return mid
 
+    def busy(self) -> bool:
+        """Messages are waiting to be committed, or being committed (the applier lets
+        them take the write lock first)."""
+        return not self._writer.idle
+
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
         await self._writer.drain(timeout)
