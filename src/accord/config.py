@@ -95,8 +95,20 @@ class MllpConfig(_Model):
     tls: TlsServer | None = None
     allowed_senders: tuple[Sender, ...] = ()
     allowed_addresses: tuple[str, ...] = ()  # CIDR; empty: any address may connect
+    # Original mode (no MSH-15/16): AA/AE after the workflow, or AA once stored. Enhanced
+    # mode (HL7 v2.5 §2.9.3) is always answered CA once stored.
+    ack: Literal["on_apply", "on_store"] = "on_apply"
+    # Where the application ACK (MSH-16 AL/ER/SU) of each sender goes: "MSH-3^MSH-4" or
+    # "MSH-3" to a destination name.
+    application_acks: dict[str, str] = {}
 
     _check_addresses = field_validator("allowed_addresses")(_networks)
+
+    def application_ack_destination(self, app: str, facility: str) -> str | None:
+        """The destination of a sender's application ACKs (MSH-3^MSH-4 first, then
+        MSH-3 alone), None when none is configured."""
+        acks = self.application_acks
+        return acks.get(f"{app}^{facility}") or acks.get(app)
 
 
 class PacsConfig(_Model):
@@ -333,9 +345,23 @@ def load_config(path: str | Path | None = None,
         if value is not None:
             _set_dotted(raw, key, value)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, lines, name)) from None
+    _check_ack_destinations(config, lines, name)
+    return config
+
+
+def _check_ack_destinations(config: Config, lines: dict[tuple[str | int, ...], int],
+                            name: str) -> None:
+    """Each ``mllp.application_acks`` entry names a configured destination."""
+    names = {d.name for d in config.destinations}
+    for sender, dest in config.mllp.application_acks.items():
+        if dest not in names:
+            line = _line_of(("mllp", "application_acks", sender), lines)
+            where = f"{name} line {line}" if line else name
+            raise ConfigError(f"mllp.application_acks.{sender}: no destination named "
+                              f"{dest!r} ({where})")
 
 
 def line_of(path: str | Path | None, keys: tuple[str | int, ...]) -> str:

@@ -39,7 +39,7 @@ from accord.web.alerts import AlertSettings
 # Keys read at start only.
 RESTART_ONLY: tuple[str, ...] = (
     "node_id", "mllp.host", "mllp.port", "mllp.tls", "mllp.allowed_senders",
-    "mllp.allowed_addresses", "dicom",
+    "mllp.allowed_addresses", "mllp.ack", "mllp.application_acks", "dicom",
     "http", "store.url", "store.data_dir", "workflow.enabled", "workflow.identity_matching",
     "workflow.checks", "audit",
 )

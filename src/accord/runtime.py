@@ -26,6 +26,7 @@ from accord.clock import Clock, ControlIds, SystemClock
 from accord.config import Config
 from accord.dicom.bridge import DicomBridge, StoreWorklist
 from accord.dicom.index import WorklistIndex
+from accord.engine.applier import Applier
 from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.engine.ingest import Ingestor
 from accord.engine.jobs import pruning_loop
@@ -88,6 +89,7 @@ class Runtime:
     setup_link: str | None = None  # first start, no user yet: creates the first admin
     processor: Processor | None = None
     source: Path | None = None  # the config file, for reloads and error lines
+    applier: Applier | None = None  # applies what was answered on store (the inbox)
     loader: Callable[[], Config] | None = None  # reads the config again (reload)
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
     _started: bool = False
@@ -139,6 +141,8 @@ class Runtime:
 
     async def _start_parts(self) -> None:
         await self.deliverer.start()
+        if self.applier is not None:  # first drains what a crash left in the inbox
+            await self.applier.start()
         async with _listener("MLLP", self.mllp.host, self.config.mllp.port):
             await self.mllp.start()
         if self.bridge is not None:  # after MLLP: loading a large worklist takes a while
@@ -171,6 +175,8 @@ class Runtime:
         if self.bridge is not None:
             await asyncio.to_thread(self.bridge.stop)
         await self.ingestor.close(max(1.0, deadline - loop.time()))
+        if self.applier is not None:
+            await self.applier.stop()
         await self.deliverer.stop(max(0.0, deadline - loop.time()))
         for job in self._jobs:
             job.cancel()
@@ -294,10 +300,19 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     if processor is None and config.workflow.enabled:
         processor, bridge = _workflow(config, store, code_tables, clock, ids, source)
     proc = processor or Router(config.destinations, ids)
-    ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake)
+
+    def committed() -> None:  # after each ingest commit: new rows to deliver, to apply
+        deliverer.wake()
+        applier.wake()
+
+    ingestor = Ingestor(store, clock, ids, proc, config, notify=committed)
+    applier = Applier(store, clock, ids, proc, node_id,
+                      ack_route=config.mllp.application_ack_destination,
+                      notify=deliverer.wake, ingest_busy=ingestor.busy)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
     metrics.watch_size(lambda: storage.measure(store.database))
+    metrics.watch_backlog(store.backlog, clock.now, lambda: applier.stats.applied)
     server = MllpServer(metrics.wrap_handler(ingestor.handle, "mllp"),
                         host=config.mllp.host, port=config.mllp.port,
                         limits=limits_of(config), ssl_context=_tls(config),
@@ -308,7 +323,7 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                  control_ids=ids, ingestor=ingestor, deliverer=deliverer, mllp=server,
                  code_tables=code_tables, accounts=Accounts.over(store.database),
                  views=Views.over(store.database), owns_store=owns_store, bridge=bridge,
-                 metrics=metrics, processor=proc, source=source)
+                 metrics=metrics, processor=proc, source=source, applier=applier)
     metrics.watch_peers(rt.peers)
     rt.http = _http(rt)
     return rt

@@ -14,7 +14,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from accord.clock import FixedClock
+from accord.clock import ControlIds, FixedClock
+from accord.config import load_config
+from accord.engine.applier import Applier
+from accord.engine.ingest import Ingestor
+from accord.engine.router import Router
+from accord.mllp.server import PeerInfo
 from accord.store import open_store, sqlite_url
 from accord.store.views.dashboard import (
     Dashboard,
@@ -146,4 +151,45 @@ def test_monitor_reads_real_figures_from_the_store(tmp_path: Path) -> None:
     assert [d.name for d in figures.destinations] == ["pacs"]
     assert figures.destinations[0].state == "idle"
     assert monitor.evaluate_once(figures) == ([], [])
+    store.close()
+
+
+def test_apply_lag_holds_while_the_oldest_waits_too_long() -> None:
+    rule = AlertRule("apply_lag", threshold=60)
+    waiting = Dashboard(T0, (), (), (), backlog=3, backlog_oldest=T0)
+    assert evaluate([rule], waiting, T0 + timedelta(seconds=60)) == []
+    [held] = evaluate([rule], waiting, T0 + timedelta(seconds=61))
+    assert held.key == "apply_lag" and "3 messages" in held.summary
+    assert evaluate([rule], Dashboard(T0, (), (), ()), T0 + timedelta(hours=1)) == []
+
+
+async def test_backlog_counts_down_and_its_alert_fires_and_clears(tmp_path: Path) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    clock = FixedClock(T0)
+    cfg = load_config(None)
+    ids = ControlIds("T")
+    router = Router(cfg.destinations, ids)
+    ingestor = Ingestor(store, clock, ids, router, cfg)
+    applier = Applier(store, clock, ids, router, "n1", batch=2, hold=60.0,
+                      ack_route=cfg.mllp.application_ack_destination)
+    monitor = AlertMonitor(DashboardView(store.database), clock, AlertSettings(
+        rules=(AlertRule("apply_lag", threshold=120),)))
+    sample = (Path(__file__).parents[1] / "samples" / "gateway_adt_a04.hl7").read_bytes()
+    head, sep, rest = sample.partition(b"\r")
+    for n in range(5):  # enhanced mode (MSH-15 valued): answered CA once stored
+        fields = head.split(b"|") + [b""] * 8
+        fields[9], fields[14] = f"LAG{n}".encode(), b"AL"
+        await ingestor.handle(b"|".join(fields[:18]) + sep + rest, PeerInfo("127.0.0.1", 1))
+    await ingestor.close()
+    assert monitor.evaluate_once() == ([], [])
+    clock.advance(121)
+    raised, _ = monitor.evaluate_once()
+    assert [a.condition.key for a in raised] == ["apply_lag"]
+    assert monitor.figures().backlog == 5
+    left = []
+    while applier.apply_batch():
+        left.append(monitor.figures().backlog)
+    assert left == [3, 1, 0]
+    _, cleared = monitor.evaluate_once()
+    assert [a.condition.key for a in cleared] == ["apply_lag"]
     store.close()

@@ -44,6 +44,7 @@ def test_stats_counts_the_whole_store(client: TestClient) -> None:
     assert (stats["errors"], stats["rejected"]) == (1, 1)
     assert (stats["patients"], stats["orders"]) == (3, 3)
     assert stats["outbox_pending"] > 0 and stats["findings_open"] >= 3
+    assert (stats["backlog"], stats["backlog_oldest_seconds"]) == (0, None)
 
 
 def test_messages_list_filters_and_pages(client: TestClient) -> None:

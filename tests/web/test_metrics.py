@@ -78,6 +78,9 @@ def test_metrics_count_per_interface_and_destination(tmp_path: Path,
     assert v[("accord_delivery_latency_seconds_count", pacs)] >= 2
     assert ("accord_queue_depth", pacs) in v and ("accord_queue_errors", pacs) in v
     assert v[("accord_http_request_seconds_count", (("route", "/api/stats"),))] == 1
+    assert (v[("accord_apply_backlog", ())], v[("accord_apply_backlog_oldest_seconds", ())]) \
+        == (0, 0)  # original mode, ``mllp.ack: on_apply``: nothing waits
+    assert v[("accord_messages_applied_total", ())] == 0
     assert "WEBTEST" not in text and "WEBA1" not in text  # labels carry no patient data
 
 

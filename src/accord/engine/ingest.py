@@ -1,7 +1,8 @@
-"""Ingest: every received message is stored, processed and answered in ONE transaction.
+"""Ingest: every received message is stored, processed and answered in ONE transaction,
+or, when answered on store, stored and answered, then applied by the applier.
 
 Rules (the ACK rules of docs/interface.md; HL7 v2.5.1 §2.9.2 original-mode
-acknowledgment):
+acknowledgment, §2.9.3 enhanced mode):
 
 1. Persist, then acknowledge. The raw bytes, header keys, parse outcome, processing
    outcome, dedupe claim and outbox rows are written in one store transaction; the ACK
@@ -25,7 +26,12 @@ acknowledgment):
    reuses it. It runs where the batch commits (the writer thread; the loop for an inline commit),
    not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
    both threads then contend for the GIL while an fsync is in flight.
-6. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
+6. ACK on store. A message in enhanced mode (MSH-15 or MSH-16 valued), or any accepted
+   message with ``mllp.ack: on_store``, is not processed here: its raw bytes, dedupe
+   claim and an inbox row are committed and it is answered CA (AA in original mode) at
+   once; :mod:`accord.engine.applier` applies it in arrival order. What is refused (AR)
+   is answered as before.
+7. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
    commits on the event loop without waiting for any lock (``INLINE_MAX``,
    ``SOLE_SENDER_SECONDS``, :mod:`accord.engine.group_commit`).
 """
@@ -84,6 +90,7 @@ class _Planned:
     record: InboundMessage
     claim: bool
     outbox: tuple[OutboxItem, ...] = ()
+    inbox: bool = False  # stored now, applied later (ACK on store)
 
 
 class _SlowPath(Exception):
@@ -106,7 +113,8 @@ class Ingestor:
         self._ids = control_ids
         self._processor = processor
         self._records = Records(control_ids, listener, config.mllp.allowed_senders,
-                                getattr(processor, "prepare", None))
+                                getattr(processor, "prepare", None),
+                                on_store=config.mllp.ack == "on_store")
         self._listener = listener
         self._notify = notify  # told after each commit (wakes the delivery workers)
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
@@ -180,6 +188,11 @@ class Ingestor:
                            now)
         return mid
 
+    def busy(self) -> bool:
+        """Messages are waiting to be committed, or being committed (the applier lets
+        them take the write lock first)."""
+        return not self._writer.idle
+
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
         await self._writer.drain(timeout)
@@ -241,6 +254,10 @@ class Ingestor:
                      for plan, mid in zip(plans, ids, strict=True) for item in plan.outbox]
             if items:
                 tx.enqueue(items, batch[0].received_at)
+            waiting = [(mid, plan.record.received_at)
+                       for plan, mid in zip(plans, ids, strict=True) if plan.inbox]
+            if waiting:
+                tx.inbox_add(waiting)
         return [plan.record.ack for plan in plans]
 
     def _plan(self, tx: Tx, p: Pending) -> _Planned:
@@ -249,6 +266,8 @@ class Ingestor:
         if isinstance(ready, InboundMessage):
             return _Planned(ready, claim=False)
         msg, base = ready
+        if p.store_first:
+            return _Planned(self._records.stored(msg, base, p.ack), claim=True, inbox=True)
         try:
             outcome = self._process(p, msg, tx)
         except Exception:
@@ -274,6 +293,11 @@ class Ingestor:
             return self._save(tx, ready)
         msg, base = ready
         first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
+        if first is None and p.store_first:
+            with contextlib.suppress(_ClaimLost):
+                return self._save(tx, self._records.stored(msg, base, p.ack), claim=True,
+                                  inbox=True)
+            first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
         if first is None:
             try:
                 with tx.savepoint():
@@ -297,13 +321,15 @@ class Ingestor:
             ack_code=first.ack_code, outcome={"duplicate_of": first.id}))
 
     def _save(self, tx: Tx, record: InboundMessage, *, claim: bool = False,
-              outbox: tuple[OutboxItem, ...] = ()) -> bytes:
+              outbox: tuple[OutboxItem, ...] = (), inbox: bool = False) -> bytes:
         with tx.savepoint():
             mid = tx.save_inbound(record)
             if claim and not tx.claim_control_id(record.sending_app,
                                                  record.sending_facility,
                                                  record.control_id, mid):
                 raise _ClaimLost
+            if inbox:
+                tx.inbox_add([(mid, record.received_at)])
             if outbox:
                 tx.enqueue([dataclasses.replace(i, source_message_id=mid) for i in outbox],
                            record.received_at)

@@ -22,7 +22,7 @@ from accord.config import Sender
 from accord.engine.processor import Outcome, Prepared, encode_like
 from accord.errors import AccordError, ApplyError, ParseError, RejectError
 from accord.hl7 import Message, parse
-from accord.hl7.ack import AckError, ack_text, build_reject
+from accord.hl7.ack import AckError, ack_mode, ack_text, build_reject
 from accord.store import InboundMessage, JsonDict, MessageStatus
 
 log = logging.getLogger("accord.engine.ingest")  # its answers are ingest's
@@ -42,18 +42,21 @@ class Pending:
     base: InboundMessage | None = None
     allowed: bool = True  # sender on the allow-list
     step: Prepared | None = None  # the processor's transaction part, if it prepares
-    ack: bytes | None = None  # the AA answer
+    ack: bytes | None = None  # the AA answer (CA in enhanced mode)
+    store_first: bool = False  # answered once stored, applied later (the inbox)
 
 
 class Records:
     """Builds the stored record and the ACK of each message (see the module doc)."""
 
     def __init__(self, control_ids: ControlIds, listener: str, allowed: Sequence[Sender],
-                 prepare: Callable[[Message, datetime], Prepared] | None) -> None:
+                 prepare: Callable[[Message, datetime], Prepared] | None, *,
+                 on_store: bool = False) -> None:
         self._ids = control_ids
         self._listener = listener
         self._allowed = allowed
         self._prepare_step = prepare
+        self._on_store = on_store  # original mode answered once stored (``mllp.ack``)
 
     def prepare(self, p: Pending) -> None:
         """Parse, search keys, allow-list, the AA answer and the processor's ``prepare``:
@@ -69,7 +72,8 @@ class Records:
         if not p.allowed:
             return
         p.ack = self.ack(p.msg, "AA", p.received_at, None)
-        if self._prepare_step is not None:
+        p.store_first = self._on_store or ack_mode(p.msg) == "enhanced"
+        if self._prepare_step is not None and not p.store_first:
             try:
                 p.step = self._prepare_step(p.msg, p.received_at)
             except Exception:  # process() meets it again in the transaction, and answers
@@ -95,6 +99,14 @@ class Records:
         ack = ack or self.ack(msg, "AA", base.received_at, None)
         return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
                                    outcome=outcome.detail)
+
+    def stored(self, msg: Message, base: InboundMessage, ack: bytes | None) -> InboundMessage:
+        """A message answered once stored (CA in enhanced mode, AA with ``mllp.ack:
+        on_store``): its outcome is written when the applier applies it."""
+        code = "CA" if ack_mode(msg) == "enhanced" else "AA"
+        ack = ack or self.ack(msg, "AA", base.received_at, None)
+        return dataclasses.replace(base, status="processed", ack_code=code, ack=ack,
+                                   outcome={"applied": False})
 
     def failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
         code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"

@@ -34,6 +34,7 @@ __all__ = [
     "ack_mode",
     "ack_text",
     "acked_control_id",
+    "application_ack_text",
     "application_ack_wanted",
     "build_ack",
     "build_reject",
@@ -254,6 +255,23 @@ def ack_text(
         code = ACCEPT_CODES.get(code, code)
     errors = [error] if isinstance(error, AckError) else list(error or ())
     return _ack_text(_header_of(msg), code, now, control_id, errors, text)
+
+
+def application_ack_text(
+    msg: Message,
+    code: str,
+    *,
+    now: datetime,
+    control_id: str,
+    error: AckError | Sequence[AckError] | None = None,
+) -> str:
+    """The application acknowledgment of an enhanced-mode message (§2.9.3.2): AA/AE/AR
+    (table 0008) once the message was applied, sent as a message of its own after the
+    accept acknowledgment. MSA-2 echoes MSH-10; MSH-5/6 name the sender."""
+    if code not in ACCEPT_CODES:
+        raise ValueError(f"not an application acknowledgment code: {code!r}")
+    errors = [error] if isinstance(error, AckError) else list(error or ())
+    return _ack_text(_header_of(msg), code, now, control_id, errors, "")
 
 
 # Salvage for build_reject: "MSH" then a field separator that is not a letter or digit.

@@ -23,6 +23,9 @@ its ``database``; nothing outside this package reaches SQL any other way.
 Rules:
 - Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
   and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
+  A message answered on store writes its raw bytes, its dedupe claim and an inbox row
+  instead; the applier later writes its outcome and outbox rows and deletes the inbox
+  row in ONE transaction (:meth:`Tx.inbox_remove`).
 - Nothing outside ``accord.store`` imports SQLAlchemy. Database failures surface as
   :class:`accord.errors.StoreError` (answer AE / retry later; nothing was committed).
 - All times are timezone-aware UTC and are passed in (``now``): the store never reads
@@ -148,6 +151,26 @@ class Tx(Protocol):
         transaction stays usable, so the caller can fall back to one at a time).
         ``keep_usable=False`` is for a caller that rolls back on False: cheaper, and
         the transaction must not be committed after a False."""
+        ...
+
+    # -- the inbox: stored, acknowledged, not yet applied (ACK on store) ------------------
+    def inbox_add(self, waiting: Sequence[tuple[int, datetime]]) -> None:
+        """Put stored messages ``(message id, received_at)`` in the inbox, in the
+        transaction that stores them; message id order is their arrival order."""
+        ...
+
+    def inbox_oldest(self, limit: int) -> list[StoredMessage]:
+        """The ``limit`` oldest messages in the inbox, oldest first."""
+        ...
+
+    def inbox_remove(self, message_id: int) -> bool:
+        """Take a message out of the inbox in the transaction that applies it (exactly
+        once); False when it was no longer there (another applier applied it)."""
+        ...
+
+    def record_outcome(self, message_id: int, status: MessageStatus,
+                       outcome: JsonDict) -> None:
+        """Set a stored message's status and outcome once applied (its ACK is kept)."""
         ...
 
 
@@ -313,6 +336,11 @@ class Store(Protocol):
         (error queue, outbound), ``outbox_cancelled``."""
         ...
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        """The inbox: how many messages are stored but not yet applied, and when the
+        oldest of them was received (None when it is empty)."""
+        ...
+
     def queue_depth(self) -> dict[tuple[str, str], int]:
         """Outbox rows per ``(destination, status)`` for the statuses an operator
         watches: waiting (``pending``, ``in_flight``) and the error queue (``error``,
@@ -324,9 +352,10 @@ class Store(Protocol):
         """Retention: delete messages received before ``older_than`` with their search
         keys, dedupe claims and finished outbox rows, ``block_size`` per short
         transaction; returns how many messages were deleted. Never deletes a message
-        that still has an outbox row pending, in flight or in error, nor one in the error
-        queue. Consequence: once a message is pruned its MSH-10 claim is gone, so a
-        resend of it after retention is applied again."""
+        that still has an outbox row pending, in flight or in error, one in the error
+        queue, nor one still in the inbox (not yet applied). Consequence: once a message
+        is pruned its MSH-10 claim is gone, so a resend of it after retention is applied
+        again."""
         ...
 
     def try_job_lock(self, name: str, node: str, ttl_seconds: float, now: datetime) -> bool:

@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 from accord.store.views.dashboard import Dashboard
 
-RuleKind = Literal["queue_depth", "error_rate", "connection_down", "sender_silent", "finding"]
+RuleKind = Literal["queue_depth", "error_rate", "connection_down", "sender_silent", "finding",
+                   "apply_lag"]
 KINDS: tuple[str, ...] = ("queue_depth", "error_rate", "connection_down", "sender_silent",
-                          "finding")
+                          "finding", "apply_lag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,8 @@ class AlertRule:
     """One rule. ``subject`` narrows it to one destination, sender or finding kind
     ("" = every one). ``threshold``: queue rows (queue_depth), a fraction 0..1
     (error_rate, with at least ``min_messages`` in the window), minutes (sender_silent),
-    open findings (finding)."""
+    open findings (finding), seconds the oldest message answered on store may wait
+    unapplied (apply_lag)."""
 
     kind: RuleKind
     subject: str = ""
@@ -69,6 +71,7 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule("queue_depth", threshold=100),
     AlertRule("error_rate", threshold=0.2),
     AlertRule("finding", subject="cancelled_but_performed", threshold=1, severity="error"),
+    AlertRule("apply_lag", threshold=300),
 )
 
 
@@ -112,6 +115,12 @@ def _conditions(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Con
                                 f"(over {rule.threshold:.0%})", rule.severity)
     elif name == "sender_silent":
         yield from _silent(rule, dash, now)
+    elif name == "apply_lag":
+        oldest = dash.backlog_oldest
+        if oldest is not None and (now - oldest).total_seconds() > rule.threshold:
+            yield Condition(name, name, "", f"{dash.backlog} messages stored and not yet "
+                            f"applied, the oldest for over {rule.threshold:g} s",
+                            rule.severity)
     else:
         for kind, count in dash.findings:
             if _wanted(rule, kind) and count >= max(1.0, rule.threshold):

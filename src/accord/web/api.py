@@ -66,7 +66,8 @@ def health(deps: Deps) -> JSONResponse:
 @router.get("/api/stats", tags=["engine"])
 def stats(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
     """Whole-store counts: messages, errors, outbox, patients, orders, open findings; the
-    store's size in bytes and its average growth per day (the last two weeks)."""
+    backlog of messages stored and not yet applied, and the age of the oldest in seconds;
+    the store's size in bytes and its average growth per day (the last two weeks)."""
     return figures.whole_store(deps)
 
 

@@ -254,6 +254,8 @@ def dashboard_json(dash: Dashboard, window_minutes: float) -> JsonDict:
         "orders_today": [{"modality": m, "status": st, "count": n}
                          for m, st, n in dash.orders_today],
         "findings": [{"kind": k, "open": n} for k, n in dash.findings],
+        # messages answered on store and not yet applied, as of now
+        "backlog": dash.backlog, "backlog_oldest": _ts(dash.backlog_oldest),
     }
 
 

@@ -85,9 +85,14 @@ def dashboard(request: Request) -> tuple[Dashboard, float]:
 
 
 def whole_store(deps: WebDeps) -> dict[str, Any]:
-    """``/api/stats``: the gateway's counts, the workflow's, and the store's size."""
+    """``/api/stats``: the gateway's counts, the workflow's, the inbox (``backlog``:
+    stored, not yet applied; ``backlog_oldest_seconds``: the age of the oldest, None when
+    nothing waits), and the store's size."""
     counts: dict[str, Any] = dict(deps.store.stats())
     counts.update(deps.views.dashboard.counts())
+    waiting, oldest = deps.store.backlog()  # answered on store, not yet applied
+    age = None if oldest is None else max(0.0, (deps.clock.now() - oldest).total_seconds())
+    counts.update(backlog=waiting, backlog_oldest_seconds=age)
     size = deps.views.storage.size()
     counts.update(store_bytes=size.bytes, store_growth_per_day=size.growth_per_day)
     return counts

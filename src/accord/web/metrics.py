@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -78,6 +79,30 @@ class _SizeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("accord_store_bytes", "Size of the store on disk, in bytes",
                                 value=self._measure())
+
+
+class _BacklogCollector(Collector):
+    """The inbox: messages stored (answered on store) and not yet applied, the age of
+    the oldest, and how many this node applied; read at scrape time."""
+
+    def __init__(self, backlog: Callable[[], tuple[int, datetime | None]],
+                 now: Callable[[], datetime], applied: Callable[[], int]) -> None:
+        self._backlog = backlog
+        self._now = now
+        self._applied = applied
+
+    def collect(self) -> Iterator[Metric]:
+        count, oldest = self._backlog()
+        age = 0.0 if oldest is None else max(0.0, (self._now() - oldest).total_seconds())
+        yield GaugeMetricFamily("accord_apply_backlog",
+                                "Messages stored and acknowledged, not yet applied",
+                                value=count)
+        yield GaugeMetricFamily("accord_apply_backlog_oldest_seconds",
+                                "Age of the oldest message not yet applied (0: none)",
+                                value=age)
+        yield CounterMetricFamily("accord_messages_applied",
+                                  "Messages applied from the inbox by this node",
+                                  value=self._applied())
 
 
 PEER_EVENTS = ("messages", "denied", "refused", "shed", "junk", "silent", "tls_failed")
@@ -149,6 +174,12 @@ class Metrics:
     def watch_size(self, measure: Callable[[], int]) -> None:
         """Report the store's size (``accord_store_bytes``) at scrape time."""
         self.registry.register(_SizeCollector(measure))
+
+    def watch_backlog(self, backlog: Callable[[], tuple[int, datetime | None]],
+                      now: Callable[[], datetime], applied: Callable[[], int]) -> None:
+        """Report the inbox backlog (``accord_apply_backlog``, the age of its oldest
+        message) and the messages applied from it, at scrape time."""
+        self.registry.register(_BacklogCollector(backlog, now, applied))
 
     def watch_peers(self, peers: Callable[[], list[dict[str, Any]]]) -> None:
         """Report the listeners' per-address admission counters at scrape time."""

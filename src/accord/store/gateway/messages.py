@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from accord.store.db.paging import clamp, cut, id_cursor
 from accord.store.db.sanitize import clean_json, clean_text
 from accord.store.records import InboundMessage, Page, StoredMessage
-from accord.store.schema import dedupe, message_keys, messages, outbox
+from accord.store.schema import dedupe, inbox, message_keys, messages, outbox
 
 # Built once: executing a prebuilt statement with a parameter dict skips the per-call
 # coercion of ``.values(...)`` (measured: most of the CPU of a small ingest transaction).
@@ -298,10 +298,11 @@ def _still_needed() -> ColumnElement[bool]:
 def prune_block(conn: Connection, older_than: datetime, block_size: int) -> int:
     """Delete one block of expired messages that nothing still needs; returns how many."""
     held = exists().where(outbox.c.source_message_id == messages.c.id, _still_needed())
+    waiting = exists().where(inbox.c.message_id == messages.c.id)  # not applied yet
     ids = list(
         conn.scalars(
             select(messages.c.id)
-            .where(messages.c.received_at < older_than, ~in_error_queue(), ~held)
+            .where(messages.c.received_at < older_than, ~in_error_queue(), ~held, ~waiting)
             .order_by(messages.c.id)
             .limit(block_size)
         )

@@ -28,7 +28,7 @@ from accord.store.db import Database, connect
 from accord.store.db.errors import db_errors
 from accord.store.db.pinned import PinnedConnections
 from accord.store.db.sanitize import clean_text
-from accord.store.gateway import bulk, queue, runs
+from accord.store.gateway import bulk, inbox, queue, runs
 from accord.store.gateway import messages as msgs
 from accord.store.gateway import outbox as box
 from accord.store.gateway.job_locks import JobLocks
@@ -36,6 +36,7 @@ from accord.store.records import (
     ErrorEntry,
     InboundMessage,
     InvalidStateError,
+    JsonDict,
     MessageStatus,
     NotFoundError,
     OutboxItem,
@@ -119,6 +120,19 @@ class SqlTx:
     def claim_control_ids(self, claims: Sequence[tuple[str, str, str, int]], *,
                           keep_usable: bool = True) -> bool:
         return bulk.claim_control_ids(self.connection, claims, keep_usable=keep_usable)
+
+    def inbox_add(self, waiting: Sequence[tuple[int, datetime]]) -> None:
+        inbox.add(self.connection, waiting)
+
+    def inbox_oldest(self, limit: int) -> list[StoredMessage]:
+        return inbox.oldest(self.connection, limit)
+
+    def inbox_remove(self, message_id: int) -> bool:
+        return inbox.remove(self.connection, message_id)
+
+    def record_outcome(self, message_id: int, status: MessageStatus,
+                       outcome: JsonDict) -> None:
+        inbox.record_outcome(self.connection, message_id, status, outcome)
 
 
 class SqlStore:
@@ -346,6 +360,10 @@ class SqlStore:
     def stats(self) -> dict[str, int]:
         with self._read() as conn:
             return queue.stats(conn)
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        with self._read() as conn:
+            return inbox.backlog(conn)
 
     def queue_depth(self) -> dict[tuple[str, str], int]:
         with self._read() as conn:

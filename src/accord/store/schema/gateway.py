@@ -142,3 +142,13 @@ job_locks = Table(
     Column("node", String(128), nullable=False),
     Column("lease_until", UtcDateTime(), nullable=False),
 )
+
+# Stored but not yet applied (ACK on store): one narrow row per message, drained in
+# message id order by the applier, which deletes the row in the transaction that applies
+# the message. Retention never deletes a message that still has one.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id"), primary_key=True, autoincrement=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from accord.store.db import Database
+from accord.store.gateway import inbox
 from accord.store.schema import messages, outbox
 from accord.store.schema.workflow import (
     wf_dicom_events,
@@ -93,6 +94,10 @@ class Dashboard:
     day: str = ""  # YYYYMMDD (UTC) of ``orders_today``
     # Orders with a step on ``day``: (modality, status, count).
     orders_today: tuple[tuple[str, str, int], ...] = ()
+    # The inbox as of now: messages answered on store, not yet applied, and when the
+    # oldest of them was received (None: nothing waits).
+    backlog: int = 0
+    backlog_oldest: datetime | None = None
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -240,11 +245,13 @@ def figures(conn: Connection, now: datetime, window: timedelta,
         select(f.kind, func.count()).where(f.resolution == Resolution.OPEN.value)
         .group_by(f.kind).order_by(f.kind))
     day = now.astimezone(UTC).strftime("%Y%m%d")
+    waiting, oldest = inbox.backlog(conn)
     return Dashboard(since, tuple(_interfaces(conn, since, now)),
                      tuple(_destinations(conn, since, now, destinations)),
                      tuple((k, n) for k, n in kinds), until=now,
                      stations=tuple(_stations(conn, since, now, day, stations)), day=day,
-                     orders_today=tuple(_orders_today(conn, day)))
+                     orders_today=tuple(_orders_today(conn, day)),
+                     backlog=waiting, backlog_oldest=oldest)
 
 
 def counts(conn: Connection) -> dict[str, int]:

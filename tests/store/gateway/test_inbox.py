@@ -1,0 +1,97 @@
+"""Store contract, the inbox (messages answered on store, not yet applied): the same
+suite runs on SQLite and PostgreSQL.
+
+Arrival order, exactly-once removal (including two connections racing for one row), the
+outcome written back, the backlog and its oldest message, and retention leaving what
+waits alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from accord.store.gateway.store import SqlStore
+
+from ..conftest import T0
+from ..factories import inbound
+
+
+def stored(store: SqlStore, count: int) -> list[int]:
+    """``count`` messages saved and put in the inbox, one minute apart."""
+    with store.transaction() as tx:
+        ids = [tx.save_inbound(inbound(n, at=T0 + timedelta(minutes=n)))
+               for n in range(count)]
+        tx.inbox_add([(mid, T0 + timedelta(minutes=n)) for n, mid in enumerate(ids)])
+    return ids
+
+
+def test_oldest_first_and_the_backlog(store: SqlStore) -> None:
+    assert store.backlog() == (0, None)
+    ids = stored(store, 5)
+    assert store.backlog() == (5, T0)
+    with store.transaction() as tx:
+        assert [m.id for m in tx.inbox_oldest(3)] == ids[:3]
+        assert tx.inbox_remove(ids[0]) and tx.inbox_remove(ids[1])
+    assert store.backlog() == (3, T0 + timedelta(minutes=2))
+    with store.transaction() as tx:
+        assert [m.id for m in tx.inbox_oldest(10)] == ids[2:]
+
+
+def test_removal_is_exactly_once(store: SqlStore) -> None:
+    [mid] = stored(store, 1)
+    with store.transaction() as tx:
+        assert tx.inbox_remove(mid)
+        assert not tx.inbox_remove(mid)
+    with store.transaction() as tx:
+        assert not tx.inbox_remove(mid)
+
+
+def test_a_removal_rolled_back_leaves_the_message_waiting(store: SqlStore) -> None:
+    [mid] = stored(store, 1)
+    try:
+        with store.transaction() as tx:
+            assert tx.inbox_remove(mid)
+            raise RuntimeError("the apply failed")
+    except RuntimeError:
+        pass
+    assert store.backlog()[0] == 1
+
+
+def test_two_connections_racing_for_one_row(store: SqlStore) -> None:
+    """One wins; the other finds nothing once the first committed (PostgreSQL: it waits
+    for the row lock; SQLite: for the write lock)."""
+    [mid] = stored(store, 1)
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def apply() -> None:
+        barrier.wait()
+        with store.transaction() as tx:
+            results.append(tx.inbox_remove(mid))
+
+    threads = [threading.Thread(target=apply) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [False, True]
+
+
+def test_outcome_written_back_keeps_the_ack(store: SqlStore) -> None:
+    [mid] = stored(store, 1)
+    before = store.get_message(mid)
+    with store.transaction() as tx:
+        tx.record_outcome(mid, "error", {"error": "unknown code", "location": "OBR-4"})
+    after = store.get_message(mid)
+    assert (after.status, after.outcome["location"]) == ("error", "OBR-4")
+    assert after.ack == before.ack and after.ack_code == before.ack_code
+    assert [e.message.id for e in store.error_queue().items if e.message] == [mid]
+
+
+def test_retention_keeps_what_waits(store: SqlStore) -> None:
+    ids = stored(store, 2)
+    with store.transaction() as tx:
+        tx.inbox_remove(ids[0])
+    assert store.prune(T0 + timedelta(days=1)) == 1
+    assert store.get_message(ids[1]).id == ids[1]
