@@ -71,6 +71,9 @@ SAMPLE_EVERY = 10.0
 MAX_BACKLOG = 1000
 """Messages generated and not yet sent: past it the RIS waits (an engine that cannot
 keep up shows as a lower rate and as ``throttled`` seconds, not as an hour of backlog)."""
+MAX_EXAMS_WAITING = 100
+"""Exams ordered and not yet performed (MPPS): past it the RIS waits too, so the worklist
+stays the size of a day's, not of an hour's backlog."""
 PAGES = ("/", "/messages", "/orders", "/patients", "/worklist", "/deliveries", "/dicom",
          "/errors", "/findings", "/duplicates", "/dashboard/live")
 PASSWORD = "soak-console-password-1"
@@ -207,7 +210,8 @@ class Soak:
         while not self.stop.is_set():
             if not pending:
                 pending = self._next_batch()
-            while self.backlog() > MAX_BACKLOG and not self.stop.is_set():
+            while (self.backlog() > MAX_BACKLOG or self.exams.qsize() > MAX_EXAMS_WAITING
+                   ) and not self.stop.is_set():
                 time.sleep(0.05)  # the engine is behind: wait rather than pile up
                 self.throttled += 0.05
             lane, payload, order = pending.pop(0)
@@ -436,7 +440,7 @@ def run(seconds: float, rate: float, senders: int, updates: int, flap_period: fl
         threads = [threading.Thread(target=soak.send, args=(lane,), daemon=True)
                    for lane in soak.lanes]
         threads += [threading.Thread(target=soak.modality, args=(s,), daemon=True)
-                    for s in STATIONS[:4]]
+                    for s in STATIONS]
         background = [threading.Thread(target=f, args=a, daemon=True) for f, a in (
             (soak.generate, ()), (soak.worklist, ()), (soak.console, ("soak",)),
             (soak.flap, (ris,)))]
@@ -466,7 +470,7 @@ def run(seconds: float, rate: float, senders: int, updates: int, flap_period: fl
             lane.put(None)
         for t in threads[:senders]:
             t.join(600)
-        for _ in STATIONS[:4]:
+        for _ in STATIONS:
             soak.exams.put(None)
         for t in threads[senders:]:
             t.join(600)
