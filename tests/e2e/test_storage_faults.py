@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
@@ -207,6 +208,17 @@ store:
 """
 
 
+TOKEN = "faults-test-token-0123456789"
+
+
+def unanswered_count(http_port: int) -> float:
+    """``accord_messages_unanswered_total`` for the MLLP listener, from ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {TOKEN}"}).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("accord_messages_unanswered_total{"))
+
+
 def mpps(port: int, uid: str, accession: str) -> int:
     """N-CREATE IN PROGRESS for ``accession``; the DIMSE status (-1: no answer)."""
     ae = AE(ae_title="CT1")
@@ -240,7 +252,8 @@ async def test_io_error_at_every_commit_then_recovers(
     config = tmp_path / "accord.yaml"
     config.write_text(MPPS_CONFIG.format(port=receiver.port), encoding="utf-8")
     control = tmp_path / "fault"
-    proc = serve(config, tmp_path / "data", free_port(), env={ENV: str(control)})
+    proc = serve(config, tmp_path / "data", free_port(),
+                 env={ENV: str(control), "ACCORD_API_TOKEN": TOKEN})
     await started(proc)
     sender = Sender(proc.port)
     try:
@@ -255,6 +268,7 @@ async def test_io_error_at_every_commit_then_recovers(
         assert status not in (0x0000, -1), hex(status)
         await asyncio.sleep(1.5)  # a pruning round (prune_interval 1) fails meanwhile
         assert len(receiver.received) == before
+        unanswered = await asyncio.to_thread(unanswered_count, proc.http_port)
         control.write_text("", encoding="utf-8")  # the fault clears; no restart
         for n in (2, 3):
             await sender.until_acked(*message(n))
@@ -266,6 +280,7 @@ async def test_io_error_at_every_commit_then_recovers(
         log = proc.output()
         assert_log_says(log, "disk I/O error")
         assert "MPPS not stored" in log
+        assert unanswered >= 2  # what a Prometheus alert on the engine watches
     finally:
         await sender.close()
         await receiver.stop()
