@@ -290,13 +290,13 @@ async def test_io_error_at_every_commit_then_recovers(
 
 @pytest.mark.postgres
 async def test_postgres_going_away_refuses_then_recovers(
-        tmp_path: Path, free_port: Callable[[], int],
-        gateway_config: Callable[..., Path], serve: Callable[..., Any]) -> None:
+        tmp_path: Path, free_port: Callable[[], int], serve: Callable[..., Any]) -> None:
     with fresh_database("accord_faults", "PostgreSQL outage test") as url:
         receiver = Receiver()
         await receiver.start()
-        config = gateway_config(tmp_path / "accord.yaml", receiver.port)
-        config.write_text(config.read_text() + f"store:\n  url: {url}\n", encoding="utf-8")
+        config = tmp_path / "accord.yaml"
+        config.write_text(MPPS_CONFIG.format(port=receiver.port) + f"  url: {url}\n",
+                          encoding="utf-8")
         proc = serve(config, tmp_path / "data", free_port())
         await started(proc)
         sender = Sender(proc.port)
@@ -306,21 +306,28 @@ async def test_postgres_going_away_refuses_then_recovers(
             await asyncio.to_thread(database_away, url, True)
             for n in (21, 22):
                 assert not await sender.attempt(*message(n))
-            await asyncio.sleep(2.0)  # delivery and jobs meet the outage too
+            status = await asyncio.to_thread(mpps, proc.dicom_port, "2.25.78", "A1")
+            assert status not in (0x0000, -1), hex(status)
+            await asyncio.sleep(2.0)  # delivery and the pruning job meet the outage too
             await asyncio.to_thread(database_away, url, False)
             for n in range(21, 41):
                 await sender.until_acked(*message(n))
+            async with asyncio.timeout(30):  # the modality resends its N-CREATE
+                while await asyncio.to_thread(
+                        mpps, proc.dicom_port, "2.25.78", "A1") != 0x0000:
+                    await asyncio.sleep(0.5)
             assert proc.proc is not None and proc.proc.poll() is None
             routed = stored_and_routed(url, sender.acked)
             await receiver.wait_for(len(routed), timeout=60)
             assert routed <= set(receiver.unique)
             assert await asyncio.to_thread(proc.terminate) == 0
-            assert_log_says(proc.output(), "database error")
+            log = proc.output()
+            assert_log_says(log, "database error")
+            assert "MPPS not stored" in log
         finally:
             await sender.close()
             await receiver.stop()
-            if proc.proc is not None and proc.proc.poll() is None:
-                proc.cleanup()
+            proc.cleanup()
 
 
 def test_the_fault_seam_is_off_without_its_setting() -> None:
