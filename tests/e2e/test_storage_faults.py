@@ -280,6 +280,7 @@ async def test_io_error_at_every_commit_then_recovers(
         log = proc.output()
         assert_log_says(log, "disk I/O error")
         assert "MPPS not stored" in log
+        assert "retention pruning skipped this round: database error" in log
         assert unanswered >= 2  # what a Prometheus alert on the engine watches
     finally:
         await sender.close()
@@ -324,6 +325,7 @@ async def test_postgres_going_away_refuses_then_recovers(
             log = proc.output()
             assert_log_says(log, "database error")
             assert "MPPS not stored" in log
+            assert "retention pruning skipped this round: database error" in log
         finally:
             await sender.close()
             await receiver.stop()
