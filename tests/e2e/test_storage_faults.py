@@ -36,7 +36,7 @@ from accord.demo.traffic import Receiver
 from accord.errors import DeliveryError
 from accord.mllp.client import MllpClient
 from accord.store import open_store, sqlite_url
-from accord.store.db.faults import ENV
+from accord.store.db.faults import ENV, FAULTS
 from pg_support import database_away, fresh_database
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -189,7 +189,7 @@ async def test_disk_full_refuses_then_recovers(
         await receiver.stop()
 
 
-# -- disk I/O error: injected at the commit, on every commit point ---------------------
+# -- injected at the commit (an I/O error; the disk full), at every commit point ------
 
 MPPS_CONFIG = """\
 workflow:
@@ -245,8 +245,12 @@ def mpps(port: int, uid: str, accession: str) -> int:
         assoc.release()
 
 
-async def test_io_error_at_every_commit_then_recovers(
-        tmp_path: Path, free_port: Callable[[], int], serve: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("fault", ["io", "full"], ids=["io-error", "disk-full-injected"])
+async def test_injected_fault_at_every_commit_then_recovers(
+        fault: str, tmp_path: Path, free_port: Callable[[], int],
+        serve: Callable[..., Any]) -> None:
+    """Ingest, MPPS, delivery and the pruning job each meet the fault; the disk full
+    here too, for machines where the real one cannot be made (not root)."""
     receiver = Receiver()
     await receiver.start()
     config = tmp_path / "accord.yaml"
@@ -259,7 +263,7 @@ async def test_io_error_at_every_commit_then_recovers(
     try:
         await sender.until_acked(*message(1))  # the order of accession A1
         await receiver.wait_for(1, timeout=30)
-        control.write_text("io", encoding="utf-8")
+        control.write_text(fault, encoding="utf-8")
         # ingest: no AA; MPPS: no success status; delivery: nothing marked delivered
         for n in (2, 3):
             assert not await sender.attempt(*message(n))
@@ -278,7 +282,7 @@ async def test_io_error_at_every_commit_then_recovers(
         assert routed <= set(receiver.unique)
         assert await asyncio.to_thread(proc.terminate) == 0
         log = proc.output()
-        assert_log_says(log, "disk I/O error")
+        assert_log_says(log, FAULTS[fault])
         assert "MPPS not stored" in log
         assert "retention pruning skipped this round: database error" in log
         assert unanswered >= 2  # what a Prometheus alert on the engine watches
