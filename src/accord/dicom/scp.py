@@ -141,6 +141,10 @@ def quiet_identifiers() -> None:
     (A process-wide pynetdicom setting.)"""
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
+    # One INFO line per C-FIND response ("Find SCP Response 7: 0xFF00 (Pending)"): in
+    # an hour's soak 99% of the engine's log (~35 MB) and ~10% of its CPU (py-spy).
+    # The DICOM log (dicom_events) has every request; warnings and errors still show.
+    logging.getLogger("pynetdicom.service_class").setLevel(logging.WARNING)
 
 
 def set_nodelay(event: evt.Event) -> None:
