@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PGCTL := pg_ctlcluster --skip-systemctl-redirect
 
-.PHONY: demo test lint self-contained bench soak venv services browser dcmtk screenshots clean \
+.PHONY: demo test lint self-contained bench soak soak-tests venv services browser dcmtk screenshots clean \
 	audit lock fuzz dist
 
 # The test environment is requirements.lock (pins used as constraints): what CI tests is
@@ -93,7 +93,13 @@ screenshots: $(STAMP) browser
 	$(BIN)/pytest -q tests/web/browser/test_browser.py -k integration_engineers_day \
 	  --readme-images docs/img
 
-soak: $(STAMP) services
+# One hour of `accord serve` under a realistic mix (bench/soak.py says what runs and what
+# it checks; SOAK_SECONDS shortens it); its figures go to bench/RESULTS.md.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $${SOAK_SECONDS:-3600}
+
+# The slow tests at their full size (crash and multi-node custody).
+soak-tests: $(STAMP) services
 	ACCORD_SOAK=1 $(BIN)/pytest -q -m slow
 
 clean:

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from accord.clock import Clock, ControlIds, SystemClock
+from accord.clock import Clock, ControlIds, SteadyClock
 from accord.config import Config
 from accord.dicom.bridge import DicomBridge, StoreWorklist
 from accord.dicom.index import WorklistIndex
@@ -287,7 +287,7 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
     """
     owns_store = store is None
     store = store if store is not None else _open_store(config)
-    clock = clock or SystemClock()
+    clock = clock or SteadyClock()  # leases and due times survive a clock step
     ids = control_ids or ControlIds()
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}"
     metrics = Metrics()

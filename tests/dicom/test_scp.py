@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -258,3 +259,12 @@ def test_a_uid_is_never_a_path(scp: DicomServer, sink: SqliteMppsSink) -> None:
     finally:
         assoc.release()
     assert sink.outcomes() == []
+
+
+def test_no_log_line_per_worklist_response(scp: DicomServer,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        assert len(mwl_find(scp, _full_query())) == 2
+    # the SCP's own line per response (the SCU here logs what it receives elsewhere)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pynetdicom.service_class"]
+    assert not [m for m in lines if "Find SCP Response" in m], lines

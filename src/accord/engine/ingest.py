@@ -126,6 +126,7 @@ class Ingestor:
         self.stats = IngestStats()
         self._last_peer = ""  # the connection that submitted last, and since when
         self._peer_changed = 0.0
+        self._down_since: float | None = None  # monotonic time of the first failed commit
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
         """Store, process and answer one MLLP payload (the MllpServer handler)."""
@@ -231,13 +232,31 @@ class Ingestor:
             results = self._commit_slow(batch, wait)
         except StoreBusy:
             raise  # nothing was done: the writer thread does it
-        except Exception:
+        except Exception as exc:
             self.stats.failed_commits += 1  # GroupCommit logs it; no ACK is sent
+            self._store_failed(exc)
             raise
+        self._store_answers()
         self.stats.commits += 1
         self.stats.messages += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         return results
+
+    def _store_failed(self, exc: Exception) -> None:
+        """The first failed commit of an outage says so once (the store's error text has
+        no message content: ``accord.store.db.errors``); senders get no ACK meanwhile and
+        resend."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            reason = str(exc) if isinstance(exc, AccordError) else type(exc).__name__
+            log.error("store cannot commit (%s): inbound messages get no ACK until it can",
+                      reason)
+
+    def _store_answers(self) -> None:
+        if self._down_since is not None:
+            log.warning("store commits again after %.0f s: inbound messages acknowledged",
+                        time.monotonic() - self._down_since)
+            self._down_since = None
 
     # -- fast path: one statement per table for the batch ---------------------------------
     def _commit_fast(self, batch: list[Pending], wait: bool) -> list[bytes | Exception]:

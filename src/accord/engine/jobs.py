@@ -19,6 +19,7 @@ from typing import Protocol
 
 from accord.clock import Clock
 from accord.config import StoreConfig
+from accord.errors import StoreError
 from accord.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ async def pruning_loop(store: Store, settings: StoreConfig | Callable[[], StoreC
             try:
                 await asyncio.to_thread(prune_once, store, current(), clock, node,
                                         housekeeping)
+            except StoreError as exc:  # the store is away (disk, database): one line
+                log.warning("retention pruning skipped this round: %s", exc)
             except Exception:  # a failed round is retried next interval, never fatal
                 log.exception("retention pruning failed")
             await asyncio.sleep(current().prune_interval)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 
 from accord.errors import ConfigError
+from accord.store.db import faults
 from accord.store.db.errors import db_errors
 from accord.store.db.sqlite import WRITE_OPTION
 
@@ -54,9 +55,12 @@ def connect(url: str) -> Database:
     if url.startswith("sqlite"):
         from accord.store.db.sqlite import create_sqlite_engine
 
-        return Database(create_sqlite_engine(url))
-    if url.startswith(("postgresql", "postgres:")):
+        engine = create_sqlite_engine(url)
+    elif url.startswith(("postgresql", "postgres:")):
         from accord.store.db.postgres import create_postgres_engine
 
-        return Database(create_postgres_engine(url))
-    raise ConfigError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
+        engine = create_postgres_engine(url)
+    else:
+        raise ConfigError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
+    faults.install(engine)  # only with ACCORD_TEST_STORE_FAULTS set (tests)
+    return Database(engine)
