@@ -22,6 +22,7 @@ from accord.store.db.paging import clamp, cursor_time, cut, split_cursor
 from accord.store.records import Page
 from accord.store.schema.workflow import wf_findings
 from accord.store.workflow import codec
+from accord.store.workflow.identity import decide
 from accord.store.workflow.repository import patients_by_id
 from accord.workflow.findings import Finding, FindingKind, Resolution
 from accord.workflow.model import Patient
@@ -93,9 +94,11 @@ class FindingViews:
             return _get(conn, finding_id)
 
     def resolve(self, finding_id: int, resolution: Resolution, note: str,
-                now: datetime) -> StoredFinding | None:
+                now: datetime, *, same_person: bool = False) -> StoredFinding | None:
         """A person resolves (or ignores, or reopens) a finding; the note is added to its
-        detail. None when there is no such finding."""
+        detail. None when there is no such finding. For a duplicate pair the decision is
+        remembered (``identity_decisions``): ignored is "not a duplicate" (never proposed
+        again), ``same_person`` a merge, reopened forgets the decision."""
         with self._db.write() as conn:
             found = _get(conn, finding_id)
             if found is None:
@@ -104,6 +107,8 @@ class FindingViews:
             new = replace(found.finding, resolution=resolution, detail=detail)
             conn.execute(update(wf_findings).where(wf_findings.c.id == finding_id)
                          .values(resolution=resolution.value, doc=codec.encode_finding(new)))
+            if new.kind is FindingKind.POTENTIAL_DUPLICATE_PATIENT and new.subject:
+                _remember(conn, new, resolution, same_person, now)
         return StoredFinding(finding_id, new)
 
     def duplicates(self, *, cursor: str | None = None, limit: int = 100,
@@ -127,6 +132,15 @@ class FindingViews:
                 return None
             people = patients_by_id(conn, (sf.finding.patient_id, sf.finding.subject))
         return _pair(sf, people)
+
+
+def _remember(conn: Connection, f: Finding, resolution: Resolution, same_person: bool,
+              now: datetime) -> None:
+    decision = ("same" if same_person else "distinct" if resolution is Resolution.IGNORED
+                else "" if resolution is Resolution.OPEN else None)
+    if decision is not None:
+        decide(conn, f.patient_id, f.subject, decision, now,
+               [(name, level) for name, level, _, _ in f.explanation])
 
 
 def _pair(sf: StoredFinding, people: dict[str, Patient]) -> DuplicatePair:

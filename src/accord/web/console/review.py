@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -196,9 +197,9 @@ async def merge(request: Request, finding_id: int,
     stored = await run_in_threadpool(deps.store.get_message, message_id)
     ok = stored.status == "processed"
     if ok:
-        await run_in_threadpool(deps.views.findings.resolve, finding_id,
-                                Resolution.RESOLVED, f"merged by {principal.name}",
-                                deps.clock.now())
+        await run_in_threadpool(partial(deps.views.findings.resolve, same_person=True),
+                                finding_id, Resolution.RESOLVED,
+                                f"merged by {principal.name}", deps.clock.now())
     await run_in_threadpool(record, request, Action.PATIENTS_MERGE.value,
                             object_type="patient", object_id=keep.id,
                             patient_ids=[keep.id, gone.id],

@@ -1,0 +1,56 @@
+"""Households: relatives who look like duplicates, told apart from them.
+
+Rule: pure, no I/O. Fellegi–Sunter adds up agreements as if fields were independent,
+but relatives share the fields a household shares (family name, address, phone) and
+some share more: twins a birth date, a namesake son the given name too. Read from the
+comparison levels and the two sides' features:
+
+- ``twin``: the same birth date and family name, different given names (the address
+  agreeing or not). Not a duplicate unless the registrar typed a wholly different given
+  name; its score is capped below the review threshold (``TWIN_CAP``).
+- ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
+  only) with birth dates that differ: father and son, never one person.
+- ``parent_child``: birth years ``GENERATION`` or more apart (a mother and her newborn,
+  a namesake father and son without suffixes). A birth date that differs in one digit
+  (1960/1980) may be a typo: such a pair goes to review with a low score
+  (``LOW_CAP``); otherwise it is not proposed.
+
+A relation returns a cap on the score (log2 odds) or ``DISTINCT`` (not proposed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+
+GENERATION = 15  # years between birth dates that make a parent and a child
+TWIN_CAP = -2.0  # probability 0.2: below the default threshold, visible below it
+LOW_CAP = 0.0  # probability 0.5: at the default threshold, reviewed last
+DISTINCT = float("-inf")
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_GIVEN = COMPARISON_NAMES.index("given_name")
+_BIRTH = COMPARISON_NAMES.index("birth_date")
+_GIVEN_DIFFERENT = 5
+_BIRTH_ONE_DIGIT = 2
+_BIRTH_DIFFERENT = 4
+
+
+def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, float | None]:
+    """The household relation of a pair, and the cap on its score (``DISTINCT``: not a
+    duplicate at all; None: no relation, no cap)."""
+    birth = levels[_BIRTH]
+    if a.suffix != b.suffix and birth not in (0, -1):
+        return "namesake", DISTINCT
+    if birth in (_BIRTH_ONE_DIGIT, _BIRTH_DIFFERENT) and _years_apart(a.birth, b.birth) >= (
+            GENERATION):
+        return "parent_child", (LOW_CAP if birth == _BIRTH_ONE_DIGIT else DISTINCT)
+    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
+        return "twin", TWIN_CAP
+    return "", None
+
+
+def _years_apart(a: str, b: str) -> int:
+    if len(a) < 4 or len(b) < 4 or not (a[:4].isdigit() and b[:4].isdigit()):
+        return 0
+    return abs(int(a[:4]) - int(b[:4]))
