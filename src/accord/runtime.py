@@ -348,7 +348,8 @@ def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: C
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository,
         catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
-        matcher=Matcher() if config.workflow.identity_matching else None,
+        matcher=(Matcher(own_phones=tuple(config.workflow.own_phones))
+                 if config.workflow.identity_matching else None),
         checks=Checks(config.workflow.checks.profile,
                       config.workflow.checks.max_schedule_age_hours))
     return processor, bridge

@@ -112,6 +112,13 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
     return Candidates(found, freqs, rejected)
 
 
+def frequencies(conn: Connection, f: Features) -> Frequencies:
+    """The counts of one patient's terms, and the population (for explaining a pair)."""
+    rows = conn.execute(COUNTS, {"keys": [POPULATION, *term_keys(f)]})
+    counts = {str(k): int(n) for k, n in rows}
+    return Frequencies(max(0, counts.get(POPULATION, 0)), counts)
+
+
 def decide(conn: Connection, a: str, b: str, decision: str, at: datetime,
            levels: Sequence[Sequence[str]] = ()) -> None:
     """Remember a reviewer's decision about a pair ("distinct" or "same"); "" forgets it."""
