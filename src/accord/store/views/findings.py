@@ -200,8 +200,7 @@ def _remember(conn: Connection, f: Finding, resolution: Resolution, same_person:
     decision = ("same" if same_person else "distinct" if resolution is Resolution.IGNORED
                 else "" if resolution is Resolution.OPEN else None)
     if decision is not None:
-        decide(conn, f.patient_id, f.subject, decision, now,
-               [(name, level) for name, level, _, _ in f.explanation])
+        decide(conn, f.patient_id, f.subject, decision, now, f.explanation)
 
 
 def _pair(sf: StoredFinding, people: dict[str, Patient]) -> DuplicatePair:

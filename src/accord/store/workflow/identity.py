@@ -10,6 +10,7 @@ Rules:
   needs) for at most ``MAX_CANDIDATES`` patients, found by the blocking keys that
   ``lookup_plan`` keeps after reading their counts: two indexed statements and a third
   for the decisions when the registration is a stored patient.
+- Reviewers' decisions correct the weights the engine starts with (``learned_weights``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from accord.store.db import Database
 from accord.store.db.compiled import Runner
 from accord.store.schema import (
     wf_identity_counts,
@@ -29,9 +31,11 @@ from accord.store.schema import (
     wf_patient_blocks,
 )
 from accord.workflow.identity.compare import Features, features
+from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, Weights
 from accord.workflow.identity.frequencies import POPULATION, Frequencies, count_keys, term_keys
 from accord.workflow.identity.index import MAX_CANDIDATES, lookup_keys, lookup_plan, pack, unpack
 from accord.workflow.identity.matcher import Candidates
+from accord.workflow.identity.train import learn_from_decisions
 from accord.workflow.model import Patient
 
 _c, _f, _d, _b = (wf_identity_counts.c, wf_identity_features.c, wf_identity_decisions.c,
@@ -120,8 +124,9 @@ def frequencies(conn: Connection, f: Features) -> Frequencies:
 
 
 def decide(conn: Connection, a: str, b: str, decision: str, at: datetime,
-           levels: Sequence[Sequence[str]] = ()) -> None:
-    """Remember a reviewer's decision about a pair ("distinct" or "same"); "" forgets it."""
+           levels: Sequence[Sequence[Any]] = ()) -> None:
+    """Remember a reviewer's decision about a pair ("distinct" or "same"); "" forgets it.
+    ``levels``: the terms of its score when decided (field, level, weight, tf)."""
     first, second = sorted((a, b))
     conn.execute(delete(wf_identity_decisions).where(_d.a == first, _d.b == second))
     if decision:
@@ -130,7 +135,14 @@ def decide(conn: Connection, a: str, b: str, decision: str, at: datetime,
             "levels": [list(level) for level in levels]})
 
 
-def decisions(conn: Connection) -> Iterable[tuple[str, list[list[str]]]]:
-    """Every remembered decision with the comparison levels the pair had (for training)."""
+def decisions(conn: Connection) -> Iterable[tuple[str, list[list[Any]]]]:
+    """Every remembered decision with the terms the pair's score had (for training)."""
     for row in conn.execute(select(_d.decision, _d.levels)):
         yield str(row.decision), list(row.levels or [])
+
+
+def learned_weights(database: Database, weights: Weights = DEFAULT_WEIGHTS) -> Weights:
+    """``weights`` corrected by every decision reviewers made (``learn_from_decisions``):
+    what the engine matches with from its start."""
+    with database.read() as conn:
+        return learn_from_decisions(weights, list(decisions(conn)))
