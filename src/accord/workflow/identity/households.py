@@ -7,13 +7,18 @@ comparison levels and the two sides' features:
 
 - ``twin``: the same birth date and family name, different given names (the address
   agreeing or not). Not a duplicate unless the registrar typed a wholly different given
-  name; its score is capped below the review threshold (``TWIN_CAP``).
+  name: it goes to review with a low score (``LOW_CAP``), and is not proposed when the
+  identifiers say two people (sex or national ID plainly different).
 - ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
   only) with birth dates that differ: father and son, never one person.
 - ``parent_child``: birth years ``GENERATION`` or more apart (a mother and her newborn,
   a namesake father and son without suffixes). A birth date that differs in one digit
   (1960/1980) may be a typo: such a pair goes to review with a low score
   (``LOW_CAP``); otherwise it is not proposed.
+
+A national ID (PID-19) that agrees, or is one typo away, outweighs all of these: the
+identifier says one person, whatever the birth dates and given names say (a record
+whose birth date was replaced is still that person's record).
 
 A relation returns a cap on the score (log2 odds) or ``DISTINCT`` (not proposed).
 """
@@ -25,12 +30,14 @@ from collections.abc import Sequence
 from accord.workflow.identity.compare import COMPARISON_NAMES, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
-TWIN_CAP = -2.0  # probability 0.2: below the default threshold, visible below it
 LOW_CAP = 0.0  # probability 0.5: at the default threshold, reviewed last
 DISTINCT = float("-inf")
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
 _BIRTH = COMPARISON_NAMES.index("birth_date")
+_NATIONAL_ID = COMPARISON_NAMES.index("national_id")
+_SEX = COMPARISON_NAMES.index("sex")
+_ID_DIFFERENT = 2
 _GIVEN_DIFFERENT = 5
 _BIRTH_ONE_DIGIT = 2
 _BIRTH_DIFFERENT = 4
@@ -39,6 +46,8 @@ _BIRTH_DIFFERENT = 4
 def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, float | None]:
     """The household relation of a pair, and the cap on its score (``DISTINCT``: not a
     duplicate at all; None: no relation, no cap)."""
+    if levels[_NATIONAL_ID] in (0, 1):
+        return "", None
     birth = levels[_BIRTH]
     if a.suffix != b.suffix and birth not in (0, -1):
         return "namesake", DISTINCT
@@ -46,7 +55,8 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
             GENERATION):
         return "parent_child", (LOW_CAP if birth == _BIRTH_ONE_DIGIT else DISTINCT)
     if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
-        return "twin", TWIN_CAP
+        two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
+        return "twin", DISTINCT if two else LOW_CAP
     return "", None
 
 

@@ -14,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from accord.workflow.identity.compare import Features, compare, distinct_people, features
+from accord.workflow.identity.compare import (
+    COMPARISON_NAMES,
+    Features,
+    compare,
+    distinct_people,
+    features,
+)
 from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
 from accord.workflow.identity.frequencies import (
     NO_FREQUENCIES,
@@ -26,6 +32,7 @@ from accord.workflow.identity.households import DISTINCT, relation
 from accord.workflow.model import Demographics, Patient
 
 DEFAULT_POPULATION = 100_000  # stored patients assumed when the caller does not say
+_NATIONAL_ID = COMPARISON_NAMES.index("national_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +61,10 @@ def score_pair(
     population: int = DEFAULT_POPULATION,
 ) -> MatchResult | None:
     """One pair, explained; None when the two are plainly different people (given name
-    and birth date both disagree, or a household relation that rules a duplicate out)."""
+    and birth date both disagree, unless the national ID agrees; or a household relation
+    that rules a duplicate out)."""
     levels, transposed = compare(query, stored)
-    if distinct_people(levels):
+    if distinct_people(levels) and levels[_NATIONAL_ID] not in (0, 1):
         return None
     kin, cap = relation(query, stored, levels)
     if cap == DISTINCT:
