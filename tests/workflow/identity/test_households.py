@@ -7,7 +7,7 @@ from datetime import date
 
 from accord.workflow.identity import Matcher
 from accord.workflow.identity.compare import compare, features
-from accord.workflow.identity.households import DISTINCT, LOW_CAP, relation
+from accord.workflow.identity.households import DISTINCT, TWIN_CAP, relation
 from accord.workflow.identity.matcher import compare_patients
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
@@ -25,13 +25,14 @@ def _relation(a: Demographics, b: Demographics) -> tuple[str, float | None]:
     return relation(fa, fb, compare(fa, fb)[0])
 
 
-def test_twins_go_to_review_low_or_not_at_all() -> None:
+def test_twins_are_capped_low_or_not_proposed() -> None:
     anna = Demographics(PersonName("Kowalczyk", "Anna"), date(2001, 6, 3), "F", HOME,
                         phone="217-555-0142")
     emma = replace(anna, name=PersonName("Kowalczyk", "Emma"))
-    assert _relation(anna, emma) == ("twin", LOW_CAP)
-    (low,) = Matcher()(emma, [_patient("anna", anna)])
-    assert low.relation == "twin" and low.score == LOW_CAP  # reviewed last
+    assert _relation(anna, emma) == ("twin", TWIN_CAP)
+    assert Matcher()(emma, [_patient("anna", anna)]) == []  # under the default threshold
+    (low,) = Matcher(threshold=0.2)(emma, [_patient("anna", anna)])
+    assert low.relation == "twin" and low.score == TWIN_CAP  # reviewed last
     assert abs(sum(t.weight for t in low.fields) - low.score) < 1e-6
     # the identifiers say two people: a brother, or a national ID of her own
     adam = replace(anna, name=PersonName("Kowalczyk", "Adam"), sex="M")

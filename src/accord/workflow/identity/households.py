@@ -7,7 +7,8 @@ comparison levels and the two sides' features:
 
 - ``twin``: the same birth date and family name, different given names (the address
   agreeing or not). Not a duplicate unless the registrar typed a wholly different given
-  name: it goes to review with a low score (``LOW_CAP``), and is not proposed when the
+  name: its score is capped below the default review threshold (``TWIN_CAP``: a site
+  that lowers the threshold reviews them last), and it is not proposed at all when the
   identifiers say two people (sex or national ID plainly different).
 - ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
   only) with birth dates that differ: father and son, never one person.
@@ -31,6 +32,7 @@ from accord.workflow.identity.compare import COMPARISON_NAMES, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
 LOW_CAP = 0.0  # probability 0.5: at the default threshold, reviewed last
+TWIN_CAP = -1.0  # probability 0.33: under the default threshold, above a lowered one
 DISTINCT = float("-inf")
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
@@ -56,7 +58,7 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
         return "parent_child", (LOW_CAP if birth == _BIRTH_ONE_DIGIT else DISTINCT)
     if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
         two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
-        return "twin", DISTINCT if two else LOW_CAP
+        return "twin", DISTINCT if two else TWIN_CAP
     return "", None
 
 
