@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -177,9 +178,10 @@ def large_store(pop: population.Population, queries: population.Population,
                       sizes[int(len(sizes) * 0.99) - 1], sizes[-1])
 
 
-def percentile(values: tuple[int, ...] | list[int], q: float) -> int:
+def percentile(values: Sequence[float], q: float) -> float:
+    """The value at quantile ``q`` (nearest rank)."""
     ordered = sorted(values)
-    return ordered[max(0, int(len(ordered) * q) - 1)] if ordered else 0
+    return ordered[max(0, int(len(ordered) * q) - 1)] if ordered else 0.0
 
 
 def scratch() -> tempfile.TemporaryDirectory[str]:
