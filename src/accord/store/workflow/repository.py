@@ -122,9 +122,9 @@ class SqlRepository:
         self._by_id: dict[str, Patient | None] = {}
         self._by_ident: dict[tuple[str, str], Patient | None] = {}
         self._changes = changes  # worklist-log rows noted for after the commit
-        # The identity counts' keys of each patient as read or saved here: a save
-        # changes the counts by the difference.
-        self._counted: dict[str, tuple[str, ...]] = {}
+        # Each patient as first read or last saved here: a save changes the identity
+        # counts by the difference of its counted keys (computed only then).
+        self._counted: dict[str, Patient] = {}
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -151,7 +151,7 @@ class SqlRepository:
         found = [codec.decode_patient(doc) for doc in docs]
         self._known.update(("patient", p.id) for p in found)
         for p in found:
-            self._counted.setdefault(p.id, idx.identity_keys(p))
+            self._counted.setdefault(p.id, p)
         if self._changes is not None and self._lock:
             for p in found:
                 self._changes.saw(p)
@@ -215,9 +215,11 @@ class SqlRepository:
         row = idx.features_row(patient)
         if row is not None:
             upsert(self._c, wf_identity_features, [row], ["patient_id"], self._x)
-        keys = idx.identity_keys(patient)
-        idx.add_counts(self._c, count_changes(self._counted.get(patient.id, ()), keys), self._x)
-        self._counted[patient.id] = keys
+        before = self._counted.get(patient.id)
+        idx.add_counts(self._c, count_changes(
+            idx.identity_keys(before) if before is not None else (),
+            idx.identity_keys(patient)), self._x)
+        self._counted[patient.id] = patient
 
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None:
