@@ -23,12 +23,16 @@ precision, recall, F1; for the peers also their candidate pairs and blocking rec
    uniformly), each with duplicates registered under new MRNs; false pairs are also
    counted by the relation of the two people (twin, sibling, parent, ...).
 
-Not here any more: the lookup latency against 1,000,000 stored patients that this
-script used to report timed an in-process index (``PatientIndex``) that the engine does
-not run (the engine looks candidates up in its store, per registration); the identity
-work measures that lookup on the engine's own path. The engine's candidates per lookup
-and blocking recall are not visible from its outside interface either, so the tables
-give them for the peers only.
+3. ``--store-size`` (20,000 by default; 0: not run): the skewed population through the
+   engine's own identity path in process (bench/identity_store.py: the workflow applies
+   each registration on a SQLite store through ``SqlRepository``, as ``accord serve``
+   does per message, without MLLP and HL7 parsing, which on a loaded machine make tens
+   of thousands of registrations take hours). This path shows what the outside
+   interface does not: candidates per lookup (mean / p99 / max) and blocking recall
+   (true pairs whose earlier record the later registration's lookup fetched).
+4. ``--large`` (200,000 by default; 0: not run): one registration against a large store
+   on the same SQL path (``identity_candidates`` and scoring), the skewed population
+   bulk-loaded, 1,000 lookups of new registrations: p50 / p99 and candidates.
 
 Run: ``.venv/bin/python bench/identity.py [--size N] [--no-write]`` (writes the
 ``identity`` section of bench/RESULTS.md unless ``--no-write``). At the default size it
@@ -41,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 from collections import Counter
@@ -51,6 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import identity_peers as peers
+import identity_store
 import population
 from _results import write_section
 from engine_harness import Engine, SendReport
@@ -148,7 +154,7 @@ def evaluate(pop: population.Population, febrl: bool) -> tuple[list[str], str, l
 
 
 def report(rows: Sequence[str], engine_rows: Sequence[str], relations: Sequence[str],
-           size: int, elapsed: float) -> str:
+           size: int, elapsed: float, lookups: Sequence[str] = (), large: str = "") -> str:
     """The markdown section."""
     import recordlinkage
     import splink
@@ -192,10 +198,61 @@ def report(rows: Sequence[str], engine_rows: Sequence[str], relations: Sequence[
         "|---|---:|---:|---:|---:|---:|---:|---|",
         *engine_rows,
         "",
-        "The lookup latency against 1,000,000 stored patients that this section used to "
-        "show timed an in-process index the engine does not use; the identity work "
-        "measures it on the engine's own path (its store lookup per registration).",
+        "Candidates per lookup on the store path (the registrations of the skewed "
+        "population, online; the workflow's time per registration: match and save):",
+        "",
+        "| dataset | lookups | candidates mean | p99 | max | apply p50 | apply p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *lookups,
+        "",
+        "One registration against a large store, on the SQL path the engine runs "
+        "(`identity_candidates` + scoring; SQLite; the skewed population bulk-loaded):",
+        "",
+        "| stored patients | bulk load | lookups | p50 | p99 | candidates mean / p99 / max |",
+        "|---:|---:|---:|---:|---:|---:|",
+        large,
     ])
+
+
+def evaluate_store(size: int) -> tuple[list[str], str]:
+    """The skewed population through the engine's identity path in process, and the
+    peers offline on the same records: quality rows and the lookup row."""
+    pop = population.skewed(size, population.SEED)
+    truth = pop.truth_pairs()
+    dataset = f"skewed (store path) {size:,}"
+    print(f"{dataset}: {len(truth):,} true pairs", flush=True)
+    with identity_store.scratch() as data:
+        run = identity_store.run_online(pop, Path(data))
+    s = scores(run.pairs, truth)
+    c = run.candidates
+    rows = [f"| {dataset} | {len(pop.records):,} | {len(truth):,} | Accord (online, store "
+            f"path) | {s.precision:.3f} | {s.recall:.3f} | **{s.f1:.3f}** | {len(run.pairs):,} "
+            f"| {sum(c):,} | {run.blocked / len(truth):.3f} | {run.seconds:.1f} |"]
+    print(" ", rows[-1], flush=True)
+    lookups = (f"| {dataset} | {len(c):,} | {statistics.fmean(c):.1f} "
+               f"| {identity_store.percentile(c, 0.99):.0f} | {max(c)} "
+               f"| {identity_store.percentile(run.apply_ms, 0.5):.1f} ms "
+               f"| {identity_store.percentile(run.apply_ms, 0.99):.1f} ms |")
+    runs = [peers.run_splink(pop, peers.SPLINK_PERSONS), *peers.run_recordlinkage(pop, False)]
+    for peer in runs:
+        rows.append(_row(dataset, pop, truth, peer.system, peer.pairs, peer.seconds, peer))
+        print(" ", rows[-1], flush=True)
+    rows.append(f"- {dataset}, false pairs by relation: Accord: "
+                f"{_false_pairs(pop, truth, run.pairs)}")
+    return rows, lookups
+
+
+def evaluate_large(size: int, queries: int = 1000) -> str:
+    """One registration against ``size`` stored patients on the SQL path."""
+    pop = population.skewed(size, population.SEED)
+    asked = population.skewed(queries, population.SEED + 1)
+    with identity_store.scratch() as data:
+        r = identity_store.large_store(pop, asked, Path(data))
+    row = (f"| {r.stored:,} | {r.load_seconds:.0f} s | {r.lookups:,} | {r.p50_ms:.2f} ms "
+           f"| {r.p99_ms:.2f} ms | {r.candidates_mean:.1f} / {r.candidates_p99} / "
+           f"{r.candidates_max} |")
+    print(" ", row, flush=True)
+    return row
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -205,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="FEBRL sets, e.g. 1,3 (empty: none)")
     parser.add_argument("--flavours", default=",".join(FLAVOURS),
                         help="skewed,uniform (empty: none)")
+    parser.add_argument("--store-size", type=int, default=20_000,
+                        help="skewed registrations through the store path (0: none)")
+    parser.add_argument("--large", type=int, default=200_000,
+                        help="stored patients for the lookup latency (0: none)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -219,7 +280,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows += r
         engine_rows.append(e)
         relations += rel
-    text = report(rows, engine_rows, relations, args.size, time.perf_counter() - started)
+    store_rows: list[str] = []
+    lookups: list[str] = []
+    if args.store_size:
+        store_rows, lookup = evaluate_store(args.store_size)
+        lookups.append(lookup)
+    large = evaluate_large(args.large) if args.large else ""
+    text = report(rows + store_rows, engine_rows, relations, args.size,
+                  time.perf_counter() - started, lookups, large)
     print(text)
     if not args.no_write:
         write_section("identity", text)

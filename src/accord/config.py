@@ -168,6 +168,9 @@ class WorkflowConfig(_Model):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     catalog: dict[str, Any] = {}
     identity_matching: bool = True
+    # The facility's own phone numbers (switchboard, ward desks): registrars type them
+    # for patients without a phone, so identity matching reads them as missing.
+    own_phones: list[str] = []
 
 
 class HttpConfig(_Model):

@@ -41,7 +41,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "node_id", "mllp.host", "mllp.port", "mllp.tls", "mllp.allowed_senders",
     "mllp.allowed_addresses", "mllp.ack", "mllp.application_acks", "dicom",
     "http", "store.url", "store.data_dir", "workflow.enabled", "workflow.identity_matching",
-    "workflow.checks", "audit",
+    "workflow.own_phones", "workflow.checks", "audit",
 )
 RELOADED: tuple[str, ...] = (
     "destinations", "dialects", "workflow.catalog", "alerts", "mllp.limits",
@@ -104,6 +104,7 @@ def running(old: Config, new: Config) -> Config:
         "workflow": new.workflow.model_copy(update={
             "enabled": old.workflow.enabled,
             "identity_matching": old.workflow.identity_matching,
+            "own_phones": old.workflow.own_phones,
             "checks": old.workflow.checks}),
     })
 

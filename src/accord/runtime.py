@@ -57,6 +57,7 @@ from accord.store.retention import Retention
 from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables, StoredCodeTable
 from accord.store.workflow.dicom_events import DicomEventLog
+from accord.store.workflow.identity import learned_weights
 from accord.store.workflow.repository import repository_for
 from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
 from accord.web.metrics import Metrics
@@ -363,7 +364,9 @@ def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: C
     processor = WorkflowProcessor(
         dialects=dialects, outbound=outbound, ids=RandomIds(), repository=repository,
         catalog=_catalog(code_tables, config, clock), live=StoredCodeTable(),
-        matcher=Matcher() if config.workflow.identity_matching else None,
+        matcher=(Matcher(learned_weights(store.database),
+                         own_phones=tuple(config.workflow.own_phones))
+                 if config.workflow.identity_matching else None),
         checks=Checks(config.workflow.checks.profile,
                       config.workflow.checks.max_schedule_age_hours))
     return processor, bridge

@@ -157,6 +157,12 @@ def test_duplicates_are_pairs_with_a_score(client: TestClient) -> None:
     ids = {i["id"] for side in ("a", "b") for i in pair[side]["identifiers"]}
     assert ids == {"WEBA1", "WEBA2"}
     assert 0.5 < pair["score"] <= 1.0
+    terms = pair["explanation"]
+    assert terms[0]["field"] == "prior" and {t["field"] for t in terms} >= {
+        "family_name", "given_name", "birth_date"}
+    assert abs(sum(t["weight"] for t in terms) - pair["match_weight"]) < 1e-6
+    assert 2 ** pair["match_weight"] / (1 + 2 ** pair["match_weight"]) == pytest.approx(
+        pair["score"], abs=1e-3)
 
 
 def test_findings_and_resolve(client: TestClient) -> None:

@@ -167,6 +167,10 @@ def duplicate_json(d: DuplicatePair) -> JsonDict:
 
     f = d.finding.finding
     return {"a": side(d.a, f.patient_id), "b": side(d.b, f.subject), "score": d.score,
+            "match_weight": round(sum(t[2] for t in f.explanation), 4)
+            if f.explanation else None,
+            "explanation": [{"field": name, "level": level, "weight": weight, "tf": tf}
+                            for name, level, weight, tf in f.explanation],
             "finding": d.finding.id, "detail": f.detail, "resolution": f.resolution.value,
             "last_seen": _ts(f.last_seen)}
 

@@ -219,7 +219,11 @@ def worklist(request: Request, deps: Deps,
 def duplicates(request: Request, deps: Deps,
                principal: Annotated[Principal, who(Action.DUPLICATES_READ)],
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
-    """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}``."""
+    """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}`` with the
+    terms of the score: ``explanation`` lists ``{"field", "level", "weight", "tf"}``
+    (``prior``, each comparison, ``household``), whose weights (bits) add up to
+    ``match_weight``, log2 of the odds that A and B are one person (``score`` is its
+    probability when proposed)."""
     try:
         found = deps.views.findings.duplicates(cursor=js.decode_cursor(cursor), limit=limit)
     except ValueError as exc:

@@ -137,6 +137,10 @@ class Finding:
     count: int = 1
     resolution: Resolution = Resolution.OPEN
     score: float | None = None  # potential_duplicate_patient: the match score
+    # potential_duplicate_patient: the terms of the match weight, (comparison, level,
+    # weight in bits, of which the term-frequency effect), adding up to the score's
+    # log2 odds (``accord.workflow.identity.FieldWeight``)
+    explanation: tuple[tuple[str, str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.severity is None:
@@ -171,6 +175,7 @@ def merge(existing: Finding | None, new: Finding) -> Finding:
         messages=messages[-50:],  # bounded: the trace keeps the full history
         resolution=Resolution.OPEN,
         score=new.score if new.score is not None else existing.score,
+        explanation=new.explanation or existing.explanation,
     )
 
 

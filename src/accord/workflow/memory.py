@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from accord.clock import uid_from_uuid
-from accord.workflow.findings import FieldStats, Finding
+from accord.workflow.findings import FieldStats, Finding, FindingKind, Resolution
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.frequencies import POPULATION, Frequencies, count_keys, term_keys
+from accord.workflow.identity.index import lookup_keys, lookup_plan, stored_keys
+from accord.workflow.identity.matcher import Candidates
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
@@ -31,6 +36,7 @@ class MemoryRepository:
         self._by_identifier: dict[tuple[str, str], str] = {}
         self._order_keys: dict[tuple[str, str], set[str]] = {}  # (key, value) -> order ids
         self._report_keys: dict[tuple[str, str], set[str]] = {}  # (key, value) -> report ids
+        self._counts: Counter[str] = Counter()  # identity counts of the live patients
 
     # --- patients -----------------------------------------------------------------------
     def patient(self, patient_id: str) -> Patient | None:
@@ -57,8 +63,33 @@ class MemoryRepository:
                     break
         return found
 
+    def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
+                            limit: int = 100) -> Candidates:
+        f = features(demographics)
+        lookup = lookup_keys(f)
+        counts = {k: self._counts[k] for k in (POPULATION, *term_keys(f), *lookup)}
+        keys = set(lookup_plan(lookup, counts, limit=limit))
+        found = tuple((p.id, features(p.demographics)) for p in self.patients.values()
+                      if p.merged_into is None and p.id != exclude
+                      and keys.intersection(stored_keys(features(p.demographics))))
+        rejected = frozenset(
+            other for x in self.findings.values()
+            if x.kind is FindingKind.POTENTIAL_DUPLICATE_PATIENT
+            and x.resolution is Resolution.IGNORED and exclude in (x.patient_id, x.subject)
+            for other in (x.patient_id, x.subject) if other != exclude) if exclude else (
+            frozenset())
+        return Candidates(found[:limit], Frequencies(counts[POPULATION], counts), rejected)
+
+    def _count(self, patient: Patient | None, sign: int) -> None:
+        if patient is None or patient.merged_into is not None:
+            return
+        for key in (POPULATION, *count_keys(features(patient.demographics))):
+            self._counts[key] += sign
+
     def save_patient(self, patient: Patient) -> None:
         old = self.patients.get(patient.id)
+        self._count(old, -1)
+        self._count(patient, 1)
         if old is not None:
             for ident in old.identifiers:
                 if self._by_identifier.get((ident.value, ident.authority)) == patient.id:

@@ -9,37 +9,27 @@ imports ``mapping``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from accord.workflow.events import Event
 from accord.workflow.findings import Finding, FindingKind, merge
-from accord.workflow.model import Demographics, Order, Patient
+from accord.workflow.identity.fellegi_sunter import MatchResult
+from accord.workflow.identity.matcher import Candidates
+from accord.workflow.model import Demographics, Order
 from accord.workflow.repository import Repository
 from accord.workflow.trace import Change, TraceEvent
 
 
-class Match(Protocol):
-    """One scored candidate (``accord.workflow.identity.MatchResult`` fits)."""
+class Matcher(Protocol):
+    """The identity matcher (``accord.workflow.identity.Matcher()``): scores the
+    candidates the repository found against a registration; returns the pairs worth a
+    person's review, best first."""
 
-    @property
-    def patient_id(self) -> str: ...
-
-    @property
-    def probability(self) -> float: ...
-
-    @property
-    def agreeing(self) -> tuple[str, ...]: ...
-
-    @property
-    def disagreeing(self) -> tuple[str, ...]: ...
-
-
-#: The identity matcher (``accord.workflow.identity.Matcher()``): scores ``candidates``
-#: against a new registration; returns the pairs worth a person's review, best first.
-Matcher = Callable[[Demographics, Sequence[Patient]], Sequence[Match]]
+    def propose(self, demographics: Demographics, candidates: Candidates
+                ) -> Sequence[MatchResult]: ...
 
 
 class IdSource(Protocol):
@@ -128,11 +118,12 @@ class Session:
     def new_finding(
         self, kind: FindingKind, detail: str, *, accession: str = "", patient_id: str = "",
         subject: str = "", location: str = "", score: float | None = None,
+        explanation: tuple[tuple[str, str, float, float], ...] = (),
     ) -> Finding:
         return self.finding(Finding(
             kind=kind, detail=detail, first_seen=self.now, accession=accession,
             patient_id=patient_id, subject=subject, location=location, source=self.source,
-            messages=(self.message_ref,), score=score,
+            messages=(self.message_ref,), score=score, explanation=explanation,
         ))
 
     def trace(

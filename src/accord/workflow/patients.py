@@ -7,7 +7,10 @@ Rules:
   identifier is a ``merged_patient_reference`` finding (or AE when the policy says so).
 - A new patient is scored against the stored ones by the identity matcher (a parameter:
   ``accord.workflow.identity.Matcher`` in production); every pair it returns is a
-  ``potential_duplicate_patient`` finding. Nothing is merged on demographics.
+  ``potential_duplicate_patient`` finding, with the terms of its score. A patient whose
+  demographics change (A08) is matched again, one finding per pair whichever side
+  came first; a pair a reviewer marked "not a duplicate" is never proposed again.
+  Nothing is merged on demographics.
 - A merge (A40/A34/A18) re-points visits, orders and reports, keeps the merged patient
   as a tombstone, and is sent downstream (``PatientMerged`` → ADT^A40).
 - ADT is the source of demographics; orders create a patient they name if unknown, but
@@ -21,7 +24,7 @@ from dataclasses import fields, replace
 from accord.errors import ApplyError
 from accord.workflow.commands import ChangeIdentifier, MergePatients, PatientData, VisitData
 from accord.workflow.events import PatientChanged, PatientMerged
-from accord.workflow.findings import FindingKind
+from accord.workflow.findings import Finding, FindingKind
 from accord.workflow.identity import plan_merge
 from accord.workflow.model import Demographics, Identifier, Patient, Visit
 from accord.workflow.outcome import Refusal, Rejected, Session
@@ -106,6 +109,8 @@ def ensure_patient(
             )
     if update:
         changed = replace(changed, demographics=_fill(live.demographics, data.demographics))
+    if changed.demographics != live.demographics:
+        _propose_duplicates(s, changed)
     if changed != live:
         s.repo.save_patient(changed)
         s.changed(f"patient {live.id} updated ({trigger})")
@@ -113,19 +118,34 @@ def ensure_patient(
     return changed
 
 
+def _propose_duplicates(s: Session, patient: Patient, *, new: bool = False) -> None:
+    """Findings for the stored patients the matcher finds ``patient`` resembles."""
+    if s.matcher is None:
+        return
+    found = s.repo.identity_candidates(patient.demographics,
+                                       exclude="" if new else patient.id)
+    for match in s.matcher.propose(patient.demographics, found):
+        pair = (patient.id, match.patient_id)
+        if not new:  # the pair's finding may be the other way round, from its creation
+            first = Finding(FindingKind.POTENTIAL_DUPLICATE_PATIENT, "", s.now,
+                            patient_id=match.patient_id, subject=patient.id, source=s.source)
+            if s.repo.finding(first.key) is not None:
+                pair = (match.patient_id, patient.id)
+        s.new_finding(
+            FindingKind.POTENTIAL_DUPLICATE_PATIENT,
+            f"{'new ' if new else ''}patient {patient.id} resembles {match.patient_id} "
+            f"(probability {match.probability:.2f}; agree: "
+            f"{', '.join(match.agreeing) or '-'}; disagree: "
+            f"{', '.join(match.disagreeing) or '-'}"
+            f"{f'; {match.relation}' if match.relation else ''}); not merged",
+            patient_id=pair[0], subject=pair[1], score=match.probability,
+            explanation=tuple((t.name, t.level, t.weight, t.tf) for t in match.fields),
+        )
+
+
 def _create(s: Session, data: PatientData, trigger: str) -> Patient:
     patient = Patient(s.ids.new_id("P"), data.identifiers, data.demographics)
-    if s.matcher is not None:
-        candidates = [c for c in s.repo.candidates(data.demographics) if c.merged_into is None]
-        for match in s.matcher(data.demographics, candidates):
-            s.new_finding(
-                FindingKind.POTENTIAL_DUPLICATE_PATIENT,
-                f"new patient {patient.id} resembles {match.patient_id} "
-                f"(probability {match.probability:.2f}; agree: "
-                f"{', '.join(match.agreeing) or '-'}; disagree: "
-                f"{', '.join(match.disagreeing) or '-'}); not merged",
-                patient_id=patient.id, subject=match.patient_id, score=match.probability,
-            )
+    _propose_duplicates(s, patient, new=True)
     s.repo.save_patient(patient)
     s.changed(f"patient {patient.id} created ({trigger})")
     s.emit(PatientChanged(patient, created=True))

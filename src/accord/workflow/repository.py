@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from accord.workflow.findings import FieldStats, Finding
+from accord.workflow.identity.matcher import Candidates
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
@@ -28,6 +29,14 @@ class Repository(Protocol):
 
     def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
         """Live patients that may be the same person (blocking; the matcher scores them)."""
+        ...
+
+    def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
+                            limit: int = 100) -> Candidates:
+        """What identity matching scores for a registration: at most ``limit`` live
+        patients found by the blocking keys that are not too common, as features, with
+        the counts of the registration's terms; ``exclude`` (a stored patient being
+        matched again) is left out and brings the pairs a reviewer rejected."""
         ...
 
     def save_patient(self, patient: Patient) -> None: ...

@@ -22,7 +22,7 @@ from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
 CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0007_console",
-         "0008_operations", "0009_inbox"]
+         "0008_operations", "0009_inbox", "0010_identity"]
 
 
 def test_exactly_one_head() -> None:

@@ -32,12 +32,31 @@ def test_resolve_a_finding(rt: Runtime, app_client: TestClient) -> None:
         "resolution": "ignored", "csrf_token": csrf}).status_code == 404
 
 
+def table_outcomes(page: str) -> list[tuple[str, str]]:
+    """(field, outcome) of each row of the duplicate page's comparison table."""
+    table = page.split('id="comparison"')[1].split("</tbody>")[0]
+    return [(label, outcome) for outcome, label in
+            re.findall(r'data-outcome="(\w+)"><th>([^<]+)</th>', table)]
+
+
+def summary_outcomes(page: str) -> dict[str, list[str]]:
+    """outcome -> fields, as the duplicate page's summary line says them."""
+    line = page.split('id="summary">')[1].split("</p>")[0]
+    found = re.findall(r'class="outcome-(\w+)"><b>\w+:</b> ([^<]+)</span>', line)
+    return {o: [re.sub(r" \(.*\)$", "", f) for f in fields.split(", ")]
+            for o, fields in found}
+
+
 def test_duplicates_review_marks_fields_and_merge_sends_a40(
         rt: Runtime, app_client: TestClient) -> None:
     url = page_ids(rt)["{duplicate}"]
     csrf = login(app_client, "operator")
     page = app_client.get(url).text
-    assert page.count('class="agree"') >= 5 and 'class="disagree"' in page  # MRNs differ
+    rows = table_outcomes(page)
+    assert [o for _, o in rows].count("exact") >= 3
+    assert summary_outcomes(page) == {
+        o: [label for label, out in rows if out == o] for o in {o for _, o in rows}}
+    assert "MRN" not in page.split('id="comparison"')[1].split("</table>")[0]  # not compared
     before = outbox_adt(rt)
     resp = app_client.post(f"{url}/merge", data={"survivor": "a", "csrf_token": csrf},
                            follow_redirects=False)

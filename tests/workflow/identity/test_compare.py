@@ -40,7 +40,7 @@ def person(
     postal: str = "62701",
     city: str = "Springfield",
     phone: str = "(217) 555-0142",
-    national_id: str = "123-45-6789",
+    national_id: str = "219-45-6781",
 ) -> Demographics:
     return Demographics(
         name=PersonName(family=family, given=given),

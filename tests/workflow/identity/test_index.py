@@ -52,7 +52,7 @@ WILLIAM = Demographics(
     sex="M",
     address=Address(street="12 Main Street", city="Springfield", postal_code="62701"),
     phone="217-555-0142",
-    national_id="123-45-6789",
+    national_id="219-45-6781",
 )
 
 
@@ -178,3 +178,11 @@ def test_keys_and_packing() -> None:
     bill = features(replace(WILLIAM, name=PersonName(family="Kowalczyk", given="Bill")))
     rule = BLOCKING_RULES.index("family_given")
     assert blocking_keys(bill)[rule] == keys[rule]  # nicknames share a key
+
+
+def test_lookup_plan_skips_frequent_keys_and_keeps_the_budget() -> None:
+    from accord.workflow.identity.index import lookup_plan
+
+    counts = {"a": 1, "b": 40, "c": 5_000, "d": 70, "e": 0}
+    assert lookup_plan(counts, counts, max_block=100, limit=100) == ("a", "b")
+    assert lookup_plan(counts, counts, max_block=100, limit=200) == ("a", "b", "d")

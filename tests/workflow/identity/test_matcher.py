@@ -52,3 +52,21 @@ def test_never_merges_on_demographics_alone() -> None:
     results = index.match(ANNA)
     assert results[0].patient_id == "anna" and results[0].probability > 0.99
     assert len(index) == before  # a proposal, not a merge: nothing was changed
+
+
+def test_the_explanations_weights_add_up_to_the_score() -> None:
+    from accord.workflow.identity.compare import features
+    from accord.workflow.identity.frequencies import POPULATION, Frequencies
+    from accord.workflow.identity.matcher import Candidates
+
+    registration = replace(ANNA, name=PersonName("Schnieder", "Anna"), phone="")
+    freqs = Frequencies(50_000, {POPULATION: 50_000, "given:ANNA": 900})
+    (result,) = Matcher().propose(
+        registration, Candidates((("anna", features(ANNA)),), freqs))
+    assert abs(sum(t.weight for t in result.fields) - result.score) < 1e-6
+    names = [t.name for t in result.fields]
+    assert names[0] == "prior" and "given_name" in names
+    (given,) = [t for t in result.fields if t.name == "given_name"]
+    assert given.level == "exact" and given.tf < 0  # ANNA is common here
+    (maiden,) = [t for t in result.fields if t.name == "mothers_maiden_name"]
+    assert (maiden.level, maiden.weight) == ("missing", 0.0)

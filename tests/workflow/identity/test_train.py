@@ -191,3 +191,22 @@ def test_household_is_estimated_from_same_surname_housemates() -> None:
     alone = train(records, seed=3, u_pairs=50_000)
     assert with_spouses.household[0] > alone.household[0]
     assert with_spouses.household[0] > 0.05
+
+
+def test_decisions_feed_back_into_the_weights() -> None:
+    from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS
+    from accord.workflow.identity.train import learn_from_decisions
+
+    sure = [("prior", "", -10.0, 0.0), ("family_name", "exact", 8.0, 0.0),
+            ("birth_date", "day_month_swap", 6.0, 0.0)]
+    merged = [("same", sure)] * 30
+    rejected = [("distinct", sure)] * 30
+    after_merges = learn_from_decisions(DEFAULT_WEIGHTS, merged)
+    (birth,) = [c for c in after_merges.comparisons if c.name == "birth_date"]
+    (before,) = [c for c in DEFAULT_WEIGHTS.comparisons if c.name == "birth_date"]
+    assert birth.m[1] > before.m[1] and birth.u == before.u  # swaps seen among merges
+    assert after_merges.duplicate_rate > DEFAULT_WEIGHTS.duplicate_rate
+    after_rejections = learn_from_decisions(DEFAULT_WEIGHTS, rejected)
+    assert after_rejections.comparisons == DEFAULT_WEIGHTS.comparisons
+    assert after_rejections.duplicate_rate < DEFAULT_WEIGHTS.duplicate_rate
+    assert learn_from_decisions(DEFAULT_WEIGHTS, []) == DEFAULT_WEIGHTS

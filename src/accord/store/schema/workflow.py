@@ -7,6 +7,11 @@ Rules:
 - Order numbers are unique where not empty (partial unique indexes).
 - ``patient_blocks`` holds the identity matcher's blocking keys, written at save time, so
   ``candidates()`` is one indexed lookup at a million patients.
+- ``identity_counts`` counts live patients per term and blocking key (kept in the
+  transaction of every patient write): term-frequency weights and the bound on blocking;
+  ``identity_features`` holds what scoring reads of a patient (its normalised features,
+  packed), so a candidate fetch decodes no patient documents; ``identity_decisions``
+  remembers a reviewer's decision about a pair.
 - ``worklist_log`` is appended in the transaction of every order change; worklist readers
   in any process poll it.
 """
@@ -22,6 +27,9 @@ __all__ = [
     "wf_dicom_events",
     "wf_field_stats",
     "wf_findings",
+    "wf_identity_counts",
+    "wf_identity_decisions",
+    "wf_identity_features",
     "wf_mpps",
     "wf_orders",
     "wf_patient_blocks",
@@ -77,6 +85,31 @@ wf_patient_blocks = Table(
     Column("patient_id", String(ID_LEN), nullable=False),
     Index("ix_patient_blocks_key", "key", "patient_id"),
     Index("ix_patient_blocks_patient", "patient_id"),
+)
+
+wf_identity_counts = Table(
+    "identity_counts",
+    metadata,
+    Column("key", String(255), primary_key=True),  # "family:SMITH", "0:S5301960", "*"
+    Column("count", Integer(), nullable=False),
+)
+
+wf_identity_features = Table(
+    "identity_features",
+    metadata,
+    Column("patient_id", String(ID_LEN), primary_key=True),
+    Column("packed", Text(), nullable=False),  # ``accord.workflow.identity.index.pack``
+)
+
+wf_identity_decisions = Table(
+    "identity_decisions",
+    metadata,
+    Column("a", String(ID_LEN), primary_key=True),  # the pair's ids, a < b
+    Column("b", String(ID_LEN), primary_key=True),
+    Column("decision", String(16), nullable=False),  # "distinct" or "same"
+    Column("at", UtcDateTime(), nullable=False),
+    Column("levels", Json, nullable=False),  # the comparison vector when decided
+    Index("ix_identity_decisions_b", "b"),
 )
 
 wf_visits = Table(

@@ -22,8 +22,12 @@ from accord.store.db.paging import clamp, cursor_time, cut, split_cursor
 from accord.store.records import Page
 from accord.store.schema.workflow import wf_findings
 from accord.store.workflow import codec
+from accord.store.workflow.identity import decide, frequencies
 from accord.store.workflow.repository import patients_by_id
 from accord.workflow.findings import Finding, FindingKind, Resolution
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.fellegi_sunter import MatchResult
+from accord.workflow.identity.matcher import DEFAULT_POPULATION, compare_patients
 from accord.workflow.model import Patient
 
 
@@ -43,6 +47,18 @@ class DuplicatePair:
     a: Patient | None
     b: Patient | None
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateGroup:
+    """Registrations linked by open duplicate pairs: one person registered 3+ times."""
+
+    patients: tuple[Patient, ...]
+    pairs: tuple[DuplicatePair, ...]
+
+
+GROUP_LIMIT = 20  # patients shown as one group
+QUEUE_SCAN = 5000  # open duplicate pairs read to find a group
 
 
 def finding_rows(conn: Connection, *, kind: str | None = None, resolution: str | None = None,
@@ -93,9 +109,11 @@ class FindingViews:
             return _get(conn, finding_id)
 
     def resolve(self, finding_id: int, resolution: Resolution, note: str,
-                now: datetime) -> StoredFinding | None:
+                now: datetime, *, same_person: bool = False) -> StoredFinding | None:
         """A person resolves (or ignores, or reopens) a finding; the note is added to its
-        detail. None when there is no such finding."""
+        detail. None when there is no such finding. For a duplicate pair the decision is
+        remembered (``identity_decisions``): ignored is "not a duplicate" (never proposed
+        again), ``same_person`` a merge, reopened forgets the decision."""
         with self._db.write() as conn:
             found = _get(conn, finding_id)
             if found is None:
@@ -104,6 +122,8 @@ class FindingViews:
             new = replace(found.finding, resolution=resolution, detail=detail)
             conn.execute(update(wf_findings).where(wf_findings.c.id == finding_id)
                          .values(resolution=resolution.value, doc=codec.encode_finding(new)))
+            if new.kind is FindingKind.POTENTIAL_DUPLICATE_PATIENT and new.subject:
+                _remember(conn, new, resolution, same_person, now)
         return StoredFinding(finding_id, new)
 
     def duplicates(self, *, cursor: str | None = None, limit: int = 100,
@@ -119,6 +139,33 @@ class FindingViews:
                                            for i in (sf.finding.patient_id, sf.finding.subject)))
         return Page(tuple(_pair(sf, people) for sf in page.items), page.next_cursor)
 
+    def explain(self, a: Patient, b: Patient) -> MatchResult:
+        """The pair compared now, field by field, with the store's term counts (the
+        console's review: its summary and its table both read this one comparison)."""
+        with self._db.read() as conn:
+            freqs = frequencies(conn, features(a.demographics))
+        return compare_patients(a.demographics, b, freqs=freqs,
+                                population=freqs.population or DEFAULT_POPULATION)
+
+    def group(self, f: Finding, limit: int = GROUP_LIMIT) -> DuplicateGroup:
+        """The open duplicate pairs linked to this one through shared patients (three
+        or more registrations of one person are one group), up to ``limit`` patients.
+        Read from the open duplicate findings (the review queue), newest first."""
+        members = {f.patient_id, f.subject}
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(wf_findings.c.id, wf_findings.c.doc)
+                .where(wf_findings.c.kind == FindingKind.POTENTIAL_DUPLICATE_PATIENT.value,
+                       wf_findings.c.resolution == Resolution.OPEN.value)
+                .order_by(wf_findings.c.last_seen.desc()).limit(QUEUE_SCAN)).all()
+            open_pairs = [StoredFinding(r.id, codec.decode_finding(r.doc)) for r in rows]
+            linked = _component(members, open_pairs, limit)
+            people = patients_by_id(conn, (i for sf in linked
+                                           for i in (sf.finding.patient_id,
+                                                     sf.finding.subject)))
+        return DuplicateGroup(tuple(sorted(people.values(), key=lambda p: p.id)),
+                              tuple(_pair(sf, people) for sf in linked))
+
     def pair(self, finding_id: int) -> DuplicatePair | None:
         """One duplicate pair by its finding's id (None when the finding is not one)."""
         with self._db.read() as conn:
@@ -127,6 +174,33 @@ class FindingViews:
                 return None
             people = patients_by_id(conn, (sf.finding.patient_id, sf.finding.subject))
         return _pair(sf, people)
+
+
+def _component(members: set[str], pairs: list[StoredFinding], limit: int
+               ) -> list[StoredFinding]:
+    """The pairs connected to ``members`` (grown to at most ``limit`` patients)."""
+    linked: dict[int, StoredFinding] = {}
+    grew = True
+    while grew:
+        grew = False
+        for sf in pairs:
+            ends = {sf.finding.patient_id, sf.finding.subject}
+            if sf.id in linked or not ends & members:
+                continue
+            if len(members | ends) > limit:
+                continue
+            members |= ends
+            linked[sf.id] = sf
+            grew = True
+    return sorted(linked.values(), key=lambda sf: sf.id)
+
+
+def _remember(conn: Connection, f: Finding, resolution: Resolution, same_person: bool,
+              now: datetime) -> None:
+    decision = ("same" if same_person else "distinct" if resolution is Resolution.IGNORED
+                else "" if resolution is Resolution.OPEN else None)
+    if decision is not None:
+        decide(conn, f.patient_id, f.subject, decision, now, f.explanation)
 
 
 def _pair(sf: StoredFinding, people: dict[str, Patient]) -> DuplicatePair:

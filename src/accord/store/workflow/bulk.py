@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from accord.store.gateway.bulk import save_history
 from accord.store.records import InboundMessage, OutboxItem
 from accord.store.schema import (
     wf_findings,
+    wf_identity_features,
     wf_orders,
     wf_patient_blocks,
     wf_patient_identifiers,
@@ -52,8 +54,10 @@ from accord.store.schema import (
     wf_visits,
 )
 from accord.store.workflow import codec
+from accord.store.workflow.identity import add_counts, features_row, identity_keys
 from accord.store.workflow.repository import ORDER_KEYS, block_keys, step_rows
 from accord.workflow.findings import Finding
+from accord.workflow.identity.frequencies import POPULATION
 from accord.workflow.model import Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
@@ -82,12 +86,14 @@ class PatientRows:
     patient: Row
     identifiers: list[Row] = field(default_factory=list)
     blocks: list[Row] = field(default_factory=list)
+    features: list[Row] = field(default_factory=list)
+    counted: tuple[str, ...] = ()  # the identity counts' keys it adds one to
 
 
 def patient_rows(patient: Patient) -> PatientRows:
     """The rows ``SqlRepository.save_patient`` writes for a new patient: the patient
     (key columns and document), its PID-3 identifiers and, for a live patient, the
-    identity matcher's blocking keys."""
+    identity matcher's blocking keys, packed features and counted keys."""
     d = patient.demographics
     rows = PatientRows({
         "id": patient.id, "merged_into": patient.merged_into,
@@ -100,6 +106,9 @@ def patient_rows(patient: Patient) -> PatientRows:
         for n, i in enumerate(patient.identifiers)]
     if patient.merged_into is None:
         rows.blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
+    made = features_row(patient)
+    rows.features = [made] if made is not None else []
+    rows.counted = identity_keys(patient)
     return rows
 
 
@@ -157,6 +166,10 @@ class BulkLoader:
         self._write(wf_patients, [r.patient for r in made])
         self._write(wf_patient_identifiers, [i for r in made for i in r.identifiers])
         self._write(wf_patient_blocks, [b for r in made for b in r.blocks])
+        self._write(wf_identity_features, [f for r in made for f in r.features])
+        counts = Counter(k for r in made for k in r.counted)
+        counts[POPULATION] += sum(1 for r in made if r.counted)
+        add_counts(self._conn, counts, self._x)
         return len(made)
 
     def visits(self, visits: Iterable[Visit]) -> int:

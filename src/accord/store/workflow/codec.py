@@ -211,6 +211,8 @@ def encode_finding(f: Finding) -> Doc:
         resolution=f.resolution.value,
         score=f.score,
     )
+    if f.explanation:
+        doc["explanation"] = [list(term) for term in f.explanation]
     return doc
 
 
@@ -227,6 +229,8 @@ def decode_finding(doc: Mapping[str, Any]) -> Finding:
         count=int(doc.get("count", 1)),
         resolution=Resolution(doc.get("resolution", "open")),
         score=doc.get("score"),
+        explanation=tuple((str(t[0]), str(t[1]), float(t[2]), float(t[3]))
+                          for t in doc.get("explanation") or ()),
     )
 
 

@@ -40,6 +40,7 @@ from accord.store.gateway.store import SqlTx, connection_of
 from accord.store.schema import (
     wf_field_stats,
     wf_findings,
+    wf_identity_features,
     wf_orders,
     wf_patient_identifiers,
     wf_patients,
@@ -47,12 +48,15 @@ from accord.store.schema import (
     wf_visits,
 )
 from accord.store.workflow import codec
+from accord.store.workflow import identity as idx
 from accord.store.workflow import statements as Q
 from accord.store.workflow import stats as stats_batch
 from accord.store.workflow.changes import ChangeLog, CommittedChanges
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity.compare import features
-from accord.workflow.identity.index import blocking_keys, query_keys
+from accord.workflow.identity.frequencies import count_changes
+from accord.workflow.identity.index import lookup_keys, stored_keys
+from accord.workflow.identity.matcher import Candidates
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
 from accord.workflow.trace import TraceEvent
 
@@ -66,13 +70,11 @@ def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Ru
 
 def block_keys(demographics: Demographics) -> list[str]:
     """The stored blocking keys of a patient: ``"<rule>:<key>"`` per non-empty key."""
-    return [f"{n}:{k}" for n, k in enumerate(blocking_keys(features(demographics))) if k]
+    return list(stored_keys(features(demographics)))
 
 
 def _query_keys(demographics: Demographics) -> list[str]:
-    return sorted(
-        {f"{n}:{k}" for n, keys in enumerate(query_keys(features(demographics))) for k in keys if k}
-    )
+    return list(lookup_keys(features(demographics)))
 
 
 def step_rows(order: Order) -> list[dict[str, Any]]:
@@ -120,6 +122,9 @@ class SqlRepository:
         self._by_id: dict[str, Patient | None] = {}
         self._by_ident: dict[tuple[str, str], Patient | None] = {}
         self._changes = changes  # worklist-log rows noted for after the commit
+        # Each patient as first read or last saved here: a save changes the identity
+        # counts by the difference of its counted keys (computed only then).
+        self._counted: dict[str, Patient] = {}
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -145,6 +150,8 @@ class SqlRepository:
     def _patients(self, docs: Iterable[Any]) -> list[Patient]:
         found = [codec.decode_patient(doc) for doc in docs]
         self._known.update(("patient", p.id) for p in found)
+        for p in found:
+            self._counted.setdefault(p.id, p)
         if self._changes is not None and self._lock:
             for p in found:
                 self._changes.saw(p)
@@ -171,6 +178,11 @@ class SqlRepository:
         found = self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
         return [p for p in found if p.merged_into is None]
 
+    def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
+                            limit: int = 100) -> Candidates:
+        return idx.candidates(self._c, self._x, features(demographics), exclude=exclude,
+                              limit=limit)
+
     def save_patient(self, patient: Patient) -> None:
         self._by_id.clear()
         self._by_ident.clear()
@@ -182,9 +194,12 @@ class SqlRepository:
             "doc": codec.encode_patient(patient)}], ["id"], self._x)
         if self._changes is not None:
             self._changes.saw(patient)
-        if ("patient", patient.id) in self._known:
+        known = ("patient", patient.id) in self._known
+        if known:
             self._c.execute(Q.DELETE_IDENTIFIERS, {"pid": patient.id})
             self._c.execute(Q.DELETE_BLOCKS, {"pid": patient.id})
+            if patient.merged_into is not None:
+                self._x.run(idx.DELETE_FEATURES, [{"pid": patient.id}])
             # Worklist items show the patient: their orders' items must be re-rendered.
             self._log_patient_orders(patient.id)
         self._known.add(("patient", patient.id))
@@ -197,6 +212,14 @@ class SqlRepository:
             blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
             if blocks:
                 self._x.run(Q.INSERT_BLOCKS, blocks)
+        row = idx.features_row(patient)
+        if row is not None:
+            upsert(self._c, wf_identity_features, [row], ["patient_id"], self._x)
+        before = self._counted.get(patient.id)
+        idx.add_counts(self._c, count_changes(
+            idx.identity_keys(before) if before is not None else (),
+            idx.identity_keys(patient)), self._x)
+        self._counted[patient.id] = patient
 
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None:

@@ -11,7 +11,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -26,6 +28,7 @@ from accord.web.deps import get_deps, record, require
 from accord.web.merge import merge_message
 from accord.web.permissions import Action, allowed
 from accord.workflow.findings import FindingKind, Resolution
+from accord.workflow.identity import COMPARISONS, MatchResult
 from accord.workflow.model import Patient
 
 router = APIRouter(include_in_schema=False)
@@ -135,24 +138,77 @@ def duplicates_page(request: Request,
                   next_url=with_query("/duplicates", cursor=nxt) if nxt else "")
 
 
-def compare_rows(a: Patient, b: Patient) -> list[tuple[str, str, str, bool]]:
-    """The side-by-side rows: field, A's value, B's value, whether they agree."""
+# comparison -> its label and each side's value as shown
+_COMPARED: dict[str, tuple[str, Callable[[Patient], str]]] = {
+    "family_name": ("Family name", lambda p: p.demographics.name.family),
+    "given_name": ("Given name", lambda p: p.demographics.name.given),
+    "birth_date": ("Birth date", lambda p: p.demographics.birth_date.isoformat()
+                   if p.demographics.birth_date else ""),
+    "sex": ("Sex", lambda p: p.demographics.sex),
+    "contact": ("Address and phone", lambda p: " · ".join(v for v in (
+        ", ".join(x for x in (p.demographics.address.street, p.demographics.address.city,
+                              p.demographics.address.postal_code) if x),
+        p.demographics.phone) if v)),
+    "national_id": ("National ID", lambda p: p.demographics.national_id),
+    "mothers_maiden_name": ("Mother's maiden name",
+                            lambda p: p.demographics.mothers_maiden_name),
+}
+_TERMS = {"prior": "Prior (population)", "household": "Household relation"}
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRow:
+    """One compared field of a pair: the values, the outcome (exact, similar,
+    different, missing: both empty or one side empty), the level as the matcher named
+    it, and the bits it added to the score (of which the term-frequency effect)."""
+
+    label: str
+    a: str
+    b: str
+    outcome: str
+    level: str
+    weight: float
+    tf: float
+
+
+def _outcome(name: str, level: str) -> str:
+    levels = dict(COMPARISONS)[name]
+    if level == "missing":
+        return "missing"
+    if level == levels[0]:
+        return "exact"
+    return "different" if level == levels[-1] else "similar"
+
+
+def compare_rows(a: Patient, b: Patient, result: MatchResult) -> list[CompareRow]:
+    """The side-by-side rows of one comparison (``result``, of A against B)."""
+    rows = []
+    for term in result.fields:
+        if term.name not in _COMPARED:
+            continue
+        label, value = _COMPARED[term.name]
+        rows.append(CompareRow(label, value(a), value(b), _outcome(term.name, term.level),
+                               term.level.replace("_", " "), term.weight, term.tf))
+    return rows
+
+
+def summary(rows: Iterable[CompareRow]) -> list[tuple[str, list[str]]]:
+    """The outcomes and their fields, in the table's order: what the summary says."""
+    by: dict[str, list[str]] = {o: [] for o in ("exact", "similar", "different", "missing")}
+    for row in rows:
+        by[row.outcome].append(row.label if row.outcome != "similar"
+                               else f"{row.label} ({row.level})")
+    return [(o, fields) for o, fields in by.items() if fields]
+
+
+def other_rows(a: Patient, b: Patient) -> list[tuple[str, str, str]]:
+    """Shown for the reviewer, not compared by the matcher."""
     def ident(p: Patient) -> str:
-        return ", ".join(f"{i.value}^^^{i.authority}" for i in p.identifiers)
+        return ", ".join(f"{i.value} · {i.authority}" for i in p.identifiers)
 
-    def fields(p: Patient) -> list[tuple[str, str]]:
-        d = p.demographics
-        return [("Family name", d.name.family), ("Given name", d.name.given),
-                ("Middle name", d.name.middle),
-                ("Birth date", d.birth_date.isoformat() if d.birth_date else ""),
-                ("Sex", d.sex), ("Street", d.address.street), ("City", d.address.city),
-                ("Postal code", d.address.postal_code), ("Phone", d.phone),
-                ("National id", d.national_id), ("Mother's maiden name",
-                                                 d.mothers_maiden_name),
-                ("Identifiers (PID-3)", ident(p))]
-
-    return [(label, va, vb, va.casefold().strip() == vb.casefold().strip())
-            for (label, va), (_, vb) in zip(fields(a), fields(b), strict=True)]
+    return [("Middle name", a.demographics.name.middle, b.demographics.name.middle),
+            ("Name suffix", a.demographics.name.suffix, b.demographics.name.suffix),
+            ("Identifiers (PID-3)", ident(a), ident(b))]
 
 
 @router.get("/duplicates/{finding_id}", response_class=HTMLResponse)
@@ -160,10 +216,18 @@ def duplicate_page(request: Request, finding_id: int,
                    principal: Annotated[Principal, Depends(page(Action.DUPLICATES_READ))]
                    ) -> Response:
     sf, a, b = _pair(request, finding_id)
+    views = get_deps(request).views.findings
+    result = views.explain(a, b)
+    rows = compare_rows(a, b, result)
+    group = views.group(sf.finding)
     record(request, Action.DUPLICATES_READ.value, object_type="duplicate",
            object_id=str(finding_id), patient_ids=[a.id, b.id])
+    terms = [(_TERMS[t.name], t.level.replace("_", " "), t.weight) for t in result.fields
+             if t.name in _TERMS]
     return render(request, "duplicate.html", finding=sf.finding, finding_id=finding_id,
-                  a=a, b=b, rows=compare_rows(a, b), score=float(sf.finding.score or 0.0),
+                  a=a, b=b, rows=rows, summary=summary(rows), others=other_rows(a, b),
+                  terms=terms, result=result, score=float(sf.finding.score or 0.0),
+                  group=group if len(group.patients) > 2 else None,
                   open=sf.finding.resolution is Resolution.OPEN,
                   can_merge=allowed(principal.role, Action.PATIENTS_MERGE))
 
@@ -196,9 +260,9 @@ async def merge(request: Request, finding_id: int,
     stored = await run_in_threadpool(deps.store.get_message, message_id)
     ok = stored.status == "processed"
     if ok:
-        await run_in_threadpool(deps.views.findings.resolve, finding_id,
-                                Resolution.RESOLVED, f"merged by {principal.name}",
-                                deps.clock.now())
+        await run_in_threadpool(partial(deps.views.findings.resolve, same_person=True),
+                                finding_id, Resolution.RESOLVED,
+                                f"merged by {principal.name}", deps.clock.now())
     await run_in_threadpool(record, request, Action.PATIENTS_MERGE.value,
                             object_type="patient", object_id=keep.id,
                             patient_ids=[keep.id, gone.id],

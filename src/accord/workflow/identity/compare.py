@@ -26,6 +26,12 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
 from accord.workflow.identity.nicknames import are_nicknames
+from accord.workflow.identity.placeholders import (
+    is_placeholder_birth,
+    is_placeholder_id,
+    is_placeholder_name,
+    is_placeholder_phone,
+)
 from accord.workflow.model import Demographics
 
 NULL = -1  # a value is missing on one side: neutral weight
@@ -70,6 +76,7 @@ class Features(NamedTuple):
     phone: str  # last seven digits, or ""
     national_id: str
     mothers_maiden: str
+    suffix: str  # generational suffix (PID-5.4, or typed after the given name): JR, SR, II...
 
 
 @lru_cache(maxsize=1 << 17)
@@ -110,31 +117,55 @@ def _sex(value: str) -> str:
     return code if code in ("M", "F", "O") else ""  # U, A, N, "": unknown, compare as missing
 
 
+_SUFFIXES = {"JR": "JR", "JUNIOR": "JR", "SR": "SR", "SENIOR": "SR", "II": "II",
+             "III": "III", "IV": "IV", "2ND": "II", "3RD": "III"}
+
+
+def _name(text: str) -> str:
+    name = normalise_name(text)
+    return "" if is_placeholder_name(name) else name
+
+
+def _given_and_suffix(given_all: str, suffix_field: str) -> tuple[str, str]:
+    """The first given name, and the generational suffix from PID-5.4 or, when a
+    registrar typed it there, from the end of the given names ("JOHN JR")."""
+    words = given_all.split()
+    suffix = _SUFFIXES.get(normalise_name_keep_digits(suffix_field).replace(".", "").strip(), "")
+    if len(words) > 1 and words[-1] in _SUFFIXES:
+        suffix = suffix or _SUFFIXES[words[-1]]
+        words = words[:-1]
+    given = words[0] if words else ""
+    return ("" if is_placeholder_name(" ".join(words)) else given), suffix
+
+
 def features(demographics: Demographics) -> Features:
-    """Normalise demographics once; everything downstream compares ``Features``."""
+    """Normalise demographics once; everything downstream compares ``Features``.
+    Placeholder values (:mod:`.placeholders`) become missing: they weigh nothing."""
     name = demographics.name
-    family = normalise_name(name.family)
-    given_all = normalise_name(name.given)
-    given = given_all.split(" ", 1)[0] if given_all else ""
-    birth = demographics.birth_date
+    family = _name(name.family)
+    given, suffix = _given_and_suffix(normalise_name(name.given), name.suffix)
+    birth = _birth(demographics.birth_date)
     address = demographics.address
     phone = _NOT_DIGIT.sub("", demographics.phone)
+    phone = phone[-7:] if len(phone) >= 7 else ""
     postal = _NOT_ALNUM.sub("", address.postal_code.upper())
     if len(postal) == 9 and postal.isdigit():
         postal = postal[:5]  # ZIP+4: the ZIP is what registrations agree on
+    national_id = _NOT_ALNUM.sub("", demographics.national_id.upper())
     return Features(
         family=family,
         given=given,
         family_code=phonetic(family),
         given_code=phonetic(given),
-        birth=_birth(birth),
+        birth="" if is_placeholder_birth(birth) else birth,
         sex=_sex(demographics.sex),
         street=_street(" ".join(p for p in (address.street, address.other) if p)),
         postal=postal,
         city=normalise_name(address.city),
-        phone=phone[-7:] if len(phone) >= 7 else "",
-        national_id=_NOT_ALNUM.sub("", demographics.national_id.upper()),
-        mothers_maiden=normalise_name(demographics.mothers_maiden_name),
+        phone="" if is_placeholder_phone(phone) else phone,
+        national_id="" if is_placeholder_id(national_id) else national_id,
+        mothers_maiden=_name(demographics.mothers_maiden_name),
+        suffix=suffix,
     )
 
 

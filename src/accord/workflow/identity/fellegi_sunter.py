@@ -202,6 +202,20 @@ DEFAULT_WEIGHTS = default_weights()
 
 
 @dataclass(frozen=True, slots=True)
+class FieldWeight:
+    """One term of a pair's match weight: a comparison at its level (``missing`` when a
+    side is empty) and the log2 Bayes factor it added, of which ``tf`` is the
+    term-frequency effect (a rare shared value counts more, a common one less). The
+    terms ``prior`` (λ for the population) and ``household`` (a relation's cap, see
+    :mod:`.households`) complete the sum: a pair's terms add up to its ``score``."""
+
+    name: str
+    level: str
+    weight: float
+    tf: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class MatchResult:
     """One candidate scored against a registration, for the duplicate review queue.
 
@@ -210,7 +224,8 @@ class MatchResult:
     0..1. ``agreeing``/``disagreeing`` name the comparisons that pushed the score up or
     down; ``levels`` gives each comparison's level (``missing`` when a side is empty) for
     the console's side-by-side review; ``transposed`` when given and family names were
-    found crossed over.
+    found crossed over. ``fields`` are the terms of ``score`` (they add up to it);
+    ``relation`` names a household relation that capped it (``twin``...).
     """
 
     patient_id: str
@@ -220,6 +235,16 @@ class MatchResult:
     disagreeing: tuple[str, ...]
     levels: tuple[tuple[str, str], ...] = ()
     transposed: bool = False
+    fields: tuple[FieldWeight, ...] = ()
+    relation: str = ""
+
+
+def _probability(total: float) -> float:
+    if total > 60:
+        return 1.0
+    if total < -60:
+        return 0.0
+    return 1.0 / (1.0 + math.exp2(-total))
 
 
 def explain(
@@ -228,31 +253,44 @@ def explain(
     transposed: bool,
     weights: Weights,
     population: int,
+    tf: Sequence[float] = (),
+    *,
+    relation: str = "",
+    cap: float | None = None,
 ) -> MatchResult:
     """Turn a comparison vector into a ``MatchResult`` under ``weights``, for a registration
-    matched against ``population`` stored patients."""
+    matched against ``population`` stored patients. ``tf`` adds each comparison's
+    term-frequency adjustment; ``cap`` limits the score (a household ``relation``)."""
     agreeing: list[str] = []
     disagreeing: list[str] = []
     named: list[tuple[str, str]] = []
-    total = weights.prior_weight(population)
+    prior = weights.prior_weight(population)
+    terms = [FieldWeight("prior", "", round(prior, 4))]
     for i, ((name, labels), level) in enumerate(zip(COMPARISONS, levels, strict=True)):
         if level == NULL:
             named.append((name, "missing"))
+            terms.append(FieldWeight(name, "missing", 0.0))
             continue
         named.append((name, labels[level]))
-        factor = weights.factor(i, levels, population)
-        total += factor
+        adjustment = tf[i] if tf else 0.0
+        factor = weights.factor(i, levels, population) + adjustment
+        terms.append(FieldWeight(name, labels[level], round(factor, 4), round(adjustment, 4)))
         if factor > 0:
             agreeing.append(name)
         elif factor < 0:
             disagreeing.append(name)
-    probability = 1.0 if total > 60 else 1.0 / (1.0 + math.exp2(-total))
+    total = sum(t.weight for t in terms)
+    if cap is not None and total > cap:
+        terms.append(FieldWeight("household", relation, round(cap - total, 4)))
+        total = sum(t.weight for t in terms)
     return MatchResult(
         patient_id=patient_id,
         score=round(total, 4),
-        probability=probability,
+        probability=_probability(total),
         agreeing=tuple(agreeing),
         disagreeing=tuple(disagreeing),
         levels=tuple(named),
         transposed=transposed,
+        fields=tuple(terms),
+        relation=relation,
     )

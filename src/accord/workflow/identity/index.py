@@ -19,7 +19,7 @@ dict, and posting lists that are a plain int for the (common) single patient and
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from accord.workflow.identity.compare import (
     Features,
@@ -82,6 +82,42 @@ def query_keys(f: Features) -> tuple[tuple[str, ...], ...]:
             keys[3] = (*keys[3], f"{crossed_given}{f.postal}")
             keys[6] = (*keys[6], f"{crossed_family}{f.postal}")
     return tuple(keys)
+
+
+def stored_keys(f: Features) -> tuple[str, ...]:
+    """A patient's blocking keys as a store files them: ``"<rule number>:<key>"``."""
+    return tuple(f"{n}:{k}" for n, k in enumerate(blocking_keys(f)) if k)
+
+
+def lookup_keys(f: Features) -> tuple[str, ...]:
+    """The stored-form keys to look up for a registration (its own and the widened)."""
+    return tuple(sorted({f"{n}:{k}" for n, keys in enumerate(query_keys(f)) for k in keys if k}))
+
+
+MAX_BLOCK = 100  # a posting list longer than this is not used to fetch candidates
+MAX_CANDIDATES = 100  # patients fetched per lookup, at most
+
+
+def lookup_plan(
+    keys: Iterable[str], counts: Mapping[str, int], *, max_block: int = MAX_BLOCK,
+    limit: int = MAX_CANDIDATES,
+) -> tuple[str, ...]:
+    """The keys worth fetching candidates by, rarest first, within ``limit``: a key no
+    patient holds is skipped; a key held by more than ``max_block`` patients (a common
+    surname and birth year, a default phone) is skipped, because it finds thousands and
+    the other keys find the duplicate anyway; then keys are taken while their posting
+    lists fit the budget (their sum, an upper bound of the distinct patients)."""
+    held = sorted((counts.get(k, 0), k) for k in keys)
+    chosen: list[str] = []
+    budget = limit
+    for count, key in held:
+        if count <= 0 or count > max_block:
+            continue
+        if count > budget:
+            break
+        chosen.append(key)
+        budget -= count
+    return tuple(chosen)
 
 
 def pack(f: Features) -> str:

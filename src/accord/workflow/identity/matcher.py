@@ -1,21 +1,77 @@
 """Demographic matching: score stored patients against a registration, best first.
 
 Rule: pure, no I/O, no clock. Matching only ever proposes pairs for review (a
-``potential_duplicate`` finding); nothing is merged on demographics alone. The scores
-are Fellegi–Sunter match probabilities (:mod:`.fellegi_sunter`) over the field
-comparisons of :mod:`.compare`; the prior depends on how many patients are stored.
+``potential_duplicate_patient`` finding); nothing is merged on demographics alone. The
+scores are Fellegi–Sunter match weights (:mod:`.fellegi_sunter`) over the field
+comparisons of :mod:`.compare`, adjusted for how common the agreeing values are
+(:mod:`.frequencies`) and capped for household relations (:mod:`.households`); the
+prior depends on how many patients are stored. A pair a reviewer marked "not a
+duplicate" (``Candidates.rejected``) is never proposed again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from accord.workflow.identity.compare import compare, distinct_people, features
+from accord.workflow.identity.compare import (
+    COMPARISON_NAMES,
+    Features,
+    compare,
+    distinct_people,
+    features,
+)
 from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
+from accord.workflow.identity.frequencies import (
+    NO_FREQUENCIES,
+    Frequencies,
+    adjustments,
+    without_shared,
+)
+from accord.workflow.identity.households import DISTINCT, relation
 from accord.workflow.model import Demographics, Patient
 
 DEFAULT_POPULATION = 100_000  # stored patients assumed when the caller does not say
+_NATIONAL_ID = COMPARISON_NAMES.index("national_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What a store found for one registration: each candidate's id and features, the
+    counts of the registration's terms, and the candidates a reviewer has already
+    decided are other people."""
+
+    found: tuple[tuple[str, Features], ...] = ()
+    frequencies: Frequencies = NO_FREQUENCIES
+    rejected: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, patients: Iterable[Patient]) -> Candidates:
+        """Candidates from whole patients (tombstones left out), without counts."""
+        return cls(tuple((p.id, features(p.demographics)) for p in patients
+                         if p.merged_into is None))
+
+
+def score_pair(
+    patient_id: str,
+    query: Features,
+    stored: Features,
+    weights: Weights = DEFAULT_WEIGHTS,
+    freqs: Frequencies = NO_FREQUENCIES,
+    population: int = DEFAULT_POPULATION,
+) -> MatchResult | None:
+    """One pair, explained; None when the two are plainly different people (given name
+    and birth date both disagree, unless the national ID agrees; or a household relation
+    that rules a duplicate out)."""
+    levels, transposed = compare(query, stored)
+    if distinct_people(levels) and levels[_NATIONAL_ID] not in (0, 1):
+        return None
+    kin, cap = relation(query, stored, levels)
+    if cap == DISTINCT:
+        return None
+    tf = adjustments(query, levels, weights, freqs, population)
+    return explain(patient_id, levels, transposed, weights, population, tf,
+                   relation=kin, cap=cap)
 
 
 def compare_patients(
@@ -24,10 +80,43 @@ def compare_patients(
     weights: Weights = DEFAULT_WEIGHTS,
     *,
     population: int = DEFAULT_POPULATION,
+    freqs: Frequencies = NO_FREQUENCIES,
 ) -> MatchResult:
-    """Score one pair side by side (for the console's review of a duplicate pair)."""
-    levels, transposed = compare(features(registration), features(stored.demographics))
-    return explain(stored.id, levels, transposed, weights, population)
+    """Score one pair side by side (for the console's review of a duplicate pair): the
+    full explanation even where :func:`score_pair` would rule the pair out."""
+    query, other = features(registration), features(stored.demographics)
+    levels, transposed = compare(query, other)
+    kin, cap = relation(query, other, levels)
+    tf = adjustments(query, levels, weights, freqs, population)
+    return explain(stored.id, levels, transposed, weights, population, tf, relation=kin,
+                   cap=None if cap == DISTINCT else cap)
+
+
+def propose(
+    demographics: Demographics,
+    candidates: Candidates,
+    *,
+    weights: Weights = DEFAULT_WEIGHTS,
+    threshold: float = 0.5,
+    population: int = DEFAULT_POPULATION,
+    own_phones: Sequence[str] = (),
+) -> list[MatchResult]:
+    """The candidates worth a reviewer's look, best first: match probability at least
+    ``threshold``, not rejected before. ``population`` is used when the candidates come
+    without counts."""
+    freqs = candidates.frequencies
+    size = freqs.population or population
+    query = without_shared(features(demographics), freqs, own_phones)
+    results: list[MatchResult] = []
+    for patient_id, stored in candidates.found:
+        if patient_id in candidates.rejected:
+            continue
+        result = score_pair(patient_id, query, without_shared(stored, freqs, own_phones),
+                            weights, freqs, size)
+        if result is not None and result.probability >= threshold:
+            results.append(result)
+    results.sort(key=lambda r: (-r.score, r.patient_id))
+    return results
 
 
 def match_candidates(
@@ -38,40 +127,34 @@ def match_candidates(
     threshold: float = 0.5,
     population: int = DEFAULT_POPULATION,
 ) -> list[MatchResult]:
-    """Score ``candidates`` against a registration; those at or above ``threshold``
-    (probability), best first. ``population`` is the number of stored patients the
-    candidates were drawn from (it sets the prior). Tombstones are skipped. Pairs for
+    """Score whole ``candidates`` against a registration (tombstones skipped); those at
+    or above ``threshold`` (probability), best first. ``population`` is the number of
+    stored patients the candidates were drawn from (it sets the prior). Pairs for
     review, never merges."""
-    query = features(demographics)
-    results: list[MatchResult] = []
-    for patient in candidates:
-        if patient.merged_into is not None:
-            continue
-        levels, transposed = compare(query, features(patient.demographics))
-        if distinct_people(levels):
-            continue
-        if weights.posterior(levels, population) >= threshold:
-            results.append(explain(patient.id, levels, transposed, weights, population))
-    results.sort(key=lambda r: (-r.score, r.patient_id))
-    return results
+    return propose(demographics, Candidates.of(candidates), weights=weights,
+                   threshold=threshold, population=population)
 
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """``match_candidates`` with its weights and threshold bound: the callable the
-    workflow takes, ``(Demographics, Iterable[Patient]) -> list[MatchResult]``."""
+    """:func:`propose` with its weights, threshold and the facility's own phone numbers
+    (``own_phones``, any format: read as placeholders) bound: what the workflow calls."""
 
     weights: Weights = DEFAULT_WEIGHTS
     threshold: float = 0.5
     population: int = DEFAULT_POPULATION
+    own_phones: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        digits = tuple("".join(c for c in p if c.isdigit())[-7:] for p in self.own_phones)
+        object.__setattr__(self, "own_phones", tuple(d for d in digits if len(d) == 7))
+
+    def propose(self, demographics: Demographics, candidates: Candidates) -> list[MatchResult]:
+        return propose(demographics, candidates, weights=self.weights,
+                       threshold=self.threshold, population=self.population,
+                       own_phones=self.own_phones)
 
     def __call__(
         self, demographics: Demographics, candidates: Iterable[Patient]
     ) -> list[MatchResult]:
-        return match_candidates(
-            demographics,
-            candidates,
-            weights=self.weights,
-            threshold=self.threshold,
-            population=self.population,
-        )
+        return self.propose(demographics, Candidates.of(candidates))

@@ -25,6 +25,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
@@ -289,3 +290,55 @@ def _posterior(
 def _normalise(row: Sequence[float]) -> list[float]:
     total = sum(row)
     return [max(p / total, _FLOOR) for p in row]
+
+
+# --- reviewers' decisions ---------------------------------------------------------------
+
+DECISION_PSEUDO_PAIRS = 50  # the current m counts as this many merged pairs
+MIN_DECISIONS = 20  # decisions before the prior is recalibrated from them
+Decision = tuple[str, Sequence[Sequence[Any]]]  # ("same"/"distinct", [(field, level, w...)])
+
+
+def learn_from_decisions(weights: Weights, decisions: Iterable[Decision]) -> Weights:
+    """``weights`` corrected by what reviewers decided about proposed pairs.
+
+    - A merge ("same") is a labelled match: its comparison levels update m, each level's
+      probability being a Dirichlet mean with the current m worth
+      ``DECISION_PSEUDO_PAIRS`` pairs (Bayesian updating of a multinomial).
+    - Together, merges and rejections ("distinct") say how often a proposed pair really
+      is one person; the model said so with the probabilities it gave them (their terms'
+      sum). The prior's odds are scaled by the ratio of the observed odds to the
+      predicted ones (clipped to 10× either way), so a queue full of rejected pairs
+      raises the bar and one full of merges lowers it. Rejections do not touch u: they
+      are the non-matches that looked most alike, not a sample of all non-matches.
+    """
+    same: list[Sequence[Sequence[Any]]] = []
+    predicted = observed = 0.0
+    n = 0
+    for decision, terms in decisions:
+        if decision not in ("same", "distinct"):
+            continue
+        n += 1
+        total = sum(float(t[2]) for t in terms if len(t) > 2)
+        predicted += 1.0 / (1.0 + math.exp2(-max(min(total, 60.0), -60.0)))
+        if decision == "same":
+            same.append(terms)
+            observed += 1.0
+    comparisons = tuple(_updated_m(c, same) for c in weights.comparisons)
+    rate = weights.duplicate_rate
+    if n >= MIN_DECISIONS and 0 < predicted < n:
+        ratio = ((observed + 0.5) / (n - observed + 0.5)) / (predicted / (n - predicted))
+        rate = min(10.0, max(1e-6, rate * min(10.0, max(0.1, ratio))))
+    return Weights(comparisons, rate, weights.household, weights.trained_on)
+
+
+def _updated_m(c: ComparisonWeights, same: Sequence[Sequence[Sequence[Any]]]
+               ) -> ComparisonWeights:
+    seen = Counter(str(t[1]) for terms in same for t in terms
+                   if t and t[0] == c.name and str(t[1]) in c.levels)
+    total = sum(seen.values())
+    if not total:
+        return c
+    m = [(p * DECISION_PSEUDO_PAIRS + seen[level]) / (DECISION_PSEUDO_PAIRS + total)
+         for p, level in zip(c.m, c.levels, strict=True)]
+    return ComparisonWeights(c.name, c.levels, tuple(_normalise(m)), c.u)

@@ -1,0 +1,188 @@
+"""The engine's identity path on its own store, in process: registrations applied in
+arrival order by the workflow (``apply_commands`` with ``RegisterPatient``, the command an
+ADT^A04 becomes) on a SQLite store through ``SqlRepository``, exactly what ``accord
+serve`` runs per message minus MLLP and HL7 parsing. Used by ``bench/identity.py`` where
+the engine over MLLP is too slow to feed a large population on a loaded machine.
+
+Measured per registration: the candidates the store fetched (``identity_candidates``),
+whether each earlier registration of the same person was among them (blocking recall),
+and the time of the lookup plus scoring. Then one registration against a large store:
+the population bulk-loaded (``accord.store.workflow.bulk``), and registrations looked up
+and scored one at a time on the same SQL path.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import population
+from sqlalchemy import Connection
+
+from accord.store import open_store, sqlite_url
+from accord.store.gateway.store import SqlStore, connection_of
+from accord.store.views.findings import FindingViews
+from accord.store.workflow.bulk import bulk_load
+from accord.store.workflow.repository import SqlRepository, repository_for
+from accord.workflow.commands import PatientData, RegisterPatient
+from accord.workflow.engine import Request, apply_commands
+from accord.workflow.events import PatientChanged
+from accord.workflow.identity import Matcher
+from accord.workflow.identity.matcher import Candidates
+from accord.workflow.memory import SequentialIds
+from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+MATCHER = Matcher(own_phones=(population.SWITCHBOARD,))
+
+
+def demographics(r: population.Registration) -> Demographics:
+    """PID-5, -7, -8, -11, -13, -19 of a registration, as the engine reads them."""
+    born = None
+    if len(r.birth) == 8 and r.birth.isdigit():
+        try:
+            born = date(int(r.birth[:4]), int(r.birth[4:6]), int(r.birth[6:]))
+        except ValueError:
+            born = None
+    return Demographics(
+        PersonName(r.family, r.given, suffix=r.suffix), born, r.sex,
+        Address(" ".join(p for p in (r.house_number, r.street) if p), r.other, r.city,
+                r.state, r.postcode), phone=r.phone, national_id=r.national_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRun:
+    pairs: frozenset[frozenset[str]]
+    candidates: tuple[int, ...]  # per lookup
+    apply_ms: tuple[float, ...]  # the workflow applying each registration (match + save)
+    blocked: int  # true pairs whose earlier record the later one's lookup found
+    seconds: float
+
+
+class _Counting(SqlRepository):
+    """The repository, noting what each lookup found."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        super().__init__(conn, now)
+        self.found: list[tuple[str, ...]] = []
+
+    def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
+                            limit: int = 100) -> Candidates:
+        got = super().identity_candidates(demographics, exclude=exclude, limit=limit)
+        self.found.append(tuple(pid for pid, _ in got.found))
+        return got
+
+
+def run_online(pop: population.Population, data: Path) -> StoreRun:
+    """Every registration applied in arrival order; pairs from the duplicate findings."""
+    store = open_store(sqlite_url(data))
+    assert isinstance(store, SqlStore)
+    ids = SequentialIds()
+    person_of = dict(zip((r.mrn for r in pop.records), pop.persons, strict=True))
+    earlier: dict[str, list[str]] = {}  # person -> patient ids registered so far
+    patient_of: dict[str, str] = {}  # patient id -> MRN
+    candidates: list[int] = []
+    apply_ms: list[float] = []
+    blocked = 0
+    t0 = time.perf_counter()
+    try:
+        for n, r in enumerate(pop.records):
+            with store.transaction() as tx:
+                repo = _Counting(connection_of(tx), T0)
+                command = RegisterPatient(PatientData(
+                    (Identifier(r.mrn, r.authority, "MR"),), demographics(r)), "A04")
+                request = Request(source="REG", message_ref=f"REG/{n}",
+                                  message_type="ADT^A04", at=T0 + timedelta(seconds=n),
+                                  commands=(command,))
+                started = time.perf_counter()
+                outcome = apply_commands(repo, request, ids=ids, matcher=MATCHER)
+                apply_ms.append((time.perf_counter() - started) * 1000)
+                repo.flush()
+            found = set(repo.found[0]) if repo.found else set()
+            candidates.append(len(found))
+            person = person_of[r.mrn]
+            blocked += sum(1 for pid in earlier.get(person, ()) if pid in found)
+            created = [e for e in outcome.outbound_events if isinstance(e, PatientChanged)]
+            pid = created[0].patient.id if created else ""
+            earlier.setdefault(person, []).append(pid)
+            patient_of[pid] = r.mrn
+        views = FindingViews(store.database)
+        pairs: set[frozenset[str]] = set()
+        cursor = None
+        while True:
+            page = views.duplicates(cursor=cursor, limit=1000)
+            for p in page.items:
+                f = p.finding.finding
+                pairs.add(frozenset((patient_of[f.patient_id], patient_of[f.subject])))
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+    finally:
+        store.close()
+    return StoreRun(frozenset(pairs), tuple(candidates), tuple(apply_ms), blocked,
+                    time.perf_counter() - t0)
+
+
+@dataclass(frozen=True, slots=True)
+class LargeStore:
+    stored: int
+    load_seconds: float
+    lookups: int
+    p50_ms: float
+    p99_ms: float
+    candidates_mean: float
+    candidates_p99: int
+    candidates_max: int
+
+
+def large_store(pop: population.Population, queries: population.Population,
+                data: Path) -> LargeStore:
+    """``pop`` bulk-loaded; each record of ``queries`` looked up and scored against it."""
+    store = open_store(sqlite_url(data))
+    assert isinstance(store, SqlStore)
+    t0 = time.perf_counter()
+    try:
+        with bulk_load(store.database) as load:
+            batch: list[Patient] = []
+            for n, r in enumerate(pop.records):
+                batch.append(Patient(f"P{n:08d}", (Identifier(r.mrn, r.authority, "MR"),),
+                                     demographics(r)))
+                if len(batch) == 20_000:
+                    load.patients(batch)
+                    load.commit()
+                    batch = []
+            load.patients(batch)
+        loaded = time.perf_counter() - t0
+        times: list[float] = []
+        sizes: list[int] = []
+        for r in queries.records:
+            d = demographics(r)
+            with store.transaction() as tx:
+                repo = repository_for(tx, T0)
+                started = time.perf_counter()
+                found = repo.identity_candidates(d)
+                MATCHER.propose(d, found)
+                times.append((time.perf_counter() - started) * 1000)
+                sizes.append(len(found.found))
+    finally:
+        store.close()
+    times.sort()
+    sizes.sort()
+    return LargeStore(len(pop.records), loaded, len(times), statistics.median(times),
+                      times[int(len(times) * 0.99) - 1], statistics.fmean(sizes),
+                      sizes[int(len(sizes) * 0.99) - 1], sizes[-1])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The value at quantile ``q`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q) - 1)] if ordered else 0.0
+
+
+def scratch() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="accord-identity-")

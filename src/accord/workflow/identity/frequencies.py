@@ -1,0 +1,128 @@
+"""Term frequencies: how many stored patients hold a value, and what that does to a weight.
+
+Rule: pure, no I/O. The store keeps a count per *term* (a family name, a given name, a
+birth date, a phone, a postal code) and per blocking key, updated in the transaction of
+every patient write (:func:`count_changes` says what changes), so the counts are always
+those of the live patients. Two uses:
+
+- Term-frequency adjustment (Fellegi and Sunter 1969 §4; Winkler 1989; splink's
+  ``term_frequency_adjustments``): an exact agreement on a value that a share ``s`` of
+  the population holds has u = s for that value, not the field's average u, so agreeing
+  on KOWALCZYK counts for more than agreeing on SMITH. The share is smoothed towards
+  the field's u by ``PSEUDO_COUNT`` pseudo-patients, so a small store (few counts) keeps
+  the average weights, and the boost is capped (``MAX_BOOST``): a rare name is still
+  only a name.
+- A phone held by more patients than a household (``SHARED_PHONE``) is nobody's own (a
+  default or the facility's number that was not configured): it is read as missing.
+
+The counts also bound blocking (:func:`.index.lookup_plan`): a key whose posting list
+is long is not used to fetch candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+from accord.workflow.identity.fellegi_sunter import Weights
+from accord.workflow.identity.index import stored_keys
+
+POPULATION = "*"  # the key counting live patients
+PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
+MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
+SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_GIVEN = COMPARISON_NAMES.index("given_name")
+_BIRTH = COMPARISON_NAMES.index("birth_date")
+_CONTACT = COMPARISON_NAMES.index("contact")
+_SAME_AREA = 3  # contact level: same postal code or city only
+
+
+def term_keys(f: Features) -> tuple[str, ...]:
+    """The counted terms of one patient (its values whose frequency adjusts weights)."""
+    terms = (("family", f.family), ("given", f.given), ("birth", f.birth),
+             ("phone", f.phone), ("postal", f.postal))
+    return tuple(f"{name}:{value}" for name, value in terms if value)
+
+
+def count_keys(f: Features) -> tuple[str, ...]:
+    """Every key counted for one live patient: its terms and its stored blocking keys."""
+    return term_keys(f) + stored_keys(f)
+
+
+@dataclass(frozen=True, slots=True)
+class Frequencies:
+    """Counts of the terms (and blocking keys) a lookup asked about, and the number of
+    live patients. A key not in ``counts`` has count 0."""
+
+    population: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def count(self, key: str) -> int:
+        return max(0, self.counts.get(key, 0))
+
+    def share(self, key: str, average: float) -> float:
+        """The smoothed share of patients holding ``key``, counting the registration."""
+        held = self.count(key) + 1
+        return (held + PSEUDO_COUNT * average) / (self.population + 1 + PSEUDO_COUNT)
+
+    def shared_phone(self, phone: str) -> bool:
+        """More patients hold this phone than a household could."""
+        return bool(phone) and self.count(f"phone:{phone}") >= SHARED_PHONE
+
+
+NO_FREQUENCIES = Frequencies()
+
+
+def count_changes(before: Iterable[str], after: Iterable[str]) -> dict[str, int]:
+    """How the counts change when a patient's counted keys go from ``before`` to
+    ``after`` (each empty for a patient that did not / no longer counts: new, merged
+    away). The population key is included; zero changes are left out."""
+    old, new = list(before), list(after)
+    delta: Counter[str] = Counter(new)
+    delta.subtract(old)
+    if bool(old) != bool(new):
+        delta[POPULATION] += 1 if new else -1
+    return {k: v for k, v in sorted(delta.items()) if v}
+
+
+def _adjust(weight: float, u: float, share: float) -> float:
+    """The change to an agreement's weight when the value's u is ``share``."""
+    change = math.log2(u / share)
+    return max(-weight, min(change, MAX_BOOST)) if weight > 0 else min(change, MAX_BOOST)
+
+
+def adjustments(
+    query: Features, levels: Sequence[int], weights: Weights, freqs: Frequencies,
+    population: int,
+) -> tuple[float, ...]:
+    """Per comparison, the term-frequency change to its weight (0 where none applies):
+    exact agreement on the family name, the given name or the birth date, and a shared
+    postal code or city as the only contact. An agreement never turns into evidence
+    against (it falls to 0 at most)."""
+    if not freqs.population:
+        return tuple(0.0 for _ in levels)
+    out = [0.0 for _ in levels]
+    for i, value, key in ((_FAMILY, query.family, "family"), (_GIVEN, query.given, "given"),
+                          (_BIRTH, query.birth, "birth")):
+        if levels[i] == 0 and value:
+            u = weights.comparisons[i].u[0]
+            out[i] = _adjust(weights.factor(i, levels, population), u,
+                             freqs.share(f"{key}:{value}", u))
+    if levels[_CONTACT] == _SAME_AREA and query.postal:
+        u = weights.comparisons[_CONTACT].u[_SAME_AREA]
+        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population), u,
+                                freqs.share(f"postal:{query.postal}", u))
+    return tuple(out)
+
+
+def without_shared(f: Features, freqs: Frequencies, own_phones: Iterable[str] = ()) -> Features:
+    """``f`` with its phone read as missing when it is shared beyond a household or is one
+    of the facility's own numbers (``own_phones``: last seven digits)."""
+    if f.phone and (f.phone in set(own_phones) or freqs.shared_phone(f.phone)):
+        return f._replace(phone="")
+    return f
+

@@ -1,0 +1,68 @@
+"""Households: relatives who look like duplicates, told apart from them.
+
+Rule: pure, no I/O. Fellegi–Sunter adds up agreements as if fields were independent,
+but relatives share the fields a household shares (family name, address, phone) and
+some share more: twins a birth date, a namesake son the given name too. Read from the
+comparison levels and the two sides' features:
+
+- ``twin``: the same birth date and family name, different given names (the address
+  agreeing or not). Not a duplicate unless the registrar typed a wholly different given
+  name: its score is capped below the default review threshold (``TWIN_CAP``: a site
+  that lowers the threshold reviews them last), and it is not proposed at all when the
+  identifiers say two people (sex or national ID plainly different).
+- ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
+  only) with birth dates that differ: father and son, never one person.
+- ``parent_child``: birth years ``GENERATION`` or more apart (a mother and her newborn,
+  a namesake father and son without suffixes). A birth date that differs in one digit
+  (1960/1980) may be a typo: such a pair goes to review with a low score
+  (``LOW_CAP``); otherwise it is not proposed.
+
+A national ID (PID-19) that agrees, or is one typo away, outweighs all of these: the
+identifier says one person, whatever the birth dates and given names say (a record
+whose birth date was replaced is still that person's record).
+
+A relation returns a cap on the score (log2 odds) or ``DISTINCT`` (not proposed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+
+GENERATION = 15  # years between birth dates that make a parent and a child
+LOW_CAP = 0.0  # probability 0.5: at the default threshold, reviewed last
+TWIN_CAP = -1.0  # probability 0.33: under the default threshold, above a lowered one
+DISTINCT = float("-inf")
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_GIVEN = COMPARISON_NAMES.index("given_name")
+_BIRTH = COMPARISON_NAMES.index("birth_date")
+_NATIONAL_ID = COMPARISON_NAMES.index("national_id")
+_SEX = COMPARISON_NAMES.index("sex")
+_ID_DIFFERENT = 2
+_GIVEN_DIFFERENT = 5
+_BIRTH_ONE_DIGIT = 2
+_BIRTH_DIFFERENT = 4
+
+
+def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, float | None]:
+    """The household relation of a pair, and the cap on its score (``DISTINCT``: not a
+    duplicate at all; None: no relation, no cap)."""
+    if levels[_NATIONAL_ID] in (0, 1):
+        return "", None
+    birth = levels[_BIRTH]
+    if a.suffix != b.suffix and birth not in (0, -1):
+        return "namesake", DISTINCT
+    if birth in (_BIRTH_ONE_DIGIT, _BIRTH_DIFFERENT) and _years_apart(a.birth, b.birth) >= (
+            GENERATION):
+        return "parent_child", (LOW_CAP if birth == _BIRTH_ONE_DIGIT else DISTINCT)
+    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
+        two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
+        return "twin", DISTINCT if two else TWIN_CAP
+    return "", None
+
+
+def _years_apart(a: str, b: str) -> int:
+    if len(a) < 4 or len(b) < 4 or not (a[:4].isdigit() and b[:4].isdigit()):
+        return 0
+    return abs(int(a[:4]) - int(b[:4]))

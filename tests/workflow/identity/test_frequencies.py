@@ -1,0 +1,75 @@
+"""Term frequencies: rare agreements count more, common ones less, shared phones nothing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.frequencies import (
+    MAX_BOOST,
+    POPULATION,
+    SHARED_PHONE,
+    Frequencies,
+    count_changes,
+    count_keys,
+    term_keys,
+    without_shared,
+)
+from accord.workflow.identity.matcher import Candidates, propose
+from accord.workflow.model import Address, Demographics, PersonName
+
+
+def _person(family: str, given: str = "John", phone: str = "") -> Demographics:
+    return Demographics(PersonName(family, given), date(1970, 5, 17), "M",
+                        Address(street="3 Elm Road", postal_code="02134"), phone=phone)
+
+
+def _freqs(**families: int) -> Frequencies:
+    counts = {f"family:{name}": n for name, n in families.items()}
+    counts[POPULATION] = 200_000
+    return Frequencies(200_000, counts)
+
+
+def _score(family: str, freqs: Frequencies) -> tuple[float, float]:
+    d = _person(family)
+    (result,) = propose(d, Candidates((("p", features(d)),), freqs), threshold=0.0)
+    (term,) = [t for t in result.fields if t.name == "family_name"]
+    return term.weight, term.tf
+
+
+def test_a_rare_family_name_counts_more_than_a_common_one() -> None:
+    freqs = _freqs(KOWALCZYK=1, SMITH=4_000)
+    rare, rare_tf = _score("Kowalczyk", freqs)
+    common, common_tf = _score("Smith", freqs)
+    assert rare > common and rare_tf > 0 > common_tf
+    assert 0 < rare_tf <= MAX_BOOST and common >= 0  # an agreement never counts against
+
+
+def test_no_counts_no_adjustment() -> None:
+    assert _score("Smith", Frequencies()) [1] == 0.0
+
+
+def test_a_phone_shared_beyond_a_household_is_read_as_missing() -> None:
+    f = features(_person("Smith", phone="617-555-0199"))
+    shared = Frequencies(1000, {f"phone:{f.phone}": SHARED_PHONE})
+    assert without_shared(f, shared).phone == ""
+    assert without_shared(f, Frequencies(1000, {f"phone:{f.phone}": 2})).phone == f.phone
+    assert without_shared(f, Frequencies(), own_phones=("5550199",)).phone == ""
+
+
+def test_count_changes_follow_a_patients_keys() -> None:
+    old = count_keys(features(_person("Smith")))
+    new = count_keys(features(_person("Smyth")))
+    assert count_changes((), old)[POPULATION] == 1
+    assert count_changes(old, ())[POPULATION] == -1
+    moved = count_changes(old, new)
+    assert POPULATION not in moved and moved["family:SMITH"] == -1 and moved["family:SMYTH"] == 1
+    assert "family:SMITH" in term_keys(features(_person("Smith")))
+
+
+@pytest.mark.parametrize("count", [0, 1, 50])
+def test_share_is_smoothed_towards_the_average(count: int) -> None:
+    freqs = Frequencies(10, {"family:X": count})
+    assert 0 < freqs.share("family:X", 0.002) < 1

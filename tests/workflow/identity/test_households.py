@@ -1,0 +1,82 @@
+"""Twins, namesake fathers and sons, mothers and newborns are told apart from duplicates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from accord.workflow.identity import Matcher
+from accord.workflow.identity.compare import compare, features
+from accord.workflow.identity.households import DISTINCT, TWIN_CAP, relation
+from accord.workflow.identity.matcher import compare_patients
+from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
+
+HOME = Address(street="14 Birch Lane", city="Springfield", postal_code="62701")
+FATHER = Demographics(PersonName("Kowalczyk", "Robert"), date(1961, 4, 12), "M", HOME,
+                      phone="217-555-0142")
+
+
+def _patient(pid: str, d: Demographics) -> Patient:
+    return Patient(pid, (Identifier(pid, "HOSP", "MR"),), d)
+
+
+def _relation(a: Demographics, b: Demographics) -> tuple[str, float | None]:
+    fa, fb = features(a), features(b)
+    return relation(fa, fb, compare(fa, fb)[0])
+
+
+def test_twins_are_capped_low_or_not_proposed() -> None:
+    anna = Demographics(PersonName("Kowalczyk", "Anna"), date(2001, 6, 3), "F", HOME,
+                        phone="217-555-0142")
+    emma = replace(anna, name=PersonName("Kowalczyk", "Emma"))
+    assert _relation(anna, emma) == ("twin", TWIN_CAP)
+    assert Matcher()(emma, [_patient("anna", anna)]) == []  # under the default threshold
+    (low,) = Matcher(threshold=0.2)(emma, [_patient("anna", anna)])
+    assert low.relation == "twin" and low.score == TWIN_CAP  # reviewed last
+    assert abs(sum(t.weight for t in low.fields) - low.score) < 1e-6
+    # the identifiers say two people: a brother, or a national ID of her own
+    adam = replace(anna, name=PersonName("Kowalczyk", "Adam"), sex="M")
+    assert _relation(adam, anna) == ("twin", DISTINCT)
+    assert Matcher()(adam, [_patient("anna", anna)]) == []
+    own_ids = [replace(d, national_id=n) for d, n in ((anna, "219-45-6781"),
+                                                      (emma, "448-12-9035"))]
+    assert Matcher()(own_ids[1], [_patient("anna", own_ids[0])]) == []
+    shown = compare_patients(adam, _patient("anna", anna))
+    assert shown.relation == "twin"  # the console names the relation
+
+
+def test_namesake_son_is_not_proposed() -> None:
+    son = replace(FATHER, name=PersonName("Kowalczyk", "Robert", suffix="Jr"),
+                  birth_date=date(1988, 9, 30))
+    assert _relation(son, FATHER) == ("namesake", DISTINCT)
+    assert Matcher()(son, [_patient("father", FATHER)]) == []
+
+
+def test_namesake_son_without_a_suffix_is_a_generation_apart() -> None:
+    son = replace(FATHER, birth_date=date(1990, 2, 7))
+    assert _relation(son, FATHER) == ("parent_child", DISTINCT)
+    assert Matcher()(son, [_patient("father", FATHER)]) == []
+
+
+def test_a_birth_year_typo_a_generation_apart_goes_to_review_low() -> None:
+    typo = replace(FATHER, birth_date=date(1981, 4, 12))  # 1961 typed 1981: one digit
+    kin, cap = _relation(typo, FATHER)
+    assert kin == "parent_child" and cap == 0.0
+    (found,) = Matcher()(typo, [_patient("father", FATHER)])
+    assert found.relation == "parent_child" and found.score <= 0.0
+
+
+def test_mother_and_newborn_sharing_phone_and_address() -> None:
+    mother = Demographics(PersonName("Kowalczyk", "Maria"), date(1994, 1, 20), "F", HOME,
+                          phone="217-555-0142")
+    newborn = Demographics(PersonName("Kowalczyk", "Baby Girl"), date(2026, 12, 6), "F", HOME,
+                           phone="217-555-0142")
+    assert _relation(newborn, mother) == ("parent_child", DISTINCT)
+    assert Matcher()(newborn, [_patient("mother", mother)]) == []
+
+
+def test_the_same_person_is_no_relation() -> None:
+    again = replace(FATHER, name=PersonName("Kowalcyzk", "Rob"))
+    assert _relation(again, FATHER) == ("", None)
+    (found,) = Matcher()(again, [_patient("father", FATHER)])
+    assert found.probability > 0.9
