@@ -111,7 +111,7 @@ class Applier:
         self._node = node
         self._ack_route = ack_route
         self._batch = batch
-        self._fetch = min(FIRST_FETCH, batch)  # rows read per batch: grows while they fit
+        self._fetch = min(FIRST_FETCH, batch)  # rows read per batch (see apply_batch)
         self._hold = hold
         self._poll = poll
         self._notify = notify  # told after each batch commits (wakes the delivery workers)
@@ -149,8 +149,9 @@ class Applier:
             self._wake.clear()
             try:
                 applied = await asyncio.to_thread(self.drain)
-            except Exception:  # the store went away: the rows wait, retried next round
-                log.exception("applying stored messages failed")
+            except Exception as exc:  # the store went away: the rows wait for the next round
+                log.warning("applying stored messages failed, retried in %g s: %s",
+                            self._poll, exc)
                 applied = 0
             if applied and self._notify is not None:
                 self._notify()
