@@ -12,10 +12,11 @@ comparison levels and the two sides' features:
   identifiers say two people (sex or national ID plainly different).
 - ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
   only) with birth dates that differ: father and son, never one person.
-- ``parent_child``: birth years ``GENERATION`` or more apart (a mother and her newborn,
-  a namesake father and son without suffixes). A birth date that differs in one digit
-  (1960/1980) may be a typo: such a pair goes to review with a low score
-  (``LOW_CAP``); otherwise it is not proposed.
+- ``parent_child``: birth dates that plainly differ, their years ``GENERATION`` or more
+  apart (a mother and her newborn, a namesake father and son without suffixes): not
+  proposed. A birth date that differs in one digit (1960/1980) is a typo, not a
+  generation: a parent and child born on the same day and month a decade-digit apart
+  are far rarer than a mistyped year.
 
 A national ID (PID-19) that agrees, or is one typo away, outweighs all of these: the
 identifier says one person, whatever the birth dates and given names say (a record
@@ -31,7 +32,6 @@ from collections.abc import Sequence
 from accord.workflow.identity.compare import COMPARISON_NAMES, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
-LOW_CAP = 0.0  # probability 0.5: at the default threshold, reviewed last
 TWIN_CAP = -1.0  # probability 0.33: under the default threshold, above a lowered one
 DISTINCT = float("-inf")
 _FAMILY = COMPARISON_NAMES.index("family_name")
@@ -41,7 +41,6 @@ _NATIONAL_ID = COMPARISON_NAMES.index("national_id")
 _SEX = COMPARISON_NAMES.index("sex")
 _ID_DIFFERENT = 2
 _GIVEN_DIFFERENT = 5
-_BIRTH_ONE_DIGIT = 2
 _BIRTH_DIFFERENT = 4
 
 
@@ -53,9 +52,8 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
     birth = levels[_BIRTH]
     if a.suffix != b.suffix and birth not in (0, -1):
         return "namesake", DISTINCT
-    if birth in (_BIRTH_ONE_DIGIT, _BIRTH_DIFFERENT) and _years_apart(a.birth, b.birth) >= (
-            GENERATION):
-        return "parent_child", (LOW_CAP if birth == _BIRTH_ONE_DIGIT else DISTINCT)
+    if birth == _BIRTH_DIFFERENT and _years_apart(a.birth, b.birth) >= GENERATION:
+        return "parent_child", DISTINCT
     if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
         two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
         return "twin", DISTINCT if two else TWIN_CAP
