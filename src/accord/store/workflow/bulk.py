@@ -38,6 +38,7 @@ from sqlalchemy import Connection, Table, insert
 from accord.store.db import Database
 from accord.store.db.compiled import Runner
 from accord.store.db.errors import db_errors
+from accord.store.db.search import search_key
 from accord.store.db.sqlite import WRITE_OPTION
 from accord.store.gateway.bulk import save_history
 from accord.store.records import InboundMessage, OutboxItem
@@ -102,7 +103,7 @@ def patient_rows(patient: Patient) -> PatientRows:
         "doc": codec.encode_patient(patient)})
     rows.identifiers = [
         {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
-         "patient_id": patient.id, "position": n}
+         "patient_id": patient.id, "position": n, "value_rev": search_key(i.value)}
         for n, i in enumerate(patient.identifiers)]
     if patient.merged_into is None:
         rows.blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
@@ -117,7 +118,7 @@ def order_row(order: Order, at: datetime) -> Row:
     row: Row = {k: getattr(order, k) for k in ORDER_KEYS}
     row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
                source=order.source[:227], held=bool(order.hold_reason), updated_at=at,
-               doc=codec.encode_order(order))
+               doc=codec.encode_order(order), accession_rev=search_key(order.accession))
     return row
 
 
