@@ -14,9 +14,10 @@ NW, XO, SC and CA, an ORU^R01, an ORU naming an unknown order (a finding, and ag
 count), each through the real ingest (gateway record, search keys, dedupe claim, the
 workflow's patients, orders, trace, findings and field-fill statistics, outbox rows);
 the worklist refresh after each; a delivery claim FIFO, per patient and as a run; the
-dashboard's figures the alert monitor reads every few seconds. Every statement of every
-step must do the same work at both sizes, up to ``SLACK`` (``GROWS`` names the one
-statement that may not, and why).
+dashboard's figures the alert monitor reads every few seconds; an ORM^O01 answered on
+store (enhanced mode), the applier's batch that applies it, and the backlog. Every
+statement of every step must do the same work at both sizes, up to ``SLACK`` (``GROWS``
+names the one statement that may not, and why).
 
 The stores are loaded through the bulk path (``accord.store.workflow.bulk``): patients
 with identifiers and blocking keys, one order each (mostly done, some on the worklist),
@@ -48,6 +49,7 @@ from accord.clock import ControlIds, FixedClock
 from accord.config import Config, Destination
 from accord.dicom.bridge import StoreWorklist
 from accord.dicom.index import WorklistIndex
+from accord.engine.applier import Applier
 from accord.engine.ingest import Ingestor
 from accord.engine.workflow import Outbound, WorkflowProcessor
 from accord.mapping.dialect import Dialects
@@ -286,6 +288,7 @@ class Env:
     work: Work
     clock: FixedClock
     dashboard: DashboardView
+    applier: Applier
     answers: list[bytes] = field(default_factory=list)
 
     async def send(self, payload: bytes) -> None:
@@ -301,6 +304,29 @@ def _ingest(make: Callable[[str], bytes]) -> Step:
     async def step(env: Env, tag: str) -> None:
         await env.send(make(tag))
     return step
+
+
+def _enhanced(payload: bytes) -> bytes:
+    """The message in enhanced mode (MSH-15 AL, MSH-16 NE): answered CA once stored."""
+    msh, sep, rest = payload.partition(b"\r")
+    return msh + b"|||AL|NE" + sep + rest
+
+
+def _on_store(make: Callable[[str], bytes]) -> Step:
+    async def step(env: Env, tag: str) -> None:
+        ack = await env.ingestor.handle(_enhanced(make(tag)), PEER)
+        assert b"MSA|CA|" in ack, ack
+    return step
+
+
+async def _apply(env: Env, tag: str) -> None:
+    """The applier's batch: the message stored by the step before, applied."""
+    assert await asyncio.to_thread(env.applier.apply_batch) == 1
+
+
+async def _backlog(env: Env, tag: str) -> None:
+    """The backlog the alert monitor and /metrics read every few seconds."""
+    assert env.store.backlog() == (0, None)
 
 
 async def _refresh(env: Env, tag: str) -> None:
@@ -352,6 +378,9 @@ STEPS: list[tuple[str, Step]] = [
     ("delivery claim per patient", _claim_per_patient),
     ("delivery claim run", _claim_run),
     ("dashboard figures (alert monitor)", _dashboard),
+    ("ORM^O01 NW, ACK on store (CA)", _on_store(lambda t: orm(t, "3", "NW", "SC"))),
+    ("applier batch (that NW applied)", _apply),
+    ("backlog (alert monitor)", _backlog),
 ]
 
 # Statements whose work is allowed to grow, and why. Open findings by kind, on the
@@ -390,8 +419,10 @@ def environment(path: Path) -> Iterator[Env]:
     clock = FixedClock(NOW)
     ingestor = Ingestor(store, clock, ids, processor, Config())
     worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
+    applier = Applier(store, clock, ids, processor, "n1", hold=60.0, ack_route=lambda *_: None)
     try:
-        yield Env(store, ingestor, worklist, Work(store), clock, DashboardView(store.database))
+        yield Env(store, ingestor, worklist, Work(store), clock, DashboardView(store.database),
+                  applier)
     finally:
         store.close()
 
