@@ -545,6 +545,13 @@ def report(r: dict[str, Any], note: str) -> str:
                          ("no file-descriptor growth", v["fds"]),
                          ("every message delivered once", v["once"])))
     p99s = ", ".join(f"{x:.0f}" for x in r["ack_p99"].values())
+    every = max(1, round(300 / SAMPLE_EVERY))  # a sample every 5 minutes
+    curve = ", ".join(f"{s['t'] / 60:.0f} min {s['rss_mb']:.0f}"
+                      for s in r["samples"][every - 1::every])
+    last = r["samples"][-1]
+    cpu = (f"; engine CPU {last['engine_cpu_s'] / max(r['answered'], 1) * 1000:.0f} ms per "
+           f"message answered (all its work: MLLP, MPPS, C-FIND, console, delivery), "
+           f"the soak's own {last['soak_cpu_s']:.0f} s" if "engine_cpu_s" in last else "")
     return f"""## Soak (`bench/soak.py`, `make soak`)
 
 `accord serve` (SQLite) for {r['seconds'] / 60:.0f} min: {r['rate']:.0f} msg/s asked over
@@ -563,6 +570,8 @@ at 5/s, destinations `pacs` (up) and `ris` (down {r.get('flap_down', 0):.0f} s e
 - DICOM: {r['dicom']}.
 - Console: {sum(r['pages'].values())} pages, status {r['pages']}, p99 {r['page_p99_ms']} ms.
 - ACK p99 per minute (ms): {p99s}.
+- RSS (MB) every 5 minutes: {curve}{cpu}; the RIS waited {r.get('throttled_s', 0):.0f} s
+  for the engine or the modalities.
 - Outbox at the end: {r['outbox']}.
 - Load average at the end: {', '.join(f'{x:.1f}' for x in r['load'])}.
 """
@@ -579,7 +588,17 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a sentence for RESULTS.md (the machine)")
     ap.add_argument("--json", type=Path, help="write the raw figures here too")
     ap.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
+    ap.add_argument("--report-from", type=Path, metavar="JSON",
+                    help="no run: write the report of a run's --json figures")
     args = ap.parse_args()
+    if args.report_from:
+        r = json.loads(args.report_from.read_text(encoding="utf-8"))
+        r["ack_p99"] = {int(m): v for m, v in r["ack_p99"].items()}
+        text = report(r, args.note)
+        print(text)
+        if not args.no_write:
+            write_section("soak", text)
+        return
     period = min(args.flap_period, max(20.0, args.seconds / 3))
     down = min(args.flap_down, period / 3)
     r = run(args.seconds, args.rate, args.senders, args.updates, period, down, sys.stdout)

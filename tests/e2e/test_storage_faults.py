@@ -39,7 +39,7 @@ from accord.store import open_store, sqlite_url
 from accord.store.db.faults import ENV, FAULTS
 from pg_support import database_away, fresh_database
 
-pytestmark = [pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 PHI = "Faultfamily"  # the patient name in every message: must never reach the log
 
