@@ -7,7 +7,9 @@ Promises under test, for each fault:
 - nothing acknowledged is lost: after the fault every message that got AA is stored,
   and every outbox row it made reaches the receiver;
 - the engine recovers by itself when the fault clears (the same process, no restart),
-  and its log says what happened, without message content.
+  and its log says what happened, without message content;
+- with ACK on store, the applier's commit meets the fault too: what was acknowledged
+  waits in the inbox and is applied once when it clears.
 
 Faults are real where a test can make them real: disk full is a small filesystem
 (tmpfs, mounted when the test runs as root, skipped otherwise) filled up with a
@@ -286,6 +288,47 @@ async def test_injected_fault_at_every_commit_then_recovers(
         assert "MPPS not stored" in log
         assert "retention pruning skipped this round: database error" in log
         assert unanswered >= 2  # what a Prometheus alert on the engine watches
+    finally:
+        await sender.close()
+        await receiver.stop()
+
+
+async def test_injected_fault_at_the_applier_commit_then_applied_once(
+        tmp_path: Path, free_port: Callable[[], int], serve: Callable[..., Any]) -> None:
+    """ACK on store: the applier's commits fail while ingest's succeed. What was
+    acknowledged waits in the inbox, and is applied once (one outbox row each, each
+    delivered once) when the fault clears, with no restart."""
+    receiver = Receiver()
+    await receiver.start()
+    config = tmp_path / "accord.yaml"
+    config.write_text(MPPS_CONFIG.format(port=receiver.port) + "mllp:\n  ack: on_store\n",
+                      encoding="utf-8")
+    control = tmp_path / "fault"
+    control.write_text("io@accord-apply", encoding="utf-8")
+    proc = serve(config, tmp_path / "data", free_port(), env={ENV: str(control)})
+    await started(proc)
+    sender = Sender(proc.port)
+    try:
+        for n in range(1, 6):  # stored and acknowledged: ingest's commits succeed
+            await sender.until_acked(*message(n))
+        await asyncio.sleep(2.5)  # the applier tries (it polls every second), and fails
+        assert receiver.received == [], "applied while the applier's commits fail"
+        control.write_text("", encoding="utf-8")
+        await receiver.wait_for(5, timeout=30)
+        await asyncio.sleep(1.0)  # anything applied twice would have been sent by now
+        assert proc.proc is not None and proc.proc.poll() is None
+        store = open_store(sqlite_url(tmp_path / "data"))
+        try:
+            assert store.backlog() == (0, None)
+        finally:
+            store.close()
+        routed = stored_and_routed(sqlite_url(tmp_path / "data"), sender.acked)
+        assert len(routed) == 5 and routed == set(receiver.unique)
+        assert len(receiver.received) == len(receiver.unique) == 5
+        assert await asyncio.to_thread(proc.terminate) == 0
+        log = proc.output()
+        assert "applying stored messages failed" in log and FAULTS["io"] in log, log[-3000:]
+        assert PHI not in log, "message content in the log"
     finally:
         await sender.close()
         await receiver.stop()

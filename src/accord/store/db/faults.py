@@ -11,6 +11,10 @@ off by writing the file while the engine runs.
 - ``io``: ``disk I/O error`` (SQLite ``SQLITE_IOERR``);
 - ``full``: ``database or disk is full`` (SQLite ``SQLITE_FULL``).
 
+``<word>@<name>`` aims the fault at one commit point: only commits made on a thread
+whose name starts with ``name`` fail (the applier's is ``accord-apply``, ingest's
+writer ``accord-ingest``), so a test can fail the applier while ingest still stores.
+
 Disk full and PostgreSQL going away are also tested for real (a small filesystem, the
 database's connections terminated): this seam is for what cannot be.
 """
@@ -18,6 +22,7 @@ database's connections terminated): this seam is for what cannot be.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,8 @@ def install(engine: Engine, control: str | None = None) -> bool:
             word = flag.read_text(encoding="utf-8").strip()
         except OSError:  # no file: no fault
             return
-        if word in FAULTS:
+        word, _, thread = word.partition("@")
+        if word in FAULTS and threading.current_thread().name.startswith(thread):
             raise OperationalError("COMMIT", None, InjectedFault(FAULTS[word]))
 
     event.listen(engine, "commit", before_commit)
