@@ -72,12 +72,18 @@ def occupied(database: Database) -> dict[str, int]:
     return found
 
 
+_KNOWN = ("messages", "patients", "orders")
+
+
 def refuse_unless_empty(database: Database, what: str) -> None:
     """Raise :class:`NotEmptyError` naming what ``database`` (called ``what``) holds."""
     found = occupied(database)
     if found:
-        held = ", ".join(f"{name}: {n} row{'' if n == 1 else 's'}"
-                         for name, n in list(found.items())[:3])
+        # The tables an operator knows first (what was received, who, what was ordered),
+        # then the fullest: the message names what the store holds, not schema order.
+        named = sorted(found.items(), key=lambda item: (
+            _KNOWN.index(item[0]) if item[0] in _KNOWN else len(_KNOWN), -item[1]))
+        held = ", ".join(f"{name}: {n} row{'' if n == 1 else 's'}" for name, n in named[:3])
         raise NotEmptyError(f"{what} is not empty ({held}); it must be an empty store")
 
 
