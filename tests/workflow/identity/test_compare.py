@@ -21,6 +21,7 @@ from accord.workflow.identity.compare import (
     features,
     normalise_name,
     one_edit,
+    one_typo,
     phonetic,
 )
 from accord.workflow.identity.nicknames import are_nicknames, canonical_given
@@ -105,6 +106,17 @@ def test_family_name_levels() -> None:
     assert family("MUELLER SCHMIDT", "SCHMIDT") == "close"  # one part of a double name
     assert family("SMITH", "SMYTHE") in ("close", "phonetic")
     assert family("SMITH", "GARCIA") == "different"
+
+
+def test_one_typo_in_the_first_letters_is_close() -> None:
+    labels = dict(COMPARISONS)
+    # Jaro–Winkler puts these under 0.92: the slip is at the front of the name.
+    assert labels["family_name"][compare_family("AENRY", "HENRY", "", "HNR")] == "close"
+    assert labels["family_name"][compare_family("VEAA", "VEGA", "F", "FK")] == "close"
+    assert labels["given_name"][compare_given("JENMA", "JENNA", "JNM", "JN")] == "close"
+    assert one_typo("POWELL", "POWEL")  # a letter dropped
+    assert not one_typo("ANN", "ANA")  # short names one keystroke apart are other names
+    assert not one_typo("JANE", "JAKES")  # two edits
 
 
 def test_birth_date_day_month_swap() -> None:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import jellyfish
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from accord.workflow.identity.nicknames import are_nicknames
 from accord.workflow.identity.placeholders import (
@@ -50,6 +50,7 @@ COMPARISON_NAMES: tuple[str, ...] = tuple(name for name, _ in COMPARISONS)
 
 _CLOSE = 0.92  # Jaro–Winkler at or above: a typo away (Splink's default 0.92 level)
 _SIMILAR = 0.80
+_TYPO_MIN_LENGTH = 4  # shorter names one keystroke apart are often other names (ANN/ANA)
 _NOT_LETTER = re.compile(r"[^A-Z ]+")
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
 _NOT_DIGIT = re.compile(r"[^0-9]+")
@@ -188,14 +189,24 @@ def one_edit(a: str, b: str) -> bool:
     )
 
 
+def one_typo(a: str, b: str) -> bool:
+    """One keystroke apart (a letter replaced, added, dropped, or two neighbours swapped:
+    Damerau–Levenshtein distance 1), both names at least four letters long. Jaro–Winkler
+    weighs the first letters most, so a typo there (AENRY/HENRY 0.87) falls below its
+    close level although it is the same single slip."""
+    if min(len(a), len(b)) < _TYPO_MIN_LENGTH:
+        return False
+    return DamerauLevenshtein.distance(a, b, score_cutoff=1) == 1
+
+
 def compare_family(a: str, b: str, code_a: str, code_b: str) -> int:
-    """Family name (PID-5.1): exact, Jaro–Winkler ≥ 0.92 or one name inside a double
-    name, same metaphone, Jaro–Winkler ≥ 0.80, different."""
+    """Family name (PID-5.1): exact, Jaro–Winkler ≥ 0.92, one typo or one name inside a
+    double name, same metaphone, Jaro–Winkler ≥ 0.80, different."""
     if not a or not b:
         return NULL
     if a == b:
         return 0
-    if JaroWinkler.similarity(a, b) >= _CLOSE or _one_part_of_other(a, b):
+    if JaroWinkler.similarity(a, b) >= _CLOSE or one_typo(a, b) or _one_part_of_other(a, b):
         return 1
     if code_a == code_b:
         return 2
@@ -209,8 +220,8 @@ def _one_part_of_other(a: str, b: str) -> bool:
 
 
 def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
-    """Given name (PID-5.2): exact, nickname (Bill/William), Jaro–Winkler ≥ 0.92, same
-    metaphone, Jaro–Winkler ≥ 0.80 or an initial of the other, different."""
+    """Given name (PID-5.2): exact, nickname (Bill/William), Jaro–Winkler ≥ 0.92 or one
+    typo, same metaphone, Jaro–Winkler ≥ 0.80 or an initial of the other, different."""
     if not a or not b:
         return NULL
     if a == b:
@@ -218,7 +229,7 @@ def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
     if are_nicknames(a, b):
         return 1
     similarity = JaroWinkler.similarity(a, b)
-    if similarity >= _CLOSE:
+    if similarity >= _CLOSE or one_typo(a, b):
         return 2
     if code_a == code_b:
         return 3
