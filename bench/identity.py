@@ -33,6 +33,12 @@ precision, recall, F1; for the peers also their candidate pairs and blocking rec
 4. ``--large`` (200,000 by default; 0: not run): one registration against a large store
    on the same SQL path (``identity_candidates`` and scoring), the skewed population
    bulk-loaded, 1,000 lookups of new registrations: p50 / p99 and candidates.
+5. ``--lookup-store DIR`` (run alone): the same lookups against a store ALREADY loaded
+   by ``bench/aging.py --data`` (``DIR`` holds its ``accord.db``, e.g. the aging
+   benchmark's ``skewed-1000000``), which is only read. Such a store holds the first N
+   registrations of ``population.skewed(N + aging.RUN_PATIENTS)`` (N: its live
+   patients, read from its identity counts); the ``--lookups`` registrations after
+   them are looked up, the new patients of the same catchment the aging runs send.
 
 Run: ``.venv/bin/python bench/identity.py [--size N] [--no-write]`` (writes the
 ``identity`` section of bench/RESULTS.md unless ``--no-write``). At the default size it
@@ -255,6 +261,28 @@ def evaluate_large(size: int, queries: int = 1000) -> str:
     return row
 
 
+def evaluate_loaded(data: Path, lookups: int, flavour: str = "skewed") -> str:
+    """``lookups`` new registrations against the store already loaded at ``data``."""
+    from aging import RUN_PATIENTS, SEED
+
+    stored = identity_store.stored_patients(data)
+    if not stored:
+        raise SystemExit(f"{data}: no live patients counted (not a loaded store?)")
+    if lookups > RUN_PATIENTS:
+        raise SystemExit(f"--lookups: at most {RUN_PATIENTS:,} new registrations")
+    print(f"{data}: {stored:,} live patients; generating the {flavour} population",
+          flush=True)
+    pop = population.FLAVOURS[flavour](stored + RUN_PATIENTS, SEED)
+    r = identity_store.time_lookups(data, pop.records[stored:stored + lookups])
+    row = (f"| {r.stored:,} | loaded before | {r.lookups:,} | {r.p50_ms:.2f} ms "
+           f"| {r.p99_ms:.2f} ms | {r.candidates_mean:.1f} / {r.candidates_p99} / "
+           f"{r.candidates_max} |")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| stored patients | bulk load | lookups | p50 | p99 | candidates mean / p99 / max |")
+    print(row, flush=True)
+    return row
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=SIZE, help="registrations per flavour")
@@ -266,8 +294,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="skewed registrations through the store path (0: none)")
     parser.add_argument("--large", type=int, default=200_000,
                         help="stored patients for the lookup latency (0: none)")
+    parser.add_argument("--lookup-store", type=Path, default=None,
+                        help="time lookups against this already loaded store only "
+                             "(bench/aging.py's store directory; read, never written)")
+    parser.add_argument("--lookups", type=int, default=1000,
+                        help="registrations looked up in --lookup-store")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if args.lookup_store is not None:
+        evaluate_loaded(args.lookup_store, args.lookups)
+        return
     started = time.perf_counter()
     rows: list[str] = []
     engine_rows: list[str] = []

@@ -22,17 +22,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import population
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from accord.store import open_store, sqlite_url
 from accord.store.gateway.store import SqlStore, connection_of
+from accord.store.schema import wf_identity_features
 from accord.store.views.findings import FindingViews
 from accord.store.workflow.bulk import bulk_load
+from accord.store.workflow.identity import COUNTS
 from accord.store.workflow.repository import SqlRepository, repository_for
 from accord.workflow.commands import PatientData, RegisterPatient
 from accord.workflow.engine import Request, apply_commands
 from accord.workflow.events import PatientChanged
 from accord.workflow.identity import Matcher
+from accord.workflow.identity.frequencies import POPULATION
 from accord.workflow.identity.matcher import Candidates
 from accord.workflow.memory import SequentialIds
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
@@ -62,6 +65,8 @@ class StoreRun:
     apply_ms: tuple[float, ...]  # the workflow applying each registration (match + save)
     blocked: int  # true pairs whose earlier record the later one's lookup found
     seconds: float
+    lookups: tuple[Candidates, ...] = ()  # per registration, what its lookup returned (keep)
+    patient_ids: tuple[str, ...] = ()  # per registration, the patient it created
 
 
 class _Counting(SqlRepository):
@@ -70,16 +75,19 @@ class _Counting(SqlRepository):
     def __init__(self, conn: Connection, now: datetime) -> None:
         super().__init__(conn, now)
         self.found: list[tuple[str, ...]] = []
+        self.got: list[Candidates] = []
 
     def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
                             limit: int = 100) -> Candidates:
         got = super().identity_candidates(demographics, exclude=exclude, limit=limit)
         self.found.append(tuple(pid for pid, _ in got.found))
+        self.got.append(got)
         return got
 
 
-def run_online(pop: population.Population, data: Path) -> StoreRun:
-    """Every registration applied in arrival order; pairs from the duplicate findings."""
+def run_online(pop: population.Population, data: Path, keep: bool = False) -> StoreRun:
+    """Every registration applied in arrival order; pairs from the duplicate findings.
+    ``keep``: also return each lookup's candidates and each registration's patient id."""
     store = open_store(sqlite_url(data))
     assert isinstance(store, SqlStore)
     ids = SequentialIds()
@@ -89,6 +97,8 @@ def run_online(pop: population.Population, data: Path) -> StoreRun:
     candidates: list[int] = []
     apply_ms: list[float] = []
     blocked = 0
+    kept: list[Candidates] = []
+    pids: list[str] = []
     t0 = time.perf_counter()
     try:
         for n, r in enumerate(pop.records):
@@ -104,12 +114,15 @@ def run_online(pop: population.Population, data: Path) -> StoreRun:
                 apply_ms.append((time.perf_counter() - started) * 1000)
                 repo.flush()
             found = set(repo.found[0]) if repo.found else set()
+            if keep:
+                kept.append(repo.got[0] if repo.got else Candidates())
             candidates.append(len(found))
             person = person_of[r.mrn]
             blocked += sum(1 for pid in earlier.get(person, ()) if pid in found)
             created = [e for e in outcome.outbound_events if isinstance(e, PatientChanged)]
             pid = created[0].patient.id if created else ""
             earlier.setdefault(person, []).append(pid)
+            pids.append(pid)
             patient_of[pid] = r.mrn
         views = FindingViews(store.database)
         pairs: set[frozenset[str]] = set()
@@ -125,7 +138,7 @@ def run_online(pop: population.Population, data: Path) -> StoreRun:
     finally:
         store.close()
     return StoreRun(frozenset(pairs), tuple(candidates), tuple(apply_ms), blocked,
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, tuple(kept), tuple(pids) if keep else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +156,16 @@ class LargeStore:
 def large_store(pop: population.Population, queries: population.Population,
                 data: Path) -> LargeStore:
     """``pop`` bulk-loaded; each record of ``queries`` looked up and scored against it."""
+    t0 = time.perf_counter()
+    load_store(pop, data)
+    loaded = time.perf_counter() - t0
+    return time_lookups(data, queries.records, loaded)
+
+
+def load_store(pop: population.Population, data: Path) -> None:
+    """``pop`` bulk-loaded into a new store at ``data``, one patient per registration."""
     store = open_store(sqlite_url(data))
     assert isinstance(store, SqlStore)
-    t0 = time.perf_counter()
     try:
         with bulk_load(store.database) as load:
             batch: list[Patient] = []
@@ -157,10 +177,28 @@ def large_store(pop: population.Population, queries: population.Population,
                     load.commit()
                     batch = []
             load.patients(batch)
-        loaded = time.perf_counter() - t0
-        times: list[float] = []
-        sizes: list[int] = []
-        for r in queries.records:
+    finally:
+        store.close()
+
+
+def time_lookups(data: Path, queries: Sequence[population.Registration],
+                 load_seconds: float = 0.0) -> LargeStore:
+    """Each of ``queries`` looked up (``identity_candidates``: the SQL the engine runs per
+    registration) and scored against the store already at ``data``, one at a time; the
+    store is only read."""
+    store = open_store(sqlite_url(data))
+    assert isinstance(store, SqlStore)
+    times: list[float] = []
+    sizes: list[int] = []
+    try:
+        stored = stored_patients_of(store)
+        with store.database.read() as conn:
+            packed = conn.execute(select(func.count()).select_from(
+                wf_identity_features)).scalar_one()
+        if packed < stored:
+            raise RuntimeError(f"{data}: {stored:,} patients counted but {packed:,} rows of "
+                               "identity features: not a store the identity lookup can use")
+        for r in queries:
             d = demographics(r)
             with store.transaction() as tx:
                 repo = repository_for(tx, T0)
@@ -171,11 +209,25 @@ def large_store(pop: population.Population, queries: population.Population,
                 sizes.append(len(found.found))
     finally:
         store.close()
-    times.sort()
-    sizes.sort()
-    return LargeStore(len(pop.records), loaded, len(times), statistics.median(times),
-                      times[int(len(times) * 0.99) - 1], statistics.fmean(sizes),
-                      sizes[int(len(sizes) * 0.99) - 1], sizes[-1])
+    return LargeStore(stored, load_seconds, len(times), percentile(times, 0.5),
+                      percentile(times, 0.99), statistics.fmean(sizes),
+                      int(percentile(sizes, 0.99)), max(sizes))
+
+
+def stored_patients(data: Path) -> int:
+    """The live patients of the store at ``data``."""
+    store = open_store(sqlite_url(data))
+    try:
+        return stored_patients_of(store)
+    finally:
+        store.close()
+
+
+def stored_patients_of(store: SqlStore) -> int:
+    """The live patients of an open store (the identity counts' population key)."""
+    with store.database.read() as conn:
+        rows = conn.execute(COUNTS, {"keys": [POPULATION]}).all()
+    return int(rows[0][1]) if rows else 0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
