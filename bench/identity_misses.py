@@ -41,15 +41,18 @@ from accord.workflow.identity.compare import (
     features,
 )
 from accord.workflow.identity.frequencies import (
+    EXPECTED,
     POPULATION,
+    REGISTRATIONS,
     Frequencies,
     count_keys,
+    rate_changes,
     term_keys,
     without_shared,
 )
 from accord.workflow.identity.households import DISTINCT, relation
 from accord.workflow.identity.index import MAX_CANDIDATES, lookup_keys, lookup_plan, stored_keys
-from accord.workflow.identity.matcher import Candidates, score_pair
+from accord.workflow.identity.matcher import Candidates, score_pair, weights_for
 
 
 def _levels(levels: Sequence[int]) -> str:
@@ -74,7 +77,7 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
         d = identity_store.demographics(r)
         f = features(d)
         lookup = lookup_keys(f)
-        asked = [POPULATION, *term_keys(f), *lookup]
+        asked = [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f), *lookup]
         seen = {k: counts[k] for k in asked if counts[k]}
         freqs = Frequencies(counts[POPULATION], seen)
         found: dict[str, Features] = {}
@@ -86,8 +89,10 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
         kept.append(got)
         sizes.append(len(found))
         pid = f"P{n}"
-        for match in identity_store.MATCHER.propose(d, got):
+        assessed = identity_store.MATCHER.assess(d, got)
+        for match in assessed.proposed:
             pairs.add(frozenset((r.mrn, pop.records[int(match.patient_id[1:])].mrn)))
+        counts.update(rate_changes(assessed.expected))
         person = person_of[r.mrn]
         blocked += sum(1 for p in earlier.get(person, ()) if p in found)
         earlier.setdefault(person, []).append(pid)
@@ -96,6 +101,11 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
             postings.setdefault(key, []).append(pid)
         counts.update(count_keys(f))
         counts[POPULATION] += 1
+    rate = Frequencies(counts[POPULATION], dict(counts)).duplicate_rate(
+        identity_store.MATCHER.weights.duplicate_rate)
+    print(f"learned duplicate rate {rate:.4f} "
+          f"({counts[EXPECTED] / 1000:.1f} expected matches over {counts[REGISTRATIONS]:,} "
+          "registrations)", flush=True)
     return identity_store.StoreRun(frozenset(pairs), tuple(sizes), (), blocked, 0.0,
                                    tuple(kept), tuple(f"P{n}" for n in range(len(sizes))))
 
@@ -133,7 +143,8 @@ def analyse(pop: population.Population, show: int, fast: bool) -> None:
             o = without_shared(stored, freqs, matcher.own_phones)
             levels, _ = compare(q, o)
             kin, cap = relation(q, o, levels)
-            result = score_pair(pid, q, o, matcher.weights, freqs, freqs.population)
+            result = score_pair(pid, q, o, weights_for(matcher.weights, freqs), freqs,
+                                freqs.population)
             if result is None:
                 kind = "distinct:" + (kin if cap == DISTINCT else "given+birth"
                                       if distinct_people(levels) else "?")

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from accord.clock import uid_from_uuid
 from accord.workflow.findings import FieldStats, Finding, FindingKind, Resolution
 from accord.workflow.identity.compare import features
-from accord.workflow.identity.frequencies import POPULATION, Frequencies, count_keys, term_keys
+from accord.workflow.identity.frequencies import (
+    EXPECTED,
+    POPULATION,
+    REGISTRATIONS,
+    Frequencies,
+    count_keys,
+    rate_changes,
+    term_keys,
+)
 from accord.workflow.identity.index import lookup_keys, lookup_plan, stored_keys
 from accord.workflow.identity.matcher import Candidates
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
@@ -67,7 +75,8 @@ class MemoryRepository:
                             limit: int = 100) -> Candidates:
         f = features(demographics)
         lookup = lookup_keys(f)
-        counts = {k: self._counts[k] for k in (POPULATION, *term_keys(f), *lookup)}
+        counts = {k: self._counts[k] for k in (POPULATION, REGISTRATIONS, EXPECTED,
+                                                *term_keys(f), *lookup)}
         keys = set(lookup_plan(lookup, counts, limit=limit))
         found = tuple((p.id, features(p.demographics)) for p in self.patients.values()
                       if p.merged_into is None and p.id != exclude
@@ -85,6 +94,9 @@ class MemoryRepository:
             return
         for key in (POPULATION, *count_keys(features(patient.demographics))):
             self._counts[key] += sign
+
+    def count_matched(self, expected: float) -> None:
+        self._counts.update(rate_changes(expected))
 
     def save_patient(self, patient: Patient) -> None:
         old = self.patients.get(patient.id)

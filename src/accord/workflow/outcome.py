@@ -17,7 +17,7 @@ from typing import Protocol
 from accord.workflow.events import Event
 from accord.workflow.findings import Finding, FindingKind, merge
 from accord.workflow.identity.fellegi_sunter import MatchResult
-from accord.workflow.identity.matcher import Candidates
+from accord.workflow.identity.matcher import Assessment, Candidates
 from accord.workflow.model import Demographics, Order
 from accord.workflow.repository import Repository
 from accord.workflow.trace import Change, TraceEvent
@@ -30,6 +30,10 @@ class Matcher(Protocol):
 
     def propose(self, demographics: Demographics, candidates: Candidates
                 ) -> Sequence[MatchResult]: ...
+
+    def assess(self, demographics: Demographics, candidates: Candidates) -> Assessment:
+        """``propose``'s pairs and the registration's expected matches."""
+        ...
 
 
 class IdSource(Protocol):

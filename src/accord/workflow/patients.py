@@ -124,7 +124,10 @@ def _propose_duplicates(s: Session, patient: Patient, *, new: bool = False) -> N
         return
     found = s.repo.identity_candidates(patient.demographics,
                                        exclude="" if new else patient.id)
-    for match in s.matcher.propose(patient.demographics, found):
+    assessed = s.matcher.assess(patient.demographics, found)
+    if new:  # a stored patient matched again (A08) is not a new registration
+        s.repo.count_matched(assessed.expected)
+    for match in assessed.proposed:
         pair = (patient.id, match.patient_id)
         if not new:  # the pair's finding may be the other way round, from its creation
             first = Finding(FindingKind.POTENTIAL_DUPLICATE_PATIENT, "", s.now,

@@ -41,6 +41,12 @@ class Repository(Protocol):
 
     def save_patient(self, patient: Patient) -> None: ...
 
+    def count_matched(self, expected: float) -> None:
+        """Count one new registration matched, ``expected`` the sum of its candidates'
+        match probabilities (``identity.frequencies.rate_changes``): the store learns the
+        duplicate rate from these counts."""
+        ...
+
     # --- visits -------------------------------------------------------------------------
     def visit(self, visit_number: str) -> Visit | None: ...
 

@@ -19,7 +19,7 @@ from accord.workflow.commands import PatientData, RegisterPatient, UpdatePatient
 from accord.workflow.engine import Request, apply_commands
 from accord.workflow.findings import FindingKind, Resolution
 from accord.workflow.identity import Matcher
-from accord.workflow.identity.frequencies import POPULATION
+from accord.workflow.identity.frequencies import EXPECTED, POPULATION, REGISTRATIONS
 from accord.workflow.identity.index import MAX_CANDIDATES
 from accord.workflow.memory import SequentialIds
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
@@ -68,6 +68,17 @@ def test_counts_follow_every_patient_write(store: SqlStore) -> None:
     counts = _counts(store)
     assert counts[POPULATION] == 2 and counts["family:ABERNATHY"] == 0
     assert counts["family:WYATT"] == 1
+
+
+def test_new_registrations_are_counted_with_their_expected_matches(store: SqlStore) -> None:
+    ids = SequentialIds()
+    _apply(store, ids, 1, _register("M1", DOLORES))
+    assert _counts(store)[REGISTRATIONS] == 1 and _counts(store).get(EXPECTED, 0) == 0
+    _apply(store, ids, 2, _register("M2", DOLORES))  # the same person again
+    counts = _counts(store)
+    assert counts[REGISTRATIONS] == 2 and 500 < counts[EXPECTED] <= 1000
+    _apply(store, ids, 3, _update("M1", replace(DOLORES, phone="617-555-0100")))
+    assert _counts(store)[REGISTRATIONS] == 2  # an update is no new registration
 
 
 def test_a_phone_shared_by_a_thousand_patients_finds_and_proposes_nobody(

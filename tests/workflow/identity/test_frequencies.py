@@ -8,16 +8,19 @@ import pytest
 
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.frequencies import (
+    EXPECTED,
     MAX_BOOST,
     POPULATION,
+    REGISTRATIONS,
     SHARED_PHONE,
     Frequencies,
     count_changes,
     count_keys,
+    rate_changes,
     term_keys,
     without_shared,
 )
-from accord.workflow.identity.matcher import Candidates, propose
+from accord.workflow.identity.matcher import Candidates, assess, propose
 from accord.workflow.model import Address, Demographics, PersonName
 
 
@@ -73,3 +76,35 @@ def test_count_changes_follow_a_patients_keys() -> None:
 def test_share_is_smoothed_towards_the_average(count: int) -> None:
     freqs = Frequencies(10, {"family:X": count})
     assert 0 < freqs.share("family:X", 0.002) < 1
+
+
+def test_the_duplicate_rate_is_the_prior_until_registrations_are_counted() -> None:
+    assert Frequencies(1000, {}).duplicate_rate(0.05) == pytest.approx(0.05)
+    counted = count_changes((), ())
+    counted.update(rate_changes(0.9))
+    assert counted == {EXPECTED: 900, REGISTRATIONS: 1}
+
+
+@pytest.mark.parametrize("expected, seen", [(30.0, 100), (3000.0, 10_000), (0.0, 10_000)])
+def test_the_duplicate_rate_moves_from_the_prior_to_the_registrations(
+        expected: float, seen: int) -> None:
+    freqs = Frequencies(seen, {EXPECTED: round(expected * 1000), REGISTRATIONS: seen})
+    rate = freqs.duplicate_rate(0.05)
+    observed = expected / seen
+    assert min(0.05, observed) <= rate <= max(0.05, observed)
+    assert abs(rate - observed) < abs(0.05 - observed) or observed == 0.05
+
+
+def test_a_registry_with_many_duplicates_believes_a_close_pair_sooner() -> None:
+    d = _person("Smith")
+    stored = features(Demographics(PersonName("Smith", "Jon"), None, "",
+                                   Address(postal_code="02134")))
+    few = Frequencies(10_000, {POPULATION: 10_000, REGISTRATIONS: 10_000, EXPECTED: 100_000})
+    many = Frequencies(10_000, {POPULATION: 10_000, REGISTRATIONS: 10_000,
+                                EXPECTED: 10_000_000})
+    low = assess(d, Candidates((("p", stored),), few), threshold=0.0)
+    high = assess(d, Candidates((("p", stored),), many), threshold=0.0)
+    assert high.proposed[0].score > low.proposed[0].score
+    assert high.expected == pytest.approx(high.proposed[0].probability)
+    assert sum(t.weight for t in high.proposed[0].fields) == pytest.approx(
+        high.proposed[0].score, abs=1e-3)

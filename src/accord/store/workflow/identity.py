@@ -32,7 +32,14 @@ from accord.store.schema import (
 )
 from accord.workflow.identity.compare import Features, features
 from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, Weights
-from accord.workflow.identity.frequencies import POPULATION, Frequencies, count_keys, term_keys
+from accord.workflow.identity.frequencies import (
+    EXPECTED,
+    POPULATION,
+    REGISTRATIONS,
+    Frequencies,
+    count_keys,
+    term_keys,
+)
 from accord.workflow.identity.index import MAX_CANDIDATES, lookup_keys, lookup_plan, pack, unpack
 from accord.workflow.identity.matcher import Candidates
 from accord.workflow.identity.train import learn_from_decisions
@@ -100,7 +107,7 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
     """The registration's candidates, with the counts of its terms and the patients a
     reviewer said ``exclude`` is not (module rules)."""
     lookup = lookup_keys(f)
-    asked = [POPULATION, *term_keys(f), *lookup]
+    asked = [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f), *lookup]
     counts = {str(k): int(n) for k, n in runner.rows(COUNTS, {"keys": asked})}
     freqs = Frequencies(max(0, counts.get(POPULATION, 0)), counts)
     keys = lookup_plan(lookup, counts, limit=limit)
@@ -118,7 +125,7 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
 
 def frequencies(conn: Connection, f: Features) -> Frequencies:
     """The counts of one patient's terms, and the population (for explaining a pair)."""
-    rows = conn.execute(COUNTS, {"keys": [POPULATION, *term_keys(f)]})
+    rows = conn.execute(COUNTS, {"keys": [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f)]})
     counts = {str(k): int(n) for k, n in rows}
     return Frequencies(max(0, counts.get(POPULATION, 0)), counts)
 

@@ -17,6 +17,15 @@ those of the live patients. Two uses:
 
 The counts also bound blocking (:func:`.index.lookup_plan`): a key whose posting list
 is long is not used to fetch candidates.
+
+And they estimate the prior online, as EM does in batch (Dempster, Laird and Rubin 1977;
+splink's ``estimate_probability_two_random_records_match``): each new registration adds
+one to ``REGISTRATIONS`` and the sum of its candidates' match probabilities (the E step:
+how many stored patients it is expected to be) to ``EXPECTED``; their ratio is the
+duplicate rate the next registration is scored with (the M step), smoothed towards the
+model's rate by ``RATE_PSEUDO_COUNT`` registrations. A registry with many duplicates
+(a merged legacy system, a walk-in clinic) then believes a close pair sooner than one
+with few, without a setting.
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ from accord.workflow.identity.fellegi_sunter import Weights
 from accord.workflow.identity.index import stored_keys
 
 POPULATION = "*"  # the key counting live patients
+REGISTRATIONS = "~registrations"  # new patients matched so far
+EXPECTED = "~expected"  # their expected matches, in thousandths (counts are integers)
+RATE_PSEUDO_COUNT = 100  # registrations' worth of prior belief in the model's rate
+MAX_RATE = 10.0  # the largest duplicate rate ``Weights`` accepts
 PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
 MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
 SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
@@ -69,6 +82,14 @@ class Frequencies:
         held = self.count(key) + 1
         return (held + PSEUDO_COUNT * average) / (self.population + 1 + PSEUDO_COUNT)
 
+    def duplicate_rate(self, prior: float) -> float:
+        """The duplicate rate learned from the registrations matched so far (module
+        doc), ``prior`` weighing ``RATE_PSEUDO_COUNT`` registrations."""
+        seen = self.count(REGISTRATIONS)
+        expected = self.count(EXPECTED) / 1000
+        rate = (expected + RATE_PSEUDO_COUNT * prior) / (seen + RATE_PSEUDO_COUNT)
+        return min(MAX_RATE, max(rate, 1e-6))
+
     def shared_phone(self, phone: str) -> bool:
         """More patients hold this phone than a household could."""
         return bool(phone) and self.count(f"phone:{phone}") >= SHARED_PHONE
@@ -87,6 +108,12 @@ def count_changes(before: Iterable[str], after: Iterable[str]) -> dict[str, int]
     if bool(old) != bool(new):
         delta[POPULATION] += 1 if new else -1
     return {k: v for k, v in sorted(delta.items()) if v}
+
+
+def rate_changes(expected: float) -> dict[str, int]:
+    """The count changes of one new registration whose candidates add up to ``expected``
+    matches (their match probabilities summed)."""
+    return {EXPECTED: round(expected * 1000), REGISTRATIONS: 1}
 
 
 def _adjust(weight: float, u: float, share: float) -> float:

@@ -12,7 +12,7 @@ duplicate" (``Candidates.rejected``) is never proposed again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
@@ -24,6 +24,7 @@ from accord.workflow.identity.compare import (
 from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
 from accord.workflow.identity.frequencies import (
     NO_FREQUENCIES,
+    REGISTRATIONS,
     Frequencies,
     adjustments,
     without_shared,
@@ -84,12 +85,64 @@ def compare_patients(
 ) -> MatchResult:
     """Score one pair side by side (for the console's review of a duplicate pair): the
     full explanation even where :func:`score_pair` would rule the pair out."""
+    weights = weights_for(weights, freqs)
     query, other = features(registration), features(stored.demographics)
     levels, transposed = compare(query, other)
     kin, cap = relation(query, other, levels)
     tf = adjustments(query, levels, weights, freqs, population)
     return explain(stored.id, levels, transposed, weights, population, tf, relation=kin,
                    cap=None if cap == DISTINCT else cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """A registration scored against its candidates: the pairs worth a reviewer's look,
+    best first, and ``expected``, the number of stored patients it is expected to be
+    (every scored candidate's match probability, summed: what the store adds up to
+    learn the duplicate rate, see :mod:`.frequencies`)."""
+
+    proposed: tuple[MatchResult, ...] = ()
+    expected: float = 0.0
+
+
+def weights_for(weights: Weights, freqs: Frequencies) -> Weights:
+    """``weights`` with the duplicate rate the store learned from its registrations
+    (:meth:`Frequencies.duplicate_rate`); as they are when it has not counted any."""
+    if not freqs.count(REGISTRATIONS):
+        return weights
+    rate = freqs.duplicate_rate(weights.duplicate_rate)
+    return weights if rate == weights.duplicate_rate else replace(weights, duplicate_rate=rate)
+
+
+def assess(
+    demographics: Demographics,
+    candidates: Candidates,
+    *,
+    weights: Weights = DEFAULT_WEIGHTS,
+    threshold: float = 0.5,
+    population: int = DEFAULT_POPULATION,
+    own_phones: Sequence[str] = (),
+) -> Assessment:
+    """Score every candidate not rejected before; propose those with match probability at
+    least ``threshold``. ``population`` is used when the candidates come without counts."""
+    freqs = candidates.frequencies
+    size = freqs.population or population
+    weights = weights_for(weights, freqs)
+    query = without_shared(features(demographics), freqs, own_phones)
+    results: list[MatchResult] = []
+    expected = 0.0
+    for patient_id, stored in candidates.found:
+        if patient_id in candidates.rejected:
+            continue
+        result = score_pair(patient_id, query, without_shared(stored, freqs, own_phones),
+                            weights, freqs, size)
+        if result is None:
+            continue
+        expected += result.probability
+        if result.probability >= threshold:
+            results.append(result)
+    results.sort(key=lambda r: (-r.score, r.patient_id))
+    return Assessment(tuple(results), expected)
 
 
 def propose(
@@ -101,22 +154,9 @@ def propose(
     population: int = DEFAULT_POPULATION,
     own_phones: Sequence[str] = (),
 ) -> list[MatchResult]:
-    """The candidates worth a reviewer's look, best first: match probability at least
-    ``threshold``, not rejected before. ``population`` is used when the candidates come
-    without counts."""
-    freqs = candidates.frequencies
-    size = freqs.population or population
-    query = without_shared(features(demographics), freqs, own_phones)
-    results: list[MatchResult] = []
-    for patient_id, stored in candidates.found:
-        if patient_id in candidates.rejected:
-            continue
-        result = score_pair(patient_id, query, without_shared(stored, freqs, own_phones),
-                            weights, freqs, size)
-        if result is not None and result.probability >= threshold:
-            results.append(result)
-    results.sort(key=lambda r: (-r.score, r.patient_id))
-    return results
+    """The candidates worth a reviewer's look, best first (:func:`assess`)."""
+    return list(assess(demographics, candidates, weights=weights, threshold=threshold,
+                       population=population, own_phones=own_phones).proposed)
 
 
 def match_candidates(
@@ -149,10 +189,13 @@ class Matcher:
         digits = tuple("".join(c for c in p if c.isdigit())[-7:] for p in self.own_phones)
         object.__setattr__(self, "own_phones", tuple(d for d in digits if len(d) == 7))
 
+    def assess(self, demographics: Demographics, candidates: Candidates) -> Assessment:
+        return assess(demographics, candidates, weights=self.weights,
+                      threshold=self.threshold, population=self.population,
+                      own_phones=self.own_phones)
+
     def propose(self, demographics: Demographics, candidates: Candidates) -> list[MatchResult]:
-        return propose(demographics, candidates, weights=self.weights,
-                       threshold=self.threshold, population=self.population,
-                       own_phones=self.own_phones)
+        return list(self.assess(demographics, candidates).proposed)
 
     def __call__(
         self, demographics: Demographics, candidates: Iterable[Patient]
