@@ -162,6 +162,30 @@ def test_transposed_given_and_family_names() -> None:
     assert (family, given) == (0, 0)
 
 
+def test_one_name_only_in_the_other_field_is_read_crossed_over() -> None:
+    a = features(person(family="Reed", given="James"))
+    b = features(person(family="", given="Reed"))
+    assert compare_names(a, b) == (0, NULL, True)
+    assert compare_names(b, a) == (NULL, 0, True)
+    initial = features(person(family="V", given="Lang"))
+    assert compare_names(features(person(family="Lang", given="Vanessa")), initial) == (
+        0, 4, True)
+
+
+def test_one_name_shared_crossed_over_the_other_different_stays_as_written() -> None:
+    """A married name crossed over looks like a twin crossed over: left as written."""
+    a = features(person(family="Rogers", given="Alexa"))
+    b = features(person(family="Tracy", given="Rogers"))
+    assert compare_names(a, b)[2] is False
+    assert compare_names(b, a)[2] is False
+
+
+def test_a_single_name_matching_as_written_is_not_crossed() -> None:
+    a = features(person(family="Palmer", given="Dawn"))
+    b = features(person(family="", given="Dawn"))
+    assert compare_names(a, b) == (NULL, 0, False)
+
+
 def test_different_names_are_not_read_as_transposed() -> None:
     a = features(person(family="Smith", given="William"))
     b = features(person(family="Garcia", given="Maria"))

@@ -238,19 +238,35 @@ def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
     return 5
 
 
+def _names_agreeing(family: int, given: int) -> int:
+    """How many of the two names agree at a typo's distance or closer."""
+    return int(0 <= family <= 1) + int(0 <= given <= 2)
+
+
 def compare_names(a: Features, b: Features) -> tuple[int, int, bool]:
-    """Family and given levels, trying the crossed-over reading when the names disagree."""
+    """Family and given levels, trying the crossed-over reading when the family names do
+    not agree as written. The crossed reading is used when more names agree crossed
+    over than as written and neither crossed name plainly disagrees: a registration
+    with one name only, in the other field (``REED JAMES`` / ``- REED``), or with the
+    other name cut to an initial (``LANG VANESSA`` / ``V LANG``); on a tie, when the
+    crossed levels are closer in sum. One name shared crossed over with the other
+    plainly different is left as written: a married name typed crossed over looks
+    exactly like a twin registered crossed over (``ROGERS ALEXA`` / ``TRACY ROGERS``)."""
     family = compare_family(a.family, b.family, a.family_code, b.family_code)
     given = compare_given(a.given, b.given, a.given_code, b.given_code)
-    if family < 3 or given == NULL or family == NULL:
+    if 0 <= family < 3 or (family == NULL and given == NULL):
         return family, given, False
     crossed_family = compare_family(a.family, b.given, a.family_code, b.given_code)
-    if crossed_family > 1:
-        return family, given, False
     crossed_given = compare_given(a.given, b.family, a.given_code, b.family_code)
-    if crossed_given > 4 or crossed_family + crossed_given >= family + given:
-        return family, given, False
-    return crossed_family, crossed_given, True
+    crossed = _names_agreeing(crossed_family, crossed_given)
+    straight = _names_agreeing(family, given)
+    if crossed > straight and crossed_family != 4 and crossed_given != 5:
+        return crossed_family, crossed_given, True
+    if (crossed == straight and NULL not in (family, given, crossed_family, crossed_given)
+            and crossed_family <= 1 and crossed_given <= 4
+            and crossed_family + crossed_given < family + given):
+        return crossed_family, crossed_given, True
+    return family, given, False
 
 
 def compare_birth_date(a: str, b: str) -> int:
