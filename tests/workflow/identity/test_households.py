@@ -65,6 +65,23 @@ def test_a_birth_year_typo_is_not_a_generation() -> None:
     assert found.relation == "" and found.probability > 0.5
 
 
+def test_a_suffix_left_out_with_a_birth_date_a_keystroke_off_is_one_man() -> None:
+    senior = replace(FATHER, name=PersonName("Kowalczyk", "Robert", suffix="Sr"))
+    typed = replace(FATHER, birth_date=date(1967, 4, 12))  # 1961 typed 1967, no suffix
+    assert _relation(typed, senior) == ("", None)
+    son = replace(FATHER, name=PersonName("Kowalczyk", "Robert", suffix="Jr"),
+                  birth_date=date(1981, 4, 12))  # one digit off, but a generation apart
+    assert _relation(son, senior) == ("namesake", DISTINCT)
+
+
+def test_a_year_no_patient_is_born_in_is_a_typo_not_a_generation() -> None:
+    for year in (1799, 6000, 9161):
+        typo = replace(FATHER, birth_date=date(year, 5, 21))
+        assert _relation(typo, FATHER) == ("", None)
+    assert _relation(replace(FATHER, birth_date=date(1921, 5, 21)), FATHER) == (
+        "parent_child", DISTINCT)
+
+
 def test_mother_and_newborn_sharing_phone_and_address() -> None:
     mother = Demographics(PersonName("Kowalczyk", "Maria"), date(1994, 1, 20), "F", HOME,
                           phone="217-555-0142")

@@ -11,12 +11,15 @@ comparison levels and the two sides' features:
   that lowers the threshold reviews them last), and it is not proposed at all when the
   identifiers say two people (sex or national ID plainly different).
 - ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
-  only) with birth dates that differ: father and son, never one person.
+  only) with birth dates that plainly differ, or whose years are ``GENERATION`` apart:
+  father and son, never one person. A birth date a keystroke off within a few years
+  (1948/1944) with the suffix left out on one side is one man's record typed twice.
 - ``parent_child``: birth dates that plainly differ, their years ``GENERATION`` or more
   apart (a mother and her newborn, a namesake father and son without suffixes): not
   proposed. A birth date that differs in one digit (1960/1980) is a typo, not a
   generation: a parent and child born on the same day and month a decade-digit apart
-  are far rarer than a mistyped year.
+  are far rarer than a mistyped year. So is a year no one registered can be born in
+  (``PLAUSIBLE_YEARS``: 1799, 6000, 9189): it is counted as no years apart.
 
 A national ID (PID-19) that agrees, or is one typo away, outweighs all of these: the
 identifier says one person, whatever the birth dates and given names say (a record
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from accord.workflow.identity.compare import COMPARISON_NAMES, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
+PLAUSIBLE_YEARS = range(1850, 2150)  # birth years a living patient may have
 TWIN_CAP = -1.0  # probability 0.33: under the default threshold, above a lowered one
 DISTINCT = float("-inf")
 _FAMILY = COMPARISON_NAMES.index("family_name")
@@ -50,7 +54,8 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
     if levels[_NATIONAL_ID] in (0, 1):
         return "", None
     birth = levels[_BIRTH]
-    if a.suffix != b.suffix and birth not in (0, -1):
+    if a.suffix != b.suffix and birth not in (0, -1) and (
+            birth == _BIRTH_DIFFERENT or _years_apart(a.birth, b.birth) >= GENERATION):
         return "namesake", DISTINCT
     if birth == _BIRTH_DIFFERENT and _years_apart(a.birth, b.birth) >= GENERATION:
         return "parent_child", DISTINCT
@@ -61,6 +66,10 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
 
 
 def _years_apart(a: str, b: str) -> int:
+    """Years between two birth dates; 0 when either year is not a plausible birth year."""
     if len(a) < 4 or len(b) < 4 or not (a[:4].isdigit() and b[:4].isdigit()):
         return 0
-    return abs(int(a[:4]) - int(b[:4]))
+    first, second = int(a[:4]), int(b[:4])
+    if first not in PLAUSIBLE_YEARS or second not in PLAUSIBLE_YEARS:
+        return 0
+    return abs(first - second)
