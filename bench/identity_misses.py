@@ -42,11 +42,11 @@ from accord.workflow.identity.compare import (
 )
 from accord.workflow.identity.frequencies import (
     EXPECTED,
+    LEARNED_KEYS,
     POPULATION,
     REGISTRATIONS,
     Frequencies,
     count_keys,
-    rate_changes,
     term_keys,
     without_shared,
 )
@@ -77,7 +77,7 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
         d = identity_store.demographics(r)
         f = features(d)
         lookup = lookup_keys(f)
-        asked = [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f), *lookup]
+        asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *lookup]
         seen = {k: counts[k] for k in asked if counts[k]}
         freqs = Frequencies(counts[POPULATION], seen)
         found: dict[str, Features] = {}
@@ -92,7 +92,7 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
         assessed = identity_store.MATCHER.assess(d, got)
         for match in assessed.proposed:
             pairs.add(frozenset((r.mrn, pop.records[int(match.patient_id[1:])].mrn)))
-        counts.update(rate_changes(assessed.expected))
+        counts.update(assessed.changes())
         person = person_of[r.mrn]
         blocked += sum(1 for p in earlier.get(person, ()) if p in found)
         earlier.setdefault(person, []).append(pid)

@@ -10,18 +10,16 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from accord.clock import uid_from_uuid
 from accord.workflow.findings import FieldStats, Finding, FindingKind, Resolution
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.frequencies import (
-    EXPECTED,
+    LEARNED_KEYS,
     POPULATION,
-    REGISTRATIONS,
     Frequencies,
     count_keys,
-    rate_changes,
     term_keys,
 )
 from accord.workflow.identity.index import lookup_keys, lookup_plan, stored_keys
@@ -75,8 +73,8 @@ class MemoryRepository:
                             limit: int = 100) -> Candidates:
         f = features(demographics)
         lookup = lookup_keys(f)
-        counts = {k: self._counts[k] for k in (POPULATION, REGISTRATIONS, EXPECTED,
-                                                *term_keys(f), *lookup)}
+        counts = {k: self._counts[k] for k in (POPULATION, *LEARNED_KEYS, *term_keys(f),
+                                                *lookup)}
         keys = set(lookup_plan(lookup, counts, limit=limit))
         found = tuple((p.id, features(p.demographics)) for p in self.patients.values()
                       if p.merged_into is None and p.id != exclude
@@ -95,8 +93,8 @@ class MemoryRepository:
         for key in (POPULATION, *count_keys(features(patient.demographics))):
             self._counts[key] += sign
 
-    def count_matched(self, expected: float) -> None:
-        self._counts.update(rate_changes(expected))
+    def count_matched(self, changes: Mapping[str, int]) -> None:
+        self._counts.update(changes)
 
     def save_patient(self, patient: Patient) -> None:
         old = self.patients.get(patient.id)

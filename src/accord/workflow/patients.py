@@ -126,7 +126,7 @@ def _propose_duplicates(s: Session, patient: Patient, *, new: bool = False) -> N
                                        exclude="" if new else patient.id)
     assessed = s.matcher.assess(patient.demographics, found)
     if new:  # a stored patient matched again (A08) is not a new registration
-        s.repo.count_matched(assessed.expected)
+        s.repo.count_matched(assessed.changes())
     for match in assessed.proposed:
         pair = (patient.id, match.patient_id)
         if not new:  # the pair's finding may be the other way round, from its creation

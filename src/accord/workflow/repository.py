@@ -8,7 +8,7 @@ and the SQL one in ``accord.store`` (inside the ingest transaction). Lookups ret
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from accord.workflow.findings import FieldStats, Finding
@@ -41,10 +41,9 @@ class Repository(Protocol):
 
     def save_patient(self, patient: Patient) -> None: ...
 
-    def count_matched(self, expected: float) -> None:
-        """Count one new registration matched, ``expected`` the sum of its candidates'
-        match probabilities (``identity.frequencies.rate_changes``): the store learns the
-        duplicate rate from these counts."""
+    def count_matched(self, changes: Mapping[str, int]) -> None:
+        """Add one new registration's matching to the identity counts
+        (``Assessment.changes``): the store learns the duplicate rate and m from them."""
         ...
 
     # --- visits -------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from accord.store.workflow import codec
 from accord.store.workflow.bulk import bulk_load
 from accord.store.workflow.repository import reading, repository_for
 from accord.workflow.identity import Matcher
-from accord.workflow.identity.frequencies import EXPECTED, REGISTRATIONS
+from accord.workflow.identity.frequencies import LEARNED_KEYS
 from accord.workflow.memory import SequentialIds
 
 from ..conftest import T0
@@ -53,7 +53,7 @@ def snapshot(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
             # registrations the matcher counted are its learning, not a value's rows
             rows = [r for r in conn.execute(select(*cols)).all()
                     if not (table is wf_identity_counts
-                            and (r.count == 0 or r.key in (REGISTRATIONS, EXPECTED)))]
+                            and (r.count == 0 or r.key in LEARNED_KEYS))]
             out[table.name] = sorted((tuple(r) for r in rows), key=repr)
     return out
 

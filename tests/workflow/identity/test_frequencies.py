@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from accord.workflow.identity.compare import features
+from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS
 from accord.workflow.identity.frequencies import (
     EXPECTED,
     MAX_BOOST,
@@ -16,11 +17,13 @@ from accord.workflow.identity.frequencies import (
     Frequencies,
     count_changes,
     count_keys,
+    learned_m,
+    m_key,
     rate_changes,
     term_keys,
     without_shared,
 )
-from accord.workflow.identity.matcher import Candidates, assess, propose
+from accord.workflow.identity.matcher import Candidates, assess, propose, weights_for
 from accord.workflow.model import Address, Demographics, PersonName
 
 
@@ -108,3 +111,23 @@ def test_a_registry_with_many_duplicates_believes_a_close_pair_sooner() -> None:
     assert high.expected == pytest.approx(high.proposed[0].probability)
     assert sum(t.weight for t in high.proposed[0].fields) == pytest.approx(
         high.proposed[0].score, abs=1e-3)
+
+
+def test_m_is_learned_from_the_matches_seen() -> None:
+    weights = DEFAULT_WEIGHTS
+    sex = weights.comparisons[3]
+    assert learned_m(weights, Frequencies()) == tuple(c.m for c in weights.comparisons)
+    # 950 matches seen, of which 600 with the sex "different" (clerks type U for it)
+    seen = Frequencies(10_000, {REGISTRATIONS: 10_000, m_key("sex", "exact"): 350_000,
+                                m_key("sex", "different"): 600_000})
+    learned = learned_m(weights, seen)[3]
+    assert learned[1] > 0.5 > sex.m[1] and sum(learned) == pytest.approx(1.0)
+    assert weights_for(weights, seen).comparisons[3].m == learned
+
+
+def test_an_assessment_counts_the_levels_of_its_candidates() -> None:
+    d = _person("Smith")
+    assessed = assess(d, Candidates((("p", features(d)),), Frequencies()), threshold=0.0)
+    changes = assessed.changes()
+    assert changes[REGISTRATIONS] == 1
+    assert changes[m_key("family_name", "exact")] == changes[EXPECTED] > 900

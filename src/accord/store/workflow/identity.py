@@ -33,9 +33,8 @@ from accord.store.schema import (
 from accord.workflow.identity.compare import Features, features
 from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, Weights
 from accord.workflow.identity.frequencies import (
-    EXPECTED,
+    LEARNED_KEYS,
     POPULATION,
-    REGISTRATIONS,
     Frequencies,
     count_keys,
     term_keys,
@@ -107,7 +106,7 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
     """The registration's candidates, with the counts of its terms and the patients a
     reviewer said ``exclude`` is not (module rules)."""
     lookup = lookup_keys(f)
-    asked = [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f), *lookup]
+    asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *lookup]
     counts = {str(k): int(n) for k, n in runner.rows(COUNTS, {"keys": asked})}
     freqs = Frequencies(max(0, counts.get(POPULATION, 0)), counts)
     keys = lookup_plan(lookup, counts, limit=limit)
@@ -125,7 +124,7 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
 
 def frequencies(conn: Connection, f: Features) -> Frequencies:
     """The counts of one patient's terms, and the population (for explaining a pair)."""
-    rows = conn.execute(COUNTS, {"keys": [POPULATION, REGISTRATIONS, EXPECTED, *term_keys(f)]})
+    rows = conn.execute(COUNTS, {"keys": [POPULATION, *LEARNED_KEYS, *term_keys(f)]})
     counts = {str(k): int(n) for k, n in rows}
     return Frequencies(max(0, counts.get(POPULATION, 0)), counts)
 

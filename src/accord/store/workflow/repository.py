@@ -54,7 +54,7 @@ from accord.store.workflow import stats as stats_batch
 from accord.store.workflow.changes import ChangeLog, CommittedChanges
 from accord.workflow.findings import FieldStat, FieldStats, Finding
 from accord.workflow.identity.compare import features
-from accord.workflow.identity.frequencies import count_changes, rate_changes
+from accord.workflow.identity.frequencies import count_changes
 from accord.workflow.identity.index import lookup_keys, stored_keys
 from accord.workflow.identity.matcher import Candidates
 from accord.workflow.model import Demographics, Identifier, Order, Patient, Report, Visit
@@ -183,8 +183,8 @@ class SqlRepository:
         return idx.candidates(self._c, self._x, features(demographics), exclude=exclude,
                               limit=limit)
 
-    def count_matched(self, expected: float) -> None:
-        idx.add_counts(self._c, rate_changes(expected), self._x)
+    def count_matched(self, changes: Mapping[str, int]) -> None:
+        idx.add_counts(self._c, changes, self._x)
 
     def save_patient(self, patient: Patient) -> None:
         self._by_id.clear()

@@ -18,14 +18,18 @@ those of the live patients. Two uses:
 The counts also bound blocking (:func:`.index.lookup_plan`): a key whose posting list
 is long is not used to fetch candidates.
 
-And they estimate the prior online, as EM does in batch (Dempster, Laird and Rubin 1977;
-splink's ``estimate_probability_two_random_records_match``): each new registration adds
-one to ``REGISTRATIONS`` and the sum of its candidates' match probabilities (the E step:
-how many stored patients it is expected to be) to ``EXPECTED``; their ratio is the
-duplicate rate the next registration is scored with (the M step), smoothed towards the
-model's rate by ``RATE_PSEUDO_COUNT`` registrations. A registry with many duplicates
-(a merged legacy system, a walk-in clinic) then believes a close pair sooner than one
-with few, without a setting.
+And they estimate the prior and the m probabilities online, as EM does in batch
+(Dempster, Laird and Rubin 1977; splink's unsupervised training), ``u`` held fixed:
+each new registration adds one to ``REGISTRATIONS`` and the sum of its candidates'
+match probabilities (the E step: how many stored patients it is expected to be) to
+``EXPECTED``, and each candidate's probability to the count of every comparison level
+the pair shows (``m_key``; pairs a household relation capped are left out: they are
+probably two people). The next registration is scored with their ratios (the M step):
+the duplicate rate smoothed towards the model's by ``RATE_PSEUDO_COUNT`` registrations,
+each comparison's m towards the model's by ``M_PSEUDO_COUNT`` matches. A registry with
+many duplicates (a merged legacy system, a walk-in clinic) then believes a close pair
+sooner than one with few, and one whose clerks often leave a field out or mistype it
+learns that too, without a setting.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+from accord.workflow.identity.compare import COMPARISON_NAMES, COMPARISONS, Features
 from accord.workflow.identity.fellegi_sunter import Weights
 from accord.workflow.identity.index import stored_keys
 
@@ -44,6 +48,16 @@ REGISTRATIONS = "~registrations"  # new patients matched so far
 EXPECTED = "~expected"  # their expected matches, in thousandths (counts are integers)
 RATE_PSEUDO_COUNT = 100  # registrations' worth of prior belief in the model's rate
 MAX_RATE = 10.0  # the largest duplicate rate ``Weights`` accepts
+M_PSEUDO_COUNT = 50  # matches' worth of prior belief in the model's m
+
+
+def m_key(name: str, level: str) -> str:
+    """The count of a comparison level among the matches seen (in thousandths)."""
+    return f"~m:{name}:{level}"
+
+
+LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(
+    m_key(name, level) for name, levels in COMPARISONS for level in levels))
 PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
 MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
 SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
@@ -110,10 +124,24 @@ def count_changes(before: Iterable[str], after: Iterable[str]) -> dict[str, int]
     return {k: v for k, v in sorted(delta.items()) if v}
 
 
-def rate_changes(expected: float) -> dict[str, int]:
+def rate_changes(expected: float, levels: Mapping[str, float] | None = None
+                 ) -> dict[str, int]:
     """The count changes of one new registration whose candidates add up to ``expected``
-    matches (their match probabilities summed)."""
-    return {EXPECTED: round(expected * 1000), REGISTRATIONS: 1}
+    matches (their match probabilities summed) and, per ``m_key``, to ``levels``."""
+    changes = {key: round(p * 1000) for key, p in (levels or {}).items()}
+    changes.update({EXPECTED: round(expected * 1000), REGISTRATIONS: 1})
+    return {key: n for key, n in changes.items() if n or key == REGISTRATIONS}
+
+
+def learned_m(weights: Weights, freqs: Frequencies) -> tuple[tuple[float, ...], ...]:
+    """Per comparison, m learned from the matches seen (module doc), level by level."""
+    out = []
+    for c in weights.comparisons:
+        seen = [freqs.count(m_key(c.name, level)) / 1000 for level in c.levels]
+        total = sum(seen) + M_PSEUDO_COUNT
+        out.append(tuple(max((n + M_PSEUDO_COUNT * m) / total, 1e-6)
+                         for n, m in zip(seen, c.m, strict=True)))
+    return tuple(out)
 
 
 def _adjust(weight: float, u: float, share: float) -> float:

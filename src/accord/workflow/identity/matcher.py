@@ -21,12 +21,21 @@ from accord.workflow.identity.compare import (
     distinct_people,
     features,
 )
-from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, MatchResult, Weights, explain
+from accord.workflow.identity.fellegi_sunter import (
+    DEFAULT_WEIGHTS,
+    ComparisonWeights,
+    MatchResult,
+    Weights,
+    explain,
+)
 from accord.workflow.identity.frequencies import (
     NO_FREQUENCIES,
     REGISTRATIONS,
     Frequencies,
     adjustments,
+    learned_m,
+    m_key,
+    rate_changes,
     without_shared,
 )
 from accord.workflow.identity.households import DISTINCT, relation
@@ -103,15 +112,23 @@ class Assessment:
 
     proposed: tuple[MatchResult, ...] = ()
     expected: float = 0.0
+    levels: tuple[tuple[str, float], ...] = ()  # ``m_key`` -> summed probability
+
+    def changes(self) -> dict[str, int]:
+        """The counts this registration adds (``frequencies.rate_changes``)."""
+        return rate_changes(self.expected, dict(self.levels))
 
 
 def weights_for(weights: Weights, freqs: Frequencies) -> Weights:
-    """``weights`` with the duplicate rate the store learned from its registrations
-    (:meth:`Frequencies.duplicate_rate`); as they are when it has not counted any."""
+    """``weights`` with the duplicate rate and the m the store learned from its
+    registrations (:mod:`.frequencies`); as they are when it has not counted any."""
     if not freqs.count(REGISTRATIONS):
         return weights
-    rate = freqs.duplicate_rate(weights.duplicate_rate)
-    return weights if rate == weights.duplicate_rate else replace(weights, duplicate_rate=rate)
+    comparisons = tuple(
+        ComparisonWeights(c.name, c.levels, m, c.u)
+        for c, m in zip(weights.comparisons, learned_m(weights, freqs), strict=True))
+    return replace(weights, comparisons=comparisons,
+                   duplicate_rate=freqs.duplicate_rate(weights.duplicate_rate))
 
 
 def assess(
@@ -131,6 +148,7 @@ def assess(
     query = without_shared(features(demographics), freqs, own_phones)
     results: list[MatchResult] = []
     expected = 0.0
+    levels: dict[str, float] = {}
     for patient_id, stored in candidates.found:
         if patient_id in candidates.rejected:
             continue
@@ -139,10 +157,15 @@ def assess(
         if result is None:
             continue
         expected += result.probability
+        if not result.relation:
+            for name, level in result.levels:
+                if level != "missing":
+                    key = m_key(name, level)
+                    levels[key] = levels.get(key, 0.0) + result.probability
         if result.probability >= threshold:
             results.append(result)
     results.sort(key=lambda r: (-r.score, r.patient_id))
-    return Assessment(tuple(results), expected)
+    return Assessment(tuple(results), expected, tuple(sorted(levels.items())))
 
 
 def propose(
