@@ -47,6 +47,7 @@ from accord.workflow.identity.frequencies import (
     REGISTRATIONS,
     Frequencies,
     count_keys,
+    role_keys,
     term_keys,
     without_shared,
 )
@@ -77,7 +78,7 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
         d = identity_store.demographics(r)
         f = features(d)
         lookup = lookup_keys(f)
-        asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *lookup]
+        asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *role_keys(f), *lookup]
         seen = {k: counts[k] for k in asked if counts[k]}
         freqs = Frequencies(counts[POPULATION], seen)
         found: dict[str, Features] = {}

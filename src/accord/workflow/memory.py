@@ -20,6 +20,7 @@ from accord.workflow.identity.frequencies import (
     POPULATION,
     Frequencies,
     count_keys,
+    role_keys,
     term_keys,
 )
 from accord.workflow.identity.index import lookup_keys, lookup_plan, stored_keys
@@ -74,7 +75,7 @@ class MemoryRepository:
         f = features(demographics)
         lookup = lookup_keys(f)
         counts = {k: self._counts[k] for k in (POPULATION, *LEARNED_KEYS, *term_keys(f),
-                                                *lookup)}
+                                                *role_keys(f), *lookup)}
         keys = set(lookup_plan(lookup, counts, limit=limit))
         found = tuple((p.id, features(p.demographics)) for p in self.patients.values()
                       if p.merged_into is None and p.id != exclude

@@ -17,9 +17,11 @@ from accord.workflow.identity.frequencies import (
     Frequencies,
     count_changes,
     count_keys,
+    crossed_by_role,
     learned_m,
     m_key,
     rate_changes,
+    role_keys,
     term_keys,
     without_shared,
 )
@@ -131,3 +133,17 @@ def test_an_assessment_counts_the_levels_of_its_candidates() -> None:
     changes = assessed.changes()
     assert changes[REGISTRATIONS] == 1
     assert changes[m_key("family_name", "exact")] == changes[EXPECTED] > 900
+
+
+def test_a_shared_given_name_is_read_crossed_over_a_shared_family_name_is_not() -> None:
+    stored = features(_person("Brown", "Elizabeth"))
+    query = features(_person("Elizabeth", "Johnson"))  # crossed over, and married since
+    counts = Frequencies(10_000, {"given:ELIZABETH": 60, "family:ELIZABETH": 1,
+                                  "given:JOHNSON": 2, "family:JOHNSON": 90})
+    assert crossed_by_role(query, stored, counts) == (4, 0)  # family differs, given exact
+    assert crossed_by_role(query, stored, Frequencies()) is None  # nothing counted yet
+    twin = features(_person("Rogers", "Alexa"))
+    sister = features(_person("Tracy", "Rogers"))  # the twin sister, crossed over
+    counts = Frequencies(10_000, {"family:ROGERS": 40, "given:TRACY": 25})
+    assert crossed_by_role(sister, twin, counts) is None
+    assert set(role_keys(query)) == {"family:JOHNSON", "given:ELIZABETH"}

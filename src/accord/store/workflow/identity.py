@@ -37,6 +37,7 @@ from accord.workflow.identity.frequencies import (
     POPULATION,
     Frequencies,
     count_keys,
+    role_keys,
     term_keys,
 )
 from accord.workflow.identity.index import MAX_CANDIDATES, lookup_keys, lookup_plan, pack, unpack
@@ -106,7 +107,7 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
     """The registration's candidates, with the counts of its terms and the patients a
     reviewer said ``exclude`` is not (module rules)."""
     lookup = lookup_keys(f)
-    asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *lookup]
+    asked = [POPULATION, *LEARNED_KEYS, *term_keys(f), *role_keys(f), *lookup]
     counts = {str(k): int(n) for k, n in runner.rows(COUNTS, {"keys": asked})}
     freqs = Frequencies(max(0, counts.get(POPULATION, 0)), counts)
     keys = lookup_plan(lookup, counts, limit=limit)
@@ -124,7 +125,8 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
 
 def frequencies(conn: Connection, f: Features) -> Frequencies:
     """The counts of one patient's terms, and the population (for explaining a pair)."""
-    rows = conn.execute(COUNTS, {"keys": [POPULATION, *LEARNED_KEYS, *term_keys(f)]})
+    rows = conn.execute(COUNTS, {"keys": [POPULATION, *LEARNED_KEYS, *term_keys(f),
+                                          *role_keys(f)]})
     counts = {str(k): int(n) for k, n in rows}
     return Frequencies(max(0, counts.get(POPULATION, 0)), counts)
 

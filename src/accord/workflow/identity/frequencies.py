@@ -39,7 +39,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from accord.workflow.identity.compare import COMPARISON_NAMES, COMPARISONS, Features
+from accord.workflow.identity.compare import (
+    COMPARISON_NAMES,
+    COMPARISONS,
+    Features,
+    compare_family,
+    compare_given,
+    phonetic,
+)
 from accord.workflow.identity.fellegi_sunter import Weights
 from accord.workflow.identity.index import stored_keys
 
@@ -73,6 +80,36 @@ def term_keys(f: Features) -> tuple[str, ...]:
     terms = (("family", f.family), ("given", f.given), ("birth", f.birth),
              ("phone", f.phone), ("postal", f.postal))
     return tuple(f"{name}:{value}" for name, value in terms if value)
+
+
+def role_keys(f: Features) -> tuple[str, ...]:
+    """The counts that say whether a registration's names are given or family names
+    when read in the other field (``crossed_by_role``): its given name counted as a
+    family name, its family name as a given name. Asked, never counted."""
+    return tuple(key for key, value in (("family", f.given), ("given", f.family)) if value
+                 for key in (f"{key}:{value}",))
+
+
+def crossed_by_role(query: Features, stored: Features, freqs: Frequencies
+                    ) -> tuple[int, int] | None:
+    """Family and given levels of a pair whose names both disagree as written, read
+    crossed over when one name is shared across the fields and the store counts it
+    more often as a given name than as a family name: the given name typed in the
+    family field with a married name beside it (``BROWN ELIZABETH`` / ``ELIZABETH
+    JOHNSON``). A shared family name is left alone: twins registered crossed over
+    share that (``ROGERS ALEXA`` / ``TRACY ROGERS``). None: no such reading."""
+    for shared_q, shared_s, other_q, other_s in (
+            (query.given, stored.family, query.family, stored.given),
+            (query.family, stored.given, query.given, stored.family)):
+        if not shared_q or not shared_s or not other_q or not other_s:
+            continue
+        given = compare_given(shared_q, shared_s, phonetic(shared_q), phonetic(shared_s))
+        if given > 2:
+            continue
+        if freqs.count(f"given:{shared_q}") <= freqs.count(f"family:{shared_q}"):
+            return None
+        return compare_family(other_q, other_s, phonetic(other_q), phonetic(other_s)), given
+    return None
 
 
 def count_keys(f: Features) -> tuple[str, ...]:

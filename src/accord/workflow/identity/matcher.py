@@ -33,6 +33,7 @@ from accord.workflow.identity.frequencies import (
     REGISTRATIONS,
     Frequencies,
     adjustments,
+    crossed_by_role,
     learned_m,
     m_key,
     rate_changes,
@@ -43,6 +44,10 @@ from accord.workflow.model import Demographics, Patient
 
 DEFAULT_POPULATION = 100_000  # stored patients assumed when the caller does not say
 _NATIONAL_ID = COMPARISON_NAMES.index("national_id")
+_FAMILY = COMPARISON_NAMES.index("family_name")
+_GIVEN = COMPARISON_NAMES.index("given_name")
+_FAMILY_DIFFERENT = 4
+_GIVEN_DIFFERENT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,10 @@ def score_pair(
     and birth date both disagree, unless the national ID agrees; or a household relation
     that rules a duplicate out)."""
     levels, transposed = compare(query, stored)
+    if levels[_FAMILY] == _FAMILY_DIFFERENT and levels[_GIVEN] == _GIVEN_DIFFERENT:
+        crossed = crossed_by_role(query, stored, freqs)
+        if crossed is not None:
+            levels, transposed = (*crossed, *levels[2:]), True
     if distinct_people(levels) and levels[_NATIONAL_ID] not in (0, 1):
         return None
     kin, cap = relation(query, stored, levels)
