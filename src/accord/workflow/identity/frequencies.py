@@ -63,8 +63,9 @@ def m_key(name: str, level: str) -> str:
     return f"~m:{name}:{level}"
 
 
-LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(
-    m_key(name, level) for name, levels in COMPARISONS for level in levels))
+_M_KEYS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(m_key(name, level) for level in levels) for name, levels in COMPARISONS)
+LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(k for keys in _M_KEYS for k in keys))
 PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
 MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
 SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
@@ -172,9 +173,10 @@ def rate_changes(expected: float, levels: Mapping[str, float] | None = None
 
 def learned_m(weights: Weights, freqs: Frequencies) -> tuple[tuple[float, ...], ...]:
     """Per comparison, m learned from the matches seen (module doc), level by level."""
+    counts = freqs.counts
     out = []
-    for c in weights.comparisons:
-        seen = [freqs.count(m_key(c.name, level)) / 1000 for level in c.levels]
+    for c, keys in zip(weights.comparisons, _M_KEYS, strict=True):
+        seen = [max(0, counts.get(key, 0)) / 1000 for key in keys]
         total = sum(seen) + M_PSEUDO_COUNT
         out.append(tuple(max((n + M_PSEUDO_COUNT * m) / total, 1e-6)
                          for n, m in zip(seen, c.m, strict=True)))

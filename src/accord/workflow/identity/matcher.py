@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
@@ -133,11 +134,21 @@ def weights_for(weights: Weights, freqs: Frequencies) -> Weights:
     registrations (:mod:`.frequencies`); as they are when it has not counted any."""
     if not freqs.count(REGISTRATIONS):
         return weights
-    comparisons = tuple(
-        ComparisonWeights(c.name, c.levels, m, c.u)
-        for c, m in zip(weights.comparisons, learned_m(weights, freqs), strict=True))
-    return replace(weights, comparisons=comparisons,
-                   duplicate_rate=freqs.duplicate_rate(weights.duplicate_rate))
+    m = tuple(tuple(_three_digits(p) for p in row) for row in learned_m(weights, freqs))
+    return _learned(weights, _three_digits(freqs.duplicate_rate(weights.duplicate_rate)), m)
+
+
+def _three_digits(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+@lru_cache(maxsize=256)
+def _learned(weights: Weights, rate: float, m: tuple[tuple[float, ...], ...]) -> Weights:
+    """``weights`` with learned values, rounded to three digits (a change of under 0.01
+    bit) so that consecutive registrations share one ``Weights`` and its table."""
+    comparisons = tuple(ComparisonWeights(c.name, c.levels, row, c.u)
+                        for c, row in zip(weights.comparisons, m, strict=True))
+    return replace(weights, comparisons=comparisons, duplicate_rate=rate)
 
 
 def assess(
