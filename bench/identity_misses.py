@@ -123,7 +123,7 @@ def analyse(pop: population.Population, show: int, fast: bool) -> None:
     print(f"{pop.name}: P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} "
           f"pairs {len(run.pairs):,} true {len(truth):,} blocking recall "
           f"{run.blocked / max(len(truth), 1):.4f} candidates mean {sum(c) / len(c):.1f} "
-          f"max {max(c)}", flush=True)
+          f"p99 {identity_store.percentile(c, 0.99):.0f} max {max(c)}", flush=True)
     index = {r.mrn: n for n, r in enumerate(pop.records)}
     matcher = identity_store.MATCHER
     kinds: Counter[str] = Counter()
