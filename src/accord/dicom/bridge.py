@@ -66,7 +66,7 @@ from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.mllp.admission import parse_networks
-from accord.store import Store, Tx
+from accord.store import Store, Tx, committing_as
 from accord.store.workflow.changes import LoggedChange
 from accord.store.workflow.dicom_events import DicomEvent
 from accord.workflow.events import Event, OrderStatusChanged
@@ -389,6 +389,7 @@ class StoreMpps:
     def record(self, instance: MppsInstance, outcome: Outcome,
                caller: Caller | None = None) -> None:
         now = self._clock.now()
+        committing_as("mpps")  # this association thread's commits (accord.store)
         with self._store.transaction() as tx:
             repo = self._repository(tx, now)
             events = apply_mpps(repo, instance, outcome, now=now, ids=self._ids)

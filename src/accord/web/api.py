@@ -54,12 +54,22 @@ def bad_request(exc: Exception) -> HTTPException:
 
 @router.get("/api/health", tags=["engine"])
 def health(deps: Deps) -> JSONResponse:
-    """200 ``{"status": "ok", ...}`` once every listener is up (no authentication)."""
+    """200 ``{"status": "ok", ...}`` once every listener is up (no authentication).
+
+    ``storage_faults`` lists each component (ingest, apply, delivery, jobs, mpps) whose
+    last commit failed: since when, the last failure, how many, the driver's error class
+    and first line. While any is listed the status is ``degraded``, still 200: the
+    engine is up and recovers by itself when its commits succeed again."""
     listeners = deps.ready()
     store_ok = deps.store.ping()
     up = store_ok and all(listeners.values())
-    body = {"status": "ok" if up else "starting", "listeners": listeners,
-            "store": store_ok, "node": deps.node_id}
+    faults = [{"component": f.component, "since": f.since.isoformat(),
+               "last": f.at.isoformat(), "failures": f.failures,
+               "error_class": f.error_class, "error": f.error}
+              for f in deps.storage_faults()]
+    status = ("degraded" if faults else "ok") if up else "starting"
+    body = {"status": status, "listeners": listeners, "store": store_ok,
+            "storage_faults": faults, "node": deps.node_id}
     return JSONResponse(body, status_code=200 if up else 503)
 
 
