@@ -93,6 +93,23 @@ def dashboard(request: Request, principal: Annotated[Principal, who(Action.STATS
     return js.dashboard_json(dash, window)
 
 
+@router.get("/api/alerts", tags=["engine"])
+def alerts(request: Request, principal: Annotated[Principal, who(Action.STATS_READ)]
+           ) -> dict[str, Any]:
+    """The open alerts, oldest first, as the dashboard shows them: ``key`` (rule and
+    subject), ``rule``, ``subject`` (destination, sender, finding kind, or the component
+    whose commits fail for ``storage_fault``), ``summary`` (what happened, in words, no
+    patient data), ``severity`` and ``since``. Empty when the alert monitor does not
+    run."""
+    monitor = getattr(request.app.state, "alerts", None)
+    open_alerts = monitor.open_alerts() if monitor is not None else []
+    items = [{"key": a.condition.key, "rule": a.condition.rule,
+              "subject": a.condition.subject, "summary": a.condition.summary,
+              "severity": a.condition.severity, "since": a.since.isoformat()}
+             for a in open_alerts]
+    return {"items": items, "next": None}
+
+
 @router.get("/api/peers", tags=["engine"])
 def peers(deps: Deps, principal: Annotated[Principal, who(Action.STATS_READ)]) -> dict[str, Any]:
     """This node's client addresses per listener (``mllp``, ``dicom``) and what each did:
