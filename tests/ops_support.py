@@ -100,7 +100,8 @@ def dead_port() -> socket.socket:
 
 class AckPeer:
     """A downstream system on a free port: answers every framed message AA (MSA-2 =
-    its MSH-10), after ``delay`` seconds, and keeps the MSH-10s it received."""
+    its MSH-10), after ``delay`` seconds, and keeps the MSH-10s it received
+    (``received``) and the messages themselves (``messages``)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
@@ -109,6 +110,7 @@ class AckPeer:
         self.sock.listen(16)
         self.port = int(self.sock.getsockname()[1])
         self.received: list[str] = []
+        self.messages: list[bytes] = []
         self._closed = False
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -127,8 +129,10 @@ class AckPeer:
                 buf += chunk
                 while END in buf:
                     frame, buf = buf.split(END, 1)
-                    msh = frame.lstrip(START).split(b"\r", 1)[0].split(b"|")
+                    message = frame.lstrip(START)
+                    msh = message.split(b"\r", 1)[0].split(b"|")
                     control = msh[9] if len(msh) > 9 else b""
+                    self.messages.append(message)
                     self.received.append(control.decode())
                     time.sleep(self.delay)
                     conn.sendall(START + b"MSH|^~\\&|PEER|PEER|ACCORD|ACCORD|20260302||ACK|A"

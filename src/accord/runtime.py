@@ -26,6 +26,7 @@ from accord.clock import Clock, ControlIds, SteadyClock
 from accord.config import Config
 from accord.dicom.bridge import DicomBridge, StoreWorklist
 from accord.dicom.index import WorklistIndex
+from accord.engine import allocator
 from accord.engine.applier import Applier
 from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.engine.ingest import Ingestor
@@ -141,6 +142,8 @@ class Runtime:
         log.info("node %s listening: %s", self.node_id, ", ".join(self.listening()))
 
     async def _start_parts(self) -> None:
+        # Before any thread of ours: glibc fixes its arena limit when a second is needed.
+        allocator.limit_arenas()
         await self.deliverer.start()
         if self.applier is not None:  # first drains what a crash left in the inbox
             await self.applier.start()
@@ -158,6 +161,8 @@ class Runtime:
             pruning_loop(self.store, lambda: self.config.store, self.clock, self.node_id,
                          _Housekeeping(self.store.database)),
             name="accord-prune"))
+        self._jobs.append(asyncio.create_task(allocator.trimming_loop(),
+                                              name="accord-malloc-trim"))
         alerts = getattr(self.http.app.state, "alerts", None) if self.http else None
         if alerts is not None:  # the console's alert monitor (accord.web.alerts)
             self._jobs.append(asyncio.create_task(alerts.run(), name="accord-alerts"))

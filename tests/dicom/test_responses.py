@@ -1,8 +1,11 @@
-"""Cached, pre-encoded C-FIND responses: same bytes as building them, never stale."""
+"""C-FIND responses kept on their worklist entry: same bytes as building them, never
+stale, gone with their entry, bounded per entry."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 
 from dicom_support import Department, mwl_query
 from pydicom.dataset import Dataset
@@ -27,7 +30,7 @@ def test_cached_answer_equals_a_fresh_one(dept: Department) -> None:
             first = cache.identifier(q, signature(q.identifier), entry, implicit, little)
             again = cache.identifier(q, signature(q.identifier), entry, implicit, little)
             assert _encode(first, implicit, little) == fresh == _encode(again, implicit, little)
-    assert len(cache) == 3 * len(dept.index)
+    assert {len(e.responses) for e in dept.index.candidates(q)} == {3}
 
 
 def test_an_updated_entry_is_not_served_from_the_cache(dept: Department) -> None:
@@ -60,9 +63,34 @@ def test_shape_ignores_values_but_not_keys() -> None:
     assert signature(with_code) != signature(other)  # item values choose items returned
 
 
-def test_capacity_bounds_the_cache(dept: Department) -> None:
-    cache = ResponseCache(capacity=2)
-    q = _query()
-    for entry in dept.index.candidates(q):
+def test_the_answers_kept_per_entry_are_bounded(dept: Department) -> None:
+    cache = ResponseCache(per_entry=2)
+    entry = dept.index.candidates(_query())[0]
+    shapes = [_query(), _query(SpecificCharacterSet="ISO_IR 100"), _query(PatientID="")]
+    for q in shapes:
         cache.identifier(q, signature(q.identifier), entry, True, True)
-    assert len(cache) == 2
+    assert len(entry.responses) == 2
+    third = shapes[2]  # not kept, still answered, the same as a fresh one
+    answer = cache.identifier(third, signature(third.identifier), entry, True, True)
+    assert _encode(answer, True, True) == _encode(response(third, entry.dataset), True, True)
+
+
+def test_the_answers_go_with_their_entry(dept: Department) -> None:
+    cache = ResponseCache()
+    q = _query(AccessionNumber="A001")
+    (entry,) = dept.index.candidates(q)
+    cache.identifier(q, signature(q.identifier), entry, True, True)
+    gone = weakref.ref(entry)
+    order_id = entry.item.order.id
+    del entry
+    assert dept.index.remove(order_id) == 1
+    gc.collect()
+    assert gone() is None  # nothing else holds it, nor its answers
+
+
+def test_no_answer_is_kept_when_the_cache_is_off(dept: Department) -> None:
+    cache = ResponseCache(per_entry=0)
+    q = _query()
+    entry = dept.index.candidates(q)[0]
+    cache.identifier(q, signature(q.identifier), entry, True, True)
+    assert entry.responses == {}

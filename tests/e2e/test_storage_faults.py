@@ -381,3 +381,84 @@ async def test_postgres_going_away_refuses_then_recovers(
 
 def test_the_fault_seam_is_off_without_its_setting() -> None:
     assert not os.environ.get(ENV), f"{ENV} must not be set for the test suite"
+
+
+# -- the operator is told: health, the alerts API, the dashboard ------------------------
+
+def api(http_port: int, path: str) -> Any:
+    response = httpx.get(f"http://127.0.0.1:{http_port}{path}", timeout=30,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    response.raise_for_status()
+    return response.json() if path.startswith("/api/") else response.text
+
+
+async def until(probe: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """``probe()`` (run in a thread) until it answers something true; that answer."""
+    async with asyncio.timeout(timeout):
+        while not (found := await asyncio.to_thread(probe)):
+            await asyncio.sleep(0.2)
+    return found
+
+
+def failing(http_port: int) -> dict[str, dict[str, Any]]:
+    return {f["component"]: f for f in api(http_port, "/api/health")["storage_faults"]}
+
+
+def fault_alerts(http_port: int) -> dict[str, dict[str, Any]]:
+    return {a["subject"]: a for a in api(http_port, "/api/alerts")["items"]
+            if a["rule"] == "storage_fault"}
+
+
+async def test_a_storage_fault_raises_an_alert_that_clears_with_the_fault(
+        tmp_path: Path, free_port: Callable[[], int], serve: Callable[..., Any]) -> None:
+    """While commits fail, ``/api/health`` lists each component whose last commit failed
+    (status ``degraded``) and a ``storage_fault`` alert per component says what happened
+    (on ``/api/alerts`` and the dashboard), with no message content; each clears with
+    the component's next successful commit, with no restart."""
+    receiver = Receiver()
+    await receiver.start()
+    config = tmp_path / "accord.yaml"
+    config.write_text(MPPS_CONFIG.format(port=receiver.port) + "alerts:\n  interval: 0.5\n",
+                      encoding="utf-8")
+    control = tmp_path / "fault"
+    proc = serve(config, tmp_path / "data", free_port(),
+                 env={ENV: str(control), "ACCORD_API_TOKEN": TOKEN})
+    await started(proc)
+    sender = Sender(proc.port)
+    port = proc.http_port
+    try:
+        await sender.until_acked(*message(1))
+        health = await asyncio.to_thread(api, port, "/api/health")
+        assert (health["status"], health["storage_faults"]) == ("ok", [])
+        control.write_text("io", encoding="utf-8")
+        assert not await sender.attempt(*message(2))
+        assert await asyncio.to_thread(mpps, proc.dicom_port, "2.25.79", "A1") != 0x0000
+        # ingest and MPPS failed above; the pruning job (every second) fails meanwhile
+        down = await until(lambda: (f := failing(port)).keys() >= {"ingest", "mpps", "jobs"}
+                           and f)
+        assert (down["ingest"]["error_class"], down["ingest"]["error"]) == (
+            "InjectedFault", FAULTS["io"])
+        assert (await asyncio.to_thread(api, port, "/api/health"))["status"] == "degraded"
+        raised = await until(lambda: (a := fault_alerts(port)).keys() >= {"ingest", "mpps"}
+                             and a)
+        summary = raised["ingest"]["summary"]
+        assert "cannot commit ingest writes" in summary and FAULTS["io"] in summary, summary
+        assert raised["ingest"]["severity"] == "error"
+        dashboard = await asyncio.to_thread(api, port, "/dashboard/live")
+        assert "cannot commit ingest writes" in dashboard
+        assert PHI not in str(raised) and PHI not in dashboard
+
+        control.write_text("", encoding="utf-8")  # the fault clears; no restart
+        await sender.until_acked(*message(2))
+        assert await asyncio.to_thread(mpps, proc.dicom_port, "2.25.79", "A1") == 0x0000
+        await until(lambda: not failing(port))  # each component committed again
+        await until(lambda: not fault_alerts(port))
+        assert (await asyncio.to_thread(api, port, "/api/health"))["status"] == "ok"
+        assert await asyncio.to_thread(proc.terminate) == 0
+        log = proc.output()
+        assert "alert raised: the store cannot commit ingest writes" in log, log[-3000:]
+        assert "alert cleared: storage_fault:ingest" in log
+        assert PHI not in log
+    finally:
+        await sender.close()
+        await receiver.stop()

@@ -13,9 +13,10 @@ The steps (``STEPS``): ingesting an ADT^A04 of a new patient, an ADT^A08, an ORM
 NW, XO, SC and CA, an ORU^R01, an ORU naming an unknown order (a finding, and again: its
 count), each through the real ingest (gateway record, search keys, dedupe claim, the
 workflow's patients, orders, trace, findings and field-fill statistics, outbox rows);
-the worklist refresh after each; a delivery claim FIFO, per patient and as a run; the
-dashboard's figures the alert monitor reads every few seconds; an ORM^O01 answered on
-store (enhanced mode), the applier's batch that applies it, and the backlog. Every
+the worklist refresh after each; an MPPS's lookup of the orders it references; a
+delivery claim FIFO, per patient and as a run; the dashboard's figures the alert monitor
+reads every few seconds; an ORM^O01 answered on store (enhanced mode), the applier's
+batch that applies it, and the backlog. Every
 statement of every step must do the same work at both sizes, up to ``SLACK`` (``GROWS``
 names the one statement that may not, and why).
 
@@ -333,6 +334,14 @@ async def _refresh(env: Env, tag: str) -> None:
     await asyncio.to_thread(env.worklist.refresh)
 
 
+async def _mpps_lookup(env: Env, tag: str) -> None:
+    """What an MPPS N-CREATE or N-SET reads: the orders its Scheduled Step Attributes
+    reference by Study Instance UID, accession or SPS ID."""
+    items = await asyncio.to_thread(env.worklist.referenced, study_uids=[f"1.2.9.{tag}1"],
+                                    accessions=[f"AQ{tag}1"], sps_ids=[f"SPS{tag}"])
+    assert items
+
+
 async def _dashboard(env: Env, tag: str) -> None:
     """The alert monitor's read, every few seconds: the dashboard's figures."""
     env.clock.advance(5)
@@ -364,6 +373,7 @@ STEPS: list[tuple[str, Step]] = [
     ("ADT^A08 demographics", _ingest(lambda t: adt(t, "A08", "2 QUIET LANE"))),
     ("ORM^O01 NW", _ingest(lambda t: orm(t, "1", "NW", "SC"))),
     ("worklist refresh after NW", _refresh),
+    ("MPPS lookup (referenced orders)", _mpps_lookup),
     ("ORM^O01 NW (second order)", _ingest(lambda t: orm(t, "2", "NW", "SC"))),
     ("ORM^O01 XO reschedule", _ingest(lambda t: orm(t, "1", "XO", "SC", "202603031100"))),
     ("worklist refresh after XO", _refresh),

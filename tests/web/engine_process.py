@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,67 +20,9 @@ from pathlib import Path
 import httpx
 from console_support import CATALOG, PASSWORD, PAST_OK, ROLES, sample
 
+from ops_support import AckPeer, free_port, send
+
 ACCORD = Path(sys.executable).with_name("accord")
-START, END = b"\x0b", b"\x1c\r"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class FakePeer:
-    """A downstream system: answers every framed message with an AA (MSA-2 = MSH-10)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
-        self.received: list[bytes] = []
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
-
-    def _client(self, conn: socket.socket) -> None:
-        buf = b""
-        with conn:
-            while chunk := conn.recv(65536):
-                buf += chunk
-                while END in buf:
-                    frame, buf = buf.split(END, 1)
-                    msg = frame.lstrip(START)
-                    self.received.append(msg)
-                    msh = msg.split(b"\r", 1)[0].split(b"|")
-                    control = msh[9] if len(msh) > 9 else b""
-                    ack = (b"MSH|^~\\&|PACS|PACS|ACCORD|ACCORD|20260302||ACK|A" + control
-                           + b"|P|2.5.1\rMSA|AA|" + control + b"\r")
-                    conn.sendall(START + ack + END)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-
-
-def send(port: int, payload: bytes) -> bytes:
-    """One message over MLLP; the ACK."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(START + payload + END)
-        buf = b""
-        while END not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return buf.lstrip(START).split(END, 1)[0]
 
 
 @dataclass
@@ -91,11 +31,11 @@ class Engine:
     http_port: int
     mllp_port: int
     process: subprocess.Popen[bytes]
-    pacs: FakePeer
+    pacs: AckPeer
     log_path: Path
     acks: list[bytes] = field(default_factory=list)
     dicom_port: int = 0  # 0: no DICOM listener
-    ris: FakePeer | None = None  # the RIS when it is up (else its port answers nothing)
+    ris: AckPeer | None = None  # the RIS when it is up (else its port answers nothing)
 
     @property
     def url(self) -> str:
@@ -146,8 +86,8 @@ def engine(data: Path, feed: tuple[str, ...], log_format: str = "text", *,
         subprocess.run([str(ACCORD), "user", "add", role, "--role", role, "--data", str(data)],
                        input=PASSWORD.encode(), check=True, capture_output=True, env=env,
                        timeout=60)
-    pacs = FakePeer()
-    ris = FakePeer() if ris_up else None
+    pacs = AckPeer()
+    ris = AckPeer() if ris_up else None
     mllp, http = free_port(), free_port()
     dicom_port = free_port() if dicom else 0
     config = _config(data, mllp, http, pacs.port, ris.port if ris else free_port(),

@@ -20,7 +20,7 @@ from accord.engine.applier import Applier
 from accord.engine.ingest import Ingestor
 from accord.engine.router import Router
 from accord.mllp.server import PeerInfo
-from accord.store import open_store, sqlite_url
+from accord.store import CommitFault, StoreError, open_store, sqlite_url
 from accord.store.views.dashboard import (
     Dashboard,
     DashboardView,
@@ -193,3 +193,57 @@ async def test_backlog_counts_down_and_its_alert_fires_and_clears(tmp_path: Path
     _, cleared = monitor.evaluate_once()
     assert [a.condition.key for a in cleared] == ["apply_lag"]
     store.close()
+
+
+def _fault(component: str, failures: int = 3) -> CommitFault:
+    return CommitFault(component, T0, T0 + timedelta(seconds=9), failures, "OperationalError",
+                       "database or disk is full")
+
+
+def test_storage_fault_holds_per_failing_component_and_says_what_happened() -> None:
+    rules = [AlertRule("storage_fault", severity="error")]
+    assert evaluate(rules, dash(), T0) == []
+    held = evaluate(rules, dash(), T0, [_fault("ingest"), _fault("delivery", 1)])
+    assert [(c.key, c.subject, c.severity) for c in held] == [
+        ("storage_fault:ingest", "ingest", "error"),
+        ("storage_fault:delivery", "delivery", "error")]
+    assert held[0].summary == (
+        "the store cannot commit ingest writes: failed 3 times since 2026-03-02 09:00:00 "
+        "UTC (OperationalError: database or disk is full)")
+    assert "failed once since" in held[1].summary
+    only = [AlertRule("storage_fault", subject="delivery")]
+    assert [c.key for c in evaluate(only, dash(), T0, [_fault("ingest"), _fault("delivery")])
+            ] == ["storage_fault:delivery"]
+
+
+def test_storage_fault_is_a_default_rule() -> None:
+    assert "storage_fault" in {r.kind for r in AlertSettings().rules}
+
+
+async def test_storage_faults_are_evaluated_when_the_figures_cannot_be_read(
+        tmp_path: Path) -> None:
+    """The store's file is no database any more: the figures cannot be read, the last
+    ones stand in, and the storage fault is raised all the same; the other alerts stay."""
+    store = open_store(sqlite_url(tmp_path / "data"))
+    faults: list[CommitFault] = []
+    monitor = AlertMonitor(DashboardView(store.database), FixedClock(T0), AlertSettings(
+        interval=0.05, rules=(AlertRule("storage_fault"), AlertRule("sender_silent",
+                                                                     subject="RIS^HOSP"))),
+        storage_faults=lambda: faults)
+    monitor.evaluate_once(monitor.figures())
+    assert [a.condition.key for a in monitor.open_alerts()] == ["sender_silent:RIS^HOSP"]
+    store.close()
+    for path in (tmp_path / "data").glob("accord.db*"):
+        path.write_bytes(b"not a database, " * 1024)
+    with pytest.raises(StoreError):
+        monitor.figures()
+    faults.append(_fault("apply"))
+    task = asyncio.create_task(monitor.run())
+    try:
+        async with asyncio.timeout(10):
+            while len(monitor.open_alerts()) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert {a.condition.key for a in monitor.open_alerts()} == {
+        "sender_silent:RIS^HOSP", "storage_fault:apply"}

@@ -38,6 +38,7 @@ ROUTES: tuple[tuple[str, str, Action, Any], ...] = (
     ("GET", "/api/dicom", Action.MESSAGES_READ, None),
     ("GET", "/metrics", Action.METRICS_READ, None),
     ("GET", "/api/peers", Action.STATS_READ, None),
+    ("GET", "/api/alerts", Action.STATS_READ, None),
     ("GET", "/api/messages", Action.MESSAGES_READ, None),
     ("GET", "/api/messages/{message_id}", Action.MESSAGES_READ, None),
     ("GET", "/api/errors", Action.ERRORS_READ, None),

@@ -66,7 +66,7 @@ from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.mllp.admission import parse_networks
-from accord.store import Store, Tx
+from accord.store import Store, Tx, committing_as
 from accord.store.workflow.changes import LoggedChange
 from accord.store.workflow.dicom_events import DicomEvent
 from accord.workflow.events import Event, OrderStatusChanged
@@ -368,12 +368,12 @@ class StoreMpps:
 
     def __init__(self, store: Store, reader: WorklistReader, *, repository: RepositoryFactory,
                  outbound: Outbound, ids: IdSource, clock: Clock, save: MppsWriter,
-                 events: EventWriter | None = None, worklist: StoreWorklist | None = None,
+                 events: EventWriter | None = None,
                  on_commit: Callable[[], None] | None = None) -> None:
         self._store, self._reader = store, reader
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._clock, self._save, self._events = clock, save, events
-        self._worklist, self._on_commit = worklist, on_commit
+        self._on_commit = on_commit
 
     def instance(self, sop_instance_uid: str) -> MppsInstance | None:
         found = self._reader.mpps(sop_instance_uid)
@@ -389,6 +389,7 @@ class StoreMpps:
     def record(self, instance: MppsInstance, outcome: Outcome,
                caller: Caller | None = None) -> None:
         now = self._clock.now()
+        committing_as("mpps")  # this association thread's commits (accord.store)
         with self._store.transaction() as tx:
             repo = self._repository(tx, now)
             events = apply_mpps(repo, instance, outcome, now=now, ids=self._ids)
@@ -402,8 +403,8 @@ class StoreMpps:
                 self._events.add_in(tx, mpps_event(instance, outcome, events, caller, now))
         if self._on_commit is not None:
             self._on_commit()
-        if self._worklist is not None:
-            self._worklist.refresh()
+        # The worklist is not refreshed here: the next C-FIND refreshes it before it
+        # answers (and housekeeping every few seconds), a store read per MPPS saved.
 
 
 class DicomBridge:
@@ -446,7 +447,7 @@ class DicomBridge:
         sink = self._sink = StoreMpps(
             self.store, self.reader, repository=self._repository, outbound=self._outbound,
             ids=self._ids, clock=self.clock, save=self._save, events=self._events,
-            worklist=self.worklist, on_commit=on_commit)
+            on_commit=on_commit)
         d = self.settings
         gate = GateSettings(parse_networks(d.allowed_addresses), d.allowed_calling_aes,
                             d.max_per_ae, d.max_per_peer, d.idle_timeout)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 
@@ -41,7 +41,8 @@ Key = tuple[str, str]  # (order id, SPS ID)
 class WorklistEntry:
     """An item and its MWL dataset, built on first use (module doc) and never mutated."""
 
-    __slots__ = ("_dataset", "_scheme", "_tz", "item", "postings", "serial", "sort_key")
+    __slots__ = ("__weakref__", "_dataset", "_scheme", "_tz", "item", "postings", "responses",
+                 "serial", "sort_key")
 
     def __init__(self, item: WorklistItem, sort_key: tuple[str, str, str] = ("", "", ""),
                  serial: int = 0, *, tz: tzinfo = UTC, coding_scheme: str = "99LOCAL") -> None:
@@ -50,6 +51,8 @@ class WorklistEntry:
         self.serial = serial  # unique per built entry (0: not cacheable); dicom/responses.py
         self._tz, self._scheme = tz, coding_scheme
         self._dataset: Dataset | None = None
+        # C-FIND answers built from it, by query shape and syntax (dicom/responses.py).
+        self.responses: dict[Hashable, Dataset] = {}
         # Worked out once: the entry is posted under them and later dropped from them.
         self.postings = _index_values(item, sort_key[0])
 

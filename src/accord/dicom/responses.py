@@ -1,18 +1,24 @@
-"""Encoded C-FIND pending responses, cached.
+"""C-FIND pending responses, built once per worklist entry and query shape.
 
-Why: a modality sends the same set of keys on every worklist query, and building then
-encoding a pydicom Dataset per match costs ~1 ms, most of the SCP's time per answer.
-The response for one worklist entry depends only on the entry, the *shape* of the
-identifier (which keys, which sequence items) and the transfer syntax, so it is encoded
-once and reused; pynetdicom then gets a Dataset of raw elements, which pydicom writes
-back byte for byte. Rule: the cache key carries the entry's serial, which the index
-changes whenever the entry changes, so a stale answer can never be served.
+Why: a modality sends the same set of keys on every worklist query, and building a
+pydicom Dataset per match, then pynetdicom encoding it, was most of the SCP's time per
+answer. The response for one worklist entry depends only on the entry, the *shape* of
+the identifier (which keys, which sequence items) and the transfer syntax, so it is
+built once, encoded, and read back as a Dataset of raw elements, which pynetdicom writes
+byte for byte (half the cost of writing a built one): the same Dataset is then handed
+out for every later match, never changed by anyone (pynetdicom only encodes it).
+
+Rules:
+- Kept on the entry itself (:attr:`~accord.dicom.index.WorklistEntry.responses`): the
+  index replaces an entry whenever its item changes, so a stale answer can never be
+  served, and the answers go when their entry leaves the worklist: memory follows the
+  worklist's size, not how many entries ever were on it.
+- At most ``per_entry`` answers per entry (one per query shape and transfer syntax): a
+  peer sending ever new shapes gets answers built each time, not a growing cache.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from io import BytesIO
 
@@ -51,31 +57,30 @@ def _encode(ds: Dataset, implicit: bool, little: bool) -> bytes:
     return fp.getvalue()
 
 
+def _ready(ds: Dataset, implicit: bool, little: bool) -> Dataset:
+    """``ds`` as a Dataset of raw elements in this transfer syntax, encoded once already
+    (the first encoding reads its Specific Character Set: later ones change nothing)."""
+    raw = read_dataset(BytesIO(_encode(ds, implicit, little)), implicit, little)
+    _encode(raw, implicit, little)
+    return raw
+
+
 class ResponseCache:
-    """A bounded LRU of encoded responses, shared by all associations."""
+    """The answers kept on each worklist entry (module rules); 0 keeps none."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
-        self._capacity = capacity
-        self._encoded: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._encoded)
+    def __init__(self, per_entry: int = 4) -> None:
+        self._per_entry = per_entry
 
     def identifier(self, query: Query, shape: Signature, entry: WorklistEntry,
                    implicit: bool, little: bool) -> Dataset:
         """The pending response Identifier for ``entry`` (PS3.4 C.4.1.1.3.2)."""
-        if entry.serial == 0 or self._capacity == 0:
+        if entry.serial == 0 or self._per_entry == 0:
             return response(query, entry.dataset)
-        key = (entry.serial, shape, implicit, little)
-        with self._lock:
-            raw = self._encoded.get(key)
-            if raw is not None:
-                self._encoded.move_to_end(key)
-        if raw is None:
-            raw = _encode(response(query, entry.dataset), implicit, little)
-            with self._lock:
-                self._encoded[key] = raw
-                while len(self._encoded) > self._capacity:
-                    self._encoded.popitem(last=False)
-        return read_dataset(BytesIO(raw), implicit, little)
+        key = (shape, implicit, little)
+        found = entry.responses.get(key)
+        if found is None:
+            # Two threads may both build it; they build equal answers, either is kept.
+            found = _ready(response(query, entry.dataset), implicit, little)
+            if len(entry.responses) < self._per_entry:
+                entry.responses[key] = found
+        return found

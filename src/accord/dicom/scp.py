@@ -8,8 +8,9 @@ whose ``record()`` returns only once the instance and its outcome are durable, s
 N-CREATE / N-SET response is sent after persistence. Nothing received ever names a file:
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
 association socket: without it each DIMSE exchange stalls ~40 ms (Nagle + delayed ACK;
-pynetdicom does not set it). Answers are encoded once per entry and query shape
-(:mod:`accord.dicom.responses`). Who may associate, how many at once and for how long
+pynetdicom does not set it). Answers are built once per entry and query shape
+(:mod:`accord.dicom.responses`), a request's identifier compiled once per identical
+request (:class:`CompiledQueries`). Who may associate, how many at once and for how long
 idle is :mod:`accord.dicom.admission`'s.
 No PHI in logs at INFO or above (pynetdicom's identifier dumps are switched off).
 """
@@ -20,9 +21,11 @@ import logging
 import re
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
+from io import BytesIO
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
@@ -40,10 +43,11 @@ from accord.dicom.mpps import (
     Outcome,
     n_create,
     n_set,
+    referenced_steps,
     references,
 )
 from accord.dicom.query import Query, QueryRejected, compile_query
-from accord.dicom.responses import ResponseCache, signature
+from accord.dicom.responses import ResponseCache, Signature, signature
 from accord.dicom.worklist import SERVABLE, WorklistItem
 from accord.errors import AccordError, StoreError
 from accord.workflow.model import Patient
@@ -131,7 +135,7 @@ class ScpConfig:
     scope_to_station: bool = False  # a calling AE sees only steps for its station AE title
     statuses: frozenset[Status] = field(default=SERVABLE)  # steps served by C-FIND
     tz: tzinfo = UTC  # the department's zone for MPPS DA/TM
-    response_cache: int = 50_000  # encoded C-FIND answers kept (0: none)
+    response_cache: int = 4  # C-FIND answers kept per worklist entry (0: none)
     gate: GateSettings = field(default_factory=GateSettings)  # allow-lists, limits, idle
 
 
@@ -145,6 +149,11 @@ def quiet_identifiers() -> None:
     # an hour's soak 99% of the engine's log (~35 MB) and ~10% of its CPU (py-spy).
     # The DICOM log (dicom_events) has every request; warnings and errors still show.
     logging.getLogger("pynetdicom.service_class").setLevel(logging.WARNING)
+    # pynetdicom's "standard" handlers, bound to every server it makes, format a dump of
+    # each DIMSE message and PDU sent or received (a dict of 20 handlers built, UID
+    # names looked up, f-strings) for a DEBUG log that is off: per C-FIND answer, work
+    # comparable to encoding it. Association and DIMSE errors are still logged.
+    _config.LOG_HANDLER_LEVEL = "none"
 
 
 def set_nodelay(event: evt.Event) -> None:
@@ -172,20 +181,55 @@ def caller_of(event: evt.Event) -> Caller:
     return Caller(str(requestor.ae_title).strip(), str(getattr(requestor, "address", "")))
 
 
+class CompiledQueries:
+    """Compiled C-FIND identifiers (and their shapes) by the request's encoded identifier
+    and transfer syntax: a modality sends the same request again and again, so it is
+    decoded and compiled once. A compiled query is a value, shared by all associations.
+    A bounded LRU (``capacity`` requests; 0: none kept)."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._compiled: OrderedDict[tuple[bytes, str], tuple[Query | QueryRejected,
+                                                             Signature]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+    def of(self, event: evt.Event) -> tuple[Query | QueryRejected, Signature]:
+        """The request's compiled query and its shape."""
+        encoded = getattr(event.request, "Identifier", None)
+        key = (encoded.getvalue() if isinstance(encoded, BytesIO) else b"",
+               str(event.context.transfer_syntax))
+        with self._lock:
+            found = self._compiled.get(key) if key[0] else None
+            if found is not None:
+                self._compiled.move_to_end(key)
+                return found
+        query = compile_query(event.identifier)
+        found = query, signature(query.identifier) if isinstance(query, Query) else ()
+        if key[0] and self._capacity:
+            with self._lock:
+                self._compiled[key] = found
+                while len(self._compiled) > self._capacity:
+                    self._compiled.popitem(last=False)
+        return found
+
+
 def _on_find(
     event: evt.Event, source: WorklistSource, config: ScpConfig, cache: ResponseCache,
-    log: QueryLog | None,
+    compiled: CompiledQueries, log: QueryLog | None,
 ) -> Iterator[tuple[int, Dataset | None]]:
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): one pending response per matching SPS;
     C-CANCEL is checked between responses (PS3.7 9.3.2.3). ``log`` hears of each."""
-    query = compile_query(event.identifier)
+    query, shape = compiled.of(event)
     if isinstance(query, QueryRejected):
         LOG.info("C-FIND refused: %s", query.reason)
         if log is not None:
             log(QueryAnswered(caller_of(event), 0, "refused", query.reason))
         yield query.status, None
         return
-    yield from _answers(event, query, source, config, cache, log)
+    yield from _answers(event, query, shape, source, config, cache, log)
 
 
 def query_summary(query: Query) -> str:
@@ -200,13 +244,12 @@ def query_summary(query: Query) -> str:
 
 
 def _answers(
-    event: evt.Event, query: Query, source: WorklistSource, config: ScpConfig,
-    cache: ResponseCache, log: QueryLog | None,
+    event: evt.Event, query: Query, shape: Signature, source: WorklistSource,
+    config: ScpConfig, cache: ResponseCache, log: QueryLog | None,
 ) -> Iterator[tuple[int, Dataset | None]]:
     caller = caller_of(event)
     syntax = UID(event.context.transfer_syntax)
     implicit, little = bool(syntax.is_implicit_VR), bool(syntax.is_little_endian)
-    shape = signature(query.identifier)
     sent, status = 0, "ok"
     try:
         for entry in source.candidates(query):
@@ -231,9 +274,13 @@ def _failure(rejected: MppsRejected) -> Dataset:
 
 
 def _lookup(source: WorklistSource, ds: Dataset) -> tuple[list[WorklistItem], list[Patient]]:
+    """The steps ``ds`` may reference and, only when it references none (an unscheduled
+    procedure), the patients it may be about."""
     refs = references(ds)
     items = source.referenced(study_uids=refs.study_uids, accessions=refs.accessions,
                               sps_ids=refs.sps_ids)
+    if referenced_steps(ds, items):
+        return items, []
     name = str(ds.get("PatientName") or "")
     patients = source.patients(patient_id=str(ds.get("PatientID") or ""),
                                family=name.split("=")[0].split("^")[0])
@@ -346,7 +393,7 @@ def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink,
         (evt.EVT_CONN_OPEN, set_nodelay),
         (evt.EVT_C_ECHO, _on_echo),
         (evt.EVT_C_FIND, _on_find, [source, config, ResponseCache(config.response_cache),
-                                    log]),
+                                    CompiledQueries(), log]),
         (evt.EVT_N_CREATE, mpps.on_create),
         (evt.EVT_N_SET, mpps.on_set),
     ]

@@ -45,7 +45,15 @@ from accord.engine.records import internal
 from accord.errors import AccordError, ParseError
 from accord.hl7 import Message, parse
 from accord.hl7.ack import AckError, application_ack_text, application_ack_wanted
-from accord.store import JsonDict, MessageStatus, OutboxItem, Store, StoredMessage, Tx
+from accord.store import (
+    JsonDict,
+    MessageStatus,
+    OutboxItem,
+    Store,
+    StoredMessage,
+    Tx,
+    committing_as,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +179,7 @@ class Applier:
     def drain(self) -> int:
         """Blocking: apply batches while the inbox holds messages and this node holds
         the lease; returns how many messages were applied."""
+        committing_as("apply")  # what the store's commit faults say (accord.store)
         total = 0
         while not self._stopping.is_set():
             if not self._lease():

@@ -34,7 +34,7 @@ from accord.config import Destination
 from accord.errors import DeliveryError, StoreError
 from accord.mllp.client import AckResult, MllpClient
 from accord.mllp.tls import client_context
-from accord.store import OutboxRow, Store
+from accord.store import OutboxRow, Store, committing_as
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ class Deliverer:
         return new_id
 
     async def _worker(self, queue: _Queue) -> None:
+        committing_as("delivery")  # this task's and its threads' commits (accord.store)
         dest, wake = queue.dest, queue.wake
         client = self._factory(dest)
         run = 1  # rows per claim: doubles after a clean run, back to 1 after a failure

@@ -54,7 +54,7 @@ from accord.engine.records import Pending, Records, internal
 from accord.errors import AccordError, ParseError, StoreBusy
 from accord.hl7 import Message, parse
 from accord.mllp.server import PeerInfo
-from accord.store import InboundMessage, OutboxItem, Store, Tx
+from accord.store import InboundMessage, OutboxItem, Store, Tx, committing_as
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,7 @@ class Ingestor:
 
     def _commit(self, batch: list[Pending], wait: bool = True) -> list[bytes | Exception]:
         """Blocking: the whole batch in one transaction (fast path, else one at a time)."""
+        committing_as("ingest")  # what the store's commit faults say (accord.store)
         try:
             results = self._commit_fast(batch, wait)
         except _SlowPath:

@@ -20,7 +20,7 @@ from typing import Protocol
 from accord.clock import Clock
 from accord.config import StoreConfig
 from accord.errors import StoreError
-from accord.store import Store
+from accord.store import Store, committing_as
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ async def pruning_loop(store: Store, settings: StoreConfig | Callable[[], StoreC
     def current() -> StoreConfig:
         return settings() if callable(settings) else settings
 
+    committing_as("jobs")  # this task's and its threads' commits (accord.store)
     try:
         while True:
             try:

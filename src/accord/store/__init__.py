@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from accord.errors import StoreError
+from accord.store.db.commit_faults import CommitFault, committing_as
 from accord.store.records import (
     MESSAGE_STATUSES,
     OUTBOX_STATUSES,
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MESSAGE_STATUSES",
     "OUTBOX_STATUSES",
+    "CommitFault",
     "ErrorEntry",
     "InboundMessage",
     "InvalidStateError",
@@ -88,6 +90,7 @@ __all__ = [
     "StoreError",
     "StoredMessage",
     "Tx",
+    "committing_as",
     "open_store",
     "sqlite_url",
 ]

@@ -1,8 +1,9 @@
 """Alert rules: which conditions hold now, and which alerts to raise or clear.
 
 Rules:
-- Pure: figures in (a :class:`accord.store.views.dashboard.Dashboard` and ``now``),
-  conditions out. No clock reads, no I/O; :mod:`accord.web.alerts` polls and posts.
+- Pure: figures in (a :class:`accord.store.views.dashboard.Dashboard`, the store's
+  failing commits (:class:`accord.store.CommitFault`) and ``now``), conditions out. No
+  clock reads, no I/O; :mod:`accord.web.alerts` polls and posts.
 - A condition has a stable ``key`` (rule + subject). :class:`AlertState` raises ONE alert
   when a key appears and one "resolved" when it goes away: while a condition holds,
   however many times it is evaluated, nothing more is sent (never a flood).
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from accord.store import CommitFault
 from accord.store.views.dashboard import Dashboard
 
 RuleKind = Literal["queue_depth", "error_rate", "connection_down", "sender_silent", "finding",
-                   "apply_lag"]
+                   "apply_lag", "storage_fault"]
 KINDS: tuple[str, ...] = ("queue_depth", "error_rate", "connection_down", "sender_silent",
-                          "finding", "apply_lag")
+                          "finding", "apply_lag", "storage_fault")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,9 @@ class AlertRule:
     ("" = every one). ``threshold``: queue rows (queue_depth), a fraction 0..1
     (error_rate, with at least ``min_messages`` in the window), minutes (sender_silent),
     open findings (finding), seconds the oldest message answered on store may wait
-    unapplied (apply_lag)."""
+    unapplied (apply_lag). ``storage_fault`` holds while a component's last commit failed
+    (``subject``: ingest, apply, delivery, jobs, mpps; no threshold) and clears with its
+    next successful commit."""
 
     kind: RuleKind
     subject: str = ""
@@ -72,6 +76,7 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule("error_rate", threshold=0.2),
     AlertRule("finding", subject="cancelled_but_performed", threshold=1, severity="error"),
     AlertRule("apply_lag", threshold=300),
+    AlertRule("storage_fault", severity="error"),
 )
 
 
@@ -91,9 +96,15 @@ def _wanted(rule: AlertRule, subject: str) -> bool:
     return not rule.subject or rule.subject == subject
 
 
-def _conditions(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Condition]:
+def _conditions(rule: AlertRule, dash: Dashboard, faults: Sequence[CommitFault],
+                now: datetime) -> Iterable[Condition]:
     name = rule.kind
-    if name == "queue_depth":
+    if name == "storage_fault":
+        for f in faults:
+            if _wanted(rule, f.component):
+                yield Condition(f"{name}:{f.component}", name, f.component,
+                                _fault_summary(f), rule.severity)
+    elif name == "queue_depth":
         for d in dash.destinations:
             if _wanted(rule, d.name) and d.queued > rule.threshold:
                 yield Condition(f"{name}:{d.name}", name, d.name,
@@ -128,6 +139,14 @@ def _conditions(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Con
                                 f"{count} open {kind} findings", rule.severity)
 
 
+def _fault_summary(fault: CommitFault) -> str:
+    """What happened, in words: the component, since when, how often, the driver's error
+    (its class and first line: no statement parameters, so no patient)."""
+    times = "once" if fault.failures == 1 else f"{fault.failures} times"
+    return (f"the store cannot commit {fault.component} writes: failed {times} since "
+            f"{fault.since:%Y-%m-%d %H:%M:%S} UTC ({fault.error_class}: {fault.error})")
+
+
 def _silent(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Condition]:
     """A named sender that sent nothing for ``threshold`` minutes (no sender named: every
     sender seen in the window that then fell silent)."""
@@ -142,11 +161,13 @@ def _silent(rule: AlertRule, dash: Dashboard, now: datetime) -> Iterable[Conditi
                             rule.severity)
 
 
-def evaluate(rules: Sequence[AlertRule], dash: Dashboard, now: datetime) -> list[Condition]:
-    """Every condition that holds now, one per key (the first rule naming it wins)."""
+def evaluate(rules: Sequence[AlertRule], dash: Dashboard, now: datetime,
+             faults: Sequence[CommitFault] = ()) -> list[Condition]:
+    """Every condition that holds now, one per key (the first rule naming it wins);
+    ``faults``: the components whose last commit failed."""
     found: dict[str, Condition] = {}
     for rule in rules:
-        for cond in _conditions(rule, dash, now):
+        for cond in _conditions(rule, dash, faults, now):
             found.setdefault(cond.key, cond)
     return list(found.values())
 

@@ -10,6 +10,8 @@ Rules:
   without the payload.
 - The payload (JSON) carries rule, subject (interface, destination or finding kind),
   summary, severity and times: no patient data (see ``alert_rules``).
+- Storage faults are evaluated even when the store cannot be read: the figures are then
+  the last ones read, so the other alerts stay as they were rather than clear.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import httpx
 
 from accord.clock import Clock
+from accord.store import CommitFault, StoreError
 from accord.store.views.dashboard import Dashboard, DashboardView
 from accord.web.alert_rules import (
     DEFAULT_RULES,
@@ -84,6 +87,7 @@ class AlertMonitor:
     settings: AlertSettings = field(default_factory=AlertSettings)
     destinations: Sequence[str] = ()
     stations: Callable[[], Sequence[str]] = lambda: ()  # listed even when silent
+    storage_faults: Callable[[], Sequence[CommitFault]] = lambda: ()  # failing commits
     state: AlertState = field(default_factory=AlertState)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -115,7 +119,8 @@ class AlertMonitor:
         """One evaluation: ``(raised, cleared)``; their webhook posts are queued."""
         dash = figures if figures is not None else self.figures()
         now = self.clock.now()
-        raised, cleared = self.state.step(evaluate(self.settings.rules, dash, now), now)
+        holding = evaluate(self.settings.rules, dash, now, self.storage_faults())
+        raised, cleared = self.state.step(holding, now)
         self._outbox += [payload(a, "firing") for a in raised]
         self._outbox += [payload(a, "resolved") for a in cleared]
         for a in raised:
@@ -149,7 +154,13 @@ class AlertMonitor:
         """Evaluate and post every ``interval`` seconds until cancelled."""
         while True:
             try:
-                figures = await asyncio.to_thread(self.figures)
+                try:
+                    figures = await asyncio.to_thread(self.figures)
+                except StoreError as exc:  # still evaluated: the storage faults
+                    if self.latest is None:
+                        raise
+                    log.warning("alert figures not read (%s); the last ones are used", exc)
+                    figures = self.latest
                 self.evaluate_once(figures)
                 await self.post_pending()
             except Exception:  # the monitor must outlive a store hiccup

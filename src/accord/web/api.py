@@ -54,12 +54,22 @@ def bad_request(exc: Exception) -> HTTPException:
 
 @router.get("/api/health", tags=["engine"])
 def health(deps: Deps) -> JSONResponse:
-    """200 ``{"status": "ok", ...}`` once every listener is up (no authentication)."""
+    """200 ``{"status": "ok", ...}`` once every listener is up (no authentication).
+
+    ``storage_faults`` lists each component (ingest, apply, delivery, jobs, mpps) whose
+    last commit failed: since when, the last failure, how many, the driver's error class
+    and first line. While any is listed the status is ``degraded``, still 200: the
+    engine is up and recovers by itself when its commits succeed again."""
     listeners = deps.ready()
     store_ok = deps.store.ping()
     up = store_ok and all(listeners.values())
-    body = {"status": "ok" if up else "starting", "listeners": listeners,
-            "store": store_ok, "node": deps.node_id}
+    faults = [{"component": f.component, "since": f.since.isoformat(),
+               "last": f.at.isoformat(), "failures": f.failures,
+               "error_class": f.error_class, "error": f.error}
+              for f in deps.storage_faults()]
+    status = ("degraded" if faults else "ok") if up else "starting"
+    body = {"status": status, "listeners": listeners, "store": store_ok,
+            "storage_faults": faults, "node": deps.node_id}
     return JSONResponse(body, status_code=200 if up else 503)
 
 
@@ -81,6 +91,23 @@ def dashboard(request: Request, principal: Annotated[Principal, who(Action.STATS
     with the same filters and the window's ``since`` and ``until``."""
     dash, window = figures.dashboard(request)
     return js.dashboard_json(dash, window)
+
+
+@router.get("/api/alerts", tags=["engine"])
+def alerts(request: Request, principal: Annotated[Principal, who(Action.STATS_READ)]
+           ) -> dict[str, Any]:
+    """The open alerts, oldest first, as the dashboard shows them: ``key`` (rule and
+    subject), ``rule``, ``subject`` (destination, sender, finding kind, or the component
+    whose commits fail for ``storage_fault``), ``summary`` (what happened, in words, no
+    patient data), ``severity`` and ``since``. Empty when the alert monitor does not
+    run."""
+    monitor = getattr(request.app.state, "alerts", None)
+    open_alerts = monitor.open_alerts() if monitor is not None else []
+    items = [{"key": a.condition.key, "rule": a.condition.rule,
+              "subject": a.condition.subject, "summary": a.condition.summary,
+              "severity": a.condition.severity, "since": a.since.isoformat()}
+             for a in open_alerts]
+    return {"items": items, "next": None}
 
 
 @router.get("/api/peers", tags=["engine"])

@@ -224,6 +224,7 @@ def build_deps(runtime_or_deps: Any, *, api_token: str | None = None,
                    reprocess_outbox=rt.deliverer.reprocess, inject=rt.ingestor.inject,
                    ready=ready, metrics=metrics, node_id=rt.node_id, config=rt.config,
                    peers=getattr(rt, "peers", lambda: []),
+                   storage_faults=rt.store.database.commits.failing,
                    reload=reload if hasattr(rt, "reload") else None,
                    permissions=table(admin_reads_audit=rt.config.audit.admin_can_read))
 

@@ -23,7 +23,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from accord.clock import Clock, ControlIds
-from accord.store import Store
+from accord.store import CommitFault, Store
 from accord.store.views import Views
 from accord.store.workflow.catalog import CodeTables
 from accord.web.audit import Auditor
@@ -45,7 +45,8 @@ class WebDeps:
     lists this node's client addresses per listener with their counters
     (``accord.mllp.admission.PeerCounters`` as dicts, with a ``listener`` key);
     ``reload`` reads the configuration file again (``Runtime.reload``) and answers what
-    it applied, raising ConfigError when the file is refused.
+    it applied, raising ConfigError when the file is refused; ``storage_faults`` lists
+    the components whose last commit failed (``accord.store.CommitFault``).
     """
 
     store: Store
@@ -63,6 +64,8 @@ class WebDeps:
     node_id: str = ""
     config: Any = None
     peers: Callable[[], list[dict[str, Any]]] = field(default_factory=lambda: (lambda: []))
+    storage_faults: Callable[[], list[CommitFault]] = field(
+        default_factory=lambda: (lambda: []))
     reload: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
     permissions: Table = field(default_factory=lambda: PERMISSIONS)  # this deployment's
     caches: dict[str, Any] = field(default_factory=dict)  # the web layer's, by name

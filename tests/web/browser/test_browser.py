@@ -88,7 +88,7 @@ def test_the_integration_engineers_day(
         page.click("button:has-text('Merge B into A')")
         page.wait_for_selector("text=Merged; ADT^A40 queued downstream.")
         page.wait_for_timeout(1500)
-        assert any(b"ADT^A40" in m for m in eng.pacs.received)
+        assert any(b"ADT^A40" in m for m in eng.pacs.messages)
 
         # Resolve the unknown-order finding.
         page.goto(f"{eng.url}/findings?kind=unknown_order")

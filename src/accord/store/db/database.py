@@ -5,6 +5,9 @@ Rules:
   transaction that commits when the block exits and rolls back when it raises
   (:meth:`Database.write`; on SQLite ``BEGIN IMMEDIATE``, so a read-then-write never
   fails with ``SQLITE_BUSY_SNAPSHOT``). Both raise database failures as StoreError.
+- Every write transaction reports its end to :attr:`Database.commits`
+  (:mod:`accord.store.db.commit_faults`): what fails to commit, per component, for the
+  alerts and ``/api/health``.
 - Every SQL part of the store (gateway, workflow, views, accounts) is given a Database
   when it is built; none finds an engine through another object.
 - :func:`connect` picks the engine from the URL: ``sqlite:///path/accord.db``
@@ -20,6 +23,7 @@ from sqlalchemy import Connection, Engine
 
 from accord.errors import ConfigError
 from accord.store.db import faults
+from accord.store.db.commit_faults import CommitFaults
 from accord.store.db.errors import db_errors
 from accord.store.db.sqlite import WRITE_OPTION
 
@@ -30,6 +34,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        self.commits = CommitFaults()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -40,7 +45,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed at exit, rolled back if the block raises."""
-        with db_errors(), self.engine.connect() as conn:
+        with db_errors(), self.commits.watch(), self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn

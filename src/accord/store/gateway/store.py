@@ -187,7 +187,8 @@ class SqlStore:
 
     @contextmanager
     def _pinned_transaction(self, wait: bool) -> Iterator[SqlTx]:
-        with db_errors(), self._pinned.transaction(wait) as conn:
+        with db_errors(), self.database.commits.watch(), \
+                self._pinned.transaction(wait) as conn:
             tx = SqlTx(conn)
             yield tx
         tx.committed()

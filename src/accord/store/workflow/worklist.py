@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, delete, or_, select
+from sqlalchemy import ColumnElement, Connection, delete, literal_column, or_, select
 
 from accord.store import Tx
 from accord.store.db import Database
@@ -95,11 +95,14 @@ class SqlWorklistReader:
     ) -> list[OrderWithPatient]:
         """Orders (any status) with one of these Study Instance UIDs, accessions, SPS IDs."""
         o = wf_orders.c
+        # The unique indexes on these are partial (``<> ''``): SQLite uses one only when
+        # the query states that condition literally; else every MPPS scanned all orders.
         terms: list[ColumnElement[bool]] = []
         if uids := [u for u in study_uids if u]:
-            terms.append(o.study_instance_uid.in_(uids))
+            terms.append(o.study_instance_uid.in_(uids)
+                         & (o.study_instance_uid != literal_column("''")))
         if accs := [a for a in accessions if a]:
-            terms.append(o.accession.in_(accs))
+            terms.append(o.accession.in_(accs) & (o.accession != literal_column("''")))
         if sps := [s for s in sps_ids if s]:
             terms.append(
                 o.id.in_(
@@ -174,7 +177,8 @@ class SqlWorklistReader:
                     r[0]
                     for r in conn.execute(
                         select(o.study_instance_uid).where(
-                            o.study_instance_uid.in_(sorted(set(study_uids)))
+                            o.study_instance_uid.in_(sorted(set(study_uids))),
+                            o.study_instance_uid != literal_column("''"),
                         )
                     )
                 }
@@ -182,7 +186,10 @@ class SqlWorklistReader:
                 accs = {
                     r[0]
                     for r in conn.execute(
-                        select(o.accession).where(o.accession.in_(sorted(set(accessions))))
+                        select(o.accession).where(
+                            o.accession.in_(sorted(set(accessions))),
+                            o.accession != literal_column("''"),
+                        )
                     )
                 }
         return uids, accs

@@ -125,4 +125,5 @@ def alert_monitor(deps: WebDeps) -> AlertMonitor:
         raise ConfigError(str(exc)) from exc
     return AlertMonitor(deps.views.dashboard, deps.clock, settings,
                         destinations=figures.destinations(deps),
-                        stations=lambda: figures.stations(deps))
+                        stations=lambda: figures.stations(deps),
+                        storage_faults=deps.storage_faults)
