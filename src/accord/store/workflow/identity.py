@@ -87,18 +87,20 @@ DELETE_FEATURES = delete(wf_identity_features).where(_f.patient_id == bindparam(
 _ADD: dict[str, Any] = {}
 
 
-def identity_keys(patient: Patient) -> tuple[str, ...]:
-    """The counted keys of a patient: none for a tombstone (it is no one to match)."""
+def identity_keys(patient: Patient, f: Features | None = None) -> tuple[str, ...]:
+    """The counted keys of a patient: none for a tombstone (it is no one to match).
+    ``f``: its features when the caller has them already."""
     if patient.merged_into is not None:
         return ()
-    return count_keys(features(patient.demographics))
+    return count_keys(f if f is not None else features(patient.demographics))
 
 
-def features_row(patient: Patient) -> dict[str, Any] | None:
-    """The ``identity_features`` row of a live patient."""
+def features_row(patient: Patient, f: Features | None = None) -> dict[str, Any] | None:
+    """The ``identity_features`` row of a live patient (``f`` as for ``identity_keys``)."""
     if patient.merged_into is not None:
         return None
-    return {"patient_id": patient.id, "packed": pack(features(patient.demographics))}
+    return {"patient_id": patient.id,
+            "packed": pack(f if f is not None else features(patient.demographics))}
 
 
 def _add_statement(conn: Connection) -> Any:

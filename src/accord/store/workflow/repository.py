@@ -57,7 +57,7 @@ from accord.store.workflow import statements as Q
 from accord.store.workflow import stats as stats_batch
 from accord.store.workflow.changes import ChangeLog, CommittedChanges
 from accord.workflow.findings import FieldStat, FieldStats, Finding
-from accord.workflow.identity.compare import features
+from accord.workflow.identity.compare import Features, features
 from accord.workflow.identity.frequencies import count_changes
 from accord.workflow.identity.index import lookup_keys, stored_keys
 from accord.workflow.identity.matcher import Candidates
@@ -75,10 +75,6 @@ def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Ru
 def block_keys(demographics: Demographics) -> list[str]:
     """The stored blocking keys of a patient: ``"<rule>:<key>"`` per non-empty key."""
     return list(stored_keys(features(demographics)))
-
-
-def _query_keys(demographics: Demographics) -> list[str]:
-    return list(lookup_keys(features(demographics)))
 
 
 def step_rows(order: Order) -> list[dict[str, Any]]:
@@ -149,6 +145,9 @@ class SqlRepository:
         # Each order as its rows stand now (last read or saved here): a save that keeps
         # its steps rewrites only their status and hold, not every step row.
         self._stored: dict[str, Order] = {}
+        # The identity features of each demographics value met here, by identity: a new
+        # patient's are needed for its candidates, blocking keys, packed row and counts.
+        self._features: dict[int, tuple[Demographics, Features]] = {}
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -195,8 +194,14 @@ class SqlRepository:
             self._by_ident[key] = found[0] if found else None
         return self._by_ident[key]
 
+    def _features_of(self, demographics: Demographics) -> Features:
+        kept = self._features.get(id(demographics))
+        if kept is None or kept[0] is not demographics:
+            kept = self._features[id(demographics)] = (demographics, features(demographics))
+        return kept[1]
+
     def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
-        keys = _query_keys(demographics)
+        keys = list(lookup_keys(self._features_of(demographics)))
         if not keys:
             return []
         found = self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
@@ -204,7 +209,7 @@ class SqlRepository:
 
     def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
                             limit: int = 100) -> Candidates:
-        return idx.candidates(self._c, self._x, features(demographics), exclude=exclude,
+        return idx.candidates(self._c, self._x, self._features_of(demographics), exclude=exclude,
                               limit=limit)
 
     def save_patient(self, patient: Patient) -> None:
@@ -232,17 +237,19 @@ class SqlRepository:
             {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
              "patient_id": patient.id, "position": n, "value_rev": search_key(i.value)}
             for n, i in enumerate(patient.identifiers)], ["value", "authority"], self._x)
+        f = self._features_of(d)
         if patient.merged_into is None:
-            blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
+            blocks = [{"key": k[:255], "patient_id": patient.id} for k in stored_keys(f)]
             if blocks:
                 self._x.run(Q.INSERT_BLOCKS, blocks)
-        row = idx.features_row(patient)
+        row = idx.features_row(patient, f)
         if row is not None:
             upsert(self._c, wf_identity_features, [row], ["patient_id"], self._x)
         before = self._counted.get(patient.id)
         idx.add_counts(self._c, count_changes(
-            idx.identity_keys(before) if before is not None else (),
-            idx.identity_keys(patient)), self._x)
+            idx.identity_keys(before, self._features_of(before.demographics))
+            if before is not None and before.merged_into is None else (),
+            idx.identity_keys(patient, f)), self._x)
         self._counted[patient.id] = patient
 
     # --- visits -------------------------------------------------------------------------
