@@ -192,6 +192,8 @@ class SqlRepository:
             found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=key[0],
                                               authority=key[1]))
             self._by_ident[key] = found[0] if found else None
+            if found:  # the same row as read by its id (the order's patient, next)
+                self._by_id.setdefault(found[0].id, found[0])
         return self._by_ident[key]
 
     def _features_of(self, demographics: Demographics) -> Features:
