@@ -342,7 +342,10 @@ def test_worklist_log_follows_order_and_patient_changes(store: SqlStore) -> None
     assert log_size() == 2  # the order's worklist item shows the patient: logged again
 
 
-def _rows_of(store: SqlStore, oid: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+Rows = list[tuple[object, ...]]
+
+
+def _rows_of(store: SqlStore, oid: str) -> tuple[Rows, Rows]:
     """The ``orders`` row (but ``updated_at``) and the ``procedure_steps`` rows of ``oid``."""
     o, s = wf_orders.c, wf_procedure_steps.c
     with store.database.engine.connect() as conn:
