@@ -40,15 +40,23 @@ def check_visit(s: Session, order: Order, visit_number: str) -> None:
 
 
 def _existing(s: Session, order: Order | None, cmd: ReportResult) -> Report | None:
+    """The order's report, else the first report (by id) a number of the message names,
+    most specific number first, that has no order or this one. One read for all."""
+    numbers = [(k, v) for k, v in cmd.ref.numbers()
+               if v and k in ("accession", "placer_number", "filler_number")]
+    own = [("order_id", order.id)] if order is not None else []
+    if not numbers and not own:
+        return None
+    found = sorted(s.repo.reports_by_numbers([*own, *numbers]), key=lambda r: r.id)
     if order is not None:
-        found = s.repo.reports_by("order_id", order.id)
-        if found:
-            return found[0]
-    for key, value in cmd.ref.numbers():
-        if key in ("accession", "placer_number", "filler_number"):
-            for r in s.repo.reports_by(key, value):
-                if r.order_id is None or (order is not None and r.order_id == order.id):
-                    return r
+        mine = [r for r in found if r.order_id == order.id]
+        if mine:
+            return mine[0]
+    for key, value in numbers:
+        for r in found:
+            if getattr(r, key) == value and (
+                    r.order_id is None or (order is not None and r.order_id == order.id)):
+                return r
     return None
 
 

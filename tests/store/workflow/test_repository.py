@@ -10,12 +10,12 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from accord.errors import StoreError
 from accord.mapping.procedures import catalog_from_config
 from accord.store.gateway.store import SqlStore
-from accord.store.schema.workflow import wf_worklist_log
+from accord.store.schema.workflow import wf_orders, wf_procedure_steps, wf_worklist_log
 from accord.store.workflow.catalog import CodeTables
 from accord.store.workflow.repository import SqlRepository, reading, repository_for
 from accord.workflow.findings import FieldStat, FieldStats, Finding, FindingKind, Resolution
@@ -340,6 +340,55 @@ def test_worklist_log_follows_order_and_patient_changes(store: SqlStore) -> None
         assert p is not None
         w.save_patient(Patient(p.id, p.identifiers, Demographics(PersonName("Renamed"))))
     assert log_size() == 2  # the order's worklist item shows the patient: logged again
+
+
+Rows = list[tuple[object, ...]]
+
+
+def _rows_of(store: SqlStore, oid: str) -> tuple[Rows, Rows]:
+    """The ``orders`` row (but ``updated_at``) and the ``procedure_steps`` rows of ``oid``."""
+    o, s = wf_orders.c, wf_procedure_steps.c
+    with store.database.engine.connect() as conn:
+        orders = [tuple(r) for r in conn.execute(
+            select(*(c for c in wf_orders.c if c.name != "updated_at")).where(o.id == oid))]
+        steps = sorted(tuple(r) for r in conn.execute(
+            select(s.sps_id, s.station_ae, s.modality, s.start_at, s.start_date, s.status,
+                   s.held).where(s.order_id == oid)))
+    return orders, steps
+
+
+@pytest.mark.parametrize("change", ["status", "hold", "steps", "numbers", "nothing"])
+def test_a_read_order_saved_again_has_the_rows_a_fresh_write_gives(
+        store: SqlStore, change: str) -> None:
+    """An order read and saved again (the columns that moved, its step rows' status and
+    hold, or its steps anew) leaves the rows that writing it from scratch leaves."""
+    later = T0 + timedelta(hours=5)
+    moved: dict[str, object] = {
+        "status": {"status": Status.IN_PROGRESS},
+        "hold": {"hold_reason": "ORC-1 HD"},
+        "steps": {"steps": (ProcedureStep("S2", "MR", ("MR1",), start=later),
+                            ProcedureStep("S3", "MR", (), start=later))},
+        "numbers": {"accession": "A9", "placer_number": "PL9", "source": "OTHER"},
+        "nothing": {},
+    }[change]
+    wanted = replace(order(), **moved)  # type: ignore[arg-type]
+    with repo(store) as w:
+        w.save_patient(patient())
+        w.save_order(order())
+    with repo(store) as w:
+        first = w.order("O1")
+        assert first is not None
+        w.save_order(replace(first, **moved))  # type: ignore[arg-type]
+    saved = _rows_of(store, "O1")
+    with store.database.engine.begin() as conn:
+        conn.execute(delete(wf_procedure_steps).where(wf_procedure_steps.c.order_id == "O1"))
+        conn.execute(delete(wf_orders).where(wf_orders.c.id == "O1"))
+    with repo(store) as w:
+        w.save_order(wanted)
+    assert saved == _rows_of(store, "O1")
+    assert len(saved[0]) == 1 and len(saved[1]) == 2
+    with reading(store.database, T0) as r:
+        assert r.order("O1") == wanted
 
 
 def test_code_table_versions_are_kept_with_time_and_author(store: SqlStore) -> None:

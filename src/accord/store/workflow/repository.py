@@ -8,7 +8,11 @@ Rules:
 - Few, indexed statements: an entity is written as one upsert of its row (key columns
   plus its ``doc``) and, for patients and orders, one delete + one insert of its child
   rows (identifiers, blocking keys, steps). A patient or order the repository has not
-  read in this message is new (ids are fresh), so its deletes are skipped. Trace events
+  read in this message is new (ids are fresh), so its deletes are skipped. An order
+  whose steps are those it was read with gets one UPDATE of its step rows' status and
+  hold instead (nothing when neither moved): the step rows' indexes stay untouched.
+  Likewise an order read here is saved by an UPDATE of the columns that moved (with
+  ``updated_at`` and ``doc``), not an upsert of all of them. Trace events
   are buffered and written in one statement by :meth:`flush`.
 - ``candidates`` is one indexed lookup on ``patient_blocks`` (the identity matcher's
   blocking keys, written at save time), so it stays fast at a million patients.
@@ -53,7 +57,7 @@ from accord.store.workflow import statements as Q
 from accord.store.workflow import stats as stats_batch
 from accord.store.workflow.changes import ChangeLog, CommittedChanges
 from accord.workflow.findings import FieldStat, FieldStats, Finding
-from accord.workflow.identity.compare import features
+from accord.workflow.identity.compare import Features, features
 from accord.workflow.identity.frequencies import count_changes
 from accord.workflow.identity.index import lookup_keys, stored_keys
 from accord.workflow.identity.matcher import Candidates
@@ -71,10 +75,6 @@ def _write_stats(conn: Connection, rows: Sequence[Mapping[str, Any]], runner: Ru
 def block_keys(demographics: Demographics) -> list[str]:
     """The stored blocking keys of a patient: ``"<rule>:<key>"`` per non-empty key."""
     return list(stored_keys(features(demographics)))
-
-
-def _query_keys(demographics: Demographics) -> list[str]:
-    return list(lookup_keys(features(demographics)))
 
 
 def step_rows(order: Order) -> list[dict[str, Any]]:
@@ -95,6 +95,23 @@ def step_rows(order: Order) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    """The ``orders`` columns of an order besides its id, ``updated_at`` and ``doc``."""
+    row: dict[str, Any] = {k: getattr(order, k) for k in ORDER_KEYS}
+    row.update(patient_id=order.patient_id, status=order.status.value,
+               source=order.source[:227], held=bool(order.hold_reason),
+               accession_rev=search_key(order.accession))
+    return row
+
+
+def _same_steps(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether two orders' step rows differ at most in the order's status and hold."""
+    return len(old) == len(new) and all(
+        a["sps_id"] == b["sps_id"] and a["station_ae"] == b["station_ae"]
+        and a["modality"] == b["modality"] and a["start_at"] == b["start_at"]
+        for a, b in zip(old, new, strict=True))
 
 
 def _has_number(order: Order, key: str, value: str) -> bool:
@@ -125,6 +142,12 @@ class SqlRepository:
         # Each patient as first read or last saved here: a save changes the identity
         # counts by the difference of its counted keys (computed only then).
         self._counted: dict[str, Patient] = {}
+        # Each order as its rows stand now (last read or saved here): a save that keeps
+        # its steps rewrites only their status and hold, not every step row.
+        self._stored: dict[str, Order] = {}
+        # The identity features of each demographics value met here, by identity: a new
+        # patient's are needed for its candidates, blocking keys, packed row and counts.
+        self._features: dict[int, tuple[Demographics, Features]] = {}
 
     def focus(self, message_type: str) -> None:
         """This repository serves one message of ``message_type`` (MSH-9, as the engine
@@ -169,10 +192,18 @@ class SqlRepository:
             found = self._patients(self._rows(Q.PATIENT_BY_IDENTIFIER, value=key[0],
                                               authority=key[1]))
             self._by_ident[key] = found[0] if found else None
+            if found:  # the same row as read by its id (the order's patient, next)
+                self._by_id.setdefault(found[0].id, found[0])
         return self._by_ident[key]
 
+    def _features_of(self, demographics: Demographics) -> Features:
+        kept = self._features.get(id(demographics))
+        if kept is None or kept[0] is not demographics:
+            kept = self._features[id(demographics)] = (demographics, features(demographics))
+        return kept[1]
+
     def candidates(self, demographics: Demographics, limit: int = 100) -> Sequence[Patient]:
-        keys = _query_keys(demographics)
+        keys = list(lookup_keys(self._features_of(demographics)))
         if not keys:
             return []
         found = self._patients(self._rows(Q.CANDIDATES, keys=keys, limit=limit))
@@ -180,7 +211,7 @@ class SqlRepository:
 
     def identity_candidates(self, demographics: Demographics, *, exclude: str = "",
                             limit: int = 100) -> Candidates:
-        return idx.candidates(self._c, self._x, features(demographics), exclude=exclude,
+        return idx.candidates(self._c, self._x, self._features_of(demographics), exclude=exclude,
                               limit=limit)
 
     def count_matched(self, changes: Mapping[str, int]) -> None:
@@ -211,17 +242,19 @@ class SqlRepository:
             {"value": i.value, "authority": i.authority, "type_code": i.type_code[:16],
              "patient_id": patient.id, "position": n, "value_rev": search_key(i.value)}
             for n, i in enumerate(patient.identifiers)], ["value", "authority"], self._x)
+        f = self._features_of(d)
         if patient.merged_into is None:
-            blocks = [{"key": k[:255], "patient_id": patient.id} for k in block_keys(d)]
+            blocks = [{"key": k[:255], "patient_id": patient.id} for k in stored_keys(f)]
             if blocks:
                 self._x.run(Q.INSERT_BLOCKS, blocks)
-        row = idx.features_row(patient)
+        row = idx.features_row(patient, f)
         if row is not None:
             upsert(self._c, wf_identity_features, [row], ["patient_id"], self._x)
         before = self._counted.get(patient.id)
         idx.add_counts(self._c, count_changes(
-            idx.identity_keys(before) if before is not None else (),
-            idx.identity_keys(patient)), self._x)
+            idx.identity_keys(before, self._features_of(before.demographics))
+            if before is not None and before.merged_into is None else (),
+            idx.identity_keys(patient, f)), self._x)
         self._counted[patient.id] = patient
 
     # --- visits -------------------------------------------------------------------------
@@ -242,6 +275,7 @@ class SqlRepository:
     def _orders(self, docs: Iterable[Any]) -> list[Order]:
         found = [codec.decode_order(doc) for doc in docs]
         self._known.update(("order", o.id) for o in found)
+        self._stored.update((o.id, o) for o in found)
         return found
 
     def order(self, order_id: str) -> Order | None:
@@ -272,17 +306,36 @@ class SqlRepository:
         return self._orders(self._rows(Q.ORDERS_OF, pid=patient_id))
 
     def save_order(self, order: Order) -> None:
-        row: dict[str, Any] = {k: getattr(order, k) for k in ORDER_KEYS}
-        row.update(id=order.id, patient_id=order.patient_id, status=order.status.value,
-                   source=order.source[:227], held=bool(order.hold_reason),
-                   updated_at=self._now, doc=codec.encode_order(order),
-                   accession_rev=search_key(order.accession))
-        upsert(self._c, wf_orders, [row], ["id"], self._x)
+        row = _order_row(order)
+        before = self._stored.get(order.id)
+        if before is None:  # new here (a fresh id), or a resend racing its first save
+            row.update(id=order.id, updated_at=self._now, doc=codec.encode_order(order))
+            upsert(self._c, wf_orders, [row], ["id"], self._x)
+        else:  # as read: only the columns that moved (the indexes of the others stay)
+            old = _order_row(before)
+            moved = tuple(k for k, v in row.items() if old[k] != v)
+            self._x.run(Q.update_order(moved), [{
+                **{f"to_{k}": row[k] for k in moved}, "oid": order.id,
+                "to_updated_at": self._now, "to_doc": codec.encode_order(order)}])
+        self._save_steps(order)
+        self._known.add(("order", order.id))
+        self._stored[order.id] = order
+        self._log_order(order)
+
+    def _save_steps(self, order: Order) -> None:
+        """The order's ``procedure_steps`` rows: one UPDATE of status and hold when only
+        those moved (most saves: a status change), else deleted and written anew."""
+        rows = step_rows(order)
+        before = self._stored.get(order.id)
+        if before is not None and _same_steps(step_rows(before), rows):
+            if (before.status, bool(before.hold_reason)) != (order.status,
+                                                               bool(order.hold_reason)):
+                self._x.run(Q.UPDATE_STEPS, [{"oid": order.id, "to_status": order.status.value,
+                                              "to_held": bool(order.hold_reason)}])
+            return
         if ("order", order.id) in self._known:
             self._x.run(Q.DELETE_STEPS, [{"oid": order.id}])
-        self._known.add(("order", order.id))
-        self._x.run(Q.INSERT_STEPS, step_rows(order))
-        self._log_order(order)
+        self._x.run(Q.INSERT_STEPS, rows)
 
     def _log_order(self, order: Order) -> None:
         row = {"order_id": order.id, "at": self._now}

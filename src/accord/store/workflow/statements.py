@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from accord.store.schema import (
     wf_field_stats,
@@ -131,6 +141,27 @@ def reports_by_any(keys: tuple[str, ...]) -> Select[Any]:
 ORDERS_OF = select(_o.doc).where(_o.patient_id == bindparam("pid")).order_by(_o.id)
 DELETE_STEPS = delete(wf_procedure_steps).where(
     wf_procedure_steps.c.order_id == bindparam("oid")
+)
+_UPDATE_ORDER: dict[tuple[str, ...], Any] = {}
+
+
+def update_order(moved: tuple[str, ...]) -> Any:
+    """UPDATE of one order (``oid``): ``updated_at``, ``doc`` and the ``moved`` columns,
+    each from its ``to_<column>`` parameter."""
+    stmt = _UPDATE_ORDER.get(moved)
+    if stmt is None:
+        columns = (*moved, "updated_at", "doc")
+        stmt = _UPDATE_ORDER[moved] = update(wf_orders).where(
+            _o.id == bindparam("oid")).values(
+            {c: bindparam(f"to_{c}", type_=_o[c].type) for c in columns})
+    return stmt
+
+
+UPDATE_STEPS = (
+    update(wf_procedure_steps)
+    .where(wf_procedure_steps.c.order_id == bindparam("oid"))
+    .values(status=bindparam("to_status", type_=wf_procedure_steps.c.status.type),
+            held=bindparam("to_held", type_=wf_procedure_steps.c.held.type))
 )
 INSERT_STEPS = insert(wf_procedure_steps)
 INSERT_LOG = insert(wf_worklist_log)
