@@ -27,10 +27,11 @@ acknowledgment, §2.9.3 enhanced mode):
    not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
    both threads then contend for the GIL while an fsync is in flight.
 6. ACK on store. A message in enhanced mode (MSH-15 or MSH-16 valued), or any accepted
-   message with ``mllp.ack: on_store``, is not processed here: its raw bytes, dedupe
-   claim and an inbox row are committed and it is answered CA (AA in original mode) at
-   once; :mod:`accord.engine.applier` applies it in arrival order. What is refused (AR)
-   is answered as before.
+   message with ``mllp.ack: on_store``, is not processed here: what custody needs (its
+   raw bytes, its dedupe key and claim, its ACK for resends, an inbox row) is committed
+   and it is answered CA (AA in original mode) at once; :mod:`accord.engine.applier`
+   applies it in arrival order and writes the rest of its record (header and search
+   keys, outcome). What is refused (AR) is answered as before.
 7. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
    commits on the event loop without waiting for any lock (``INLINE_MAX``,
    ``SOLE_SENDER_SECONDS``, :mod:`accord.engine.group_commit`).
@@ -63,6 +64,11 @@ MAX_BATCH = 500
 
 SOLE_SENDER_SECONDS = 0.5
 """Inline commits only after this long with one connection alone submitting."""
+
+ACTIVE_SECONDS = 0.05
+"""Ingest counts as busy (:meth:`Ingestor.busy`) this long after a message arrived:
+senders waiting for their next answer send again within it, and the applier then waits
+for a gap rather than take the GIL and the write lock from their commits."""
 
 INLINE_MAX = 1
 """SQLite: a lone message, when the writer is idle, commits on the event loop (no thread
@@ -126,6 +132,7 @@ class Ingestor:
         self.stats = IngestStats()
         self._last_peer = ""  # the connection that submitted last, and since when
         self._peer_changed = 0.0
+        self._last_submit = float("-inf")  # monotonic time of the last message received
         self._down_since: float | None = None  # monotonic time of the first failed commit
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
@@ -190,9 +197,10 @@ class Ingestor:
         return mid
 
     def busy(self) -> bool:
-        """Messages are waiting to be committed, or being committed (the applier lets
-        them take the write lock first)."""
-        return not self._writer.idle
+        """Messages are waiting to be committed, being committed, or arrived in the last
+        ``ACTIVE_SECONDS`` (the applier lets them take the write lock first)."""
+        return (time.monotonic() - self._last_submit < ACTIVE_SECONDS
+                or not self._writer.idle)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
@@ -201,8 +209,9 @@ class Ingestor:
 
     async def _submit(self, payload: bytes, peer: PeerInfo, refused: str | None) -> bytes:
         where = f"{peer.host}:{peer.port}"
+        self._last_submit = time.monotonic()
         if where != self._last_peer:  # another connection is sending (see _commit_inline)
-            self._last_peer, self._peer_changed = where, time.monotonic()
+            self._last_peer, self._peer_changed = where, self._last_submit
         pending = Pending(payload, where, self._clock.now(), refused)
         return await self._writer.submit(pending)
 
@@ -312,11 +321,14 @@ class Ingestor:
             return self._save(tx, ready)
         msg, base = ready
         first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
-        if first is None and p.store_first:
-            with contextlib.suppress(_ClaimLost):
-                return self._save(tx, self._records.stored(msg, base, p.ack), claim=True,
-                                  inbox=True)
-            first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
+        if p.store_first:
+            if first is None:
+                with contextlib.suppress(_ClaimLost):
+                    return self._save(tx, self._records.stored(msg, base, p.ack),
+                                      claim=True, inbox=True)
+                first = tx.find_first(base.sending_app, base.sending_facility,
+                                      base.control_id)
+            base = self._records.inbound(p, msg)  # not stored first: the whole record
         if first is None:
             try:
                 with tx.savepoint():

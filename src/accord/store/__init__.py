@@ -173,6 +173,18 @@ class Tx(Protocol):
         """Set a stored message's status and outcome once applied (its ACK is kept)."""
         ...
 
+    def inbox_take(self, message_ids: Sequence[int]) -> bool:
+        """:meth:`inbox_remove` for many messages at once: False when any was no longer
+        there (some may be taken: the caller rolls back, then takes them one at a time)."""
+        ...
+
+    def record_applied(self, applied: Sequence[tuple[int, InboundMessage]]) -> None:
+        """Write what applying found, ``(message id, record)``: the record's header keys,
+        status and outcome over the stored row (its ACK is kept), and its search keys
+        (``patient_ids``, ``accessions``) added. A message answered on store was stored
+        with its raw bytes and dedupe key only; this completes its record."""
+        ...
+
 
 class Store(Protocol):
     """The durable store (SQLite or PostgreSQL); safe to share between threads."""
