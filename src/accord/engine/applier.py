@@ -229,7 +229,7 @@ class Applier:
             return
         deadline = time.monotonic() + YIELD_SECONDS
         while self._ingest_busy() and time.monotonic() < deadline:
-            time.sleep(0.001)
+            time.sleep(0.005)
 
     def apply_batch(self) -> int:
         """Blocking: one transaction applying the oldest waiting messages, up to

@@ -113,7 +113,8 @@ class Ingestor:
 
     def __init__(self, store: Store, clock: Clock, control_ids: ControlIds,
                  processor: Processor, config: Config, *, listener: str = "mllp",
-                 notify: Callable[[], None] | None = None) -> None:
+                 notify: Callable[[], None] | None = None,
+                 to_apply: Callable[[], None] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._ids = control_ids
@@ -123,17 +124,30 @@ class Ingestor:
                                 on_store=config.mllp.ack == "on_store")
         self._listener = listener
         self._notify = notify  # told after each commit (wakes the delivery workers)
+        # Told after a commit that put messages in the inbox (wakes the applier): not
+        # after every commit, as an applier woken for nothing opens a transaction.
+        self._to_apply = to_apply
+        self._inboxed = False  # a commit since the last telling stored messages to apply
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
         # commit, and so never an ACK.
         local = getattr(store, "dialect", "") == "sqlite"  # inline: the disk, no network
         self._writer: GroupCommit[Pending, bytes] = GroupCommit(
-            self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify,
+            self._commit, max_batch=MAX_BATCH, name="accord-ingest",
+            on_committed=self._committed,
             inline=self._commit_inline if local else None, inline_max=INLINE_MAX)
         self.stats = IngestStats()
         self._last_peer = ""  # the connection that submitted last, and since when
         self._peer_changed = 0.0
         self._last_submit = float("-inf")  # monotonic time of the last message received
         self._down_since: float | None = None  # monotonic time of the first failed commit
+
+    def _committed(self) -> None:
+        """On the event loop, after a batch committed: tell who waits for its rows."""
+        if self._notify is not None:
+            self._notify()
+        if self._inboxed and self._to_apply is not None:
+            self._inboxed = False
+            self._to_apply()
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
         """Store, process and answer one MLLP payload (the MllpServer handler)."""
@@ -286,6 +300,7 @@ class Ingestor:
                        for plan, mid in zip(plans, ids, strict=True) if plan.inbox]
             if waiting:
                 tx.inbox_add(waiting)
+        self._inboxed = self._inboxed or bool(waiting)  # committed: the applier may look
         return [plan.record.ack for plan in plans]
 
     def _plan(self, tx: Tx, p: Pending) -> _Planned:
@@ -313,6 +328,7 @@ class Ingestor:
                 except Exception as exc:  # this message alone gets no ACK
                     log.exception("could not store a message from %s", pending.peer)
                     results.append(exc)
+        self._inboxed = self._inboxed or any(p.store_first for p in batch)
         return results
 
     def _one(self, tx: Tx, p: Pending) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from accord.store.db.compiled import Runner
 from accord.store.db.sanitize import clean_json
 from accord.store.gateway.messages import HEADER_FIELDS, fit, key_rows, load_messages
 from accord.store.records import InboundMessage, JsonDict, MessageStatus, StoredMessage
@@ -38,8 +39,7 @@ _INSERT_KEYS = insert(message_keys)
 def add(conn: Connection, waiting: Sequence[tuple[int, datetime]]) -> None:
     """Put stored messages, ``(message id, received at)``, in the inbox (their ids are
     their arrival order)."""
-    if waiting:
-        conn.execute(_INSERT, [{"message_id": i, "received_at": at} for i, at in waiting])
+    Runner(conn).run(_INSERT, [{"message_id": i, "received_at": at} for i, at in waiting])
 
 
 def oldest(conn: Connection, limit: int) -> list[StoredMessage]:
@@ -79,11 +79,11 @@ def record_applied(conn: Connection, applied: Sequence[tuple[int, InboundMessage
         row.update(b_id=message_id, b_status=record.status,
                    b_outcome=clean_json(record.outcome))
         rows.append(row)
-    conn.execute(_APPLIED, rows)
-    keys = [k for message_id, record in applied
-            for k in key_rows(message_id, record.patient_ids, record.accessions)]
-    if keys:
-        conn.execute(_INSERT_KEYS, keys)
+    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``db/compiled.py``)
+    runner.run(_APPLIED, rows)
+    runner.run(_INSERT_KEYS, [k for message_id, record in applied
+                              for k in key_rows(message_id, record.patient_ids,
+                                                record.accessions)])
 
 
 def record_outcome(conn: Connection, message_id: int, status: MessageStatus,
