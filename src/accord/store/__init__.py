@@ -23,9 +23,10 @@ its ``database``; nothing outside this package reaches SQL any other way.
 Rules:
 - Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
   and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
-  A message answered on store writes its raw bytes, its dedupe claim and an inbox row
-  instead; the applier later writes its outcome and outbox rows and deletes the inbox
-  row in ONE transaction (:meth:`Tx.inbox_remove`).
+  A message answered on store writes its raw bytes, its dedupe key and claim and an
+  inbox row instead; the applier later completes its record (:meth:`Tx.record_applied`),
+  writes its outbox rows and deletes the inbox row in ONE transaction
+  (:meth:`Tx.inbox_take`, :meth:`Tx.inbox_remove`).
 - Nothing outside ``accord.store`` imports SQLAlchemy. Database failures surface as
   :class:`accord.errors.StoreError` (answer AE / retry later; nothing was committed).
 - All times are timezone-aware UTC and are passed in (``now``): the store never reads
