@@ -309,7 +309,8 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
                         to_apply=to_apply)
     applier = Applier(store, clock, ids, proc, node_id,
                       ack_route=config.mllp.application_ack_destination,
-                      notify=deliverer.wake, ingest_busy=ingestor.busy)
+                      notify=deliverer.wake, ingest_busy=ingestor.busy,
+                      ingest_active=ingestor.active)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
     metrics.watch_size(lambda: storage.measure(store.database))

@@ -10,8 +10,8 @@ Rules:
   as large as the backlog allows up to ``batch``; one transaction (one fsync) per batch.
   A batch commits early once it has run ``hold`` seconds while ingest is busy (what is
   left waits for the next batch), so CAs do not wait behind it; before each batch the
-  applier waits (up to ``YIELD_SECONDS``) while ingest is busy, unless the backlog has
-  grown old (``CATCH_UP_SECONDS``).
+  applier waits (up to ``YIELD_SECONDS``) for a gap in the senders' traffic, or, once
+  the backlog has grown old (``CATCH_UP_SECONDS``), only for ingest's commit in hand.
 - One applier across nodes: a batch is applied only while this node holds the ``apply``
   job lock (``Store.try_job_lock``), so arrival order, and with it each patient's order,
   is kept. A node that takes over starts from the oldest row left.
@@ -94,9 +94,9 @@ batch per ``YIELD_SECONDS + hold``. Retrying at once after each batch starved in
 SQLite's busy handler sleeps up to 100 ms between tries (measured: CA p99 over 5 s)."""
 
 CATCH_UP_SECONDS = 5.0
-"""Once the last message applied had waited this long, the applier stops yielding to
-ingest before each batch: a burst is answered first, but under a steady load the backlog's
-age stays bounded (the applier then shares the process with ingest)."""
+"""Once the last message applied had waited this long, the applier waits before each
+batch only while ingest has a commit in hand, not for a gap in the senders' traffic: a
+burst is answered first, and under a steady load the backlog's age stays bounded."""
 
 POLL_SECONDS = 1.0
 """How often an idle applier looks anyway (another node's ingest does not wake it)."""
@@ -132,7 +132,8 @@ class Applier:
                  batch: int = BATCH, hold: float = HOLD_SECONDS,
                  poll: float = POLL_SECONDS,
                  notify: Callable[[], None] | None = None,
-                 ingest_busy: Callable[[], bool] | None = None) -> None:
+                 ingest_busy: Callable[[], bool] | None = None,
+                 ingest_active: Callable[[], bool] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._ids = control_ids
@@ -145,6 +146,7 @@ class Applier:
         self._poll = poll
         self._notify = notify  # told after each batch commits (wakes the delivery workers)
         self._ingest_busy = ingest_busy  # ingest has messages to commit: let it go first
+        self._ingest_active = ingest_active or ingest_busy  # senders are still sending
         self._renewed = float("-inf")  # when the lease was last taken or renewed
         self._lag = 0.0  # s the last message applied had waited (its age when applied)
         self._wake = asyncio.Event()
@@ -203,8 +205,7 @@ class Applier:
         while not self._stopping.is_set():
             if not self._lease():
                 break
-            if self._lag < CATCH_UP_SECONDS:
-                self._let_ingest_first()
+            self._let_ingest_first()
             done = self.apply_batch()
             total += done
             if done == 0:
@@ -224,12 +225,14 @@ class Applier:
         return False
 
     def _let_ingest_first(self) -> None:
-        """Wait (up to ``YIELD_SECONDS``) while ingest has a commit in hand."""
-        if self._ingest_busy is None:
+        """Wait (up to ``YIELD_SECONDS``) while senders are sending, or, once the backlog
+        is old (``CATCH_UP_SECONDS``), only while ingest has a commit in hand."""
+        busy = self._ingest_waits()
+        if busy is None:
             return
         deadline = time.monotonic() + YIELD_SECONDS
-        while self._ingest_busy() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while busy() and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def apply_batch(self) -> int:
         """Blocking: one transaction applying the oldest waiting messages, up to
@@ -254,12 +257,17 @@ class Applier:
         return taken
 
     def _held_enough(self, elapsed: float) -> bool:
-        """Commit now: past ``hold`` with ingest waiting for the write lock, or past
+        """Commit now: past ``hold`` while ingest is given way to, or past
         ``IDLE_HOLD_SECONDS`` anyway."""
         if elapsed <= self._hold:
             return False
-        return elapsed > IDLE_HOLD_SECONDS or (self._ingest_busy is not None
-                                               and self._ingest_busy())
+        busy = self._ingest_waits()
+        return elapsed > IDLE_HOLD_SECONDS or (busy is not None and busy())
+
+    def _ingest_waits(self) -> Callable[[], bool] | None:
+        """What the applier gives way to: senders still sending while the backlog is
+        young, only ingest's commit in hand once it is old."""
+        return self._ingest_active if self._lag < CATCH_UP_SECONDS else self._ingest_busy
 
     # -- fast path: the batch at once ------------------------------------------------
     def _apply_fast(self, tx: Tx, waiting: list[StoredMessage],

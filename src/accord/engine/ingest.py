@@ -66,7 +66,7 @@ SOLE_SENDER_SECONDS = 0.5
 """Inline commits only after this long with one connection alone submitting."""
 
 ACTIVE_SECONDS = 0.05
-"""Ingest counts as busy (:meth:`Ingestor.busy`) this long after a message arrived:
+"""Ingest counts as active (:meth:`Ingestor.active`) this long after a message arrived:
 senders waiting for their next answer send again within it, and the applier then waits
 for a gap rather than take the GIL and the write lock from their commits."""
 
@@ -211,10 +211,14 @@ class Ingestor:
         return mid
 
     def busy(self) -> bool:
-        """Messages are waiting to be committed, being committed, or arrived in the last
-        ``ACTIVE_SECONDS`` (the applier lets them take the write lock first)."""
-        return (time.monotonic() - self._last_submit < ACTIVE_SECONDS
-                or not self._writer.idle)
+        """Messages are waiting to be committed, or being committed (the applier lets
+        them take the write lock first)."""
+        return not self._writer.idle
+
+    def active(self) -> bool:
+        """:meth:`busy`, or a message arrived in the last ``ACTIVE_SECONDS``: senders
+        are still sending (the applier waits for a gap while its backlog is young)."""
+        return time.monotonic() - self._last_submit < ACTIVE_SECONDS or self.busy()
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
