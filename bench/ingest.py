@@ -12,10 +12,13 @@ Then delivery: accord serve with one destination (a mock receiver in this proces
 while messages are ingested), and the time for the queue to drain once it is up.
 
 Run: .venv/bin/python bench/ingest.py   (rewrites the `ingest` section of RESULTS.md)
+     .venv/bin/python bench/ingest.py --servers "accord serve (gateway),python-hl7"
+     --senders 8   (some servers only, printed; see --help)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -100,6 +103,8 @@ class Server:
 
 GATEWAY = "accord serve (gateway)"
 FULL = "accord serve (workflow)"
+ON_STORE = "accord serve (ACK on store)"
+GATEWAY_ON_STORE = "accord serve (gateway ACK on store)"
 PEER = "python-hl7"
 FLOOR = "floor: bare durable insert"
 RECORD = "ceiling: Accord's record, raw sqlite3"
@@ -140,6 +145,9 @@ def start(name: str, data: Path) -> Server:
         return peer_server()
     if name in (FLOOR, RECORD):
         return reference_server("floor" if name == FLOOR else "record", data)
+    if name in (ON_STORE, GATEWAY_ON_STORE):
+        return accord_server(data, "mllp: {ack: on_store}\n"
+                             + (GATEWAY_ONLY if name == GATEWAY_ON_STORE else ""), name)
     return accord_server(data, GATEWAY_ONLY if name == GATEWAY else "", name)
 
 
@@ -190,11 +198,17 @@ async def load(port: int, senders: int, tag: int, seconds: float) -> tuple[float
 Row = tuple[float, float, float, float]  # msg/s, p50 ms, p99 ms, server CPU ms per message
 
 
-async def ingest_runs(tmp: Path) -> dict[tuple[str, int], list[Row]]:
+SERVERS = (GATEWAY, FULL, ON_STORE, PEER, FLOOR, RECORD)
+EXTRA = (GATEWAY_ON_STORE,)  # on request (--servers) only
+
+
+async def ingest_runs(tmp: Path, servers: tuple[str, ...] = SERVERS,
+                      senders_list: tuple[int, ...] = (1, 8),
+                      ) -> dict[tuple[str, int], list[Row]]:
     results: dict[tuple[str, int], list[Row]] = {}
     for rep in range(REPEATS):
-        for senders in (1, 8):
-            for name in (GATEWAY, FULL, PEER, FLOOR, RECORD):
+        for senders in senders_list:
+            for name in servers:
                 server = start(name, tmp / f"{rep}-{senders}-{len(name)}")
                 try:
                     await load(server.port, senders, 1000 + rep * 10 + senders, 0.5)  # warm-up
@@ -269,14 +283,18 @@ def report(results: dict[tuple[str, int], list[Row]],
         p = med[(PEER, senders)][0]
         g, f = med[(GATEWAY, senders)][0], med[(FULL, senders)][0]
         floor, record = med[(FLOOR, senders)][0], med[(RECORD, senders)][0]
+        o = med[(ON_STORE, senders)][0]
         lines.append(f"- {senders} sender(s): accord / python-hl7 = **{g / p:.2f}×** "
-                     f"as a gateway, **{f / p:.2f}×** with the workflow; the references "
+                     f"as a gateway, **{f / p:.2f}×** with the workflow, **{o / p:.2f}×** "
+                     f"with the workflow answering on store; the references "
                      f"/ python-hl7: bare insert {floor / p:.2f}×, Accord's record "
                      f"{record / p:.2f}×")
     lines += [
         "- *gateway*: `workflow.enabled: false` — parse, store raw + outcome + dedupe claim +"
         " search keys, route, commit (fsync), then ACK. *workflow*: the full engine as "
-        "shipped (patients, orders, trace, findings in the same transaction). python-hl7 "
+        "shipped (patients, orders, trace, findings in the same transaction). *ACK on "
+        "store*: the same with `mllp.ack: on_store`, AA once custody is durable (raw bytes, "
+        "dedupe claim, inbox row), the applier applying meanwhile. python-hl7 "
         "stores nothing and answers at once. Each message is a new order (own MSH-10, "
         "accession, placer number, Study Instance UID).",
         "- Goals: ≥5× python-hl7 with 8 senders; ≥1,500 msg/s on one connection; "
@@ -401,7 +419,40 @@ async def one_message_commits(tmp: Path) -> tuple[float, float]:
     return frames, statistics.median(times) * 1000
 
 
+def arguments() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="comma-separated subset of: " + ", ".join(SERVERS + EXTRA)
+                    + " (a subset runs only the ingest table and prints it)")
+    ap.add_argument("--senders", default="1,8", help="comma-separated sender counts")
+    ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
+    return ap.parse_args()
+
+
+async def subset(servers: tuple[str, ...], senders: tuple[int, ...]) -> None:
+    """Only the ingest runs of some servers (while developing): printed, never written."""
+    with tempfile.TemporaryDirectory(prefix="accord-bench-") as d:
+        results = await ingest_runs(Path(d), servers, senders)
+    print(f"medians of {REPEATS} (load average {LOAD[0]:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end):")
+    for (name, n), rows in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        rate, _p50, p99, cpu = (statistics.median(r[i] for r in rows) for i in range(4))
+        peer = results.get((PEER, n))
+        ratio = f"{rate / statistics.median(r[0] for r in peer):5.2f}x python-hl7" if peer else ""
+        print(f"  {name:40} {n} sender(s): {rate:7.0f} msg/s  p99 {p99:6.2f} ms  "
+              f"CPU {cpu:.2f} ms/msg  {ratio}")
+
+
 async def main() -> None:
+    args = arguments()
+    servers = tuple(name.strip() for name in args.servers.split(","))
+    senders = tuple(int(n) for n in args.senders.split(","))
+    if servers != SERVERS or senders != (1, 8):
+        unknown = set(servers) - set(SERVERS) - set(EXTRA)
+        if unknown:
+            raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+        await subset(servers, senders)
+        return
     with tempfile.TemporaryDirectory(prefix="accord-bench-") as d:
         tmp = Path(d)
         raw_fsync_ms = fsync_latency(tmp)
@@ -416,7 +467,8 @@ async def main() -> None:
         delivery = await delivery_run(tmp)
     text = report(results, delivery, fsync_ms, raw_fsync_ms, one)
     print(text)
-    write_section("ingest", text)
+    if not args.no_write:
+        write_section("ingest", text)
 
 
 if __name__ == "__main__":

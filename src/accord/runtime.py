@@ -307,14 +307,15 @@ def build(config: Config, *, store: SqlStore | None = None, clock: Clock | None 
         processor, bridge = _workflow(config, store, code_tables, clock, ids, source)
     proc = processor or Router(config.destinations, ids)
 
-    def committed() -> None:  # after each ingest commit: new rows to deliver, to apply
-        deliverer.wake()
+    def to_apply() -> None:  # after an ingest commit that stored messages to apply
         applier.wake()
 
-    ingestor = Ingestor(store, clock, ids, proc, config, notify=committed)
+    ingestor = Ingestor(store, clock, ids, proc, config, notify=deliverer.wake,
+                        to_apply=to_apply)
     applier = Applier(store, clock, ids, proc, node_id,
                       ack_route=config.mllp.application_ack_destination,
-                      notify=deliverer.wake, ingest_busy=ingestor.busy)
+                      notify=deliverer.wake, ingest_busy=ingestor.busy,
+                      ingest_active=ingestor.active)
     metrics.watch_store(store, tuple(d.name for d in config.destinations),
                         lambda: {"mllp": ingestor.stats.duplicates})
     metrics.watch_size(lambda: storage.measure(store.database))

@@ -28,7 +28,7 @@ from accord.mllp.client import MllpClient
 from accord.mllp.server import PeerInfo
 from accord.runtime import build
 from accord.store import Tx, open_store, sqlite_url
-from accord.store.gateway.store import SqlStore
+from accord.store.gateway.store import SqlStore, SqlTx
 
 SAMPLES = Path(__file__).parents[1] / "samples"
 PEER = PeerInfo("127.0.0.1", 40000)
@@ -71,16 +71,21 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 class Recording:
-    """Records the MSH-10 of each message it applies (and routes nothing)."""
+    """Records the MSH-10 of each message it applies, once its transaction committed
+    (a message may be processed again after a rollback), and routes nothing."""
 
     def __init__(self, refuse: str = "") -> None:
         self.seen: list[str] = []
         self.refuse = refuse
+        self.calls = 0
 
     def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        self.calls += 1
         if msg.control_id == self.refuse:
             raise ApplyError("unknown procedure code", location="OBR-4", error_code="103")
-        self.seen.append(msg.control_id)
+        assert isinstance(tx, SqlTx)
+        control_id = msg.control_id
+        tx.after_commit(lambda: self.seen.append(control_id))
         return Outcome(detail={"seen": msg.control_id})
 
 
@@ -178,6 +183,41 @@ async def test_an_error_goes_to_the_error_queue_and_the_rest_apply(
     assert stored is not None and stored.control_id == "X2"
     assert stored.status == "error" and stored.outcome["location"] == "OBR-4"
     assert store.backlog()[0] == 0 and applier.stats.errors == 1
+
+
+async def test_a_batch_applies_at_once_and_completes_each_record(
+        store: SqlStore, tmp_path: Path) -> None:
+    recording = Recording()
+    ingestor, applier = parts(store, config(tmp_path, DESTS), recording)
+    for n in range(3):
+        await ingestor.handle(message(f"F{n}", accept="AL", patient=f"P{n}"), PEER)
+    [waiting] = store.search_messages(control_id="F1").items
+    assert waiting.message_type == "" and waiting.patient_ids == ()  # custody only
+    assert applier.drain() == 3
+    assert recording.seen == ["F0", "F1", "F2"] and recording.calls == 3
+    assert (applier.stats.batches, applier.stats.slow_batches) == (1, 0)
+    applied = store.get_message(waiting.id)
+    assert applied.message_type == "ORM^O01" and applied.outcome == {"seen": "F1"}
+    assert applied.ack == waiting.ack and applied.ack_code == "CA"
+    assert [m.control_id for m in store.search_messages(patient_id="P1").items] == ["F1"]
+
+
+async def test_an_error_redoes_the_batch_one_message_at_a_time(
+        store: SqlStore, tmp_path: Path) -> None:
+    recording = Recording(refuse="R2")
+    ingestor, applier = parts(store, config(tmp_path, DESTS), recording)
+    for n in range(5):
+        await ingestor.handle(message(f"R{n}", accept="AL"), PEER)
+    assert applier.apply_batch() == 5  # one transaction: the fast try, then the redo
+    assert recording.seen == ["R0", "R1", "R3", "R4"]
+    assert recording.calls == 3 + 5  # R0, R1, R2 (raised), then all five again
+    assert (applier.stats.batches, applier.stats.slow_batches) == (1, 1)
+    assert applier.stats.errors == 1 and store.backlog()[0] == 0
+    [failed] = store.error_queue().items
+    assert failed.message is not None and failed.message.control_id == "R2"
+    assert failed.message.message_type == "ORM^O01"  # its record completed all the same
+    assert store.stats()["outbox_pending"] == 0  # Recording routes nothing
+    assert applier.drain() == 0
 
 
 async def test_application_ack_as_msh_16_asks(store: SqlStore, tmp_path: Path) -> None:

@@ -8,17 +8,25 @@ are durable (:mod:`accord.engine.ingest`). The applier does the rest: the proces
 Rules:
 - Arrival order: the oldest inbox rows first (message id order), one batch at a time,
   as large as the backlog allows up to ``batch``; one transaction (one fsync) per batch.
-  A batch commits early once it has run ``hold`` seconds while ingest waits for the
-  write lock (what is left waits for the next batch), so CAs do not wait behind it.
+  A batch commits early once it has run ``hold`` seconds while ingest is busy (what is
+  left waits for the next batch), so CAs do not wait behind it; before each batch the
+  applier waits (up to ``YIELD_SECONDS``) for a gap in the senders' traffic, or, once
+  the backlog has grown old (``CATCH_UP_SECONDS``), only for ingest's commit in hand.
 - One applier across nodes: a batch is applied only while this node holds the ``apply``
   job lock (``Store.try_job_lock``), so arrival order, and with it each patient's order,
   is kept. A node that takes over starts from the oldest row left.
 - Exactly once: a message's inbox row is deleted in the SAME transaction as its workflow
   changes, outbox rows and outcome (``Tx.inbox_remove``); a row already gone (applied by
   a node whose lease ran out meanwhile) is skipped.
-- One message's failure never stalls the rest: each message runs in its own savepoint;
-  one that raises is undone, stored as ``error`` (the error queue) with the reason, and
-  its inbox row removed in the same transaction.
+- One transaction per batch, no savepoint per message (fast path): the messages are
+  applied one after another, then their inbox rows taken, their records completed
+  (header and search keys, status, outcome: what ingest left for later) and their
+  outbox rows queued with one statement per table. When anything is out of the
+  ordinary (a message raises, an inbox row is gone) the batch is rolled back to its one
+  savepoint and redone one message at a time, each in its own savepoint (slow path).
+- One message's failure never stalls the rest: on the slow path a message that raises
+  is undone, stored as ``error`` (the error queue) with the reason, and its inbox row
+  removed in the same transaction; the others apply.
 - Application ACKs (§2.9.3.2, table 0155): MSH-16 AL always, ER only when not applied
   (AE/AR), SU only when applied (AA), NE never; the ACK (MSA-2 = the message's MSH-10)
   is queued in the outbox to the destination ``mllp.application_acks`` names for the
@@ -41,11 +49,12 @@ from datetime import datetime
 
 from accord.clock import Clock, ControlIds
 from accord.engine.processor import Outcome, Processor, encode_like
-from accord.engine.records import internal
+from accord.engine.records import internal, record_of
 from accord.errors import AccordError, ParseError
 from accord.hl7 import Message, parse
 from accord.hl7.ack import AckError, application_ack_text, application_ack_wanted
 from accord.store import (
+    InboundMessage,
     JsonDict,
     MessageStatus,
     OutboxItem,
@@ -85,6 +94,11 @@ it sends again, so there are gaps); under a burst with no gap it still applies o
 batch per ``YIELD_SECONDS + hold``. Retrying at once after each batch starved ingest:
 SQLite's busy handler sleeps up to 100 ms between tries (measured: CA p99 over 5 s)."""
 
+CATCH_UP_SECONDS = 5.0
+"""Once the last message applied had waited this long, the applier waits before each
+batch only while ingest has a commit in hand, not for a gap in the senders' traffic: a
+burst is answered first, and under a steady load the backlog's age stays bounded."""
+
 POLL_SECONDS = 1.0
 """How often an idle applier looks anyway (another node's ingest does not wake it)."""
 
@@ -93,11 +107,17 @@ APPLICATION_ACK_CONDITIONS = ("AL", "ER", "SU")
 
 @dataclass(slots=True)
 class ApplierStats:
-    """Counters for metrics: messages applied, batches committed, messages in error."""
+    """Counters for metrics: messages applied, batches committed, messages in error,
+    batches redone one message at a time."""
 
     applied: int = 0
     batches: int = 0
     errors: int = 0
+    slow_batches: int = 0
+
+
+class _SlowPath(Exception):
+    """The fast path cannot take this batch: roll it back, redo it one at a time."""
 
 
 AckRoute = Callable[[str, str], str | None]
@@ -113,7 +133,8 @@ class Applier:
                  batch: int = BATCH, hold: float = HOLD_SECONDS,
                  poll: float = POLL_SECONDS,
                  notify: Callable[[], None] | None = None,
-                 ingest_busy: Callable[[], bool] | None = None) -> None:
+                 ingest_busy: Callable[[], bool] | None = None,
+                 ingest_active: Callable[[], bool] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._ids = control_ids
@@ -126,7 +147,9 @@ class Applier:
         self._poll = poll
         self._notify = notify  # told after each batch commits (wakes the delivery workers)
         self._ingest_busy = ingest_busy  # ingest has messages to commit: let it go first
+        self._ingest_active = ingest_active or ingest_busy  # senders are still sending
         self._renewed = float("-inf")  # when the lease was last taken or renewed
+        self._lag = 0.0  # s the last message applied had waited (its age when applied)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Its own named thread: batches run one at a time, and a thread dump (or a test's
@@ -204,43 +227,95 @@ class Applier:
         return False
 
     def _let_ingest_first(self) -> None:
-        """Wait (up to ``YIELD_SECONDS``) while ingest has a commit in hand."""
-        if self._ingest_busy is None:
+        """Wait (up to ``YIELD_SECONDS``) while senders are sending, or, once the backlog
+        is old (``CATCH_UP_SECONDS``), only while ingest has a commit in hand."""
+        busy = self._ingest_waits()
+        if busy is None:
             return
         deadline = time.monotonic() + YIELD_SECONDS
-        while self._ingest_busy() and time.monotonic() < deadline:
-            time.sleep(0.001)
+        while busy() and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def apply_batch(self) -> int:
         """Blocking: one transaction applying the oldest waiting messages, up to
         ``batch``; returns how many it took out of the inbox."""
-        taken = seen = 0
         started = time.monotonic()
         with self._store.transaction() as tx:
             waiting = tx.inbox_oldest(self._fetch)
-            for stored in waiting:
-                seen += 1
-                if self._apply(tx, stored):
-                    taken += 1
-                if self._held_enough(time.monotonic() - started):
-                    break
+            try:
+                with tx.savepoint():
+                    seen = self._apply_fast(tx, waiting, started)
+                taken = len(seen)
+            except _SlowPath:
+                self.stats.slow_batches += 1
+                seen, taken = self._apply_slow(tx, waiting, started)
         # Read next time about what a batch applies: twice this one, at least a few.
-        self._fetch = min(self._batch, max(2 * seen, MIN_FETCH))
+        self._fetch = min(self._batch, max(2 * len(seen), MIN_FETCH))
+        if seen:
+            self._lag = (self._clock.now() - seen[-1].received_at).total_seconds()
         if taken:
             self.stats.batches += 1
             self.stats.applied += taken
         return taken
 
     def _held_enough(self, elapsed: float) -> bool:
-        """Commit now: past ``hold`` with ingest waiting for the write lock, or past
+        """Commit now: past ``hold`` while ingest is given way to, or past
         ``IDLE_HOLD_SECONDS`` anyway."""
         if elapsed <= self._hold:
             return False
-        return elapsed > IDLE_HOLD_SECONDS or (self._ingest_busy is not None
-                                               and self._ingest_busy())
+        busy = self._ingest_waits()
+        return elapsed > IDLE_HOLD_SECONDS or (busy is not None and busy())
 
-    # -- one message ------------------------------------------------------------------
-    def _apply(self, tx: Tx, stored: StoredMessage) -> bool:
+    def _ingest_waits(self) -> Callable[[], bool] | None:
+        """What the applier gives way to: senders still sending while the backlog is
+        young, only ingest's commit in hand once it is old."""
+        return self._ingest_active if self._lag < CATCH_UP_SECONDS else self._ingest_busy
+
+    # -- fast path: the batch at once ------------------------------------------------
+    def _apply_fast(self, tx: Tx, waiting: list[StoredMessage],
+                    started: float) -> list[StoredMessage]:
+        """Apply messages in order until the batch has held the writer long enough,
+        then write their records, outbox rows and inbox removals with one statement per
+        table; returns the messages applied. Raises :class:`_SlowPath` (the caller rolls
+        back) at the first surprise."""
+        now = self._clock.now()
+        seen: list[StoredMessage] = []
+        applied: list[tuple[int, InboundMessage]] = []
+        items: list[OutboxItem] = []
+        for stored in waiting:
+            seen.append(stored)
+            try:
+                msg = parse(stored.raw)
+                outcome = self._processor.process(msg, tx, stored.received_at)
+            except Exception:
+                raise _SlowPath from None
+            record, routed = self._outcome(stored, msg, outcome, now)
+            applied.append((stored.id, record))
+            items += routed
+            if self._held_enough(time.monotonic() - started):
+                break
+        if not tx.inbox_take([stored.id for stored in seen]):
+            raise _SlowPath  # some were applied meanwhile by another node
+        tx.record_applied(applied)
+        if items:
+            tx.enqueue(items, now)
+        return seen
+
+    # -- slow path: one message at a time ----------------------------------------------
+    def _apply_slow(self, tx: Tx, waiting: list[StoredMessage],
+                    started: float) -> tuple[list[StoredMessage], int]:
+        """The batch again, each message in its own savepoint; returns the messages
+        looked at and how many were taken out of the inbox."""
+        seen: list[StoredMessage] = []
+        taken = 0
+        for stored in waiting:
+            seen.append(stored)
+            taken += self._apply_one(tx, stored)
+            if self._held_enough(time.monotonic() - started):
+                break
+        return seen, taken
+
+    def _apply_one(self, tx: Tx, stored: StoredMessage) -> bool:
         now = self._clock.now()
         try:
             with tx.savepoint():
@@ -248,7 +323,10 @@ class Applier:
                     return False  # applied meanwhile by the node that held the lease
                 msg = parse(stored.raw)
                 outcome = self._processor.process(msg, tx, stored.received_at)
-                self._record(tx, stored, msg, outcome, now)
+                record, items = self._outcome(stored, msg, outcome, now)
+                tx.record_applied([(stored.id, record)])
+                if items:
+                    tx.enqueue(items, now)
             return True
         except Exception as exc:
             self.stats.errors += 1
@@ -258,20 +336,31 @@ class Applier:
                 self._failed(tx, stored, exc, now)
             return True
 
-    def _record(self, tx: Tx, stored: StoredMessage, msg: Message, outcome: Outcome,
-                now: datetime) -> None:
+    def _outcome(self, stored: StoredMessage, msg: Message, outcome: Outcome,
+                 now: datetime) -> tuple[InboundMessage, list[OutboxItem]]:
+        """The message's completed record and what it sends (its outbox rows and the
+        application ACK MSH-16 asks for)."""
         items = [replace(i, source_message_id=stored.id) for i in outcome.outbox]
         error = outcome.error
         if error is None:
-            tx.record_outcome(stored.id, "processed", outcome.detail)
+            record = self._record(stored, msg, "processed", outcome.detail)
             code = "AA"
         else:  # applied as far as it goes (writes kept), refused like ingest refuses
             code = "AR" if error.ack_code == "AR" else "AE"
-            detail = {**outcome.detail, **_error_detail(error)}
-            tx.record_outcome(stored.id, _status_of(code), detail)
+            record = self._record(stored, msg, _status_of(code),
+                                  {**outcome.detail, **_error_detail(error)})
         items += self._application_ack(stored, msg, code, error, now)
-        if items:
-            tx.enqueue(items, now)
+        return record, items
+
+    @staticmethod
+    def _record(stored: StoredMessage, msg: Message, status: MessageStatus,
+                outcome: JsonDict) -> InboundMessage:
+        """The record of an applied message: its header keys and, unless it was stored
+        with them, its search keys."""
+        record = record_of(msg, stored.raw, stored.received_at, stored.peer, stored.listener)
+        if stored.patient_ids or stored.accessions:
+            record = replace(record, patient_ids=(), accessions=())
+        return replace(record, status=status, outcome=outcome)
 
     def _failed(self, tx: Tx, stored: StoredMessage, exc: Exception, now: datetime) -> None:
         """The message raised: nothing of it was kept; stored as ``error`` (AR when it is
@@ -281,13 +370,16 @@ class Applier:
             msg = parse(stored.raw)
         err = exc if isinstance(exc, AccordError) else internal(exc, stored)
         code = "AR" if err.ack_code == "AR" else "AE"
-        tx.record_outcome(stored.id, _status_of(code), _error_detail(err))
         log.info("%s %s not applied: %s at %s", stored.message_type, stored.control_id,
                  code, err.location or "-")
-        if msg is not None:
-            items = self._application_ack(stored, msg, code, err, now)
-            if items:
-                tx.enqueue(items, now)
+        if msg is None:
+            tx.record_outcome(stored.id, _status_of(code), _error_detail(err))
+            return
+        tx.record_applied([(stored.id, self._record(stored, msg, _status_of(code),
+                                                    _error_detail(err)))])
+        items = self._application_ack(stored, msg, code, err, now)
+        if items:
+            tx.enqueue(items, now)
 
     def _application_ack(self, stored: StoredMessage, msg: Message, code: str,
                          error: AccordError | None, now: datetime) -> list[OutboxItem]:

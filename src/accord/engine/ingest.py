@@ -27,10 +27,11 @@ acknowledgment, §2.9.3 enhanced mode):
    not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
    both threads then contend for the GIL while an fsync is in flight.
 6. ACK on store. A message in enhanced mode (MSH-15 or MSH-16 valued), or any accepted
-   message with ``mllp.ack: on_store``, is not processed here: its raw bytes, dedupe
-   claim and an inbox row are committed and it is answered CA (AA in original mode) at
-   once; :mod:`accord.engine.applier` applies it in arrival order. What is refused (AR)
-   is answered as before.
+   message with ``mllp.ack: on_store``, is not processed here: what custody needs (its
+   raw bytes, its dedupe key and claim, its ACK for resends, an inbox row) is committed
+   and it is answered CA (AA in original mode) at once; :mod:`accord.engine.applier`
+   applies it in arrival order and writes the rest of its record (header and search
+   keys, outcome). What is refused (AR) is answered as before.
 7. Inline commit (SQLite): a lone message from a sole sender, when the writer is idle,
    commits on the event loop without waiting for any lock (``INLINE_MAX``,
    ``SOLE_SENDER_SECONDS``, :mod:`accord.engine.group_commit`).
@@ -63,6 +64,11 @@ MAX_BATCH = 500
 
 SOLE_SENDER_SECONDS = 0.5
 """Inline commits only after this long with one connection alone submitting."""
+
+ACTIVE_SECONDS = 0.05
+"""Ingest counts as active (:meth:`Ingestor.active`) this long after a message arrived:
+senders waiting for their next answer send again within it, and the applier then waits
+for a gap rather than take the GIL and the write lock from their commits."""
 
 INLINE_MAX = 1
 """SQLite: a lone message, when the writer is idle, commits on the event loop (no thread
@@ -107,7 +113,8 @@ class Ingestor:
 
     def __init__(self, store: Store, clock: Clock, control_ids: ControlIds,
                  processor: Processor, config: Config, *, listener: str = "mllp",
-                 notify: Callable[[], None] | None = None) -> None:
+                 notify: Callable[[], None] | None = None,
+                 to_apply: Callable[[], None] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._ids = control_ids
@@ -117,16 +124,30 @@ class Ingestor:
                                 on_store=config.mllp.ack == "on_store")
         self._listener = listener
         self._notify = notify  # told after each commit (wakes the delivery workers)
+        # Told after a commit that put messages in the inbox (wakes the applier): not
+        # after every commit, as an applier woken for nothing opens a transaction.
+        self._to_apply = to_apply
+        self._inboxed = False  # a commit since the last telling stored messages to apply
         # The writer's own thread: a busy shared pool (delivery, console) never delays a
         # commit, and so never an ACK.
         local = getattr(store, "dialect", "") == "sqlite"  # inline: the disk, no network
         self._writer: GroupCommit[Pending, bytes] = GroupCommit(
-            self._commit, max_batch=MAX_BATCH, name="accord-ingest", on_committed=notify,
+            self._commit, max_batch=MAX_BATCH, name="accord-ingest",
+            on_committed=self._committed,
             inline=self._commit_inline if local else None, inline_max=INLINE_MAX)
         self.stats = IngestStats()
         self._last_peer = ""  # the connection that submitted last, and since when
         self._peer_changed = 0.0
+        self._last_submit = float("-inf")  # monotonic time of the last message received
         self._down_since: float | None = None  # monotonic time of the first failed commit
+
+    def _committed(self) -> None:
+        """On the event loop, after a batch committed: tell who waits for its rows."""
+        if self._notify is not None:
+            self._notify()
+        if self._inboxed and self._to_apply is not None:
+            self._inboxed = False
+            self._to_apply()
 
     async def handle(self, payload: bytes, peer: PeerInfo) -> bytes:
         """Store, process and answer one MLLP payload (the MllpServer handler)."""
@@ -194,6 +215,11 @@ class Ingestor:
         them take the write lock first)."""
         return not self._writer.idle
 
+    def active(self) -> bool:
+        """:meth:`busy`, or a message arrived in the last ``ACTIVE_SECONDS``: senders
+        are still sending (the applier waits for a gap while its backlog is young)."""
+        return time.monotonic() - self._last_submit < ACTIVE_SECONDS or self.busy()
+
     async def close(self, timeout: float = 10.0) -> None:
         """Let waiting messages commit (up to ``timeout`` s), then stop the writer."""
         await self._writer.drain(timeout)
@@ -201,8 +227,9 @@ class Ingestor:
 
     async def _submit(self, payload: bytes, peer: PeerInfo, refused: str | None) -> bytes:
         where = f"{peer.host}:{peer.port}"
+        self._last_submit = time.monotonic()
         if where != self._last_peer:  # another connection is sending (see _commit_inline)
-            self._last_peer, self._peer_changed = where, time.monotonic()
+            self._last_peer, self._peer_changed = where, self._last_submit
         pending = Pending(payload, where, self._clock.now(), refused)
         return await self._writer.submit(pending)
 
@@ -278,6 +305,7 @@ class Ingestor:
                        for plan, mid in zip(plans, ids, strict=True) if plan.inbox]
             if waiting:
                 tx.inbox_add(waiting)
+        self._inboxed = self._inboxed or bool(waiting)  # committed: the applier may look
         return [plan.record.ack for plan in plans]
 
     def _plan(self, tx: Tx, p: Pending) -> _Planned:
@@ -305,6 +333,7 @@ class Ingestor:
                 except Exception as exc:  # this message alone gets no ACK
                     log.exception("could not store a message from %s", pending.peer)
                     results.append(exc)
+        self._inboxed = self._inboxed or any(p.store_first for p in batch)
         return results
 
     def _one(self, tx: Tx, p: Pending) -> bytes:
@@ -313,11 +342,14 @@ class Ingestor:
             return self._save(tx, ready)
         msg, base = ready
         first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
-        if first is None and p.store_first:
-            with contextlib.suppress(_ClaimLost):
-                return self._save(tx, self._records.stored(msg, base, p.ack), claim=True,
-                                  inbox=True)
-            first = tx.find_first(base.sending_app, base.sending_facility, base.control_id)
+        if p.store_first:
+            if first is None:
+                with contextlib.suppress(_ClaimLost):
+                    return self._save(tx, self._records.stored(msg, base, p.ack),
+                                      claim=True, inbox=True)
+                first = tx.find_first(base.sending_app, base.sending_facility,
+                                      base.control_id)
+            base = self._records.inbound(p, msg)  # not stored first: the whole record
         if first is None:
             try:
                 with tx.savepoint():

@@ -66,13 +66,13 @@ class Records:
         except ParseError as exc:
             p.error = exc
             return
-        p.base = self.inbound(p, p.msg)
-        p.allowed = sender_allowed(self._allowed, p.base.sending_app,
-                                   p.base.sending_facility)
+        p.allowed = sender_allowed(self._allowed, p.msg.get("MSH-3"), p.msg.get("MSH-4"))
+        p.store_first = p.allowed and (self._on_store or ack_mode(p.msg) == "enhanced")
+        # Stored first: custody alone before the ACK; the applier writes the rest.
+        p.base = self.custody(p, p.msg) if p.store_first else self.inbound(p, p.msg)
         if not p.allowed:
             return
         p.ack = self.ack(p.msg, "AA", p.received_at, None)
-        p.store_first = self._on_store or ack_mode(p.msg) == "enhanced"
         if self._prepare_step is not None and not p.store_first:
             try:
                 p.step = self._prepare_step(p.msg, p.received_at)
@@ -102,7 +102,8 @@ class Records:
 
     def stored(self, msg: Message, base: InboundMessage, ack: bytes | None) -> InboundMessage:
         """A message answered once stored (CA in enhanced mode, AA with ``mllp.ack:
-        on_store``): its outcome is written when the applier applies it."""
+        on_store``), from its :meth:`custody` record: its header and search keys and its
+        outcome are written when the applier applies it (:func:`record_of`)."""
         code = "CA" if ack_mode(msg) == "enhanced" else "AA"
         ack = ack or self.ack(msg, "AA", base.received_at, None)
         return dataclasses.replace(base, status="processed", ack_code=code, ack=ack,
@@ -140,18 +141,31 @@ class Records:
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
         return self.record_of(msg, p.payload, p.received_at, p.peer)
 
+    def custody(self, p: Pending, msg: Message) -> InboundMessage:
+        """What custody needs before a commit ACK: the raw bytes and the dedupe key
+        (MSH-3, MSH-4, MSH-10). The rest of the record waits for the applier."""
+        return InboundMessage(
+            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
+            sending_app=msg.get("MSH-3"), sending_facility=msg.get("MSH-4"),
+            control_id=msg.control_id)
+
     def record_of(self, msg: Message, raw: bytes, received_at: datetime, peer: str,
                   reprocess_of: int | None = None) -> InboundMessage:
-        """The stored record of a parsed message before its outcome: header keys (MSH-3/4
-        /5/6/9/10/12, charset) and the PID-3 / accession search keys."""
-        return InboundMessage(
-            received_at=received_at, raw=raw, peer=peer, listener=self._listener,
-            charset=msg.charset, sending_app=msg.get("MSH-3"),
-            sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
-            receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
-            control_id=msg.control_id, version=msg.get("MSH-12"),
-            patient_ids=patient_identifiers(msg), accessions=accessions(msg),
-            reprocess_of=reprocess_of)
+        return record_of(msg, raw, received_at, peer, self._listener, reprocess_of)
+
+
+def record_of(msg: Message, raw: bytes, received_at: datetime, peer: str, listener: str,
+              reprocess_of: int | None = None) -> InboundMessage:
+    """The stored record of a parsed message before its outcome: header keys (MSH-3/4
+    /5/6/9/10/12, charset) and the PID-3 / accession search keys."""
+    return InboundMessage(
+        received_at=received_at, raw=raw, peer=peer, listener=listener,
+        charset=msg.charset, sending_app=msg.get("MSH-3"),
+        sending_facility=msg.get("MSH-4"), receiving_app=msg.get("MSH-5"),
+        receiving_facility=msg.get("MSH-6"), message_type=msg.message_type,
+        control_id=msg.control_id, version=msg.get("MSH-12"),
+        patient_ids=patient_identifiers(msg), accessions=accessions(msg),
+        reprocess_of=reprocess_of)
 
 
 def internal(exc: Exception, base: InboundMessage) -> ApplyError:

@@ -23,9 +23,10 @@ its ``database``; nothing outside this package reaches SQL any other way.
 Rules:
 - Persist, then acknowledge: ingest writes the raw message, its outcome, the dedupe claim
   and the outbox rows in ONE :meth:`Store.transaction`; the ACK goes out after it exits.
-  A message answered on store writes its raw bytes, its dedupe claim and an inbox row
-  instead; the applier later writes its outcome and outbox rows and deletes the inbox
-  row in ONE transaction (:meth:`Tx.inbox_remove`).
+  A message answered on store writes its raw bytes, its dedupe key and claim and an
+  inbox row instead; the applier later completes its record (:meth:`Tx.record_applied`),
+  writes its outbox rows and deletes the inbox row in ONE transaction
+  (:meth:`Tx.inbox_take`, :meth:`Tx.inbox_remove`).
 - Nothing outside ``accord.store`` imports SQLAlchemy. Database failures surface as
   :class:`accord.errors.StoreError` (answer AE / retry later; nothing was committed).
 - All times are timezone-aware UTC and are passed in (``now``): the store never reads
@@ -174,6 +175,18 @@ class Tx(Protocol):
     def record_outcome(self, message_id: int, status: MessageStatus,
                        outcome: JsonDict) -> None:
         """Set a stored message's status and outcome once applied (its ACK is kept)."""
+        ...
+
+    def inbox_take(self, message_ids: Sequence[int]) -> bool:
+        """:meth:`inbox_remove` for many messages at once: False when any was no longer
+        there (some may be taken: the caller rolls back, then takes them one at a time)."""
+        ...
+
+    def record_applied(self, applied: Sequence[tuple[int, InboundMessage]]) -> None:
+        """Write what applying found, ``(message id, record)``: the record's header keys,
+        status and outcome over the stored row (its ACK is kept), and its search keys
+        (``patient_ids``, ``accessions``) added. A message answered on store was stored
+        with its raw bytes and dedupe key only; this completes its record."""
         ...
 
 

@@ -89,6 +89,38 @@ def test_outcome_written_back_keeps_the_ack(store: SqlStore) -> None:
     assert [e.message.id for e in store.error_queue().items if e.message] == [mid]
 
 
+def test_taken_at_once_or_not_at_all(store: SqlStore) -> None:
+    ids = stored(store, 3)
+    with store.transaction() as tx:
+        assert tx.inbox_take(ids[:2])
+        assert not tx.inbox_take(ids[1:])  # one of them was gone: the caller rolls back
+    assert store.backlog()[0] == 0  # (this test committed; the applier would not have)
+    with store.transaction() as tx:
+        assert tx.inbox_take([])
+
+
+def test_applied_record_completes_a_message_stored_with_custody_only(
+        store: SqlStore) -> None:
+    custody = inbound(1, charset="", receiving_app="", receiving_facility="",
+                      message_type="", version="", patient_ids=(), accessions=(),
+                      ack_code="CA", outcome={"applied": False})
+    with store.transaction() as tx:
+        mid = tx.save_inbound(custody)
+        tx.inbox_add([(mid, custody.received_at)])
+    assert store.search_messages(patient_id="PAT1").items == ()
+    applied = inbound(1, status="error", outcome={"error": "unknown code"})
+    with store.transaction() as tx:
+        assert tx.inbox_take([mid])
+        tx.record_applied([(mid, applied)])
+    after = store.get_message(mid)
+    assert (after.message_type, after.receiving_app, after.version) == ("ORM^O01",
+                                                                        "ACCORD", "2.5.1")
+    assert (after.status, after.outcome) == ("error", {"error": "unknown code"})
+    assert (after.ack_code, after.ack) == ("CA", custody.ack)  # answered once, kept
+    assert (after.patient_ids, after.accessions) == (("PAT1",), ("ACC1",))
+    assert [m.id for m in store.search_messages(patient_id="PAT1").items] == [mid]
+
+
 def test_retention_keeps_what_waits(store: SqlStore) -> None:
     ids = stored(store, 2)
     with store.transaction() as tx:

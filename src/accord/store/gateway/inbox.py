@@ -8,7 +8,8 @@ Rules:
 - Exactly once: the applier deletes a message's row in the SAME transaction as the
   message's workflow changes (:func:`remove` says whether it was still there; on
   PostgreSQL a second applier's delete waits for the first one's commit, then finds
-  nothing). The message's status and outcome are rewritten by :func:`record_outcome`.
+  nothing). The message's status and outcome are rewritten by :func:`record_outcome`, or
+  with the header and search keys ingest left to the applier by :func:`record_applied`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from accord.store.db.compiled import Runner
 from accord.store.db.sanitize import clean_json
-from accord.store.gateway.messages import load_messages
-from accord.store.records import JsonDict, MessageStatus, StoredMessage
-from accord.store.schema import inbox, messages
+from accord.store.gateway.messages import HEADER_FIELDS, fit, key_rows, load_messages
+from accord.store.records import InboundMessage, JsonDict, MessageStatus, StoredMessage
+from accord.store.schema import inbox, message_keys, messages
 
 _INSERT = insert(inbox)
+# What applying writes of a message stored first: the header keys it was stored without,
+# its status and outcome. Not its peer, listener or ACK: those are custody's.
+_APPLIED_HEADER = tuple(f for f in HEADER_FIELDS if f not in ("peer", "listener", "ack_code"))
+_APPLIED = (update(messages).where(messages.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}")
+                     for name in (*_APPLIED_HEADER, "status", "outcome")}))
+_INSERT_KEYS = insert(message_keys)
 
 
 def add(conn: Connection, waiting: Sequence[tuple[int, datetime]]) -> None:
     """Put stored messages, ``(message id, received at)``, in the inbox (their ids are
     their arrival order)."""
-    if waiting:
-        conn.execute(_INSERT, [{"message_id": i, "received_at": at} for i, at in waiting])
+    Runner(conn).run(_INSERT, [{"message_id": i, "received_at": at} for i, at in waiting])
 
 
 def oldest(conn: Connection, limit: int) -> list[StoredMessage]:
@@ -47,6 +55,35 @@ def oldest(conn: Connection, limit: int) -> list[StoredMessage]:
 def remove(conn: Connection, message_id: int) -> bool:
     """Take a message out of the inbox; False when it was no longer there (applied)."""
     return conn.execute(delete(inbox).where(inbox.c.message_id == message_id)).rowcount == 1
+
+
+def take(conn: Connection, message_ids: Sequence[int]) -> bool:
+    """Take messages out of the inbox at once; False when any was no longer there (then
+    the caller rolls back and takes them one at a time with :func:`remove`)."""
+    if not message_ids:
+        return True
+    gone = conn.execute(delete(inbox).where(inbox.c.message_id.in_(message_ids)))
+    return gone.rowcount == len(set(message_ids))
+
+
+def record_applied(conn: Connection, applied: Sequence[tuple[int, InboundMessage]]) -> None:
+    """What applying stored messages found, ``(message id, record)``: each record's
+    header keys, status and outcome are written over the stored row (its ACK stays the
+    one it was answered) and its search keys added, in one statement per table."""
+    if not applied:
+        return
+    rows = []
+    for message_id, record in applied:
+        row: dict[str, object] = {f"b_{name}": fit(name, getattr(record, name))
+                                  for name in _APPLIED_HEADER}
+        row.update(b_id=message_id, b_status=record.status,
+                   b_outcome=clean_json(record.outcome))
+        rows.append(row)
+    runner = Runner(conn)  # SQLite: prebuilt on the DB-API cursor (``db/compiled.py``)
+    runner.run(_APPLIED, rows)
+    runner.run(_INSERT_KEYS, [k for message_id, record in applied
+                              for k in key_rows(message_id, record.patient_ids,
+                                                record.accessions)])
 
 
 def record_outcome(conn: Connection, message_id: int, status: MessageStatus,

@@ -134,6 +134,12 @@ class SqlTx:
                        outcome: JsonDict) -> None:
         inbox.record_outcome(self.connection, message_id, status, outcome)
 
+    def inbox_take(self, message_ids: Sequence[int]) -> bool:
+        return inbox.take(self.connection, message_ids)
+
+    def record_applied(self, applied: Sequence[tuple[int, InboundMessage]]) -> None:
+        inbox.record_applied(self.connection, applied)
+
 
 class SqlStore:
     """The store on one :class:`~accord.store.db.Database` (SQLite or PostgreSQL).
