@@ -88,9 +88,10 @@ def process_tree(pid: int) -> list[int]:
 
 
 def ack_code(ack: bytes) -> str:
-    """MSA-1 of an ACK (AA, AE, AR, CA, ...); "" when there is no MSA."""
-    at = ack.find(b"MSA|")
-    return ack[at + 4:at + 6].decode("ascii", "replace") if at >= 0 else ""
+    """MSA-1 of an ACK (AA, AE, AR, CA, ...); "" when there is no MSA. The segment is
+    found at a segment's start: an MSH-10 may hold the letters MSA."""
+    at = ack.find(b"\rMSA|")
+    return ack[at + 5:at + 7].decode("ascii", "replace") if at >= 0 else ""
 
 
 class MllpClient:

@@ -88,3 +88,6 @@ def test_ack_code_reads_msa_1() -> None:
     assert ack_code(b"MSH|^~\\&|A|B|C|D|20260302||ACK|1|P|2.5.1\rMSA|AE|X1\r") == "AE"
     assert ack_code(b"MSH|^~\\&|A\rMSA#AR#X\r") == "AR"
     assert ack_code(b"no ack here") == ""
+    # MSH-10 holding the letters MSA is not the MSA segment.
+    assert ack_code(b"MSH|^~\\&|A|B|C|D|20261207||ACK|7TMSA|P|2.5.1\rMSA|AR|X\r") == "AR"
+    assert ack_code(b"MSH|^~\\&|A|B|C|D|20261207||ACK|7TMSA|P|2.5.1\nMSA|AE|X\n") == "AE"

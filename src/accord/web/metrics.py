@@ -31,10 +31,14 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 def ack_code(ack: bytes) -> str:
-    """MSA-1 of an ACK (``""`` when there is none); HL7 v2.5.1 §2.14.8."""
-    at = ack.find(b"MSA")
-    if at < 0 or len(ack) < at + 4:
+    """MSA-1 of an ACK (``""`` when there is none); HL7 v2.5.1 §2.14.8. MSA is found at a
+    segment's start: an MSH-10 may hold the letters MSA."""
+    at = ack.find(b"\rMSA")
+    if at < 0:
+        at = ack.find(b"\nMSA")  # a sender that ends segments with LF
+    if at < 0 or len(ack) < at + 5:
         return ""
+    at += 1
     sep = ack[at + 3:at + 4]
     return ack[at + 4:at + 6].decode("ascii", "replace") if sep else ""
 
