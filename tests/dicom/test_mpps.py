@@ -126,6 +126,15 @@ def test_set_keeps_create_only_attributes(dept: Department) -> None:
     assert done.instance.dataset.PatientID == "1001"
 
 
+def test_set_leaves_the_current_instance_as_it_was(dept: Department) -> None:
+    created = _created(dept, {"accession": "A001"})
+    before = created.instance.dataset.to_json()
+    done = n_set(created.instance, mpps_set("COMPLETED"), _items(dept), [])
+    assert isinstance(done, MppsResult)
+    assert done.instance.dataset.PerformedProcedureStepStatus == "COMPLETED"
+    assert created.instance.dataset.to_json() == before
+
+
 def test_set_on_unknown_instance() -> None:
     result = n_set(None, mpps_set("COMPLETED"), [], [])
     assert isinstance(result, MppsRejected) and result.status == 0x0112

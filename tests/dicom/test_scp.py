@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 
 from accord.dicom.index import WorklistEntry
 from accord.dicom.query import Query
-from accord.dicom.scp import MODALITY_WORKLIST_FIND, MPPS, DicomServer
+from accord.dicom.scp import MODALITY_WORKLIST_FIND, MPPS, DicomServer, _InstanceLocks
 
 
 def _full_query() -> Dataset:
@@ -268,3 +268,24 @@ def test_no_log_line_per_worklist_response(scp: DicomServer,
     # the SCP's own line per response (the SCU here logs what it receives elsewhere)
     lines = [r.getMessage() for r in caplog.records if r.name == "pynetdicom.service_class"]
     assert not [m for m in lines if "Find SCP Response" in m], lines
+
+
+def test_one_mpps_instance_at_a_time_and_others_side_by_side() -> None:
+    """A read-modify-record of one SOP instance waits for another of the same instance;
+    another instance (another modality) does not wait, and nothing is kept after."""
+    locks = _InstanceLocks()
+    got_same = threading.Event()
+
+    def same() -> None:
+        with locks.hold("1.2.3"):
+            got_same.set()
+
+    with locks.hold("1.2.3"):
+        waiter = threading.Thread(target=same)
+        waiter.start()
+        with locks.hold("1.2.4"):  # another instance: not blocked
+            pass
+        assert not got_same.wait(0.2)
+    waiter.join(5)
+    assert got_same.is_set()
+    assert locks._held == {}

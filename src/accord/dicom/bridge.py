@@ -24,7 +24,9 @@ Rules:
   applies its status to the referenced orders, records the trace and findings, and
   enqueues the status messages for ``send: [status]`` destinations, all in ONE store
   transaction that commits before ``record`` returns, i.e. before the N-CREATE/N-SET
-  response (persist, then acknowledge; as ingest does for HL7).
+  response (persist, then acknowledge; as ingest does for HL7). Requests of several
+  associations that arrive together share that transaction (group commit), each in a
+  savepoint of its own.
 - Every request answered goes to the DICOM log (``dicom_events``): an MPPS in its own
   transaction, worklist queries gathered by :class:`QueryLog` and written every few
   seconds (a C-FIND never waits for a commit).
@@ -65,6 +67,7 @@ from accord.dicom.scp import Caller, DicomServer, QueryAnswered, ScpConfig, star
 from accord.dicom.scu import PacsPeer
 from accord.dicom.worklist import WorklistItem
 from accord.engine.workflow import Outbound, RepositoryFactory
+from accord.errors import AccordError, StoreError
 from accord.mllp.admission import parse_networks
 from accord.store import Store, Tx, committing_as
 from accord.store.workflow.changes import LoggedChange
@@ -374,6 +377,9 @@ class StoreMpps:
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._clock, self._save, self._events = clock, save, events
         self._on_commit = on_commit
+        self._queue_lock = threading.Lock()
+        self._queue: list[_PendingMpps] = []
+        self._commit_lock = threading.Lock()  # held by the thread committing a batch
 
     def instance(self, sop_instance_uid: str) -> MppsInstance | None:
         found = self._reader.mpps(sop_instance_uid)
@@ -388,23 +394,81 @@ class StoreMpps:
 
     def record(self, instance: MppsInstance, outcome: Outcome,
                caller: Caller | None = None) -> None:
-        now = self._clock.now()
+        """Persist ``instance`` with ``outcome`` and return once it is durable.
+
+        Modalities' requests are committed together: each association's thread queues
+        its record, and the first to get the commit lock writes every record queued so
+        far in one transaction, each under a savepoint (one that fails is answered
+        "not stored" alone), with one fsync for all. With a transaction per request the
+        SQLite writer lock and the fsync, shared with HL7 ingest, were the MPPS rate.
+        """
+        pending = _PendingMpps(instance, outcome, caller, self._clock.now())
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit_lock:
+            if not pending.done:  # no other thread's batch took it: commit what is queued
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if pending.error is not None:
+            raise pending.error
+
+    def _commit(self, batch: list[_PendingMpps]) -> None:
         committing_as("mpps")  # this association thread's commits (accord.store)
-        with self._store.transaction() as tx:
-            repo = self._repository(tx, now)
-            events = apply_mpps(repo, instance, outcome, now=now, ids=self._ids)
-            repo.flush()
-            items = self._outbound.items(events, now)
-            if items:
-                tx.enqueue(list(items), now)
-            self._save(tx, instance.sop_instance_uid, instance.status,
-                       encode_dataset(instance.dataset), now)
-            if self._events is not None:
-                self._events.add_in(tx, mpps_event(instance, outcome, events, caller, now))
-        if self._on_commit is not None:
+        try:
+            with self._store.transaction() as tx:
+                if len(batch) == 1:
+                    self._write(tx, batch[0])
+                else:
+                    for pending in batch:
+                        self._write_alone(tx, pending)
+        except Exception as exc:
+            failed = exc if isinstance(exc, AccordError) else StoreError(
+                f"MPPS not recorded ({type(exc).__name__})")
+            if not isinstance(exc, AccordError):
+                LOG.exception("MPPS commit failed")
+            for pending in batch:
+                pending.error = pending.error or failed
+        finally:
+            for pending in batch:
+                pending.done = True
+        if self._on_commit is not None and any(p.error is None for p in batch):
             self._on_commit()
         # The worklist is not refreshed here: the next C-FIND refreshes it before it
         # answers (and housekeeping every few seconds), a store read per MPPS saved.
+
+    def _write_alone(self, tx: Tx, pending: _PendingMpps) -> None:
+        try:
+            with tx.savepoint():
+                self._write(tx, pending)
+        except AccordError as exc:
+            pending.error = exc
+
+    def _write(self, tx: Tx, pending: _PendingMpps) -> None:
+        instance, now = pending.instance, pending.now
+        repo = self._repository(tx, now)
+        events = apply_mpps(repo, instance, pending.outcome, now=now, ids=self._ids)
+        repo.flush()
+        items = self._outbound.items(events, now)
+        if items:
+            tx.enqueue(list(items), now)
+        self._save(tx, instance.sop_instance_uid, instance.status,
+                   encode_dataset(instance.dataset), now)
+        if self._events is not None:
+            self._events.add_in(
+                tx, mpps_event(instance, pending.outcome, events, pending.caller, now))
+
+
+class _PendingMpps:
+    """One MPPS record waiting for its batch's commit (:meth:`StoreMpps.record`)."""
+
+    __slots__ = ("caller", "done", "error", "instance", "now", "outcome")
+
+    def __init__(self, instance: MppsInstance, outcome: Outcome, caller: Caller | None,
+                 now: datetime) -> None:
+        self.instance, self.outcome, self.caller, self.now = instance, outcome, caller, now
+        self.done = False
+        self.error: AccordError | None = None
 
 
 class DicomBridge:

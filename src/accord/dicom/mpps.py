@@ -18,7 +18,6 @@ what comes back *before* it answers (persist, then respond, as ingest does for H
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -251,7 +250,9 @@ def n_set(current: MppsInstance | None, modifications: Dataset,
                                     "it may no longer be updated")
     if (why := unreadable(modifications)) is not None:
         return MppsRejected(0x0106, why)  # invalid attribute value (PS3.7 C.4.2)
-    merged = copy.deepcopy(current.dataset)
+    # A new top level over the same elements: an N-SET replaces whole elements, never
+    # changes one in place, so ``current`` stays as it was without a deep copy.
+    merged = Dataset(dict(current.dataset.items()))
     for elem in modifications:
         if elem.tag not in _CREATE_ONLY and elem.tag.element != 0:
             merged[elem.tag] = elem

@@ -23,6 +23,7 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from io import BytesIO
@@ -308,13 +309,38 @@ def _not_stored(exc: AccordError) -> Dataset:
     return _failure(MppsRejected(0x0110, "not stored; retry"))
 
 
+class _InstanceLocks:
+    """A lock per SOP Instance UID, held while it is in use and dropped after."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, uid: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._held.get(uid, (threading.Lock(), 0))
+            self._held[uid] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._held[uid]
+                if users == 1:
+                    del self._held[uid]
+                else:
+                    self._held[uid] = (lock, users - 1)
+
+
 class _Mpps:
-    """MPPS N-CREATE/N-SET handlers (PS3.4 F.7), serialised so that a read-modify-record
-    of one instance never interleaves with another."""
+    """MPPS N-CREATE/N-SET handlers (PS3.4 F.7). A read-modify-record of one instance
+    never interleaves with another of the same instance; different instances (other
+    modalities) proceed side by side, and the sink commits them together."""
 
     def __init__(self, source: WorklistSource, sink: MppsSink, config: ScpConfig) -> None:
         self._source, self._sink, self._config = source, sink, config
-        self._lock = threading.Lock()
+        self._locks = _InstanceLocks()
 
     def on_create(self, event: evt.Event) -> tuple[Dataset, Dataset | None]:
         request: Any = event.request
@@ -322,7 +348,7 @@ class _Mpps:
         if not (_UID.fullmatch(uid) and len(uid) <= 64):
             return _failure(MppsRejected(0x0117, "invalid SOP Instance UID")), None
         attributes = event.attribute_list
-        with self._lock:
+        with self._locks.hold(uid):
             try:  # the reads too: a store that cannot answer is a failure status, no crash
                 items, patients = _lookup(self._source, attributes)
                 result = n_create(uid, attributes, self._sink.instance(uid), items, patients,
@@ -335,7 +361,7 @@ class _Mpps:
         request: Any = event.request
         uid = str(request.RequestedSOPInstanceUID or "")
         mods = event.modification_list
-        with self._lock:
+        with self._locks.hold(uid):
             try:
                 current = self._sink.instance(uid) if _UID.fullmatch(uid) else None
                 items, patients = _lookup(self._source, current.dataset if current else mods)

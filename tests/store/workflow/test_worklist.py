@@ -6,9 +6,13 @@ transaction, and the reconciliation job runs on one node at a time."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
 from pydicom.dataset import Dataset
@@ -22,9 +26,10 @@ from accord.dicom.reconcile import ReconcileFinding
 from accord.dicom.reconcile_job import ReconcileSettings, reconcile_once
 from accord.dicom.scu import PacsPeer
 from accord.engine.workflow import Outbound
+from accord.errors import StoreError
 from accord.mapping.dialect import Dialects
-from accord.store import open_store
-from accord.store.gateway.store import SqlStore
+from accord.store import Store, Tx, open_store
+from accord.store.gateway.store import SqlStore, SqlTx
 from accord.store.workflow.changes import LoggedChange
 from accord.store.workflow.repository import reading, repository_for
 from accord.store.workflow.worklist import SqlWorklistReader, prune_worklist_log, save_mpps
@@ -231,6 +236,67 @@ def test_mpps_is_stored_with_its_outcome_in_one_transaction(store: SqlStore) -> 
         assert kinds == ["unscheduled_procedure"]
         assert repo.trace(accession="ACC9")[0].outcome == "unscheduled"
     assert sink.instance("1.2.unknown") is None
+
+
+def test_mpps_of_several_modalities_share_one_commit_and_fail_alone(
+        store: SqlStore) -> None:
+    """While one MPPS commits, the records queued behind it are committed together in
+    the next transaction; a record that cannot be written fails alone."""
+    entered, release = threading.Event(), threading.Event()
+    transactions: list[int] = []
+
+    def save(tx: Tx, uid: str, status: str, dataset: bytes, now: datetime) -> None:
+        if uid == "1.2.1":  # the first commit waits while the others queue behind it
+            entered.set()
+            release.wait(10)
+        if uid == "1.2.3":
+            raise StoreError("disk says no")
+        save_mpps(tx, uid, status, dataset, now)
+
+    class Counting:  # the store, counting its write transactions
+        def transaction(self) -> AbstractContextManager[SqlTx]:
+            transactions.append(1)
+            return store.transaction()
+
+    sink = StoreMpps(
+        cast(Store, Counting()),
+        SqlWorklistReader(store.database),
+        repository=repository_for,
+        outbound=Outbound((), Dialects(), ControlIds("T")),
+        ids=SequentialIds(),
+        clock=FixedClock(T0),
+        save=save,
+    )
+    errors: dict[str, Exception] = {}
+
+    def record(uid: str) -> None:
+        ds = Dataset()
+        ds.PerformedProcedureStepStatus = "IN PROGRESS"
+        outcome = UnscheduledProcedure(
+            uid, Status.IN_PROGRESS, "X1", "Doe^J", "", f"ACC{uid}", f"{uid}.9", "CT", "CT1")
+        try:
+            sink.record(MppsInstance(uid, "IN PROGRESS", ds), outcome)
+        except StoreError as exc:
+            errors[uid] = exc
+
+    first = threading.Thread(target=record, args=("1.2.1",))
+    first.start()
+    assert entered.wait(10)
+    others = [threading.Thread(target=record, args=(uid,)) for uid in ("1.2.2", "1.2.3")]
+    for thread in others:
+        thread.start()
+    while len(sink._queue) < 2:  # both queued behind the first commit
+        time.sleep(0.01)
+    release.set()
+    for thread in (first, *others):
+        thread.join(10)
+    assert len(transactions) == 2  # the first alone, then the two queued together
+    assert list(errors) == ["1.2.3"] and "disk says no" in str(errors["1.2.3"])
+    assert sink.instance("1.2.1") is not None and sink.instance("1.2.2") is not None
+    assert sink.instance("1.2.3") is None
+    with reading(store.database, T0) as repo:
+        assert repo.trace(accession="ACC1.2.2")
+        assert not repo.trace(accession="ACC1.2.3")  # its savepoint rolled back
 
 
 def test_reconciliation_runs_on_one_node_and_records_findings(store: SqlStore) -> None:
