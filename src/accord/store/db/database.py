@@ -5,6 +5,8 @@ Rules:
   transaction that commits when the block exits and rolls back when it raises
   (:meth:`Database.write`; on SQLite ``BEGIN IMMEDIATE``, so a read-then-write never
   fails with ``SQLITE_BUSY_SNAPSHOT``). Both raise database failures as StoreError.
+  A SQLite writer first takes its turn at this process's write gate
+  (:mod:`accord.store.db.write_gate`).
 - Every write transaction reports its end to :attr:`Database.commits`
   (:mod:`accord.store.db.commit_faults`): what fails to commit, per component, for the
   alerts and ``/api/health``.
@@ -25,7 +27,8 @@ from accord.errors import ConfigError
 from accord.store.db import faults
 from accord.store.db.commit_faults import CommitFaults
 from accord.store.db.errors import db_errors
-from accord.store.db.sqlite import WRITE_OPTION
+from accord.store.db.sqlite import BUSY_TIMEOUT_MS, WRITE_OPTION
+from accord.store.db.write_gate import write_turn
 
 
 class Database:
@@ -45,7 +48,9 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed at exit, rolled back if the block raises."""
-        with db_errors(), self.commits.watch(), self.engine.connect() as conn:
+        with db_errors(), self.commits.watch(), \
+                write_turn(self.engine, timeout=BUSY_TIMEOUT_MS / 1000), \
+                self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn

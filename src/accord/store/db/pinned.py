@@ -11,7 +11,8 @@ Rules:
   all, with :class:`~accord.errors.StoreBusy` raised and nothing started; once held,
   nothing later in a WAL write transaction waits. Such a connection runs with
   ``busy_timeout=0`` and is discarded, not pooled, when it is let go. Other databases
-  ignore ``wait``.
+  ignore ``wait``. The write gate (:mod:`accord.store.db.write_gate`) is taken first,
+  the same way: at once or StoreBusy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from accord.errors import StoreBusy
 from accord.store.db.sqlite import BUSY_TIMEOUT_MS, WRITE_OPTION
+from accord.store.db.write_gate import write_turn
 
 
 class PinnedConnections:
@@ -43,14 +45,15 @@ class PinnedConnections:
         conn: Connection | None = getattr(self._local, "conn", None)
         try:
             conn = self._connection(conn, wait)
-            try:
-                transaction = conn.begin()
-            except OperationalError as exc:
-                if not wait and "locked" in str(exc.orig):
-                    raise StoreBusy("another writer holds the database") from None
-                raise
-            with transaction:
-                yield conn
+            with write_turn(self._engine, wait=wait, timeout=BUSY_TIMEOUT_MS / 1000):
+                try:
+                    transaction = conn.begin()
+                except OperationalError as exc:
+                    if not wait and "locked" in str(exc.orig):
+                        raise StoreBusy("another writer holds the database") from None
+                    raise
+                with transaction:
+                    yield conn
         except StoreBusy:
             raise  # nothing started: the connection stays as it is
         except BaseException:
