@@ -66,6 +66,7 @@ from accord.demo.modality import (
     worklist_query,
 )
 from accord.demo.traffic import PROCEDURES, Department, SimOrder
+from accord.dicom.scp import DUL_IDLE_POLL
 
 SAMPLE_EVERY = 10.0
 MAX_BACKLOG = 1000
@@ -162,6 +163,14 @@ def ack(control_id: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------- traffic
+
+def quiet(assoc: Any) -> Any:
+    """A simulated modality's association whose DUL thread naps as the engine's do when
+    idle (5 ms, not pynetdicom's 1 ms): the simulated modalities share this machine's
+    two cores with the engine, where real ones bring their own."""
+    assoc.dul._run_loop_delay = DUL_IDLE_POLL
+    return assoc
+
 
 @dataclass
 class Figures:
@@ -303,8 +312,8 @@ class Soak:
             here = Station(order.procedure[3], order.procedure[2])
             for _attempt in range(3):
                 if assoc is None or not assoc.is_established:
-                    assoc = ae.associate("127.0.0.1", self.engine.dicom_port,
-                                         ae_title="ACCORD")
+                    assoc = quiet(ae.associate("127.0.0.1", self.engine.dicom_port,
+                                               ae_title="ACCORD"))
                 try:
                     s1, _ = assoc.send_n_create(
                         in_progress(step, here, datetime.now(UTC), f"PPS{n:08d}"),
@@ -336,8 +345,8 @@ class Soak:
             station = random.choice(STATIONS)
             try:
                 if assoc is None or not assoc.is_established:
-                    assoc = ae.associate("127.0.0.1", self.engine.dicom_port,
-                                         ae_title="ACCORD")
+                    assoc = quiet(ae.associate("127.0.0.1", self.engine.dicom_port,
+                                               ae_title="ACCORD"))
                 query: Dataset = worklist_query(station, f"{datetime.now(UTC):%Y%m%d}")
                 found = sum(1 for status, ds in assoc.send_c_find(
                     query, ModalityWorklistInformationFind)

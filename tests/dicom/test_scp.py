@@ -24,7 +24,13 @@ from pydicom.dataset import Dataset
 
 from accord.dicom.index import WorklistEntry
 from accord.dicom.query import Query
-from accord.dicom.scp import MODALITY_WORKLIST_FIND, MPPS, DicomServer, _InstanceLocks
+from accord.dicom.scp import (
+    DUL_IDLE_POLL,
+    MODALITY_WORKLIST_FIND,
+    MPPS,
+    DicomServer,
+    _InstanceLocks,
+)
 
 
 def _full_query() -> Dataset:
@@ -114,6 +120,18 @@ def test_umlauts_in_utf8_order(dept: Department, scp: DicomServer) -> None:
 def test_echo(scp: DicomServer) -> None:
     assoc = associate(scp)
     try:
+        assert assoc.send_c_echo().Status == 0x0000
+    finally:
+        assoc.release()
+
+
+def test_an_idle_association_naps_between_polls(scp: DicomServer) -> None:
+    """The accepted association's DUL thread naps DUL_IDLE_POLL when idle, not 1 ms, and
+    still answers at once."""
+    assoc = associate(scp)
+    try:
+        accepted = scp._server.active_associations
+        assert [a.dul._run_loop_delay for a in accepted] == [DUL_IDLE_POLL]
         assert assoc.send_c_echo().Status == 0x0000
     finally:
         assoc.release()
