@@ -60,19 +60,23 @@ def claim_run(
     return sorted((to_row(r) for r in claimed), key=lambda r: r.id)
 
 
+_DELIVERED = (
+    update(outbox)
+    .where(and_(outbox.c.id == bindparam("rid"), outbox.c.status == "in_flight",
+                outbox.c.claimed_by == bindparam("node")))
+    .values(status="delivered", last_ack=bindparam("ack"), delivered_at=bindparam("now"),
+            lease_until=None)
+)
+
+
 def mark_delivered_many(
     conn: Connection, acks: Sequence[tuple[int, bytes]], node: str, now: datetime
 ) -> int:
     """``delivered`` for each (row id, ACK) that ``node`` still holds; returns how many."""
     if not acks:
         return 0
-    c = outbox.c
-    stmt = (
-        update(outbox)
-        .where(and_(c.id == bindparam("rid"), c.status == "in_flight", c.claimed_by == node))
-        .values(status="delivered", last_ack=bindparam("ack"), delivered_at=now, lease_until=None)
-    )
-    result = conn.execute(stmt, [{"rid": rid, "ack": ack} for rid, ack in acks])
+    result = conn.execute(_DELIVERED, [{"rid": rid, "ack": ack, "node": node, "now": now}
+                                       for rid, ack in acks])
     return int(result.rowcount)
 
 
