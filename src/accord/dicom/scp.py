@@ -9,7 +9,8 @@ N-CREATE / N-SET response is sent after persistence. Nothing received ever names
 UIDs and patient IDs are values, never paths. TCP_NODELAY is set on every accepted
 association socket: without it each DIMSE exchange stalls ~40 ms (Nagle + delayed ACK;
 pynetdicom does not set it), and its DUL thread naps 5 ms, not 1, when idle
-(:data:`DUL_IDLE_POLL`). Answers are built once per entry and query shape
+(:data:`DUL_IDLE_POLL`); its reactor waits for requests rather than polling for them
+(:mod:`accord.dicom.acceptor`). Answers are built once per entry and query shape
 (:mod:`accord.dicom.responses`), a request's identifier compiled once per identical
 request (:class:`CompiledQueries`). Who may associate, how many at once and for how long
 idle is :mod:`accord.dicom.admission`'s.
@@ -36,6 +37,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.utils import make_target
 
+from accord.dicom.acceptor import WaitingRequestHandler
 from accord.dicom.admission import AssociationGate, GateSettings
 from accord.dicom.index import WorklistEntry
 from accord.dicom.mpps import (
@@ -435,7 +437,8 @@ def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink,
         (evt.EVT_N_SET, mpps.on_set),
     ]
     server: Any = ae.make_server((config.host, config.port), evt_handlers=handlers,
-                                 server_class=ThreadedAssociationServer)
+                                 server_class=ThreadedAssociationServer,
+                                 request_handler=WaitingRequestHandler)
     server.verify_request = gate.verify_request  # before serving: no connection slips by
     threading.Thread(target=make_target(server.serve_forever), daemon=True,
                      name=f"accord-dicom-{config.port}").start()
