@@ -13,6 +13,7 @@ and scored one at a time on the same SQL path.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -236,5 +237,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, int(len(ordered) * q) - 1)] if ordered else 0.0
 
 
-def scratch() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="accord-identity-")
+MEMORY = Path("/dev/shm")  # tmpfs on Linux: a commit's fsync costs nothing there
+
+
+def scratch(memory: bool = False) -> tempfile.TemporaryDirectory[str]:
+    """A directory for a throwaway store. ``memory``: on tmpfs when there is one, for runs
+    that measure what the matcher finds, not how fast: every registration is its own
+    transaction, committed with ``synchronous=FULL``, and on a disk shared with other
+    work that commit's fsync, not the engine, sets the pace (most of the run's time)."""
+    where = MEMORY if memory and MEMORY.is_dir() and os.access(MEMORY, os.W_OK) else None
+    return tempfile.TemporaryDirectory(prefix="accord-identity-", dir=where)

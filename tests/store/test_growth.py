@@ -235,7 +235,8 @@ def _msh(kind: str, cid: str) -> str:
 
 # The measured patients' own letters (a soundex code apiece), one per round, so that
 # no patient of one round shares a blocking key with another's (nor with a loaded one:
-# Q and X start no loaded name).
+# Q and X start no loaded name). Each patient's home holds its tag for the same reason
+# (a house number and street are a blocking key).
 ROUND_LETTERS = "BDLMR"
 
 
@@ -243,7 +244,7 @@ def _pid(tag: str, street: str = "1 QUIET LANE") -> str:
     k = int(tag[0])
     letter = ROUND_LETTERS[k]
     return (f"PID|1||Q{tag}^^^HOSP^MR||Q{letter}ORRA{tag}^X{letter}ANDER||1901020{k + 1}|M|||"
-            f"{street}^^NOWHERE^IL^0{tag}||555{tag}")
+            f"{street} {tag}^^NOWHERE^IL^0{tag}||555{tag}")
 
 
 def _pv1(tag: str) -> str:

@@ -19,6 +19,7 @@ from accord.workflow.identity.compare import (
     compare_one_edit,
     distinct_people,
     features,
+    jaro_winkler,
     normalise_name,
     one_edit,
     one_typo,
@@ -170,6 +171,36 @@ def test_one_name_only_in_the_other_field_is_read_crossed_over() -> None:
     initial = features(person(family="V", given="Lang"))
     assert compare_names(features(person(family="Lang", given="Vanessa")), initial) == (
         0, 4, True)
+
+
+def test_neighbours_on_one_street_are_not_one_address() -> None:
+    """Another house number is another home, however alike the street's name."""
+    home = features(person(street="12 King Drive"))
+    assert compare_contact(home, features(person(street="12 King Dr", phone=""))) == 1
+    neighbour = features(person(street="66 King Drive", phone=""))
+    assert compare_contact(home, neighbour) == 3  # same postal code only
+    flat = features(person(street="12 King Drive Apt 4", phone=""))
+    assert compare_contact(home, flat) == 1  # the flat's number is not the house's
+
+
+def test_a_crossed_pair_reads_the_same_whichever_came_first() -> None:
+    """The initial agrees only as a given name: read with either record's fields as
+    labelled, so the later registration may be either of the two."""
+    full = features(person(family="Lang", given="Vanessa"))
+    initial = features(person(family="V", given="Lang"))
+    assert compare_names(full, initial) == (0, 4, True)
+    assert compare_names(initial, full) == (0, 4, True)
+    gray = features(person(family="Gray", given="Paige"))
+    typed = features(person(family="P", given="Gay"))
+    assert compare_names(typed, gray)[2] is True
+    assert compare_names(typed, gray)[:2] == compare_names(gray, typed)[:2]
+
+
+def test_jaro_winkler_on_a_bound_is_at_that_level() -> None:
+    """AMY/AXY is 0.8 exactly (a rounding error below it in floating point): similar."""
+    assert jaro_winkler("AMY", "AXY") == 0.8
+    assert compare_given("AMY", "AXY", phonetic("AMY"), phonetic("AXY")) == 4
+    assert compare_family("AMY", "AXY", phonetic("AMY"), phonetic("AXY")) == 3
 
 
 def test_one_name_shared_crossed_over_the_other_different_stays_as_written() -> None:

@@ -7,7 +7,7 @@ from datetime import date
 
 from accord.workflow.identity import Matcher
 from accord.workflow.identity.compare import compare, features
-from accord.workflow.identity.households import DISTINCT, TWIN_CAP, relation
+from accord.workflow.identity.households import DISTINCT, SIBLING_CAP, TWIN_CAP, relation
 from accord.workflow.identity.matcher import compare_patients
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
@@ -43,6 +43,25 @@ def test_twins_are_capped_low_or_not_proposed() -> None:
     assert Matcher()(own_ids[1], [_patient("anna", own_ids[0])]) == []
     shown = compare_patients(adam, _patient("anna", anna))
     assert shown.relation == "twin"  # the console names the relation
+
+
+def test_siblings_born_near_in_one_home_are_capped_low() -> None:
+    """Another given name, a birth date a keystroke off, the same family and home: a
+    brother or sister (whose birth dates run close), far likelier than a duplicate
+    with both its given name and its birth date mistyped."""
+    kate = Demographics(PersonName("Jennings", "Katie"), date(1999, 8, 28), "F", HOME,
+                        phone="217-555-0142")
+    stacey = replace(kate, name=PersonName("Jennings", "Stacey"), birth_date=date(2000, 8, 28))
+    assert _relation(stacey, kate) == ("sibling", SIBLING_CAP)
+    assert Matcher()(stacey, [_patient("kate", kate)]) == []
+    (low,) = Matcher(threshold=0.2)(stacey, [_patient("kate", kate)])
+    assert low.relation == "sibling" and low.score == SIBLING_CAP
+    assert abs(sum(t.weight for t in low.fields) - low.score) < 1e-6
+    # elsewhere, or with the given name agreeing, no relation: a typo is the likelier
+    away = replace(stacey, address=Address(street="3 Elm Road", postal_code="60601"))
+    assert _relation(away, kate) == ("", None)
+    katie = replace(stacey, name=kate.name)
+    assert _relation(katie, kate) == ("", None)
 
 
 def test_namesake_son_is_not_proposed() -> None:

@@ -13,6 +13,7 @@ from accord.workflow.identity.index import (
     BLOCKING_RULES,
     PatientIndex,
     blocking_keys,
+    lookup_keys,
     pack,
     query_keys,
     unpack,
@@ -126,7 +127,8 @@ def test_add_again_replaces_demographics() -> None:
     idx = PatientIndex()
     idx.add(patient("W", WILLIAM))
     moved = replace(WILLIAM, name=PersonName(family="Garcia", given="Maria"),
-                    birth_date=date(1990, 1, 1), phone="", national_id="")
+                    birth_date=date(1990, 1, 1), phone="", national_id="",
+                    address=Address(street="7 Elm Road", postal_code="62702"))
     idx.add(patient("W", moved))
     assert len(idx) == 1
     assert idx.candidates(WILLIAM) == ()
@@ -178,6 +180,41 @@ def test_keys_and_packing() -> None:
     bill = features(replace(WILLIAM, name=PersonName(family="Kowalczyk", given="Bill")))
     rule = BLOCKING_RULES.index("family_given")
     assert blocking_keys(bill)[rule] == keys[rule]  # nicknames share a key
+
+
+def test_a_home_finds_a_registration_whose_names_and_birth_date_are_wrong() -> None:
+    idx = PatientIndex()
+    idx.add(patient("W", WILLIAM))
+    garbled = Demographics(name=PersonName(family="K"), birth_date=date(1908, 3, 4),
+                           address=Address(street="12 Main St"))
+    assert idx.candidates(garbled) == ("W",)  # "St" reads as "Street"
+    rule = BLOCKING_RULES.index("street")
+    assert blocking_keys(features(garbled))[rule] == "12 MAIN STREET"
+
+
+def test_a_street_without_a_house_number_is_no_key() -> None:
+    rule = BLOCKING_RULES.index("street")
+    whole_street = replace(WILLIAM, address=Address(street="Main Street", postal_code="62701"))
+    assert blocking_keys(features(whole_street))[rule] == ""
+    long = replace(WILLIAM, address=Address(street="1 " + "Long " * 40 + "Road"))
+    key = blocking_keys(features(long))[rule]
+    assert 0 < len(key) <= 60
+    assert f"{rule}:{key}" in lookup_keys(features(long))  # filed and looked up alike
+
+
+def test_family_and_birthday_find_a_mistyped_birth_year() -> None:
+    idx = PatientIndex()
+    idx.add(patient("W", WILLIAM))
+    year_off = Demographics(name=PersonName(family="Kowalczyk"), birth_date=date(1981, 3, 4))
+    assert idx.candidates(year_off) == ("W",)
+    rule = BLOCKING_RULES.index("family_birthday")
+    assert blocking_keys(features(year_off))[rule] == blocking_keys(features(WILLIAM))[rule]
+
+
+def test_family_and_birthday_are_widened_like_the_birth_date() -> None:
+    rule = BLOCKING_RULES.index("family_birthday")
+    assert query_keys(features(WILLIAM))[rule] == ("K422" + "0304", "K422" + "0403",
+                                                    "W450" + "0304")  # swapped, crossed
 
 
 def test_lookup_plan_skips_frequent_keys_and_keeps_the_budget() -> None:

@@ -199,6 +199,13 @@ def one_typo(a: str, b: str) -> bool:
     return DamerauLevenshtein.distance(a, b, score_cutoff=1) == 1
 
 
+def jaro_winkler(a: str, b: str) -> float:
+    """Jaro–Winkler similarity, rounded to nine decimals: the formula's thirds and tenths
+    come out a rounding error below a level's bound in floating point (AMY/AXY is 0.8
+    exactly, computed as 0.7999999999999999), and a level must not hang on that."""
+    return round(JaroWinkler.similarity(a, b), 9)
+
+
 def compare_family(a: str, b: str, code_a: str, code_b: str) -> int:
     """Family name (PID-5.1): exact, Jaro–Winkler ≥ 0.92, one typo or one name inside a
     double name, same metaphone, Jaro–Winkler ≥ 0.80, different."""
@@ -206,11 +213,11 @@ def compare_family(a: str, b: str, code_a: str, code_b: str) -> int:
         return NULL
     if a == b:
         return 0
-    if JaroWinkler.similarity(a, b) >= _CLOSE or one_typo(a, b) or _one_part_of_other(a, b):
+    if jaro_winkler(a, b) >= _CLOSE or one_typo(a, b) or _one_part_of_other(a, b):
         return 1
     if code_a == code_b:
         return 2
-    return 3 if JaroWinkler.similarity(a, b) >= _SIMILAR else 4
+    return 3 if jaro_winkler(a, b) >= _SIMILAR else 4
 
 
 def _one_part_of_other(a: str, b: str) -> bool:
@@ -228,7 +235,7 @@ def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
         return 0
     if are_nicknames(a, b):
         return 1
-    similarity = JaroWinkler.similarity(a, b)
+    similarity = jaro_winkler(a, b)
     if similarity >= _CLOSE or one_typo(a, b):
         return 2
     if code_a == code_b:
@@ -251,22 +258,49 @@ def compare_names(a: Features, b: Features) -> tuple[int, int, bool]:
     other name cut to an initial (``LANG VANESSA`` / ``V LANG``); on a tie, when the
     crossed levels are closer in sum. One name shared crossed over with the other
     plainly different is left as written: a married name typed crossed over looks
-    exactly like a twin registered crossed over (``ROGERS ALEXA`` / ``TRACY ROGERS``)."""
+    exactly like a twin registered crossed over (``ROGERS ALEXA`` / ``TRACY ROGERS``).
+
+    Crossed over, either record may be the one whose fields are right, and the family
+    and given comparisons differ (an initial agrees only as a given name): both
+    readings are tried, so a pair reads the same whichever of the two came first."""
     family = compare_family(a.family, b.family, a.family_code, b.family_code)
     given = compare_given(a.given, b.given, a.given_code, b.given_code)
     if 0 <= family < 3 or (family == NULL and given == NULL):
         return family, given, False
-    crossed_family = compare_family(a.family, b.given, a.family_code, b.given_code)
-    crossed_given = compare_given(a.given, b.family, a.given_code, b.family_code)
-    crossed = _names_agreeing(crossed_family, crossed_given)
     straight = _names_agreeing(family, given)
-    if crossed > straight and crossed_family != 4 and crossed_given != 5:
-        return crossed_family, crossed_given, True
-    if (crossed == straight and NULL not in (family, given, crossed_family, crossed_given)
-            and crossed_family <= 1 and crossed_given <= 4
-            and crossed_family + crossed_given < family + given):
-        return crossed_family, crossed_given, True
+    best: tuple[int, int] | None = None
+    # a's fields as labelled, then b's
+    for crossed_family, crossed_given in (
+            (compare_family(a.family, b.given, a.family_code, b.given_code),
+             compare_given(a.given, b.family, a.given_code, b.family_code)),
+            (compare_family(a.given, b.family, a.given_code, b.family_code),
+             compare_given(a.family, b.given, a.family_code, b.given_code))):
+        if not _crossed_reading(family, given, crossed_family, crossed_given, straight):
+            continue
+        if best is None or _closer((crossed_family, crossed_given), best):
+            best = crossed_family, crossed_given
+    if best is not None:
+        return best[0], best[1], True
     return family, given, False
+
+
+def _crossed_reading(family: int, given: int, crossed_family: int, crossed_given: int,
+                     straight: int) -> bool:
+    """Whether the crossed levels are the better reading (``compare_names``' rules)."""
+    crossed = _names_agreeing(crossed_family, crossed_given)
+    if crossed > straight and crossed_family != 4 and crossed_given != 5:
+        return True
+    return (crossed == straight and NULL not in (family, given, crossed_family, crossed_given)
+            and crossed_family <= 1 and crossed_given <= 4
+            and crossed_family + crossed_given < family + given)
+
+
+def _closer(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """More names agreeing, then the smaller sum of the levels present; a tie keeps the
+    first reading."""
+    def rank(levels: tuple[int, int]) -> tuple[int, int]:
+        return -_names_agreeing(*levels), sum(level for level in levels if level != NULL)
+    return rank(a) < rank(b)
 
 
 def compare_birth_date(a: str, b: str) -> int:
@@ -292,12 +326,22 @@ def compare_exact(a: str, b: str) -> int:
     return 0 if a == b else 1
 
 
+def _house_number(street: str) -> str:
+    """The first word of a street holding a digit (the house number), or ""."""
+    return next((word for word in street.split() if any(c.isdigit() for c in word)), "")
+
+
 def compare_street(a: str, b: str) -> int:
-    """Street (PID-11.1/.2) by token-set similarity: ≥ 95 same, ≥ 80 similar."""
+    """Street (PID-11.1/.2) by token-set similarity: ≥ 95 same, ≥ 80 similar. Two
+    different house numbers are different homes however alike the rest (neighbours on
+    one street: ``12 KING DRIVE`` / ``66 KING DRIVE`` is 87 by token set)."""
     if not a or not b:
         return NULL
     if a == b:
         return 0
+    house_a, house_b = _house_number(a), _house_number(b)
+    if house_a and house_b and house_a != house_b:
+        return 2
     ratio = fuzz.token_set_ratio(a, b)
     if ratio >= 95:
         return 0
@@ -334,7 +378,7 @@ def compare_maiden(a: str, b: str) -> int:
         return NULL
     if a == b:
         return 0
-    return 1 if JaroWinkler.similarity(a, b) >= 0.90 else 2
+    return 1 if jaro_winkler(a, b) >= 0.90 else 2
 
 
 def compare_contact(a: Features, b: Features) -> int:

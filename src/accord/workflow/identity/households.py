@@ -10,6 +10,11 @@ comparison levels and the two sides' features:
   name: its score is capped below the default review threshold (``TWIN_CAP``: a site
   that lowers the threshold reviews them last), and it is not proposed at all when the
   identifiers say two people (sex or national ID plainly different).
+- ``sibling``: the same family name and home (the address agreeing), given names that
+  plainly differ, birth dates near but not equal (a digit off, a year off, day and
+  month swapped): a brother or sister, whose birth dates run close, far likelier than
+  one person with both the given name and the birth date mistyped. Capped as a twin
+  (``SIBLING_CAP``).
 - ``namesake``: generational suffixes that differ (PID-5.4: JR and SR, or one side
   only) with birth dates that plainly differ, or whose years are ``GENERATION`` apart:
   father and son, never one person. A birth date a keystroke off within a few years
@@ -37,13 +42,17 @@ from accord.workflow.identity.compare import COMPARISON_NAMES, Features
 GENERATION = 15  # years between birth dates that make a parent and a child
 PLAUSIBLE_YEARS = range(1850, 2150)  # birth years a living patient may have
 TWIN_CAP = -1.0  # probability 0.33: under the default threshold, above a lowered one
+SIBLING_CAP = TWIN_CAP
 DISTINCT = float("-inf")
 _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _NATIONAL_ID = COMPARISON_NAMES.index("national_id")
 _SEX = COMPARISON_NAMES.index("sex")
+_CONTACT = COMPARISON_NAMES.index("contact")
 _ID_DIFFERENT = 2
+_BIRTH_NEAR = (1, 2, 3)  # day and month swapped, one digit, the year off by one
+_SAME_HOME = (0, 1)  # contact levels: the address agrees (with the phone or without)
 _GIVEN_DIFFERENT = 5
 _BIRTH_DIFFERENT = 4
 
@@ -62,6 +71,9 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
     if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
         two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
         return "twin", DISTINCT if two else TWIN_CAP
+    if (birth in _BIRTH_NEAR and levels[_FAMILY] in (0, 1)
+            and levels[_GIVEN] == _GIVEN_DIFFERENT and levels[_CONTACT] in _SAME_HOME):
+        return "sibling", SIBLING_CAP
     return "", None
 
 

@@ -2,9 +2,10 @@
 
 Rule: pure, in memory, no I/O. Comparing a registration with every stored patient is
 quadratic, so patients are filed under *blocking keys* (soundex of the family name with
-the birth year, family with given name, the birth date, given name with postal code,
-phone, national ID), and a new registration is compared only with the patients sharing
-at least one key (and soundex of the family name with the postal code). Keys are widened
+the birth year and with the birth month and day, family with given name, the birth
+date, given name with postal code, phone, national ID, house number with street), and
+a new registration is compared only with the patients sharing at least one key (and
+soundex of the family name with the postal code). Keys are widened
 on the query side for the errors blocking would
 otherwise miss: the day/month-swapped birth date and the crossed-over given/family name.
 Nicknames share a key through their table group (Bill and William block together).
@@ -40,12 +41,25 @@ BLOCKING_RULES: tuple[str, ...] = (
     "phone",
     "national_id",
     "family_postal",  # soundex(family) + postal code: given name and birth date both wrong
+    "street",  # house number and street: both names and the birth date mistyped or left out
+    "family_birthday",  # soundex(family) + birth month and day: the birth year mistyped
 )
+# A street key longer than this is cut (the store holds keys of up to 255 characters,
+# and a key must read the same when filed and when looked up).
+_STREET_KEY_LENGTH = 60
 _SEP = "\x1f"  # unit separator: cannot occur in normalised features
 
 
 def _given_key(given: str) -> str:
     return soundex(canonical_given(given)) if given else ""
+
+
+def _street_key(street: str) -> str:
+    """A home's key: the normalised street with its house number. Without a number it
+    names a whole street (hundreds of people), so there is no key."""
+    if not any(c.isdigit() for c in street) or not any(c.isalpha() for c in street):
+        return ""
+    return street[:_STREET_KEY_LENGTH]
 
 
 def blocking_keys(f: Features) -> tuple[str, ...]:
@@ -61,6 +75,8 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
         f.phone,
         f.national_id,
         f"{family}{f.postal}" if family and f.postal else "",
+        _street_key(f.street),
+        f"{family}{f.birth[4:]}" if family and f.birth else "",
     )
 
 
@@ -72,11 +88,14 @@ def query_keys(f: Features) -> tuple[tuple[str, ...], ...]:
         swapped = f.birth[:4] + f.birth[6:8] + f.birth[4:6]
         if swapped != f.birth:
             keys[2] = (*keys[2], swapped)
+            if f.family:
+                keys[8] = (*keys[8], f"{soundex(f.family)}{swapped[4:]}")
     if f.family and f.given:  # the crossed-over reading of PID-5
         crossed_family = soundex(f.given)
         crossed_given = _given_key(f.family)
         if f.birth:
             keys[0] = (*keys[0], f"{crossed_family}{f.birth[:4]}")
+            keys[8] = (*keys[8], f"{crossed_family}{f.birth[4:]}")
         keys[1] = (*keys[1], f"{crossed_family}{crossed_given}")
         if f.postal:
             keys[3] = (*keys[3], f"{crossed_given}{f.postal}")
