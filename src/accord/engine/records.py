@@ -67,13 +67,17 @@ class Records:
             p.error = exc
             return
         p.allowed = sender_allowed(self._allowed, p.msg.get("MSH-3"), p.msg.get("MSH-4"))
-        p.store_first = p.allowed and (self._on_store or ack_mode(p.msg) == "enhanced")
-        # Stored first: custody alone before the ACK; the applier writes the rest.
-        p.base = self.custody(p, p.msg) if p.store_first else self.inbound(p, p.msg)
+        enhanced = ack_mode(p.msg) == "enhanced"
+        p.store_first = p.allowed and (self._on_store or enhanced)
         if not p.allowed:
+            p.base = self.inbound(p, p.msg)
             return
         p.ack = self.ack(p.msg, "AA", p.received_at, None)
-        if self._prepare_step is not None and not p.store_first:
+        if p.store_first:  # custody alone before the ACK; the applier writes the rest
+            p.base = self.custody(p, p.msg, "CA" if enhanced else "AA", p.ack)
+            return
+        p.base = self.inbound(p, p.msg)
+        if self._prepare_step is not None:
             try:
                 p.step = self._prepare_step(p.msg, p.received_at)
             except Exception:  # process() meets it again in the transaction, and answers
@@ -99,15 +103,6 @@ class Records:
         ack = ack or self.ack(msg, "AA", base.received_at, None)
         return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
                                    outcome=outcome.detail)
-
-    def stored(self, msg: Message, base: InboundMessage, ack: bytes | None) -> InboundMessage:
-        """A message answered once stored (CA in enhanced mode, AA with ``mllp.ack:
-        on_store``), from its :meth:`custody` record: its header and search keys and its
-        outcome are written when the applier applies it (:func:`record_of`)."""
-        code = "CA" if ack_mode(msg) == "enhanced" else "AA"
-        ack = ack or self.ack(msg, "AA", base.received_at, None)
-        return dataclasses.replace(base, status="processed", ack_code=code, ack=ack,
-                                   outcome={"applied": False})
 
     def failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
         code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"
@@ -141,13 +136,16 @@ class Records:
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
         return self.record_of(msg, p.payload, p.received_at, p.peer)
 
-    def custody(self, p: Pending, msg: Message) -> InboundMessage:
-        """What custody needs before a commit ACK: the raw bytes and the dedupe key
-        (MSH-3, MSH-4, MSH-10). The rest of the record waits for the applier."""
+    def custody(self, p: Pending, msg: Message, code: str, ack: bytes) -> InboundMessage:
+        """The record of a message answered once stored (CA in enhanced mode, AA with
+        ``mllp.ack: on_store``): what custody needs before its ACK, the raw bytes, the
+        dedupe key (MSH-3, MSH-4, MSH-10) and the answer a resend gets. Its other header
+        keys, search keys and outcome wait for the applier (:func:`record_of`)."""
         return InboundMessage(
             received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
             sending_app=msg.get("MSH-3"), sending_facility=msg.get("MSH-4"),
-            control_id=msg.control_id)
+            control_id=msg.control_id, status="processed", ack_code=code, ack=ack,
+            outcome={"applied": False})
 
     def record_of(self, msg: Message, raw: bytes, received_at: datetime, peer: str,
                   reprocess_of: int | None = None) -> InboundMessage:
