@@ -101,7 +101,12 @@ def format_ts(value: datetime | date, precision: Precision = "second") -> str:
     An aware datetime carries its offset (``+HHMM``); a naive one or a date carries none.
     ``fraction`` gives four digits, the most DTM allows.
     """
-    text = value.strftime(_FORMATS[precision])
+    if precision == "second" and isinstance(value, datetime) and value.year >= 1000:
+        # What strftime gives, without its cost (an ACK's MSH-7 is one per message).
+        text = (f"{value.year}{value.month:02d}{value.day:02d}{value.hour:02d}"
+                f"{value.minute:02d}{value.second:02d}")
+    else:
+        text = value.strftime(_FORMATS[precision])
     if precision == "fraction" and isinstance(value, datetime):
         text += f".{value.microsecond // 100:04d}"
     offset = value.utcoffset() if isinstance(value, datetime) else None
