@@ -42,6 +42,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # the usual case: the engine's clocks give UTC
+            return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
         if value.utcoffset() is None:
             raise ValueError("naive datetime given to the store; use aware UTC")
         value = value.astimezone(UTC)
