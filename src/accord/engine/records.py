@@ -66,15 +66,24 @@ class Records:
         except ParseError as exc:
             p.error = exc
             return
-        p.allowed = sender_allowed(self._allowed, p.msg.get("MSH-3"), p.msg.get("MSH-4"))
+        app, facility = p.msg.get("MSH-3"), p.msg.get("MSH-4")
+        p.allowed = sender_allowed(self._allowed, app, facility)
         enhanced = ack_mode(p.msg) == "enhanced"
         p.store_first = p.allowed and (self._on_store or enhanced)
         if not p.allowed:
             p.base = self.inbound(p, p.msg)
             return
         p.ack = self.ack(p.msg, "AA", p.received_at, None)
-        if p.store_first:  # custody alone before the ACK; the applier writes the rest
-            p.base = self.custody(p, p.msg, "CA" if enhanced else "AA", p.ack)
+        if p.store_first:
+            # Answered once stored (CA in enhanced mode, AA with ``mllp.ack: on_store``):
+            # custody alone before the ACK, the raw bytes, the dedupe key (MSH-3, MSH-4,
+            # MSH-10) and the answer a resend gets. The other header keys, the search
+            # keys and the outcome wait for the applier (:func:`record_of`).
+            p.base = InboundMessage(
+                received_at=p.received_at, raw=p.payload, peer=p.peer,
+                listener=self._listener, sending_app=app, sending_facility=facility,
+                control_id=p.msg.control_id, status="processed",
+                ack_code="CA" if enhanced else "AA", ack=p.ack, outcome={"applied": False})
             return
         p.base = self.inbound(p, p.msg)
         if self._prepare_step is not None:
@@ -135,17 +144,6 @@ class Records:
 
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
         return self.record_of(msg, p.payload, p.received_at, p.peer)
-
-    def custody(self, p: Pending, msg: Message, code: str, ack: bytes) -> InboundMessage:
-        """The record of a message answered once stored (CA in enhanced mode, AA with
-        ``mllp.ack: on_store``): what custody needs before its ACK, the raw bytes, the
-        dedupe key (MSH-3, MSH-4, MSH-10) and the answer a resend gets. Its other header
-        keys, search keys and outcome wait for the applier (:func:`record_of`)."""
-        return InboundMessage(
-            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
-            sending_app=msg.get("MSH-3"), sending_facility=msg.get("MSH-4"),
-            control_id=msg.control_id, status="processed", ack_code=code, ack=ack,
-            outcome={"applied": False})
 
     def record_of(self, msg: Message, raw: bytes, received_at: datetime, peer: str,
                   reprocess_of: int | None = None) -> InboundMessage:
