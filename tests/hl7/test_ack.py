@@ -304,6 +304,25 @@ def test_ack_text_is_build_ack_as_er7(corpus: Path, code: str) -> None:
     assert checked > 300
 
 
+def test_the_ack_echoes_the_msh_fields_as_received(corpus: Path) -> None:
+    """MSH-3/4/5/6/10 (swapped as §2.9.2 asks) and MSH-11/12/18 of every corpus message
+    that parses are echoed exactly as ``get_raw`` reads them, escapes intact."""
+    checked = 0
+    for _, path in corpus_files(corpus):
+        try:
+            msg = parse(path.read_bytes())
+        except ParseError:
+            continue
+        ack = parse(ack_text(msg, "AA", now=NOW, control_id="ACK1"))
+        echoed = [ack.get_raw(f"MSH-{n}") for n in (3, 4, 5, 6, 11, 12, 18)]
+        assert echoed == [msg.get_raw(f"MSH-{n}") for n in (5, 6, 3, 4)] + [
+            msg.get_raw("MSH-11") or "P", msg.get_raw("MSH-12") or "2.5.1",
+            msg.get_raw("MSH-18")]
+        assert ack.get_raw("MSA-2") == msg.get_raw("MSH-10")
+        checked += 1
+    assert checked > 300
+
+
 def test_the_code_of_an_ack_as_received() -> None:
     from accord.hl7 import ack_code_in
 

@@ -70,6 +70,9 @@ def test_format_ts_round_trips():
     assert format_ts(dt, "day") == "20240315"
     assert format_ts(dt, "fraction") == "20240315083012.1234-0500"
     assert format_ts(datetime(2024, 3, 15, 8, 30), "second") == "20240315083000"
+    for t in (datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1999, 1, 2, 3, 4, 5)):
+        assert format_ts(t, "second") == t.strftime("%Y%m%d%H%M%S") + (
+            "+0000" if t.tzinfo else "")
     assert format_ts(date(2024, 3, 15), "day") == "20240315"
     back = parse_dtm(format_ts(dt))
     assert back is not None and back.to_datetime() == dt.replace(microsecond=0)

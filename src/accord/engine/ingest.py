@@ -290,23 +290,34 @@ class Ingestor:
     def _commit_fast(self, batch: list[Pending], wait: bool) -> list[bytes | Exception]:
         with self._store.pinned_transaction(wait=wait) as tx:
             plans = [self._plan(tx, p) for p in batch]
-            ids = tx.save_inbound_many([plan.record for plan in plans])
-            claims = [(plan.record.sending_app, plan.record.sending_facility,
-                       plan.record.control_id, mid)
-                      for plan, mid in zip(plans, ids, strict=True) if plan.claim]
-            if (len({c[:3] for c in claims}) < len(claims)
-                    or not tx.claim_control_ids(claims, keep_usable=False)):
-                raise _SlowPath  # a resend (or the same message twice in this batch)
-            items = [dataclasses.replace(item, source_message_id=mid)
-                     for plan, mid in zip(plans, ids, strict=True) for item in plan.outbox]
-            if items:
-                tx.enqueue(items, batch[0].received_at)
-            waiting = [(mid, plan.record.received_at)
-                       for plan, mid in zip(plans, ids, strict=True) if plan.inbox]
-            if waiting:
-                tx.inbox_add(waiting)
-        self._inboxed = self._inboxed or bool(waiting)  # committed: the applier may look
+            if all(plan.inbox for plan in plans):  # all answered on store: custody only
+                if tx.save_custody_many([plan.record for plan in plans]) is None:
+                    raise _SlowPath  # a resend (or the same message twice in this batch)
+                waiting = True
+            else:
+                waiting = self._save_fast(tx, plans, batch[0])
+        self._inboxed = self._inboxed or waiting  # committed: the applier may look
         return [plan.record.ack for plan in plans]
+
+    def _save_fast(self, tx: Tx, plans: list[_Planned], first: Pending) -> bool:
+        """The batch's records, claims, outbox and inbox rows; whether any waits to be
+        applied. Raises :class:`_SlowPath` when a claim is held already."""
+        ids = tx.save_inbound_many([plan.record for plan in plans])
+        claims = [(plan.record.sending_app, plan.record.sending_facility,
+                   plan.record.control_id, mid)
+                  for plan, mid in zip(plans, ids, strict=True) if plan.claim]
+        if (len({c[:3] for c in claims}) < len(claims)
+                or not tx.claim_control_ids(claims, keep_usable=False)):
+            raise _SlowPath  # a resend (or the same message twice in this batch)
+        items = [dataclasses.replace(item, source_message_id=mid)
+                 for plan, mid in zip(plans, ids, strict=True) for item in plan.outbox]
+        if items:
+            tx.enqueue(items, first.received_at)
+        waiting = [(mid, plan.record.received_at)
+                   for plan, mid in zip(plans, ids, strict=True) if plan.inbox]
+        if waiting:
+            tx.inbox_add(waiting)
+        return bool(waiting)
 
     def _plan(self, tx: Tx, p: Pending) -> _Planned:
         """Process one message; any surprise sends the batch to the slow path."""
@@ -315,7 +326,7 @@ class Ingestor:
             return _Planned(ready, claim=False)
         msg, base = ready
         if p.store_first:
-            return _Planned(self._records.stored(msg, base, p.ack), claim=True, inbox=True)
+            return _Planned(base, claim=True, inbox=True)  # its custody record
         try:
             outcome = self._process(p, msg, tx)
         except Exception:
@@ -345,8 +356,7 @@ class Ingestor:
         if p.store_first:
             if first is None:
                 with contextlib.suppress(_ClaimLost):
-                    return self._save(tx, self._records.stored(msg, base, p.ack),
-                                      claim=True, inbox=True)
+                    return self._save(tx, base, claim=True, inbox=True)
                 first = tx.find_first(base.sending_app, base.sending_facility,
                                       base.control_id)
             base = self._records.inbound(p, msg)  # not stored first: the whole record

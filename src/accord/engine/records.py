@@ -66,14 +66,27 @@ class Records:
         except ParseError as exc:
             p.error = exc
             return
-        p.allowed = sender_allowed(self._allowed, p.msg.get("MSH-3"), p.msg.get("MSH-4"))
-        p.store_first = p.allowed and (self._on_store or ack_mode(p.msg) == "enhanced")
-        # Stored first: custody alone before the ACK; the applier writes the rest.
-        p.base = self.custody(p, p.msg) if p.store_first else self.inbound(p, p.msg)
+        app, facility = p.msg.get("MSH-3"), p.msg.get("MSH-4")
+        p.allowed = sender_allowed(self._allowed, app, facility)
+        enhanced = ack_mode(p.msg) == "enhanced"
+        p.store_first = p.allowed and (self._on_store or enhanced)
         if not p.allowed:
+            p.base = self.inbound(p, p.msg)
             return
         p.ack = self.ack(p.msg, "AA", p.received_at, None)
-        if self._prepare_step is not None and not p.store_first:
+        if p.store_first:
+            # Answered once stored (CA in enhanced mode, AA with ``mllp.ack: on_store``):
+            # custody alone before the ACK, the raw bytes, the dedupe key (MSH-3, MSH-4,
+            # MSH-10) and the answer a resend gets. The other header keys, the search
+            # keys and the outcome wait for the applier (:func:`record_of`).
+            p.base = InboundMessage(
+                received_at=p.received_at, raw=p.payload, peer=p.peer,
+                listener=self._listener, sending_app=app, sending_facility=facility,
+                control_id=p.msg.control_id, status="processed",
+                ack_code="CA" if enhanced else "AA", ack=p.ack, outcome={"applied": False})
+            return
+        p.base = self.inbound(p, p.msg)
+        if self._prepare_step is not None:
             try:
                 p.step = self._prepare_step(p.msg, p.received_at)
             except Exception:  # process() meets it again in the transaction, and answers
@@ -99,15 +112,6 @@ class Records:
         ack = ack or self.ack(msg, "AA", base.received_at, None)
         return dataclasses.replace(base, status="processed", ack_code="AA", ack=ack,
                                    outcome=outcome.detail)
-
-    def stored(self, msg: Message, base: InboundMessage, ack: bytes | None) -> InboundMessage:
-        """A message answered once stored (CA in enhanced mode, AA with ``mllp.ack:
-        on_store``), from its :meth:`custody` record: its header and search keys and its
-        outcome are written when the applier applies it (:func:`record_of`)."""
-        code = "CA" if ack_mode(msg) == "enhanced" else "AA"
-        ack = ack or self.ack(msg, "AA", base.received_at, None)
-        return dataclasses.replace(base, status="processed", ack_code=code, ack=ack,
-                                   outcome={"applied": False})
 
     def failed(self, msg: Message, base: InboundMessage, err: AccordError) -> InboundMessage:
         code = err.ack_code if err.ack_code in ("AE", "AR") else "AE"
@@ -140,14 +144,6 @@ class Records:
 
     def inbound(self, p: Pending, msg: Message) -> InboundMessage:
         return self.record_of(msg, p.payload, p.received_at, p.peer)
-
-    def custody(self, p: Pending, msg: Message) -> InboundMessage:
-        """What custody needs before a commit ACK: the raw bytes and the dedupe key
-        (MSH-3, MSH-4, MSH-10). The rest of the record waits for the applier."""
-        return InboundMessage(
-            received_at=p.received_at, raw=p.payload, peer=p.peer, listener=self._listener,
-            sending_app=msg.get("MSH-3"), sending_facility=msg.get("MSH-4"),
-            control_id=msg.control_id)
 
     def record_of(self, msg: Message, raw: bytes, received_at: datetime, peer: str,
                   reprocess_of: int | None = None) -> InboundMessage:

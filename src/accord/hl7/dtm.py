@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
 __all__ = ["TS", "Precision", "format_ts", "parse_dtm"]
@@ -101,7 +101,14 @@ def format_ts(value: datetime | date, precision: Precision = "second") -> str:
     An aware datetime carries its offset (``+HHMM``); a naive one or a date carries none.
     ``fraction`` gives four digits, the most DTM allows.
     """
-    text = value.strftime(_FORMATS[precision])
+    if precision == "second" and isinstance(value, datetime) and value.year >= 1000:
+        # What strftime gives, without its cost (an ACK's MSH-7 is one per message).
+        text = (f"{value.year}{value.month:02d}{value.day:02d}{value.hour:02d}"
+                f"{value.minute:02d}{value.second:02d}")
+        if value.tzinfo is UTC:  # the engine's own clock: no offset to work out
+            return text + "+0000"
+    else:
+        text = value.strftime(_FORMATS[precision])
     if precision == "fraction" and isinstance(value, datetime):
         text += f".{value.microsecond // 100:04d}"
     offset = value.utcoffset() if isinstance(value, datetime) else None

@@ -158,6 +158,14 @@ class Tx(Protocol):
         ...
 
     # -- the inbox: stored, acknowledged, not yet applied (ACK on store) ------------------
+    def save_custody_many(self, records: Sequence[InboundMessage]) -> list[int] | None:
+        """Group commit's fast path for messages answered on store: each message's
+        custody (raw bytes, peer, listener, MSH-3/4/10, status, ACK, outcome; no search
+        keys), its dedupe claim and its inbox row, one statement per table; returns
+        their ids in order. None when any claim is held already (or appears twice):
+        the caller must roll the transaction back, some rows may be written."""
+        ...
+
     def inbox_add(self, waiting: Sequence[tuple[int, datetime]]) -> None:
         """Put stored messages ``(message id, received_at)`` in the inbox, in the
         transaction that stores them; message id order is their arrival order."""

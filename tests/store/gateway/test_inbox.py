@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from accord.store import InboundMessage
 from accord.store.gateway.store import SqlStore
 
 from ..conftest import T0
@@ -127,3 +128,42 @@ def test_retention_keeps_what_waits(store: SqlStore) -> None:
         tx.inbox_remove(ids[0])
     assert store.prune(T0 + timedelta(days=1)) == 1
     assert store.get_message(ids[1]).id == ids[1]
+
+
+def custody(n: int) -> InboundMessage:
+    """A message as ingest stores it when it answers on store: custody only."""
+    return inbound(n, charset="", receiving_app="", receiving_facility="",
+                   message_type="", version="", patient_ids=(), accessions=(),
+                   ack_code="CA", outcome={"applied": False})
+
+
+def test_custody_stored_claimed_and_queued_at_once(store: SqlStore) -> None:
+    records = [custody(n) for n in range(1, 4)]
+    with store.transaction() as tx:
+        ids = tx.save_custody_many(records)
+    assert ids is not None and ids == sorted(ids) and len(set(ids)) == 3
+    assert store.backlog() == (3, records[0].received_at)
+    for mid, record in zip(ids, records, strict=True):
+        got = store.get_message(mid)
+        assert (got.raw, got.ack, got.ack_code, got.control_id, got.sending_app,
+                got.status, got.outcome) == (record.raw, record.ack, "CA",
+                                             record.control_id, "RIS", "processed",
+                                             {"applied": False})
+        assert (got.message_type, got.patient_ids) == ("", ())  # the applier's to write
+    with store.transaction() as tx:
+        first = tx.find_first("RIS", "HOSP", "C2")
+    assert first is not None and first.id == ids[1]  # a resend gets this one's ACK
+
+
+def test_custody_of_a_claimed_message_is_refused(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        assert tx.save_custody_many([custody(1)]) is not None
+    try:
+        with store.transaction() as tx:
+            assert tx.save_custody_many([custody(2), custody(1)]) is None
+            raise RuntimeError("the caller rolls back")
+    except RuntimeError:
+        pass
+    with store.transaction() as tx:
+        assert tx.save_custody_many([custody(3), custody(3)]) is None  # twice in a batch
+    assert store.backlog()[0] == 1

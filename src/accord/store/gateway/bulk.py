@@ -18,11 +18,11 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from accord.store.db.compiled import Runner
-from accord.store.db.sanitize import clean_text
+from accord.store.db.sanitize import clean_json, clean_text
 from accord.store.gateway.messages import fit, key_rows, message_row
 from accord.store.gateway.outbox import PATIENT_KEY_LENGTH
 from accord.store.records import InboundMessage, OutboxItem
-from accord.store.schema import dedupe, message_keys, messages, outbox
+from accord.store.schema import dedupe, inbox, message_keys, messages, outbox
 
 
 def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int]:
@@ -46,6 +46,53 @@ def save_inbound_many(conn: Connection, records: Sequence[InboundMessage]) -> li
         for mid, r in zip(ids, records, strict=True)
         for k in key_rows(mid, r.patient_ids, r.accessions)
     ])
+    return ids
+
+
+def save_custody_many(conn: Connection, records: Sequence[InboundMessage]) -> list[int] | None:
+    """Messages answered on store (ACK on store): their custody rows, their dedupe
+    claims and their inbox rows, one statement per table; returns their ids in order,
+    or None when any MSH-3 + MSH-4 + MSH-10 is claimed already (or appears twice), with
+    some rows possibly written: the caller rolls the transaction back.
+
+    Only what custody holds is written of each message (received at, peer, listener,
+    raw bytes, MSH-3/4/10, status, ACK and its code, outcome); its other header keys
+    and its search keys keep their defaults until the applier completes the record
+    (:func:`accord.store.gateway.inbox.record_applied`). Fewer columns bound, cleaned and
+    converted per message than :func:`save_inbound_many`: the answer waits on this."""
+    if not records:
+        return []
+    rows: list[dict[str, Any]] = []
+    keys: list[tuple[str, str, str]] = []
+    for r in records:
+        if r.reprocess_of is not None or r.patient_ids or r.accessions:
+            raise ValueError("save_custody_many takes custody records only")
+        app, fac, cid = (fit("sending_app", r.sending_app),
+                         fit("sending_facility", r.sending_facility),
+                         fit("control_id", r.control_id))
+        keys.append((app, fac, cid))
+        rows.append({"received_at": r.received_at, "peer": fit("peer", r.peer),
+                     "listener": fit("listener", r.listener), "raw": r.raw,
+                     "sending_app": app, "sending_facility": fac, "control_id": cid,
+                     "status": r.status, "ack_code": r.ack_code, "ack": r.ack,
+                     "outcome": clean_json(r.outcome)})
+    if len(set(keys)) < len(keys):
+        return None
+    runner = Runner(conn)
+    ids = runner.insert_ids(_INSERT, rows)
+    if ids is None:
+        ids = [int(row.id) for row in conn.execute(_INSERT_RETURNING, rows)]
+    try:
+        # Sorted by key: see claim_control_ids (no deadlock between nodes).
+        runner.run(_INSERT_DEDUPE, sorted(
+            ({"sending_app": a, "sending_facility": f, "control_id": c, "message_id": m}
+             for (a, f, c), m in zip(keys, ids, strict=True)),
+            key=lambda row: (row["sending_app"], row["sending_facility"],
+                             row["control_id"])))
+    except IntegrityError:
+        return None
+    runner.run(_INSERT_INBOX, [{"message_id": mid, "received_at": r.received_at}
+                               for mid, r in zip(ids, records, strict=True)])
     return ids
 
 
@@ -88,6 +135,7 @@ def claim_control_ids(conn: Connection, claims: Sequence[tuple[str, str, str, in
 
 
 _INSERT_DEDUPE = insert(dedupe)
+_INSERT_INBOX = insert(inbox)
 
 
 _INSERT_DELIVERED = insert(outbox)

@@ -121,6 +121,9 @@ class SqlTx:
                           keep_usable: bool = True) -> bool:
         return bulk.claim_control_ids(self.connection, claims, keep_usable=keep_usable)
 
+    def save_custody_many(self, records: Sequence[InboundMessage]) -> list[int] | None:
+        return bulk.save_custody_many(self.connection, records)
+
     def inbox_add(self, waiting: Sequence[tuple[int, datetime]]) -> None:
         inbox.add(self.connection, waiting)
 

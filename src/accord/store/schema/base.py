@@ -8,6 +8,7 @@ every area's tables onto it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,10 +43,30 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # the usual case: the engine's clocks give UTC
+            return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
         if value.utcoffset() is None:
             raise ValueError("naive datetime given to the store; use aware UTC")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        process = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or process is None:
+            return process
+        chained = process
+
+        def utc_text(value: Any) -> Any:
+            # A UTC datetime written straight in SQLite's DATETIME storage format (what
+            # the chain of this type and DateTime gives): two conversions per timestamp
+            # were a tenth of an ACK-on-store commit's Python time (measured).
+            if type(value) is datetime and value.tzinfo is UTC:
+                return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+                        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+                        f".{value.microsecond:06d}")
+            return chained(value)
+
+        return utc_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
