@@ -4,6 +4,7 @@ release opens and is upgraded to the latest schema."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alembic import command
@@ -17,12 +18,15 @@ from accord.store.db import connect
 from accord.store.gateway.store import SqlStore
 from accord.store.schema import metadata
 from accord.store.schema.migrations import alembic_config, head_revision
+from accord.store.workflow.codec import decode_patient
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.index import stored_keys
 
 from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
 CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0007_console",
-         "0008_operations", "0009_inbox", "0010_identity"]
+         "0008_operations", "0009_inbox", "0010_identity", "0011_identity_keys"]
 
 
 def test_exactly_one_head() -> None:
@@ -128,3 +132,33 @@ def test_the_console_upgrade_fills_search_keys_accessions_and_audit_patients(
     assert keys == ("9-cca", "77nrm")
     assert [tuple(r) for r in accessions] == [("status", "Acc-9"), ("adt", "")]
     assert [r[0] for r in audit] == ["P1"]
+
+
+def test_the_identity_upgrade_files_the_home_and_birthday_keys_of_stored_patients(
+        tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    old = connect(url)
+    doc = {"id": "P1", "name": {"family": "KOWALCZYK", "given": "ANNA"},
+           "birth_date": "1970-03-04", "sex": "F", "identifiers": [],
+           "address": {"street": "12 KING DRIVE", "postal_code": "2000"}}
+    with old.write() as conn:
+        command.upgrade(alembic_config(conn), "0009_inbox")
+        conn.execute(text("INSERT INTO patients (id, doc) VALUES ('P1', :doc)"),
+                     {"doc": json.dumps(doc)})
+        command.upgrade(alembic_config(conn), "0010_identity")
+        conn.execute(text("INSERT INTO identity_counts (key, count) VALUES ('7:stale', 5)"))
+    old.close()
+    store = open_store(url)
+    try:
+        with store.database.read() as conn:
+            blocks = {r[0] for r in conn.execute(text(
+                "SELECT key FROM patient_blocks WHERE patient_id = 'P1'"))}
+            counts = dict(conn.execute(text(
+                "SELECT key, count FROM identity_counts WHERE key LIKE '7:%' "
+                "OR key LIKE '8:%'")).all())
+    finally:
+        store.close()
+    f = features(decode_patient(doc).demographics)
+    new = {k for k in stored_keys(f) if k.startswith(("7:", "8:"))}
+    assert len(new) == 2 and new <= blocks  # one key each: home, and family + birthday
+    assert counts == dict.fromkeys(new, 1)  # counted once; the stale count is gone

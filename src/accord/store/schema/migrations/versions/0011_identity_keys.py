@@ -1,0 +1,81 @@
+"""Identity blocking by home and by birthday: the patients stored before the two rules
+(``street``: house number and street; ``family_birthday``: family name with birth month
+and day) get their keys and the keys' counts, as a save would file them
+(``accord.store.workflow.identity``). Without them, a registration would find an older
+patient by these rules only after an A08, and an A08 would take away counts that were
+never added.
+
+The keys of the two rules are first removed, so the backfill counts each patient once
+whatever the earlier step left (0010's backfill counts every rule the code knows).
+
+Revision ID: 0011_identity_keys
+Revises: 0010_identity
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from accord.store.workflow.codec import decode_patient
+from accord.workflow.identity.compare import features
+from accord.workflow.identity.index import BLOCKING_RULES, stored_keys
+
+revision = "0011_identity_keys"
+down_revision = "0010_identity"
+branch_labels = None
+depends_on = None
+
+RULES = ("street", "family_birthday")
+BLOCK = 1000
+
+_patients = sa.table("patients", sa.column("id"), sa.column("doc"), sa.column("merged_into"))
+_blocks = sa.table("patient_blocks", sa.column("key"), sa.column("patient_id"))
+_counts = sa.table("identity_counts", sa.column("key"), sa.column("count"))
+
+
+def _prefixes() -> tuple[str, ...]:
+    return tuple(f"{BLOCKING_RULES.index(rule)}:" for rule in RULES)
+
+
+def _forget(conn: sa.Connection) -> None:
+    for prefix in _prefixes():
+        conn.execute(sa.delete(_blocks).where(_blocks.c.key.like(f"{prefix}%")))
+        conn.execute(sa.delete(_counts).where(_counts.c.key.like(f"{prefix}%")))
+
+
+def upgrade() -> None:
+    conn = op.get_bind()
+    _forget(conn)
+    prefixes = _prefixes()
+    counts: Counter[str] = Counter()
+    last = ""
+    while True:
+        rows = conn.execute(
+            sa.select(_patients.c.id, _patients.c.doc)
+            .where(_patients.c.id > last, _patients.c.merged_into.is_(None))
+            .order_by(_patients.c.id).limit(BLOCK)).all()
+        if not rows:
+            break
+        made: list[dict[str, Any]] = []
+        for row in rows:
+            doc = json.loads(row.doc) if isinstance(row.doc, str) else row.doc
+            keys = [k for k in stored_keys(features(decode_patient(doc).demographics))
+                    if k.startswith(prefixes)]
+            counts.update(keys)
+            made.extend({"key": k, "patient_id": row.id} for k in keys)
+        if made:
+            conn.execute(sa.insert(_blocks), made)
+        last = rows[-1].id
+    items = [{"key": k, "count": n} for k, n in sorted(counts.items())]
+    for start in range(0, len(items), BLOCK * 10):
+        conn.execute(sa.insert(_counts), items[start:start + BLOCK * 10])
+
+
+def downgrade() -> None:
+    _forget(op.get_bind())
