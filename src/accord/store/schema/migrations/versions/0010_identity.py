@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from accord.store.schema.migrations.patient_docs import demographics
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.frequencies import POPULATION, count_keys
 from accord.workflow.identity.index import pack
-from accord.workflow.model import Address, Demographics, PersonName
 
 revision = "0010_identity"
 down_revision = "0009_inbox"
@@ -63,23 +61,6 @@ def upgrade() -> None:
     _backfill()
 
 
-def _demographics(doc: dict[str, Any]) -> Demographics:
-    """The fields of a patient document (``store/workflow/codec.py``) matching reads."""
-    name, address = doc.get("name") or {}, doc.get("address") or {}
-    birth = doc.get("birth_date")
-    return Demographics(
-        name=PersonName(**{k: str(name.get(k, "")) for k in
-                           ("family", "given", "middle", "suffix", "prefix")}),
-        birth_date=date.fromisoformat(birth) if birth else None,
-        sex=str(doc.get("sex") or ""),
-        address=Address(**{k: str(address.get(k, "")) for k in
-                           ("street", "other", "city", "state", "postal_code", "country")}),
-        phone=str(doc.get("phone") or ""),
-        national_id=str(doc.get("national_id") or ""),
-        mothers_maiden_name=str(doc.get("mothers_maiden_name") or ""),
-    )
-
-
 def _backfill() -> None:
     conn = op.get_bind()
     patients = sa.table("patients", sa.column("id"), sa.column("doc"),
@@ -97,7 +78,7 @@ def _backfill() -> None:
         made = []
         for row in rows:
             doc = json.loads(row.doc) if isinstance(row.doc, str) else row.doc
-            f = features(_demographics(doc))
+            f = features(demographics(doc))
             counts.update(count_keys(f))
             counts[POPULATION] += 1
             made.append({"patient_id": row.id, "packed": pack(f)})

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from accord.store.workflow.codec import decode_patient
+from accord.store.schema.migrations.patient_docs import demographics
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.index import BLOCKING_RULES, stored_keys
 
@@ -65,7 +65,7 @@ def upgrade() -> None:
         made: list[dict[str, Any]] = []
         for row in rows:
             doc = json.loads(row.doc) if isinstance(row.doc, str) else row.doc
-            keys = [k for k in stored_keys(features(decode_patient(doc).demographics))
+            keys = [k for k in stored_keys(features(demographics(doc)))
                     if k.startswith(prefixes)]
             counts.update(keys)
             made.extend({"key": k, "patient_id": row.id} for k in keys)
