@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
+import pytest
 from dicom_support import associate
 
-from accord.dicom.acceptor import WaitingAssociation
+from accord.dicom.acceptor import AcceptingServer, WaitingAssociation
 from accord.dicom.scp import DicomServer
 
 
@@ -40,3 +42,16 @@ def test_a_peer_abort_ends_the_accepted_association(scp: DicomServer) -> None:
     assoc.abort()
     assert _until_none_left(scp)
     assert all(a.is_aborted and not a.is_established for a in accepted)
+
+
+def test_the_server_forces_no_full_collection_between_polls(
+        scp: DicomServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pynetdicom's server collects all garbage every 60 polls; this one leaves it to
+    Python."""
+    collected: list[object] = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(a) or 0)
+    server = scp._server
+    assert isinstance(server, AcceptingServer)
+    for _ in range(200):
+        server.service_actions()
+    assert collected == []

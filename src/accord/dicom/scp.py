@@ -34,10 +34,9 @@ from typing import Any, Protocol
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
-from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.utils import make_target
 
-from accord.dicom.acceptor import WaitingRequestHandler
+from accord.dicom.acceptor import AcceptingServer, WaitingRequestHandler
 from accord.dicom.admission import AssociationGate, GateSettings
 from accord.dicom.index import WorklistEntry
 from accord.dicom.mpps import (
@@ -437,7 +436,7 @@ def start_scp(config: ScpConfig, source: WorklistSource, sink: MppsSink,
         (evt.EVT_N_SET, mpps.on_set),
     ]
     server: Any = ae.make_server((config.host, config.port), evt_handlers=handlers,
-                                 server_class=ThreadedAssociationServer,
+                                 server_class=AcceptingServer,
                                  request_handler=WaitingRequestHandler)
     server.verify_request = gate.verify_request  # before serving: no connection slips by
     threading.Thread(target=make_target(server.serve_forever), daemon=True,
