@@ -196,3 +196,15 @@ def test_housemates_of_one_family_gain_less_from_a_rare_home() -> None:
     kin_weight, kin_tf = _contact(query, kin, freqs)
     other_weight, other_tf = _contact(query, other, freqs)
     assert 0 < kin_tf < other_tf and kin_weight < other_weight
+
+
+def test_a_kept_phone_counts_for_more_in_a_large_registry() -> None:
+    query = Demographics(PersonName("Smith", "John"), date(1970, 5, 17), "M",
+                         Address(street="3 Elm Road", postal_code="02134"), phone="6175550199")
+    moved = Demographics(PersonName("Jones", "John"), date(1970, 5, 17), "M",
+                         Address(street="9 Oak Road", postal_code="60601"), phone="6175550199")
+    phone = f"phone:{features(query).phone}"
+    w_small, tf_small = _contact(query, moved, Frequencies(20_000, {phone: 1}))
+    w_large, tf_large = _contact(query, moved, Frequencies(500_000, {phone: 1}))
+    assert w_large > w_small > 0 and tf_large > tf_small >= 0
+    assert _contact(query, moved, Frequencies(20_000, {phone: 5}))[1] == 0.0  # never less

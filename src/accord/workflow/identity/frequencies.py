@@ -73,7 +73,7 @@ _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _CONTACT = COMPARISON_NAMES.index("contact")
-_ADDRESS_AND_PHONE, _ADDRESS = 0, 1  # contact levels: the address agrees
+_ADDRESS_AND_PHONE, _ADDRESS, _PHONE = 0, 1, 2  # contact levels: the address agrees...
 _SAME_AREA = 3  # contact level: same postal code or city only
 
 
@@ -190,6 +190,21 @@ def _adjust(weight: float, change: float) -> float:
     return max(-weight, min(change, MAX_BOOST)) if weight > 0 else min(change, MAX_BOOST)
 
 
+def _phone_change(query: Features, stored: Features, levels: Sequence[int], weights: Weights,
+                  freqs: Frequencies, population: int) -> float:
+    """The term-frequency change of a phone agreeing without the address (a move, the
+    number kept): like a home (``_home_change``), a number is held by a household, so
+    its count gives its share of the registry; never below the model's weight."""
+    if not query.phone or query.phone != stored.phone:
+        return 0.0
+    contact = weights.comparisons[_CONTACT]
+    u = contact.u[_PHONE]
+    average = contact.u[_ADDRESS_AND_PHONE] + u
+    housemates = weights.housemates(levels, population)
+    ratio = freqs.share(f"phone:{query.phone}", average) / average
+    return max(0.0, math.log2((u + housemates) / (u * ratio + housemates)))
+
+
 def _home_change(query: Features, stored: Features, levels: Sequence[int], weights: Weights,
                  freqs: Frequencies, population: int) -> float:
     """The term-frequency change of an address agreement (with the phone or without) on
@@ -237,6 +252,10 @@ def adjustments(
         out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
                                 _home_change(query, stored, levels, weights, freqs,
                                              population))
+    elif contact == _PHONE:
+        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
+                                _phone_change(query, stored, levels, weights, freqs,
+                                              population))
     elif contact == _SAME_AREA and query.postal:
         u = weights.comparisons[_CONTACT].u[_SAME_AREA]
         out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
