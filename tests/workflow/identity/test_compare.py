@@ -250,6 +250,17 @@ def test_contact_levels() -> None:
     assert compare_contact(same, other) == level("contact", "different")
 
 
+def test_a_new_phone_without_an_address_to_compare_is_not_a_different_home() -> None:
+    same = features(person())
+    no_address = features(Demographics(name=PersonName(family="Smith", given="William"),
+                                       phone="217 555 0199"))
+    kept = features(Demographics(name=PersonName(family="Smith", given="William"),
+                                 phone=same.phone))
+    assert compare_contact(same, no_address) == NULL
+    assert compare_contact(no_address, same) == NULL
+    assert compare_contact(same, kept) == level("contact", "phone")
+
+
 def test_phone_uses_last_seven_digits() -> None:
     a = features(person(phone="+1 (217) 555-0142"))
     b = features(person(phone="555 0142"))

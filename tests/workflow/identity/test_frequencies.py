@@ -25,6 +25,7 @@ from accord.workflow.identity.frequencies import (
     term_keys,
     without_shared,
 )
+from accord.workflow.identity.index import home_key
 from accord.workflow.identity.matcher import Candidates, assess, propose, weights_for
 from accord.workflow.model import Address, Demographics, PersonName
 
@@ -147,3 +148,63 @@ def test_a_shared_given_name_is_read_crossed_over_a_shared_family_name_is_not() 
     counts = Frequencies(10_000, {"family:ROGERS": 40, "given:TRACY": 25})
     assert crossed_by_role(sister, twin, counts) is None
     assert set(role_keys(query)) == {"family:JOHNSON", "given:ELIZABETH"}
+
+
+def _contact(query: Demographics, stored: Demographics, freqs: Frequencies) -> tuple[float, float]:
+    """The contact term (weight, tf) of a pair, and a check that the terms add up."""
+    (result,) = propose(query, Candidates((("p", features(stored)),), freqs), threshold=0.0)
+    assert sum(t.weight for t in result.fields) == pytest.approx(result.score, abs=1e-3)
+    (term,) = [t for t in result.fields if t.name == "contact"]
+    return term.weight, term.tf
+
+
+def _at(family: str, given: str, born: date, street: str) -> Demographics:
+    return Demographics(PersonName(family, given), born, "M",
+                        Address(street=street, postal_code="02134"))
+
+
+def test_a_home_counts_for_more_in_a_large_registry_never_less_when_crowded() -> None:
+    query = _at("Smith", "John", date(1970, 5, 17), "3 Elm Road")
+    moved = _at("Jones", "John", date(1970, 5, 17), "3 Elm Road")  # a married name
+    home = home_key(features(query))
+    assert home == "7:3 ELM ROAD"
+    small = Frequencies(20_000, {home: 2})
+    large = Frequencies(500_000, {home: 2})
+    crowded = Frequencies(20_000, {home: 400})  # a care home, or one person many times
+    w_small, tf_small = _contact(query, moved, small)
+    w_large, tf_large = _contact(query, moved, large)
+    w_crowded, tf_crowded = _contact(query, moved, crowded)
+    assert w_large > w_small > w_crowded > 0
+    assert tf_large > tf_small > 0 == tf_crowded and tf_large <= MAX_BOOST
+    assert _contact(query, moved, Frequencies())[1] == 0.0  # nothing counted
+
+
+def test_a_home_adjusts_only_an_address_on_the_same_home() -> None:
+    query = _at("Smith", "John", date(1970, 5, 17), "3 Elm Road")
+    typo = _at("Jones", "John", date(1970, 5, 17), "3 Elm Raod")  # address level, another key
+    freqs = Frequencies(500_000, {home_key(features(query)): 2})
+    assert _contact(query, typo, freqs)[1] == 0.0
+
+
+def test_housemates_of_one_family_gain_less_from_a_rare_home() -> None:
+    """The household correction stays: sharing a home with a same-surname person is what
+    housemates do, whatever the home's count."""
+    query = _at("Smith", "John", date(1970, 5, 17), "3 Elm Road")
+    kin = _at("Smith", "John", date(1971, 5, 17), "3 Elm Road")
+    other = _at("Jones", "John", date(1971, 5, 17), "3 Elm Road")
+    freqs = Frequencies(500_000, {home_key(features(query)): 2})
+    kin_weight, kin_tf = _contact(query, kin, freqs)
+    other_weight, other_tf = _contact(query, other, freqs)
+    assert 0 < kin_tf < other_tf and kin_weight < other_weight
+
+
+def test_a_kept_phone_counts_for_more_in_a_large_registry() -> None:
+    query = Demographics(PersonName("Smith", "John"), date(1970, 5, 17), "M",
+                         Address(street="3 Elm Road", postal_code="02134"), phone="6175550199")
+    moved = Demographics(PersonName("Jones", "John"), date(1970, 5, 17), "M",
+                         Address(street="9 Oak Road", postal_code="60601"), phone="6175550199")
+    phone = f"phone:{features(query).phone}"
+    w_small, tf_small = _contact(query, moved, Frequencies(20_000, {phone: 1}))
+    w_large, tf_large = _contact(query, moved, Frequencies(500_000, {phone: 1}))
+    assert w_large > w_small > 0 and tf_large > tf_small >= 0
+    assert _contact(query, moved, Frequencies(20_000, {phone: 5}))[1] == 0.0  # never less

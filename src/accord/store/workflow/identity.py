@@ -40,7 +40,14 @@ from accord.workflow.identity.frequencies import (
     role_keys,
     term_keys,
 )
-from accord.workflow.identity.index import MAX_CANDIDATES, lookup_keys, lookup_plan, pack, unpack
+from accord.workflow.identity.index import (
+    MAX_CANDIDATES,
+    home_key,
+    lookup_keys,
+    lookup_plan,
+    pack,
+    unpack,
+)
 from accord.workflow.identity.matcher import Candidates
 from accord.workflow.identity.train import learn_from_decisions
 from accord.workflow.model import Patient
@@ -157,9 +164,10 @@ def candidates(conn: Connection, runner: Runner, f: Features, *, exclude: str = 
 
 
 def frequencies(conn: Connection, f: Features) -> Frequencies:
-    """The counts of one patient's terms, and the population (for explaining a pair)."""
+    """The counts of one patient's terms and home, and the population (for explaining
+    a pair)."""
     rows = conn.execute(COUNTS, {"keys": [POPULATION, *LEARNED_KEYS, *term_keys(f),
-                                          *role_keys(f)]})
+                                          *role_keys(f), home_key(f)]})
     counts = {str(k): int(n) for k, n in rows}
     return Frequencies(max(0, counts.get(POPULATION, 0)), counts)
 

@@ -385,11 +385,13 @@ def compare_contact(a: Features, b: Features) -> int:
     """Address (PID-11) and phone (PID-13) as ONE comparison: a household shares both,
     so counting them as independent evidence would make a spouse look like a duplicate.
     Levels: address and phone agree, address agrees, phone agrees, same postal code or
-    city only, different."""
+    city only, different. "Different" is a different home: without an address on one
+    side, a phone that differs is only a new number (a duplicate registered years
+    later has one about as often as not) and compares as missing, not as a move."""
     street = compare_street(a.street, b.street)
     locality = compare_locality(a, b)
     phone = compare_one_edit(a.phone, b.phone)
-    if street == NULL and locality == NULL and phone == NULL:
+    if street == NULL and locality == NULL and phone in (NULL, 2):
         return NULL
     address = (street == 0 and locality in (0, 1, NULL)) or (street == 1 and locality in (0, 1))
     if phone in (0, 1):

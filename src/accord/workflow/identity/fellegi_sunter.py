@@ -99,12 +99,20 @@ class Weights:
         level = levels[i]
         if level == NULL:
             return 0.0
-        if i != _CONTACT or levels[_FAMILY] not in (0, 1) or not self.household[level]:
+        housemates = self.housemates(levels, population) if i == _CONTACT else 0.0
+        if not housemates:
             return self.table[i][level]
-        family, contact = self.comparisons[_FAMILY], self.comparisons[_CONTACT]
-        same_surname = max(population, 1) * (family.u[0] + family.u[1])
-        u = contact.u[level] + self.household[level] / same_surname
-        return math.log2(contact.m[level] / min(u, 1.0))
+        contact = self.comparisons[_CONTACT]
+        return math.log2(contact.m[level] / min(contact.u[level] + housemates, 1.0))
+
+    def housemates(self, levels: Sequence[int], population: int) -> float:
+        """What the household correction adds to the ``contact`` level's u when the
+        family names agree: household/(N · s); 0 when it does not apply."""
+        level = levels[_CONTACT]
+        if level == NULL or levels[_FAMILY] not in (0, 1) or not self.household[level]:
+            return 0.0
+        family = self.comparisons[_FAMILY]
+        return self.household[level] / (max(population, 1) * (family.u[0] + family.u[1]))
 
     def match_weight(self, levels: Sequence[int], population: int) -> float:
         """Sum of log2(m/u) over the non-missing levels of a comparison vector."""

@@ -48,7 +48,7 @@ from accord.workflow.identity.compare import (
     phonetic,
 )
 from accord.workflow.identity.fellegi_sunter import Weights
-from accord.workflow.identity.index import stored_keys
+from accord.workflow.identity.index import home_key, stored_keys
 
 POPULATION = "*"  # the key counting live patients
 REGISTRATIONS = "~registrations"  # new patients matched so far
@@ -73,6 +73,7 @@ _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
 _BIRTH = COMPARISON_NAMES.index("birth_date")
 _CONTACT = COMPARISON_NAMES.index("contact")
+_ADDRESS_AND_PHONE, _ADDRESS, _PHONE = 0, 1, 2  # contact levels: the address agrees...
 _SAME_AREA = 3  # contact level: same postal code or city only
 
 
@@ -183,20 +184,60 @@ def learned_m(weights: Weights, freqs: Frequencies) -> tuple[tuple[float, ...], 
     return tuple(out)
 
 
-def _adjust(weight: float, u: float, share: float) -> float:
-    """The change to an agreement's weight when the value's u is ``share``."""
-    change = math.log2(u / share)
+def _adjust(weight: float, change: float) -> float:
+    """``change`` to an agreement's weight, at most ``MAX_BOOST``, and never turning an
+    agreement into evidence against."""
     return max(-weight, min(change, MAX_BOOST)) if weight > 0 else min(change, MAX_BOOST)
 
 
+def _phone_change(query: Features, stored: Features, levels: Sequence[int], weights: Weights,
+                  freqs: Frequencies, population: int) -> float:
+    """The term-frequency change of a phone agreeing without the address (a move, the
+    number kept): like a home (``_home_change``), a number is held by a household, so
+    its count gives its share of the registry; never below the model's weight."""
+    if not query.phone or query.phone != stored.phone:
+        return 0.0
+    contact = weights.comparisons[_CONTACT]
+    u = contact.u[_PHONE]
+    average = contact.u[_ADDRESS_AND_PHONE] + u
+    housemates = weights.housemates(levels, population)
+    ratio = freqs.share(f"phone:{query.phone}", average) / average
+    return max(0.0, math.log2((u + housemates) / (u * ratio + housemates)))
+
+
+def _home_change(query: Features, stored: Features, levels: Sequence[int], weights: Weights,
+                 freqs: Frequencies, population: int) -> float:
+    """The term-frequency change of an address agreement (with the phone or without) on
+    one home (the same house number and street). Unlike a name or a birth date, a home
+    is held by a household, however large the registry: the chance that a stranger
+    shares it is the few people living there over N, not a constant, and the model's u
+    (an average for some registry size) understates the agreement in a large registry.
+    The home's count gives its share; the address-and-phone level keeps its ratio to
+    the address-only one (the phone's agreement among strangers at one home). The
+    household correction (same family name) is added to both u's: housemates stay as
+    likely as before. A home counted more often than the average only keeps the
+    model's weight: its count cannot tell many people living there (a care home) from
+    one person registered many times (a registry with many duplicates)."""
+    key = home_key(query)
+    if not key or key != home_key(stored):
+        return 0.0
+    contact = weights.comparisons[_CONTACT]
+    level = levels[_CONTACT]
+    average = contact.u[_ADDRESS_AND_PHONE] + contact.u[_ADDRESS]
+    u = contact.u[level]
+    housemates = weights.housemates(levels, population)
+    ratio = freqs.share(key, average) / average
+    return max(0.0, math.log2((u + housemates) / (u * ratio + housemates)))
+
+
 def adjustments(
-    query: Features, levels: Sequence[int], weights: Weights, freqs: Frequencies,
-    population: int,
+    query: Features, stored: Features, levels: Sequence[int], weights: Weights,
+    freqs: Frequencies, population: int,
 ) -> tuple[float, ...]:
     """Per comparison, the term-frequency change to its weight (0 where none applies):
-    exact agreement on the family name, the given name or the birth date, and a shared
-    postal code or city as the only contact. An agreement never turns into evidence
-    against (it falls to 0 at most)."""
+    exact agreement on the family name, the given name or the birth date, an address
+    agreeing on one home, and a shared postal code or city as the only contact. An
+    agreement never turns into evidence against (it falls to 0 at most)."""
     if not freqs.population:
         return tuple(0.0 for _ in levels)
     out = [0.0 for _ in levels]
@@ -204,12 +245,21 @@ def adjustments(
                           (_BIRTH, query.birth, "birth")):
         if levels[i] == 0 and value:
             u = weights.comparisons[i].u[0]
-            out[i] = _adjust(weights.factor(i, levels, population), u,
-                             freqs.share(f"{key}:{value}", u))
-    if levels[_CONTACT] == _SAME_AREA and query.postal:
+            out[i] = _adjust(weights.factor(i, levels, population),
+                             math.log2(u / freqs.share(f"{key}:{value}", u)))
+    contact = levels[_CONTACT]
+    if contact in (_ADDRESS_AND_PHONE, _ADDRESS):
+        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
+                                _home_change(query, stored, levels, weights, freqs,
+                                             population))
+    elif contact == _PHONE:
+        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
+                                _phone_change(query, stored, levels, weights, freqs,
+                                              population))
+    elif contact == _SAME_AREA and query.postal:
         u = weights.comparisons[_CONTACT].u[_SAME_AREA]
-        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population), u,
-                                freqs.share(f"postal:{query.postal}", u))
+        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
+                                math.log2(u / freqs.share(f"postal:{query.postal}", u)))
     return tuple(out)
 
 

@@ -108,6 +108,16 @@ def stored_keys(f: Features) -> tuple[str, ...]:
     return tuple(f"{n}:{k}" for n, k in enumerate(blocking_keys(f)) if k)
 
 
+_STREET_RULE = BLOCKING_RULES.index("street")
+
+
+def home_key(f: Features) -> str:
+    """The stored-form key of a patient's home (house number and street), whose count
+    is how many stored patients live there; "" without a house number."""
+    key = _street_key(f.street)
+    return f"{_STREET_RULE}:{key}" if key else ""
+
+
 def lookup_keys(f: Features) -> tuple[str, ...]:
     """The stored-form keys to look up for a registration (its own and the widened)."""
     return tuple(sorted({f"{n}:{k}" for n, keys in enumerate(query_keys(f)) for k in keys if k}))

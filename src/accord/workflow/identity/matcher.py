@@ -89,7 +89,7 @@ def score_pair(
     kin, cap = relation(query, stored, levels)
     if cap == DISTINCT:
         return None
-    tf = adjustments(query, levels, weights, freqs, population)
+    tf = adjustments(query, stored, levels, weights, freqs, population)
     return explain(patient_id, levels, transposed, weights, population, tf,
                    relation=kin, cap=cap)
 
@@ -108,7 +108,7 @@ def compare_patients(
     query, other = features(registration), features(stored.demographics)
     levels, transposed = compare(query, other)
     kin, cap = relation(query, other, levels)
-    tf = adjustments(query, levels, weights, freqs, population)
+    tf = adjustments(query, other, levels, weights, freqs, population)
     return explain(stored.id, levels, transposed, weights, population, tf, relation=kin,
                    cap=None if cap == DISTINCT else cap)
 
