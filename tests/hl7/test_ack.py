@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -287,17 +288,22 @@ def test_build_reject_with_an_over_long_msh2_uses_the_standard_delimiters():
     assert (ack_code_of(ack), ack.control_id, ack.encoding.msh2) == ("AR", "R", "^~\\&")
 
 
+def _parsed(corpus: Path) -> Iterator[Message]:
+    """Every corpus message that parses."""
+    for _, path in corpus_files(corpus):
+        try:
+            yield parse(path.read_bytes())
+        except ParseError:
+            continue
+
+
 @pytest.mark.parametrize("code", ["AA", "AE", "AR"])
 def test_ack_text_is_build_ack_as_er7(corpus: Path, code: str) -> None:
     """Ingest sends ``ack_text`` without parsing it: it must equal the parsed ACK's ER7
     for every corpus message that parses (original and enhanced mode, any encoding)."""
     err = AckError("101", "PID-3", "E", "bad") if code != "AA" else None
     checked = 0
-    for _, path in corpus_files(corpus):
-        try:
-            msg = parse(path.read_bytes())
-        except ParseError:
-            continue
+    for msg in _parsed(corpus):
         text = ack_text(msg, code, now=NOW, control_id="ACK1", error=err)
         assert text == build_ack(msg, code, now=NOW, control_id="ACK1", error=err).to_er7()
         checked += 1
@@ -308,11 +314,7 @@ def test_the_ack_echoes_the_msh_fields_as_received(corpus: Path) -> None:
     """MSH-3/4/5/6/10 (swapped as §2.9.2 asks) and MSH-11/12/18 of every corpus message
     that parses are echoed exactly as ``get_raw`` reads them, escapes intact."""
     checked = 0
-    for _, path in corpus_files(corpus):
-        try:
-            msg = parse(path.read_bytes())
-        except ParseError:
-            continue
+    for msg in _parsed(corpus):
         ack = parse(ack_text(msg, "AA", now=NOW, control_id="ACK1"))
         echoed = [ack.get_raw(f"MSH-{n}") for n in (3, 4, 5, 6, 11, 12, 18)]
         assert echoed == [msg.get_raw(f"MSH-{n}") for n in (5, 6, 3, 4)] + [

@@ -28,6 +28,24 @@ def _queue_up(gate: WriteGate, name: str, order: list[str]) -> threading.Thread:
     return thread
 
 
+def _refusals_in_a_thread(gate: WriteGate, wait: bool = True,
+                          timeout: float = -1) -> list[StoreError]:
+    """Another thread asks for a turn; the StoreErrors it got (the turn was refused)."""
+    refused: list[StoreError] = []
+
+    def ask() -> None:
+        try:
+            with gate.turn(wait, timeout):
+                pass
+        except StoreError as exc:
+            refused.append(exc)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join(5)
+    return refused
+
+
 def test_turns_are_given_in_arrival_order() -> None:
     gate, order = WriteGate(), list[str]()
     gate.acquire()
@@ -56,37 +74,15 @@ def test_a_releasing_writer_cannot_take_the_turn_back_before_a_waiter() -> None:
 def test_reentrant_for_its_holder_and_busy_for_others() -> None:
     gate = WriteGate()
     with gate.turn(), gate.turn():  # a nested transaction of the same thread
-        seen: list[BaseException] = []
-
-        def other() -> None:
-            try:
-                with gate.turn(wait=False):
-                    pass
-            except StoreBusy as exc:
-                seen.append(exc)
-
-        thread = threading.Thread(target=other)
-        thread.start()
-        thread.join(5)
-        assert len(seen) == 1
+        seen = _refusals_in_a_thread(gate, wait=False)
+        assert len(seen) == 1 and isinstance(seen[0], StoreBusy)
     assert not gate._held
 
 
 def test_a_wait_past_the_timeout_gives_up_and_leaves_the_queue() -> None:
     gate = WriteGate()
     gate.acquire()
-    failed: list[BaseException] = []
-
-    def late() -> None:
-        try:
-            with gate.turn(timeout=0.05):
-                pass
-        except StoreError as exc:
-            failed.append(exc)
-
-    thread = threading.Thread(target=late)
-    thread.start()
-    thread.join(5)
+    failed = _refusals_in_a_thread(gate, timeout=0.05)
     assert len(failed) == 1 and not isinstance(failed[0], StoreBusy)
     assert not gate._waiters
     gate.release()
