@@ -12,14 +12,13 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from accord.store.schema.migrations.patient_docs import demographics
+from accord.store.schema.migrations.patient_docs import insert_counts, live_patients
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.frequencies import POPULATION, count_keys
 from accord.workflow.identity.index import pack
@@ -32,7 +31,6 @@ depends_on = None
 TS = sa.DateTime(timezone=True)
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 ACCORD_ID = 64
-BLOCK = 1000
 
 
 def upgrade() -> None:
@@ -63,32 +61,17 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     conn = op.get_bind()
-    patients = sa.table("patients", sa.column("id"), sa.column("doc"),
-                        sa.column("merged_into"))
     packed = sa.table("identity_features", sa.column("patient_id"), sa.column("packed"))
     counts: Counter[str] = Counter()
-    last = ""
-    while True:
-        rows = conn.execute(
-            sa.select(patients.c.id, patients.c.doc)
-            .where(patients.c.id > last, patients.c.merged_into.is_(None))
-            .order_by(patients.c.id).limit(BLOCK)).all()
-        if not rows:
-            break
+    for block in live_patients(conn):
         made = []
-        for row in rows:
-            doc = json.loads(row.doc) if isinstance(row.doc, str) else row.doc
-            f = features(demographics(doc))
+        for patient_id, demographics in block:
+            f = features(demographics)
             counts.update(count_keys(f))
             counts[POPULATION] += 1
-            made.append({"patient_id": row.id, "packed": pack(f)})
-        if made:
-            conn.execute(sa.insert(packed), made)
-        last = rows[-1].id
-    table = sa.table("identity_counts", sa.column("key"), sa.column("count"))
-    items = [{"key": k[:255], "count": n} for k, n in sorted(counts.items()) if n]
-    for start in range(0, len(items), BLOCK * 10):
-        conn.execute(sa.insert(table), items[start:start + BLOCK * 10])
+            made.append({"patient_id": patient_id, "packed": pack(f)})
+        conn.execute(sa.insert(packed), made)
+    insert_counts(conn, counts)
 
 
 def downgrade() -> None:

@@ -15,14 +15,13 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-from accord.store.schema.migrations.patient_docs import demographics
+from accord.store.schema.migrations.patient_docs import insert_counts, live_patients
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.index import BLOCKING_RULES, stored_keys
 
@@ -32,9 +31,7 @@ branch_labels = None
 depends_on = None
 
 RULES = ("street", "family_birthday")
-BLOCK = 1000
 
-_patients = sa.table("patients", sa.column("id"), sa.column("doc"), sa.column("merged_into"))
 _blocks = sa.table("patient_blocks", sa.column("key"), sa.column("patient_id"))
 _counts = sa.table("identity_counts", sa.column("key"), sa.column("count"))
 
@@ -54,27 +51,15 @@ def upgrade() -> None:
     _forget(conn)
     prefixes = _prefixes()
     counts: Counter[str] = Counter()
-    last = ""
-    while True:
-        rows = conn.execute(
-            sa.select(_patients.c.id, _patients.c.doc)
-            .where(_patients.c.id > last, _patients.c.merged_into.is_(None))
-            .order_by(_patients.c.id).limit(BLOCK)).all()
-        if not rows:
-            break
+    for block in live_patients(conn):
         made: list[dict[str, Any]] = []
-        for row in rows:
-            doc = json.loads(row.doc) if isinstance(row.doc, str) else row.doc
-            keys = [k for k in stored_keys(features(demographics(doc)))
-                    if k.startswith(prefixes)]
+        for patient_id, demographics in block:
+            keys = [k for k in stored_keys(features(demographics)) if k.startswith(prefixes)]
             counts.update(keys)
-            made.extend({"key": k, "patient_id": row.id} for k in keys)
+            made.extend({"key": k, "patient_id": patient_id} for k in keys)
         if made:
             conn.execute(sa.insert(_blocks), made)
-        last = rows[-1].id
-    items = [{"key": k, "count": n} for k, n in sorted(counts.items())]
-    for start in range(0, len(items), BLOCK * 10):
-        conn.execute(sa.insert(_counts), items[start:start + BLOCK * 10])
+    insert_counts(conn, counts)
 
 
 def downgrade() -> None:
