@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import date
 
 from accord.workflow.identity import Matcher, PatientIndex
+from accord.workflow.identity.compare import COMPARISONS
 from accord.workflow.identity.matcher import compare_patients, match_candidates
 from accord.workflow.model import Address, Demographics, Identifier, Patient, PersonName
 
@@ -70,3 +71,39 @@ def test_the_explanations_weights_add_up_to_the_score() -> None:
     assert given.level == "exact" and given.tf < 0  # ANNA is common here
     (maiden,) = [t for t in result.fields if t.name == "mothers_maiden_name"]
     assert (maiden.level, maiden.weight) == ("missing", 0.0)
+
+
+def test_a_lookup_weighs_every_candidate_as_its_explanation_does() -> None:
+    """``assess`` scores candidates without explaining them and explains only those it
+    proposes: the expected matches it adds up are the explained probabilities."""
+    from accord.workflow.identity.compare import features
+    from accord.workflow.identity.fellegi_sunter import DEFAULT_WEIGHTS, weigh
+    from accord.workflow.identity.matcher import Candidates, assess, score_pair
+
+    people = {
+        "anna": ANNA,
+        "typo": replace(ANNA, name=PersonName("Schnieder", "Anna"), phone=""),
+        "twin": replace(ANNA, name=PersonName("Schneider", "Berta")),
+        "mother": replace(ANNA, name=PersonName("Schneider", "Greta"),
+                          birth_date=date(1950, 3, 4)),
+        "crossed": replace(ANNA, name=PersonName("Anna", "Schneider")),
+        "stranger": Demographics(name=PersonName("Weber", "Jonas"), birth_date=date(1990, 1, 1)),
+    }
+    candidates = Candidates(tuple((k, features(d)) for k, d in people.items()))
+    registration = replace(ANNA, phone="")
+    got = assess(registration, candidates, threshold=0.0, population=1000)
+    explained = [score_pair(k, features(registration), f, population=1000)
+                 for k, f in candidates.found]
+    kept = [r for r in explained if r is not None]
+    assert "mother" not in {r.patient_id for r in kept}  # a housemate: ruled out
+    assert sorted(r.patient_id for r in got.proposed) == sorted(r.patient_id for r in kept)
+    assert got.expected == sum(r.probability for r in kept)
+    for r in kept:
+        levels = [next(i for i, label in enumerate(labels) if label == level) if
+                  level != "missing" else -1
+                  for (_, labels), (_, level) in zip(COMPARISONS, r.levels, strict=True)]
+        cap = next((t for t in r.fields if t.name == "household"), None)
+        total = weigh(levels, DEFAULT_WEIGHTS, 1000,
+                      [t.tf for t in r.fields[1:len(COMPARISONS) + 1]],
+                      None if cap is None else r.score)
+        assert round(total, 4) == r.score

@@ -35,6 +35,9 @@ from accord.workflow.identity.placeholders import (
 from accord.workflow.model import Demographics
 
 NULL = -1  # a value is missing on one side: neutral weight
+# Entries of each memo below: the common names and streets of a catchment, a few MB in
+# all. A larger memo keeps filling for hours with rare values and grows the process.
+_CACHED = 1 << 14
 
 # Comparison name -> its level labels, strongest agreement first, disagreement last.
 COMPARISONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -80,7 +83,7 @@ class Features(NamedTuple):
     suffix: str  # generational suffix (PID-5.4, or typed after the given name): JR, SR, II...
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=_CACHED)
 def normalise_name(text: str) -> str:
     """Upper-case ASCII letters and single spaces (``Müller-Lüdenscheidt`` -> ``MULLER
     LUDENSCHEIDT``), so spelling variants of accents and hyphens compare equal."""
@@ -89,13 +92,13 @@ def normalise_name(text: str) -> str:
     return " ".join(_NOT_LETTER.sub("", ascii_only).split())
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=_CACHED)
 def phonetic(name: str) -> str:
     """Metaphone code of a normalised name (jellyfish), for the ``phonetic`` levels."""
     return jellyfish.metaphone(name) if name else ""
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=_CACHED)
 def soundex(name: str) -> str:
     """Soundex code of a normalised name, for blocking keys."""
     return jellyfish.soundex(name) if name else ""
@@ -106,7 +109,7 @@ def _street(text: str) -> str:
     return " ".join(_STREET_WORDS.get(word, word) for word in words)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=_CACHED)
 def normalise_name_keep_digits(text: str) -> str:
     """Like ``normalise_name`` but digits stay (house numbers, postal codes)."""
     folded = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
@@ -206,6 +209,10 @@ def jaro_winkler(a: str, b: str) -> float:
     return round(JaroWinkler.similarity(a, b), 9)
 
 
+# The name and street comparisons are memoised: a lookup's candidates share the values
+# they were blocked on (a surname's soundex, a street), and a skewed population's common
+# names meet again lookup after lookup, so most pairs were compared before.
+@lru_cache(maxsize=_CACHED)
 def compare_family(a: str, b: str, code_a: str, code_b: str) -> int:
     """Family name (PID-5.1): exact, Jaro–Winkler ≥ 0.92, one typo or one name inside a
     double name, same metaphone, Jaro–Winkler ≥ 0.80, different."""
@@ -226,6 +233,7 @@ def _one_part_of_other(a: str, b: str) -> bool:
     return set(a.split()) <= set(b.split()) or set(b.split()) <= set(a.split())
 
 
+@lru_cache(maxsize=_CACHED)
 def compare_given(a: str, b: str, code_a: str, code_b: str) -> int:
     """Given name (PID-5.2): exact, nickname (Bill/William), Jaro–Winkler ≥ 0.92 or one
     typo, same metaphone, Jaro–Winkler ≥ 0.80 or an initial of the other, different."""
@@ -331,6 +339,7 @@ def _house_number(street: str) -> str:
     return next((word for word in street.split() if any(c.isdigit() for c in word)), "")
 
 
+@lru_cache(maxsize=_CACHED)
 def compare_street(a: str, b: str) -> int:
     """Street (PID-11.1/.2) by token-set similarity: ≥ 95 same, ≥ 80 similar. Two
     different house numbers are different homes however alike the rest (neighbours on
@@ -417,13 +426,19 @@ def distinct_people(levels: tuple[int, ...]) -> bool:
 def compare(a: Features, b: Features) -> tuple[tuple[int, ...], bool]:
     """The comparison vector of a pair, in ``COMPARISONS`` order, and ``transposed``."""
     family, given, transposed = compare_names(a, b)
-    vector = (
+    return complete(a, b, family, given, compare_birth_date(a.birth, b.birth)), transposed
+
+
+def complete(a: Features, b: Features, family: int, given: int, birth: int) -> tuple[int, ...]:
+    """The comparison vector with the names and birth date already compared: a lookup
+    compares those first, since with the national ID they alone can rule a pair out
+    (``distinct_people``), as they do most of a lookup's candidates."""
+    return (
         family,
         given,
-        compare_birth_date(a.birth, b.birth),
+        birth,
         compare_exact(a.sex, b.sex),
         compare_contact(a, b),
         compare_one_edit(a.national_id, b.national_id),
         compare_maiden(a.mothers_maiden, b.mothers_maiden),
     )
-    return vector, transposed

@@ -258,6 +258,49 @@ def _probability(total: float) -> float:
     return 1.0 / (1.0 + math.exp2(-total))
 
 
+def _term_weights(
+    levels: Sequence[int], weights: Weights, population: int, tf: Sequence[float]
+) -> list[float]:
+    """The rounded terms of a pair's score, prior first, then each comparison's factor
+    with its term-frequency adjustment (0.0 when missing): what ``explain`` itemises and
+    ``weigh`` adds up, so both reach the same total to the last bit."""
+    terms = [round(weights.prior_weight(population), 4)]
+    for i, level in enumerate(levels):
+        if level == NULL:
+            terms.append(0.0)
+        else:
+            terms.append(round(weights.factor(i, levels, population) + (tf[i] if tf else 0.0), 4))
+    return terms
+
+
+def _capped(terms: list[float], cap: float | None) -> tuple[float, float | None]:
+    """The sum of ``terms`` and the household term that brings it down to ``cap`` (None
+    when under the cap)."""
+    total = sum(terms)
+    if cap is None or total <= cap:
+        return total, None
+    household = round(cap - total, 4)
+    return sum([*terms, household]), household
+
+
+def weigh(
+    levels: Sequence[int],
+    weights: Weights,
+    population: int,
+    tf: Sequence[float] = (),
+    cap: float | None = None,
+) -> float:
+    """The match weight ``explain`` gives these levels, without itemising it: most
+    candidates of a lookup are scored only to be left out, and the explanation costs
+    more than the score."""
+    return _capped(_term_weights(levels, weights, population, tf), cap)[0]
+
+
+def probability(total: float) -> float:
+    """A match weight as a probability (``MatchResult.probability``)."""
+    return _probability(total)
+
+
 def explain(
     patient_id: str,
     levels: Sequence[int],
@@ -275,8 +318,8 @@ def explain(
     agreeing: list[str] = []
     disagreeing: list[str] = []
     named: list[tuple[str, str]] = []
-    prior = weights.prior_weight(population)
-    terms = [FieldWeight("prior", "", round(prior, 4))]
+    weighed = _term_weights(levels, weights, population, tf)
+    terms = [FieldWeight("prior", "", weighed[0])]
     for i, ((name, labels), level) in enumerate(zip(COMPARISONS, levels, strict=True)):
         if level == NULL:
             named.append((name, "missing"))
@@ -285,15 +328,14 @@ def explain(
         named.append((name, labels[level]))
         adjustment = tf[i] if tf else 0.0
         factor = weights.factor(i, levels, population) + adjustment
-        terms.append(FieldWeight(name, labels[level], round(factor, 4), round(adjustment, 4)))
+        terms.append(FieldWeight(name, labels[level], weighed[i + 1], round(adjustment, 4)))
         if factor > 0:
             agreeing.append(name)
         elif factor < 0:
             disagreeing.append(name)
-    total = sum(t.weight for t in terms)
-    if cap is not None and total > cap:
-        terms.append(FieldWeight("household", relation, round(cap - total, 4)))
-        total = sum(t.weight for t in terms)
+    total, household = _capped(weighed, cap)
+    if household is not None:
+        terms.append(FieldWeight("household", relation, household))
     return MatchResult(
         patient_id=patient_id,
         score=round(total, 4),

@@ -63,9 +63,10 @@ def m_key(name: str, level: str) -> str:
     return f"~m:{name}:{level}"
 
 
-_M_KEYS: tuple[tuple[str, ...], ...] = tuple(
+# ``m_key`` of each comparison's levels, in ``COMPARISONS`` order
+M_KEYS: tuple[tuple[str, ...], ...] = tuple(
     tuple(m_key(name, level) for level in levels) for name, levels in COMPARISONS)
-LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(k for keys in _M_KEYS for k in keys))
+LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(k for keys in M_KEYS for k in keys))
 PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
 MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
 SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
@@ -176,7 +177,7 @@ def learned_m(weights: Weights, freqs: Frequencies) -> tuple[tuple[float, ...], 
     """Per comparison, m learned from the matches seen (module doc), level by level."""
     counts = freqs.counts
     out = []
-    for c, keys in zip(weights.comparisons, _M_KEYS, strict=True):
+    for c, keys in zip(weights.comparisons, M_KEYS, strict=True):
         seen = [max(0, counts.get(key, 0)) / 1000 for key in keys]
         total = sum(seen) + M_PSEUDO_COUNT
         out.append(tuple(max((n + M_PSEUDO_COUNT * m) / total, 1e-6)

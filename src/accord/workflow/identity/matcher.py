@@ -17,9 +17,15 @@ from functools import lru_cache
 
 from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
+    NULL,
     Features,
     compare,
-    distinct_people,
+    compare_birth_date,
+    compare_family,
+    compare_given,
+    compare_names,
+    compare_one_edit,
+    complete,
     features,
 )
 from accord.workflow.identity.fellegi_sunter import (
@@ -28,15 +34,17 @@ from accord.workflow.identity.fellegi_sunter import (
     MatchResult,
     Weights,
     explain,
+    probability,
+    weigh,
 )
 from accord.workflow.identity.frequencies import (
+    M_KEYS,
     NO_FREQUENCIES,
     REGISTRATIONS,
     Frequencies,
     adjustments,
     crossed_by_role,
     learned_m,
-    m_key,
     rate_changes,
     without_shared,
 )
@@ -49,6 +57,7 @@ _FAMILY = COMPARISON_NAMES.index("family_name")
 _GIVEN = COMPARISON_NAMES.index("given_name")
 _FAMILY_DIFFERENT = 4
 _GIVEN_DIFFERENT = 5
+_BIRTH_DIFFERENT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,52 @@ class Candidates:
                          if p.merged_into is None))
 
 
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """A pair's score before it is explained (``explain`` itemises it on demand)."""
+
+    levels: tuple[int, ...]
+    transposed: bool
+    tf: tuple[float, ...]
+    relation: str
+    cap: float | None
+    score: float
+
+
+def _score(
+    query: Features, stored: Features, weights: Weights, freqs: Frequencies, population: int
+) -> _Scored | None:
+    """``score_pair`` without the explanation; None for plainly different people. The
+    names and birth date come first: given name and birth date both different rule most
+    candidates out before the rest is compared."""
+    birth = compare_birth_date(query.birth, stored.birth)
+    other_id = compare_one_edit(query.national_id, stored.national_id) not in (0, 1)
+    if birth == _BIRTH_DIFFERENT and other_id and _housemate(query, stored):
+        return None
+    family, given, transposed = compare_names(query, stored)
+    if family == _FAMILY_DIFFERENT and given == _GIVEN_DIFFERENT:
+        crossed = crossed_by_role(query, stored, freqs)
+        if crossed is not None:
+            (family, given), transposed = crossed, True
+    if given == _GIVEN_DIFFERENT and birth == _BIRTH_DIFFERENT and other_id:
+        return None
+    levels = complete(query, stored, family, given, birth)
+    kin, cap = relation(query, stored, levels)
+    if cap == DISTINCT:
+        return None
+    tf = tuple(adjustments(query, stored, levels, weights, freqs, population))
+    return _Scored(levels, transposed, tf, kin, cap, weigh(levels, weights, population, tf, cap))
+
+
+def _housemate(query: Features, stored: Features) -> bool:
+    """Family names agreeing (up to phonetically) and given names plainly different, as
+    written: ``compare_names`` reads such a pair as written, so with the birth date
+    different it is a housemate, ruled out without comparing the rest."""
+    family = compare_family(query.family, stored.family, query.family_code, stored.family_code)
+    return 0 <= family <= 2 and compare_given(
+        query.given, stored.given, query.given_code, stored.given_code) == _GIVEN_DIFFERENT
+
+
 def score_pair(
     patient_id: str,
     query: Features,
@@ -79,19 +134,14 @@ def score_pair(
     """One pair, explained; None when the two are plainly different people (given name
     and birth date both disagree, unless the national ID agrees; or a household relation
     that rules a duplicate out)."""
-    levels, transposed = compare(query, stored)
-    if levels[_FAMILY] == _FAMILY_DIFFERENT and levels[_GIVEN] == _GIVEN_DIFFERENT:
-        crossed = crossed_by_role(query, stored, freqs)
-        if crossed is not None:
-            levels, transposed = (*crossed, *levels[2:]), True
-    if distinct_people(levels) and levels[_NATIONAL_ID] not in (0, 1):
-        return None
-    kin, cap = relation(query, stored, levels)
-    if cap == DISTINCT:
-        return None
-    tf = adjustments(query, stored, levels, weights, freqs, population)
-    return explain(patient_id, levels, transposed, weights, population, tf,
-                   relation=kin, cap=cap)
+    scored = _score(query, stored, weights, freqs, population)
+    return None if scored is None else _explained(patient_id, scored, weights, population)
+
+
+def _explained(patient_id: str, scored: _Scored, weights: Weights, population: int
+               ) -> MatchResult:
+    return explain(patient_id, scored.levels, scored.transposed, weights, population,
+                   scored.tf, relation=scored.relation, cap=scored.cap)
 
 
 def compare_patients(
@@ -172,18 +222,17 @@ def assess(
     for patient_id, stored in candidates.found:
         if patient_id in candidates.rejected:
             continue
-        result = score_pair(patient_id, query, without_shared(stored, freqs, own_phones),
-                            weights, freqs, size)
-        if result is None:
+        scored = _score(query, without_shared(stored, freqs, own_phones), weights, freqs, size)
+        if scored is None:
             continue
-        expected += result.probability
-        if not result.relation:
-            for name, level in result.levels:
-                if level != "missing":
-                    key = m_key(name, level)
-                    levels[key] = levels.get(key, 0.0) + result.probability
-        if result.probability >= threshold:
-            results.append(result)
+        p = probability(scored.score)
+        expected += p
+        if not scored.relation:
+            for keys, level in zip(M_KEYS, scored.levels, strict=True):
+                if level != NULL:
+                    levels[keys[level]] = levels.get(keys[level], 0.0) + p
+        if p >= threshold:
+            results.append(_explained(patient_id, scored, weights, size))
     results.sort(key=lambda r: (-r.score, r.patient_id))
     return Assessment(tuple(results), expected, tuple(sorted(levels.items())))
 
