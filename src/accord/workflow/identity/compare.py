@@ -35,9 +35,9 @@ from accord.workflow.identity.placeholders import (
 from accord.workflow.model import Demographics
 
 NULL = -1  # a value is missing on one side: neutral weight
-# Entries of each memo below: the common names and streets of a catchment, a few MB in
-# all. A larger memo keeps filling for hours with rare values and grows the process.
-_CACHED = 1 << 14
+# Entries of each memo below: the common names and streets of a catchment, about a MB
+# each. A larger memo keeps filling for hours with rare values and grows the process.
+_CACHED = 1 << 12
 
 # Comparison name -> its level labels, strongest agreement first, disagreement last.
 COMPARISONS: tuple[tuple[str, tuple[str, ...]], ...] = (
