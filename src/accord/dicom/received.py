@@ -16,16 +16,22 @@ from pydicom.dataset import Dataset
 
 def unreadable(ds: Dataset) -> str | None:
     """None when every element of ``ds`` reads; else why (the tag and pydicom's reason)."""
+    # One warnings context for the whole walk, not one per sequence item: entering one
+    # resets the interpreter's warning caches, and an MPPS carries a dozen items.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on odd values it still reads
+        return _first_unreadable(ds)
+
+
+def _first_unreadable(ds: Dataset) -> str | None:
     tag = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns on odd values it still reads
-            for tag in sorted(ds.keys()):  # the tags alone: reading is the test
-                elem = ds[tag]
-                if elem.VR == "SQ":
-                    for item in elem.value or ():
-                        if (why := unreadable(item)) is not None:
-                            return why
+        for tag in sorted(ds.keys()):  # the tags alone: reading is the test
+            elem = ds[tag]
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    if (why := _first_unreadable(item)) is not None:
+                        return why
     except Exception as exc:  # pydicom's own: its decoding of foreign bytes failed
         where = f"element {tag}" if tag is not None else "the dataset"
         return f"{where} cannot be read: {type(exc).__name__}"
