@@ -49,9 +49,12 @@ from accord.workflow.identity.frequencies import (
     LEARNED_KEYS,
     POPULATION,
     REGISTRATIONS,
+    SPARSE_CLASSES,
     Frequencies,
     count_keys,
+    registrations_key,
     role_keys,
+    sparseness,
     term_keys,
     without_shared,
 )
@@ -111,6 +114,10 @@ def replica(pop: population.Population) -> identity_store.StoreRun:
     print(f"learned duplicate rate {rate:.4f} "
           f"({counts[EXPECTED] / 1000:.1f} expected matches over {counts[REGISTRATIONS]:,} "
           "registrations)", flush=True)
+    freqs = Frequencies(counts[POPULATION], dict(counts))
+    print("by core fields missing:", ", ".join(
+        f"{n} {freqs.duplicate_rate(rate, n):.4f} ({counts[registrations_key(n)]:,})"
+        for n in range(SPARSE_CLASSES)), flush=True)
     return identity_store.StoreRun(frozenset(pairs), tuple(sizes), (), blocked, 0.0,
                                    tuple(kept), tuple(f"P{n}" for n in range(len(sizes))))
 
@@ -148,8 +155,8 @@ def analyse(pop: population.Population, show: int, fast: bool) -> None:
             o = without_shared(stored, freqs, matcher.own_phones)
             levels, _ = compare(q, o)
             kin, cap = relation(q, o, levels)
-            result = score_pair(pid, q, o, weights_for(matcher.weights, freqs), freqs,
-                                freqs.population)
+            weights = weights_for(matcher.weights, freqs, sparseness(q))
+            result = score_pair(pid, q, o, weights, freqs, freqs.population)
             if result is None:
                 kind = "distinct:" + (kin if cap == DISTINCT else "given+birth"
                                       if distinct_people(levels) else "?")

@@ -18,10 +18,13 @@ from accord.workflow.identity.frequencies import (
     count_changes,
     count_keys,
     crossed_by_role,
+    expected_key,
     learned_m,
     m_key,
     rate_changes,
+    registrations_key,
     role_keys,
+    sparseness,
     term_keys,
     without_shared,
 )
@@ -208,3 +211,41 @@ def test_a_kept_phone_counts_for_more_in_a_large_registry() -> None:
     w_large, tf_large = _contact(query, moved, Frequencies(500_000, {phone: 1}))
     assert w_large > w_small > 0 and tf_large > tf_small >= 0
     assert _contact(query, moved, Frequencies(20_000, {phone: 5}))[1] == 0.0  # never less
+
+
+def test_sparseness_counts_the_core_fields_left_out() -> None:
+    full = _person("Smith")
+    assert sparseness(features(full)) == 0
+    no_birth = Demographics(full.name, None, "M", full.address)
+    assert sparseness(features(no_birth)) == 1
+    assert sparseness(features(Demographics(PersonName("Smith", ""), None, "U"))) == 2
+    assert sparseness(features(Demographics())) == 2  # two or more: one class
+
+
+def test_a_sparse_class_learns_its_own_duplicate_rate_from_the_rate_of_all() -> None:
+    counts = {REGISTRATIONS: 10_000, EXPECTED: 1_000_000,  # 0.1 of all registrations
+              registrations_key(2): 500, expected_key(2): 450_000}  # 0.9 of the sparse
+    freqs = Frequencies(10_000, counts)
+    overall = freqs.duplicate_rate(0.05)
+    assert freqs.duplicate_rate(0.05, 0) == pytest.approx(overall)  # none counted: all's
+    sparse = freqs.duplicate_rate(0.05, 2)
+    assert overall < sparse < 0.9 and 0.9 - sparse < sparse - overall
+
+
+def test_a_sparse_registration_is_counted_in_its_class_and_believed_sooner() -> None:
+    stored = features(_person("Smith"))
+    sparse = Demographics(PersonName("Smith", "John"), None, "",
+                          Address(street="3 Elm Road", postal_code="02134"))
+    assessed = assess(sparse, Candidates((("p", stored),), Frequencies()), threshold=0.0)
+    changes = assessed.changes()
+    assert changes[registrations_key(2)] == changes[REGISTRATIONS] == 1
+    assert changes[expected_key(2)] == changes[EXPECTED]
+    counts = {POPULATION: 10_000, REGISTRATIONS: 10_000, EXPECTED: 1_000_000}
+    often = {**counts, registrations_key(2): 500, expected_key(2): 450_000}
+    rare = {**counts, registrations_key(2): 500, expected_key(2): 5_000}
+    high = assess(sparse, Candidates((("p", stored),), Frequencies(10_000, often)),
+                  threshold=0.0).proposed[0]
+    low = assess(sparse, Candidates((("p", stored),), Frequencies(10_000, rare)),
+                 threshold=0.0).proposed[0]
+    assert high.score > low.score
+    assert sum(t.weight for t in high.fields) == pytest.approx(high.score, abs=1e-3)

@@ -53,6 +53,7 @@ from accord.workflow.identity.index import home_key, stored_keys
 POPULATION = "*"  # the key counting live patients
 REGISTRATIONS = "~registrations"  # new patients matched so far
 EXPECTED = "~expected"  # their expected matches, in thousandths (counts are integers)
+SPARSE_CLASSES = 3  # registrations missing none, one, two or more core fields (``sparseness``)
 RATE_PSEUDO_COUNT = 100  # registrations' worth of prior belief in the model's rate
 MAX_RATE = 10.0  # the largest duplicate rate ``Weights`` accepts
 M_PSEUDO_COUNT = 50  # matches' worth of prior belief in the model's m
@@ -63,10 +64,23 @@ def m_key(name: str, level: str) -> str:
     return f"~m:{name}:{level}"
 
 
+def registrations_key(sparse: int) -> str:
+    """The count of new patients matched so far with ``sparse`` core fields missing."""
+    return f"{REGISTRATIONS}:{sparse}"
+
+
+def expected_key(sparse: int) -> str:
+    """Their expected matches, in thousandths (as ``EXPECTED``)."""
+    return f"{EXPECTED}:{sparse}"
+
+
 # ``m_key`` of each comparison's levels, in ``COMPARISONS`` order
 M_KEYS: tuple[tuple[str, ...], ...] = tuple(
     tuple(m_key(name, level) for level in levels) for name, levels in COMPARISONS)
-LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *(k for keys in M_KEYS for k in keys))
+_SPARSE_KEYS: tuple[str, ...] = tuple(
+    key for n in range(SPARSE_CLASSES) for key in (registrations_key(n), expected_key(n)))
+LEARNED_KEYS: tuple[str, ...] = (REGISTRATIONS, EXPECTED, *_SPARSE_KEYS,
+                                 *(k for keys in M_KEYS for k in keys))
 PSEUDO_COUNT = 1000  # patients' worth of prior belief in the field's average u
 MAX_BOOST = 5.0  # bits a rare value may add over the field's average agreement weight
 SHARED_PHONE = 6  # patients sharing one phone beyond which it is no one's own
@@ -76,6 +90,17 @@ _BIRTH = COMPARISON_NAMES.index("birth_date")
 _CONTACT = COMPARISON_NAMES.index("contact")
 _ADDRESS_AND_PHONE, _ADDRESS, _PHONE = 0, 1, 2  # contact levels: the address agrees...
 _SAME_AREA = 3  # contact level: same postal code or city only
+
+
+def sparseness(f: Features) -> int:
+    """How many of a registration's core demographics (family and given name, birth
+    date, address, sex) are missing, ``SPARSE_CLASSES - 1`` at most. A registration
+    with fields left out is often a hurried one (an emergency, an unknown patient
+    named later, a walk-in registered again): how often such registrations are
+    duplicates is learned per class, as the duplicate rate is (module doc)."""
+    address = f.street or f.postal or f.city
+    missing = sum(1 for value in (f.family, f.given, f.birth, address, f.sex) if not value)
+    return min(missing, SPARSE_CLASSES - 1)
 
 
 def term_keys(f: Features) -> tuple[str, ...]:
@@ -136,12 +161,20 @@ class Frequencies:
         held = self.count(key) + 1
         return (held + PSEUDO_COUNT * average) / (self.population + 1 + PSEUDO_COUNT)
 
-    def duplicate_rate(self, prior: float) -> float:
+    def duplicate_rate(self, prior: float, sparse: int | None = None) -> float:
         """The duplicate rate learned from the registrations matched so far (module
-        doc), ``prior`` weighing ``RATE_PSEUDO_COUNT`` registrations."""
-        seen = self.count(REGISTRATIONS)
-        expected = self.count(EXPECTED) / 1000
-        rate = (expected + RATE_PSEUDO_COUNT * prior) / (seen + RATE_PSEUDO_COUNT)
+        doc), ``prior`` weighing ``RATE_PSEUDO_COUNT`` registrations. With ``sparse``,
+        the rate of the registrations missing that many core fields (``sparseness``),
+        the rate of all weighing ``RATE_PSEUDO_COUNT`` of them."""
+        rate = self._rate(REGISTRATIONS, EXPECTED, prior)
+        if sparse is not None:
+            rate = self._rate(registrations_key(sparse), expected_key(sparse), rate)
+        return rate
+
+    def _rate(self, registrations: str, expected: str, prior: float) -> float:
+        seen = self.count(registrations)
+        matches = self.count(expected) / 1000
+        rate = (matches + RATE_PSEUDO_COUNT * prior) / (seen + RATE_PSEUDO_COUNT)
         return min(MAX_RATE, max(rate, 1e-6))
 
     def shared_phone(self, phone: str) -> bool:
@@ -164,13 +197,17 @@ def count_changes(before: Iterable[str], after: Iterable[str]) -> dict[str, int]
     return {k: v for k, v in sorted(delta.items()) if v}
 
 
-def rate_changes(expected: float, levels: Mapping[str, float] | None = None
-                 ) -> dict[str, int]:
+def rate_changes(expected: float, levels: Mapping[str, float] | None = None,
+                 sparse: int | None = None) -> dict[str, int]:
     """The count changes of one new registration whose candidates add up to ``expected``
-    matches (their match probabilities summed) and, per ``m_key``, to ``levels``."""
+    matches (their match probabilities summed) and, per ``m_key``, to ``levels``;
+    with ``sparse``, its class's counts too (``sparseness``)."""
     changes = {key: round(p * 1000) for key, p in (levels or {}).items()}
     changes.update({EXPECTED: round(expected * 1000), REGISTRATIONS: 1})
-    return {key: n for key, n in changes.items() if n or key == REGISTRATIONS}
+    if sparse is not None:
+        changes.update({expected_key(sparse): round(expected * 1000),
+                        registrations_key(sparse): 1})
+    return {key: n for key, n in changes.items() if n or key.startswith(REGISTRATIONS)}
 
 
 def learned_m(weights: Weights, freqs: Frequencies) -> tuple[tuple[float, ...], ...]:

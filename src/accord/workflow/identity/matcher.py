@@ -46,6 +46,7 @@ from accord.workflow.identity.frequencies import (
     crossed_by_role,
     learned_m,
     rate_changes,
+    sparseness,
     without_shared,
 )
 from accord.workflow.identity.households import DISTINCT, relation
@@ -154,8 +155,8 @@ def compare_patients(
 ) -> MatchResult:
     """Score one pair side by side (for the console's review of a duplicate pair): the
     full explanation even where :func:`score_pair` would rule the pair out."""
-    weights = weights_for(weights, freqs)
     query, other = features(registration), features(stored.demographics)
+    weights = weights_for(weights, freqs, sparseness(query))
     levels, transposed = compare(query, other)
     kin, cap = relation(query, other, levels)
     tf = adjustments(query, other, levels, weights, freqs, population)
@@ -173,19 +174,22 @@ class Assessment:
     proposed: tuple[MatchResult, ...] = ()
     expected: float = 0.0
     levels: tuple[tuple[str, float], ...] = ()  # ``m_key`` -> summed probability
+    sparse: int = 0  # the registration's core fields missing (``frequencies.sparseness``)
 
     def changes(self) -> dict[str, int]:
         """The counts this registration adds (``frequencies.rate_changes``)."""
-        return rate_changes(self.expected, dict(self.levels))
+        return rate_changes(self.expected, dict(self.levels), self.sparse)
 
 
-def weights_for(weights: Weights, freqs: Frequencies) -> Weights:
+def weights_for(weights: Weights, freqs: Frequencies, sparse: int | None = None) -> Weights:
     """``weights`` with the duplicate rate and the m the store learned from its
-    registrations (:mod:`.frequencies`); as they are when it has not counted any."""
+    registrations (:mod:`.frequencies`); as they are when it has not counted any.
+    ``sparse``: the rate of registrations missing that many core fields."""
     if not freqs.count(REGISTRATIONS):
         return weights
     m = tuple(tuple(_three_digits(p) for p in row) for row in learned_m(weights, freqs))
-    return _learned(weights, _three_digits(freqs.duplicate_rate(weights.duplicate_rate)), m)
+    rate = freqs.duplicate_rate(weights.duplicate_rate, sparse)
+    return _learned(weights, _three_digits(rate), m)
 
 
 def _three_digits(x: float) -> float:
@@ -214,8 +218,9 @@ def assess(
     least ``threshold``. ``population`` is used when the candidates come without counts."""
     freqs = candidates.frequencies
     size = freqs.population or population
-    weights = weights_for(weights, freqs)
     query = without_shared(features(demographics), freqs, own_phones)
+    sparse = sparseness(query)
+    weights = weights_for(weights, freqs, sparse)
     results: list[MatchResult] = []
     expected = 0.0
     levels: dict[str, float] = {}
@@ -234,7 +239,7 @@ def assess(
         if p >= threshold:
             results.append(_explained(patient_id, scored, weights, size))
     results.sort(key=lambda r: (-r.score, r.patient_id))
-    return Assessment(tuple(results), expected, tuple(sorted(levels.items())))
+    return Assessment(tuple(results), expected, tuple(sorted(levels.items())), sparse)
 
 
 def propose(
