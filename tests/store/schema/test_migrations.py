@@ -26,7 +26,8 @@ from ..factories import inbound
 
 # Revision ids are stored in every database (``alembic_version``): they never change.
 CHAIN = ["0001_gateway", "0002_workflow", "0003_web", "0004_step_hold", "0007_console",
-         "0008_operations", "0009_inbox", "0010_identity", "0011_identity_keys"]
+         "0008_operations", "0009_inbox", "0010_identity", "0011_identity_keys",
+         "0012_identity_cities"]
 
 
 def test_exactly_one_head() -> None:
@@ -162,3 +163,28 @@ def test_the_identity_upgrade_files_the_home_and_birthday_keys_of_stored_patient
     new = {k for k in stored_keys(f) if k.startswith(("7:", "8:"))}
     assert len(new) == 2 and new <= blocks  # one key each: home, and family + birthday
     assert counts == dict.fromkeys(new, 1)  # counted once; the stale count is gone
+
+
+def test_the_city_upgrade_counts_the_cities_of_stored_patients_once(store_url: str) -> None:
+    docs = [{"id": f"P{n}", "name": {"family": "KOWALCZYK", "given": given},
+             "birth_date": "1970-03-04", "sex": "F", "identifiers": [],
+             "address": {"street": f"{n} KING DRIVE", "city": "Springfield"}}
+            for n, given in ((1, "ANNA"), (2, "EWA"))]
+    open_store(store_url).close()  # at the head
+    old = connect(store_url)
+    with old.write() as conn:  # back to the revision before, with stale city counts
+        command.downgrade(alembic_config(conn), "0011_identity_keys")
+        for doc in docs:
+            conn.execute(text("INSERT INTO patients (id, doc) VALUES (:id, :doc)"),
+                         {"id": doc["id"], "doc": json.dumps(doc)})
+        conn.execute(text("INSERT INTO identity_counts (key, count) "
+                          "VALUES ('city:SPRINGFIELD', 7), ('city:ATHENS', 3)"))
+    old.close()
+    store = open_store(store_url)
+    try:
+        with store.database.read() as conn:
+            counts = dict(conn.execute(text(
+                "SELECT key, count FROM identity_counts WHERE key LIKE 'city:%'")).all())
+    finally:
+        store.close()
+    assert counts == {"city:SPRINGFIELD": 2}  # both patients, once; the stale counts gone

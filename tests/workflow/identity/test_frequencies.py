@@ -213,6 +213,32 @@ def test_a_kept_phone_counts_for_more_in_a_large_registry() -> None:
     assert _contact(query, moved, Frequencies(20_000, {phone: 5}))[1] == 0.0  # never less
 
 
+def _in(city: str, postal: str, street: str, given: str = "John") -> Demographics:
+    return Demographics(PersonName("Smith", given), date(1970, 5, 17), "M",
+                        Address(street=street, city=city, postal_code=postal))
+
+
+def test_a_shared_city_says_less_the_more_of_the_registry_lives_there() -> None:
+    query = _in("Springfield", "62701", "3 Elm Road")
+    moved = _in("Springfield", "62704", "9 Oak Road")  # same city, another postal code
+    assert "city:SPRINGFIELD" in term_keys(features(query))
+    small = Frequencies(200_000, {"city:SPRINGFIELD": 20, "postal:62701": 90_000})
+    large = Frequencies(200_000, {"city:SPRINGFIELD": 90_000, "postal:62701": 20})
+    w_small, tf_small = _contact(query, moved, small)
+    w_large, tf_large = _contact(query, moved, large)
+    assert tf_small > 0 > tf_large and w_small > 0  # the postal count is not asked
+    # another home in a town where most live says about as little as another town
+    w_far, _ = _contact(query, _in("Athens", "62601", "9 Oak Road"), large)
+    assert 0 > w_large >= w_far
+
+
+def test_a_shared_postal_code_is_weighed_by_its_own_count() -> None:
+    query = _in("Springfield", "62701", "3 Elm Road")
+    neighbour = _in("Springfield", "62701", "9 Oak Road")
+    freqs = Frequencies(200_000, {"city:SPRINGFIELD": 90_000, "postal:62701": 20})
+    assert _contact(query, neighbour, freqs)[1] > 0
+
+
 def test_sparseness_counts_the_core_fields_left_out() -> None:
     full = _person("Smith")
     assert sparseness(features(full)) == 0

@@ -1,9 +1,9 @@
 """Term frequencies: how many stored patients hold a value, and what that does to a weight.
 
 Rule: pure, no I/O. The store keeps a count per *term* (a family name, a given name, a
-birth date, a phone, a postal code) and per blocking key, updated in the transaction of
-every patient write (:func:`count_changes` says what changes), so the counts are always
-those of the live patients. Two uses:
+birth date, a phone, a postal code, a city) and per blocking key, updated in the
+transaction of every patient write (:func:`count_changes` says what changes), so the
+counts are always those of the live patients. Two uses:
 
 - Term-frequency adjustment (Fellegi and Sunter 1969 §4; Winkler 1989; splink's
   ``term_frequency_adjustments``): an exact agreement on a value that a share ``s`` of
@@ -90,6 +90,7 @@ _BIRTH = COMPARISON_NAMES.index("birth_date")
 _CONTACT = COMPARISON_NAMES.index("contact")
 _ADDRESS_AND_PHONE, _ADDRESS, _PHONE = 0, 1, 2  # contact levels: the address agrees...
 _SAME_AREA = 3  # contact level: same postal code or city only
+_DIFFERENT_AREA = 4  # contact level: different
 
 
 def sparseness(f: Features) -> int:
@@ -106,7 +107,7 @@ def sparseness(f: Features) -> int:
 def term_keys(f: Features) -> tuple[str, ...]:
     """The counted terms of one patient (its values whose frequency adjusts weights)."""
     terms = (("family", f.family), ("given", f.given), ("birth", f.birth),
-             ("phone", f.phone), ("postal", f.postal))
+             ("phone", f.phone), ("postal", f.postal), ("city", f.city))
     return tuple(f"{name}:{value}" for name, value in terms if value)
 
 
@@ -294,11 +295,35 @@ def adjustments(
         out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
                                 _phone_change(query, stored, levels, weights, freqs,
                                               population))
-    elif contact == _SAME_AREA and query.postal:
-        u = weights.comparisons[_CONTACT].u[_SAME_AREA]
-        out[_CONTACT] = _adjust(weights.factor(_CONTACT, levels, population),
-                                math.log2(u / freqs.share(f"postal:{query.postal}", u)))
+    elif contact == _SAME_AREA and (area := _area_key(query, stored)):
+        out[_CONTACT] = _area_change(area, levels, weights, freqs, population)
     return tuple(out)
+
+
+def _area_change(area: str, levels: Sequence[int], weights: Weights, freqs: Frequencies,
+                 population: int) -> float:
+    """The term-frequency change of a same-area agreement (another home, the same postal
+    code or city). Unlike an agreement on a value, it may turn the level into evidence
+    against: a duplicate's home differs only when the person moved, so m is small, and
+    an area holding much of the registry (a town and its suburbs) is shared by about as
+    many strangers as a different area is; it never counts for less than a different
+    area does."""
+    u = weights.comparisons[_CONTACT].u[_SAME_AREA]
+    weight = weights.factor(_CONTACT, levels, population)
+    different = weights.table[_CONTACT][_DIFFERENT_AREA]
+    return max(different - weight, min(math.log2(u / freqs.share(area, u)), MAX_BOOST))
+
+
+def _area_key(query: Features, stored: Features) -> str:
+    """The counted term a same-area agreement is on: the postal code when the two share
+    it, else the city (``compare_locality``'s order). A city may hold a large part of
+    a registry's catchment (a town and its suburbs), a postal code a small one: the
+    same level says much less on a large city, and its count says how much."""
+    if query.postal and query.postal == stored.postal:
+        return f"postal:{query.postal}"
+    if query.city and query.city == stored.city:
+        return f"city:{query.city}"
+    return ""
 
 
 def without_shared(f: Features, freqs: Frequencies, own_phones: Iterable[str] = ()) -> Features:
