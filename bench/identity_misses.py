@@ -12,7 +12,9 @@ lookup:
   different) or by a household relation (``namesake``, ``parent_child``, ``twin`` with
   identifiers that disagree);
 - ``capped``: a household relation capped its score under the threshold;
-- ``low``: scored under the threshold; the comparison levels say which fields disagreed.
+- ``low``: scored under the threshold; the comparison levels say which fields disagreed;
+- ``competed``: scored over it alone, under it with the lookup's other candidates
+  (``competing``).
 
 A pair can also be proposed by a third registration's lookup, so a pair counted here
 may still be among the proposed pairs (it is then not a miss and is left out).
@@ -162,6 +164,8 @@ def analyse(pop: population.Population, show: int, fast: bool) -> None:
                                       if distinct_people(levels) else "?")
             elif kin:
                 kind = f"capped:{kin}"
+            elif result.probability >= matcher.threshold:
+                kind = "competed"  # another candidate, not the same person, explained it
             else:
                 kind = "low"
             score = f"{result.score:+.2f}" if result is not None else "ruled out"

@@ -221,7 +221,8 @@ def duplicates(request: Request, deps: Deps,
                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     """Potential duplicate patient pairs (open), items ``{"a", "b", "score"}`` with the
     terms of the score: ``explanation`` lists ``{"field", "level", "weight", "tf"}``
-    (``prior``, each comparison, ``household``), whose weights (bits) add up to
+    (``prior``, each comparison, ``household``, ``others``: the candidates of the same
+    registration that are another person), whose weights (bits) add up to
     ``match_weight``, log2 of the odds that A and B are one person (``score`` is its
     probability when proposed)."""
     try:

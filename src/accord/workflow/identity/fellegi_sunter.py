@@ -217,8 +217,9 @@ class FieldWeight:
     """One term of a pair's match weight: a comparison at its level (``missing`` when a
     side is empty) and the log2 Bayes factor it added, of which ``tf`` is the
     term-frequency effect (a rare shared value counts more, a common one less). The
-    terms ``prior`` (λ for the population) and ``household`` (a relation's cap, see
-    :mod:`.households`) complete the sum: a pair's terms add up to its ``score``."""
+    terms ``prior`` (λ for the population), ``household`` (a relation's cap, see
+    :mod:`.households`) and ``others`` (the registration's other candidates, see
+    :mod:`.competing`) complete the sum: a pair's terms add up to its ``score``."""
 
     name: str
     level: str

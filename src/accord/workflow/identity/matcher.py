@@ -4,13 +4,16 @@ Rule: pure, no I/O, no clock. Matching only ever proposes pairs for review (a
 ``potential_duplicate_patient`` finding); nothing is merged on demographics alone. The
 scores are Fellegi–Sunter match weights (:mod:`.fellegi_sunter`) over the field
 comparisons of :mod:`.compare`, adjusted for how common the agreeing values are
-(:mod:`.frequencies`) and capped for household relations (:mod:`.households`); the
-prior depends on how many patients are stored. A pair a reviewer marked "not a
-duplicate" (``Candidates.rejected``) is never proposed again.
+(:mod:`.frequencies`), capped for household relations (:mod:`.households`) and
+weighed against the registration's other candidates (:mod:`.competing`); the prior
+depends on how many patients are stored and on the fields the registration left out.
+A pair a reviewer marked "not a duplicate" (``Candidates.rejected``) is never
+proposed again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -28,6 +31,7 @@ from accord.workflow.identity.compare import (
     complete,
     features,
 )
+from accord.workflow.identity.competing import Rival, Together, compete, less
 from accord.workflow.identity.fellegi_sunter import (
     DEFAULT_WEIGHTS,
     ComparisonWeights,
@@ -224,22 +228,51 @@ def assess(
     results: list[MatchResult] = []
     expected = 0.0
     levels: dict[str, float] = {}
+    scored: list[tuple[str, _Scored]] = []
+    rivals: list[Rival] = []
     for patient_id, stored in candidates.found:
         if patient_id in candidates.rejected:
             continue
-        scored = _score(query, without_shared(stored, freqs, own_phones), weights, freqs, size)
-        if scored is None:
-            continue
-        p = probability(scored.score)
+        other = without_shared(stored, freqs, own_phones)
+        pair = _score(query, other, weights, freqs, size)
+        if pair is not None:
+            scored.append((patient_id, pair))
+            rivals.append(Rival(patient_id, pair.score, pair.levels, other))
+    taken = compete(rivals, _together(weights, size))
+    for patient_id, pair in scored:
+        penalty, taker = taken.get(patient_id, (0.0, ""))
+        p = probability(pair.score - penalty)
         expected += p
-        if not scored.relation:
-            for keys, level in zip(M_KEYS, scored.levels, strict=True):
+        if not pair.relation:
+            for keys, level in zip(M_KEYS, pair.levels, strict=True):
                 if level != NULL:
                     levels[keys[level]] = levels.get(keys[level], 0.0) + p
         if p >= threshold:
-            results.append(_explained(patient_id, scored, weights, size))
+            result = _explained(patient_id, pair, weights, size)
+            results.append(less(result, penalty, taker) if penalty else result)
     results.sort(key=lambda r: (-r.score, r.patient_id))
     return Assessment(tuple(results), expected, tuple(sorted(levels.items())), sparse)
+
+
+def _together(weights: Weights, population: int) -> Together:
+    """How well two candidates fit one person (``competing``): the Bayes factors that
+    count against it in their own comparison, multiplied, at most 1, on the fields
+    the registration left out (or either of them did: nothing links their values
+    there); at least their match probability (two records taken for one person's do
+    not compete). A pair the household rules or the given name and birth date would
+    rule out, or cap, is weighed the same way: the registration may explain what sets
+    them apart (two records, each with another field mistyped), and where it does not,
+    their comparison counts that field against them. Without term counts: those the
+    store gave are the registration's."""
+    def fit(a: Rival, b: Rival) -> float:
+        pair = _score(a.features, b.features, weights, NO_FREQUENCIES, population)
+        unlinked = [i for i, (x, y) in enumerate(zip(a.levels, b.levels, strict=True))
+                    if NULL in (x, y)]
+        levels, _ = compare(a.features, b.features)
+        against = sum(min(0.0, weights.factor(i, levels, population)) for i in unlinked
+                      if levels[i] != NULL)
+        return max(0.0 if pair is None else probability(pair.score), math.exp2(against))
+    return fit
 
 
 def propose(
