@@ -59,3 +59,9 @@ def insert_counts(conn: sa.Connection, counts: Counter[str]) -> None:
     items = [{"key": k[:255], "count": n} for k, n in sorted(counts.items()) if n]
     for start in range(0, len(items), BLOCK * 10):
         conn.execute(sa.insert(_COUNTS), items[start:start + BLOCK * 10])
+
+
+def forget_counts(conn: sa.Connection, prefix: str) -> None:
+    """Remove the ``identity_counts`` rows of the keys starting with ``prefix``, so that a
+    backfill counts each patient once whatever earlier steps left."""
+    conn.execute(sa.delete(_COUNTS).where(_COUNTS.c.key.like(f"{prefix}%")))

@@ -21,7 +21,11 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from accord.store.schema.migrations.patient_docs import insert_counts, live_patients
+from accord.store.schema.migrations.patient_docs import (
+    forget_counts,
+    insert_counts,
+    live_patients,
+)
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.index import BLOCKING_RULES, stored_keys
 
@@ -33,7 +37,6 @@ depends_on = None
 RULES = ("street", "family_birthday")
 
 _blocks = sa.table("patient_blocks", sa.column("key"), sa.column("patient_id"))
-_counts = sa.table("identity_counts", sa.column("key"), sa.column("count"))
 
 
 def _prefixes() -> tuple[str, ...]:
@@ -43,7 +46,7 @@ def _prefixes() -> tuple[str, ...]:
 def _forget(conn: sa.Connection) -> None:
     for prefix in _prefixes():
         conn.execute(sa.delete(_blocks).where(_blocks.c.key.like(f"{prefix}%")))
-        conn.execute(sa.delete(_counts).where(_counts.c.key.like(f"{prefix}%")))
+        forget_counts(conn, prefix)
 
 
 def upgrade() -> None:

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-import sqlalchemy as sa
 from alembic import op
 
-from accord.store.schema.migrations.patient_docs import insert_counts, live_patients
+from accord.store.schema.migrations.patient_docs import (
+    forget_counts,
+    insert_counts,
+    live_patients,
+)
 from accord.workflow.identity.compare import features
 from accord.workflow.identity.frequencies import term_keys
 
@@ -30,16 +33,9 @@ depends_on = None
 
 PREFIX = "city:"
 
-_counts = sa.table("identity_counts", sa.column("key"), sa.column("count"))
-
-
-def _forget(conn: sa.Connection) -> None:
-    conn.execute(sa.delete(_counts).where(_counts.c.key.like(f"{PREFIX}%")))
-
-
 def upgrade() -> None:
     conn = op.get_bind()
-    _forget(conn)
+    forget_counts(conn, PREFIX)
     counts: Counter[str] = Counter()
     for block in live_patients(conn):
         for _, demographics in block:
@@ -48,4 +44,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _forget(op.get_bind())
+    forget_counts(op.get_bind(), PREFIX)
