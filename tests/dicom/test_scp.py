@@ -234,13 +234,15 @@ def test_mpps_in_progress_then_completed(scp: DicomServer, sink: SqliteMppsSink)
     uid = "1.2.826.0.7.42"
     assoc = associate(scp, calling="CT1")
     try:
-        status, _ = assoc.send_n_create(
+        status, echoed = assoc.send_n_create(
             mpps_create({"accession": "A001", "sps": "A001-S1", "uid": "1.2.826.0.1.1"}),
             MPPS, uid)
         assert status.Status == 0x0000
+        assert echoed is None or len(echoed) == 0  # the attribute list: a user option
         assert sink.instance(uid) is not None  # stored before the response
-        status, _ = assoc.send_n_set(mpps_set("COMPLETED"), MPPS, uid)
+        status, echoed = assoc.send_n_set(mpps_set("COMPLETED"), MPPS, uid)
         assert status.Status == 0x0000
+        assert echoed is None or len(echoed) == 0
         status, _ = assoc.send_n_set(mpps_set("DISCONTINUED"), MPPS, uid)
         assert status.Status == 0x0110
         status, _ = assoc.send_n_create(mpps_create(), MPPS, uid)

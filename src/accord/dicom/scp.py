@@ -311,7 +311,10 @@ def _persist(sink: MppsSink, result: MppsResult | MppsRejected,
         return _not_stored(exc), None
     ok = Dataset()
     ok.Status = 0x0000
-    return ok, result.instance.dataset
+    # The response's Attribute List is a user option (PS3.7 §10.1.5 N-CREATE, §10.1.3 N-SET):
+    # a modality learns nothing from its own attributes echoed back, and encoding the
+    # whole instance for every N-CREATE and N-SET was a tenth of a busy engine's time.
+    return ok, None
 
 
 def _not_stored(exc: AccordError) -> Dataset:
