@@ -138,6 +138,9 @@ class DicomConfig(_Model):
     scope_to_station: bool = False  # a calling AE sees only its own station's steps
     max_associations: int = Field(default=16, gt=0)
     activity_days: int = Field(default=30, gt=0)  # the DICOM log keeps this many days
+    # A scheduled step this many hours past its start and never started leaves the
+    # worklist (the order stays in the store; its MPPS still finds it).
+    worklist_horizon_hours: float = Field(default=168.0, gt=0)
     max_per_ae: int = Field(default=8, gt=0)  # concurrent associations per calling AE
     max_per_peer: int = Field(default=8, gt=0)  # concurrent associations per address
     idle_timeout: float = Field(default=60.0, gt=0)  # an association this quiet is aborted

@@ -133,3 +133,20 @@ def test_posted_values_are_those_of_the_dataset_which_is_built_on_first_use() ->
         assert entry.postings["family"] == [f for f in families if f]
         assert entry.postings["patient_id"] == ([ds.PatientID] if ds.PatientID else [])
         assert entry.dataset is ds  # kept for the entry's life
+
+
+def test_expire_drops_the_steps_that_started_before_the_cutoff(dept: Department) -> None:
+    index = WorklistIndex()
+    start = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    p = patient("0001", "Doe", "Jo")
+    for n in range(4):  # 23:30, then 01:30, 03:30, 05:30 the next day
+        index.put_order(order(f"o{n}", p, accession=f"E{n}", start=start + timedelta(hours=2 * n)),
+                        p)
+    undated = order("o9", p, accession="E9")
+    index.put_order(dataclasses.replace(undated, steps=tuple(
+        dataclasses.replace(s, start=None) for s in undated.steps)), p)
+    assert index.expire(start + timedelta(hours=3)) == 2  # a cutoff the next day, 02:30
+    assert sorted(i.order.accession for i in index.items()) == ["E2", "E3", "E9"]
+    assert index.expire(start + timedelta(hours=3)) == 0
+    assert index.expire(start + timedelta(days=30)) == 2  # a step without start stays
+    assert [i.order.accession for i in index.items()] == ["E9"]

@@ -65,7 +65,7 @@ from accord.dicom.query import Query
 from accord.dicom.reconcile_job import CompletedSource, ReconcileSettings, reconciliation_loop
 from accord.dicom.scp import Caller, DicomServer, QueryAnswered, ScpConfig, start_scp
 from accord.dicom.scu import PacsPeer
-from accord.dicom.worklist import WorklistItem
+from accord.dicom.worklist import WorklistItem, started_before
 from accord.engine.workflow import Outbound, RepositoryFactory
 from accord.errors import AccordError, StoreError
 from accord.mllp.admission import parse_networks
@@ -171,9 +171,15 @@ class StoreWorklist:
 
     def __init__(self, reader: WorklistReader, index: WorklistIndex, *,
                  gap_seconds: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 horizon: timedelta | None = None, clock: Clock | None = None) -> None:
         self._reader = reader
         self.index = index
+        # A step scheduled longer ago than this and never started leaves the worklist
+        # (``dicom.worklist_horizon_hours``): a modality picks today's work, and orders
+        # nobody performs or cancels must not make the index grow for as long as the
+        # engine runs. MPPS lookups read the store, so a late exam still finds its order.
+        self._horizon, self._clock = horizon, clock
         self._gap_seconds = gap_seconds
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -277,9 +283,24 @@ class StoreWorklist:
         limit = self._monotonic() - self._gap_seconds
         self._gaps = {g: t for g, t in self._gaps.items() if t >= limit}
 
+    def _cutoff(self) -> datetime | None:
+        if self._horizon is None or self._clock is None:
+            return None
+        return self._clock.now() - self._horizon
+
+    def expire(self) -> int:
+        """Drop the steps past the horizon (the housekeeping's, once a minute); returns
+        how many went."""
+        cutoff = self._cutoff()
+        return 0 if cutoff is None else self.index.expire(cutoff)
+
     def _put(self, order: Order, patient: Patient) -> None:
         view = worklist_view(order)
-        if view is None or order.status not in ON_WORKLIST:
+        cutoff = self._cutoff()
+        if view is not None and cutoff is not None:
+            view = replace(view, steps=tuple(s for s in view.steps
+                                             if not started_before(s, cutoff)))
+        if view is None or not view.steps or order.status not in ON_WORKLIST:
             self.index.remove(order.id)
         else:
             self.index.put_order(view, patient)
@@ -402,7 +423,9 @@ class StoreMpps:
         "not stored" alone), with one fsync for all. With a transaction per request the
         SQLite writer lock and the fsync, shared with HL7 ingest, were the MPPS rate.
         """
-        pending = _PendingMpps(instance, outcome, caller, self._clock.now())
+        # Encoded here, not in the transaction: on SQLite every other writer waits for it.
+        pending = _PendingMpps(instance, outcome, caller, self._clock.now(),
+                               encode_dataset(instance.dataset))
         with self._queue_lock:
             self._queue.append(pending)
         with self._commit_lock:
@@ -452,8 +475,7 @@ class StoreMpps:
         items = self._outbound.items(events, now)
         if items:
             tx.enqueue(list(items), now)
-        self._save(tx, instance.sop_instance_uid, instance.status,
-                   encode_dataset(instance.dataset), now)
+        self._save(tx, instance.sop_instance_uid, instance.status, pending.encoded, now)
         if self._events is not None:
             self._events.add_in(
                 tx, mpps_event(instance, pending.outcome, events, pending.caller, now))
@@ -462,11 +484,12 @@ class StoreMpps:
 class _PendingMpps:
     """One MPPS record waiting for its batch's commit (:meth:`StoreMpps.record`)."""
 
-    __slots__ = ("caller", "done", "error", "instance", "now", "outcome")
+    __slots__ = ("caller", "done", "encoded", "error", "instance", "now", "outcome")
 
     def __init__(self, instance: MppsInstance, outcome: Outcome, caller: Caller | None,
-                 now: datetime) -> None:
+                 now: datetime, encoded: bytes) -> None:
         self.instance, self.outcome, self.caller, self.now = instance, outcome, caller, now
+        self.encoded = encoded  # the instance's dataset as stored (encode_dataset)
         self.done = False
         self.error: AccordError | None = None
 
@@ -484,7 +507,9 @@ class DicomBridge:
         self.settings, self.store, self.clock = settings, store, clock
         self.reader = reader
         # Given when the repository feeds it this node's commits (``committed``).
-        self.worklist = worklist or StoreWorklist(reader, WorklistIndex())
+        self.worklist = worklist or StoreWorklist(
+            reader, WorklistIndex(), horizon=timedelta(hours=settings.worklist_horizon_hours),
+            clock=clock)
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._save, self._prune_log, self._events = save, prune_log, events
         self.queries = QueryLog(events, clock) if events is not None else None
@@ -534,15 +559,19 @@ class DicomBridge:
         return jobs
 
     async def _housekeeping(self, node: str, poll: float = 5.0) -> None:
-        """Keep the worklist fresh without queries (every ``poll`` s), write the worklist
+        """Keep the worklist fresh without queries (every ``poll`` s), drop the steps past
+        its horizon (every minute), write the worklist
         queries answered meanwhile to the DICOM log and, on one node at a time, drop
         worklist-log rows older than a day and DICOM log rows older than
         ``dicom.activity_days``."""
-        pruned_at = None
+        pruned_at = expired_at = None
         while True:
             await asyncio.sleep(poll)
             try:
                 await asyncio.to_thread(self.worklist.refresh)
+                if expired_at is None or time.monotonic() - expired_at >= 60.0:
+                    expired_at = time.monotonic()
+                    await asyncio.to_thread(self.worklist.expire)
                 if self.queries is not None:
                     await asyncio.to_thread(self.queries.flush)
                 now = self.clock.now()

@@ -25,13 +25,19 @@ import itertools
 import threading
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from pydicom.dataset import Dataset
 
 from accord.dicom.charset import patient_pn
 from accord.dicom.query import Hints, Query
-from accord.dicom.worklist import SERVABLE, WorklistItem, local_start, mwl_dataset
+from accord.dicom.worklist import (
+    SERVABLE,
+    WorklistItem,
+    local_start,
+    mwl_dataset,
+    started_before,
+)
 from accord.workflow.model import Order, Patient
 from accord.workflow.status import Status
 
@@ -201,6 +207,16 @@ class WorklistIndex:
         with self._lock:
             keys = self._keys("order", order_id)
             return sum(self._drop(k) for k in keys if sps_id is None or k[1] == sps_id)
+
+    def expire(self, before: datetime) -> int:
+        """Drop the steps whose scheduled start is before ``before``; returns how many.
+        A step without a start never expires (it has no time to be late for)."""
+        cutoff = before.astimezone(self._tz).strftime("%Y%m%d")
+        with self._lock:
+            dates = self._postings.get("date")
+            keys = dates.between("", cutoff) if dates is not None else set()
+            late = [k for k in keys if started_before(self._entries[k].item.step, before)]
+            return sum(self._drop(k) for k in late)
 
     def update_patient(self, patient: Patient) -> int:
         """Re-render every item of ``patient`` (demographics or identifiers changed)."""

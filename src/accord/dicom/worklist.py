@@ -102,6 +102,14 @@ def local_start(step: ProcedureStep, tz: tzinfo) -> datetime | None:
     return start.astimezone(tz)
 
 
+def started_before(step: ProcedureStep, when: datetime) -> bool:
+    """Whether the step was scheduled to start before ``when`` (False without a start)."""
+    if step.start is None:
+        return False
+    start = step.start if step.start.tzinfo else step.start.replace(tzinfo=UTC)
+    return start < when
+
+
 def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
     # Code Sequence Macro, PS3.3 Table 8.8-1.
     item = Dataset()

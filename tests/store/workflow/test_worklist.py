@@ -150,6 +150,30 @@ def test_own_commits_reach_the_worklist_without_being_read_back(
     assert _items(worklist) == _items(fresh) == [("AO2", "scheduled", "Meier")]
 
 
+def test_steps_past_the_horizon_leave_the_worklist_and_never_come_back(
+    store: SqlStore,
+) -> None:
+    # _order's steps start at T0 + 1 h; the horizon is 6 h.
+    clock = FixedClock(T0 + timedelta(hours=2))
+    late = replace(_order("O9"), steps=(replace(_order("O9").steps[0], start=T0 - timedelta(
+        hours=6)),))
+    _save(store, _order("O1"), late, patient=PATIENT)
+    worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex(),
+                             horizon=timedelta(hours=6), clock=clock)
+    worklist.load()
+    assert _accessions(worklist) == ["AO1"]  # O9 was due 8 h ago: not loaded
+    clock.advance(6.5 * 3600)  # O1 was due 7.5 h ago now
+    _feed(store, worklist, _order("O2"))  # an own change after the horizon passed
+    assert _accessions(worklist) == ["AO1"]  # the change: O2, also past it, not added
+    assert worklist.expire() == 1
+    assert _accessions(worklist) == []
+    rescheduled = replace(_order("O1"), steps=(replace(_order("O1").steps[0],
+                                                      start=clock.now()),))
+    _feed(store, worklist, rescheduled)  # moved to now: back on the worklist
+    assert _accessions(worklist) == ["AO1"]
+    assert worklist.expire() == 0
+
+
 def test_an_order_rolled_back_never_reaches_the_worklist(store: SqlStore) -> None:
     worklist = StoreWorklist(SqlWorklistReader(store.database), WorklistIndex())
     _save(store, patient=PATIENT)
