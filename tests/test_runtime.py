@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from accord.clock import FixedClock
 from accord.config import Config, load_config
 from accord.demo.traffic import Department, Receiver
+from accord.engine import gil
 from accord.engine.processor import Outcome
 from accord.errors import StartupError
 from accord.hl7 import Message
@@ -39,7 +41,9 @@ async def test_message_in_ack_out_and_delivered(tmp_path: Path) -> None:
     receiver = Receiver()
     await receiver.start()
     rt = build(config(tmp_path, receiver.port))
+    sys.setswitchinterval(0.005)
     await rt.start()
+    assert sys.getswitchinterval() == pytest.approx(gil.SWITCH_INTERVAL)  # engine/gil.py
     try:
         exam = Department(seed=3).exam(datetime.now(UTC))
         async with MllpClient("127.0.0.1", rt.mllp_port) as client:

@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from accord.clock import Clock, ControlIds, SteadyClock
 from accord.config import Config
 from accord.dicom.bridge import DicomBridge, StoreWorklist
 from accord.dicom.index import WorklistIndex
-from accord.engine import allocator
+from accord.engine import allocator, gil
 from accord.engine.applier import Applier
 from accord.engine.deliver import ClientFactory, Deliverer, default_client_factory
 from accord.engine.ingest import Ingestor
@@ -144,6 +144,7 @@ class Runtime:
     async def _start_parts(self) -> None:
         # Before any thread of ours: glibc fixes its arena limit when a second is needed.
         allocator.limit_arenas()
+        gil.shorten_switch_interval()
         await self.deliverer.start()
         if self.applier is not None:  # first drains what a crash left in the inbox
             await self.applier.start()
@@ -364,7 +365,9 @@ def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: C
     bridge, repository = None, repository_for
     if config.dicom.enabled:
         reader = SqlWorklistReader(store.database)
-        worklist = StoreWorklist(reader, WorklistIndex())
+        worklist = StoreWorklist(
+            reader, WorklistIndex(),
+            horizon=timedelta(hours=config.dicom.worklist_horizon_hours), clock=clock)
         repository = partial(repository_for, changes=worklist.committed)
         bridge = _bridge(config, store, reader, worklist, repository, outbound, clock)
     processor = WorkflowProcessor(
