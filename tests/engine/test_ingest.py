@@ -41,6 +41,7 @@ class CountingStore:
         self.inner = inner
         self.commits = 0
         self.fail_commit = False
+        self.open = False  # a transaction is open now
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -53,10 +54,14 @@ class CountingStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Tx]:
-        with self.inner.transaction() as tx:
-            yield tx
-            if self.fail_commit:
-                raise StoreError("disk full")
+        self.open = True
+        try:
+            with self.inner.transaction() as tx:
+                yield tx
+                if self.fail_commit:
+                    raise StoreError("disk full")
+        finally:
+            self.open = False
         self.commits += 1
 
 
@@ -356,3 +361,33 @@ async def test_only_a_sole_sender_is_committed_on_the_loop(
         await ing.close()
     finally:
         store.close()
+
+
+class PreparesFirst:
+    """Routes like the default; its ``prepare`` notes whether a transaction was open."""
+
+    def __init__(self, cfg: Config, store: CountingStore) -> None:
+        self.router = Router(cfg.destinations, ControlIds("P"))
+        self.store = store
+        self.open_at_prepare: list[bool] = []
+
+    def prepare(self, msg: Message, now: datetime) -> Any:
+        self.open_at_prepare.append(self.store.open)
+        return lambda tx: self.router.process(msg, tx, now)
+
+    def process(self, msg: Message, tx: Tx, now: datetime) -> Outcome:
+        return self.router.process(msg, tx, now)
+
+
+async def test_messages_are_mapped_before_the_write_transaction_begins(
+        store: CountingStore, tmp_path: Path) -> None:
+    """Parsing and mapping need no transaction: they run before the batch takes the
+    write lock, which MPPS, delivery and the jobs wait for meanwhile."""
+    cfg = config(tmp_path, DESTS)
+    proc = PreparesFirst(cfg, store)
+    ing = ingestor(store, cfg, proc)
+    payloads = [with_control_id(ORM, f"M{i:04d}") for i in range(20)]
+    acks = await asyncio.gather(*(ing.handle(p, PEER) for p in payloads))
+    assert {parse(a).get("MSA-1") for a in acks} == {"AA"}
+    assert proc.open_at_prepare == [False] * 20
+    await ing.close()

@@ -25,7 +25,9 @@ acknowledgment, §2.9.3 enhanced mode):
    (:meth:`accord.engine.records.Records.prepare`), and a batch redone on the slow path
    reuses it. It runs where the batch commits (the writer thread; the loop for an inline commit),
    not at submit time: on the event loop it made 8 senders ~15% slower (measured), as
-   both threads then contend for the GIL while an fsync is in flight.
+   both threads then contend for the GIL while an fsync is in flight. And it runs before
+   the transaction begins: on SQLite the write turn is the process's one writer lock,
+   which MPPS, delivery and the jobs wait for while a batch holds it.
 6. ACK on store. A message in enhanced mode (MSH-15 or MSH-16 valued), or any accepted
    message with ``mllp.ack: on_store``, is not processed here: what custody needs (its
    raw bytes, its dedupe key and claim, its ACK for resends, an inbox row) is committed
@@ -253,6 +255,8 @@ class Ingestor:
     def _commit(self, batch: list[Pending], wait: bool = True) -> list[bytes | Exception]:
         """Blocking: the whole batch in one transaction (fast path, else one at a time)."""
         committing_as("ingest")  # what the store's commit faults say (accord.store)
+        for pending in batch:  # rule 5: before the write turn, which others wait for
+            self._records.prepare_once(pending)
         try:
             results = self._commit_fast(batch, wait)
         except _SlowPath:

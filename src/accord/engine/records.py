@@ -92,13 +92,17 @@ class Records:
             except Exception:  # process() meets it again in the transaction, and answers
                 p.step = None
 
+    def prepare_once(self, p: Pending) -> None:
+        """:meth:`prepare`, unless done already or refused unread."""
+        if p.refused is None and p.msg is None and p.error is None:
+            self.prepare(p)
+
     def ready(self, p: Pending) -> InboundMessage | tuple[Message, InboundMessage]:
         """The record to store as it is (no message, unparseable, sender not allowed),
         or the message and its base record, to process."""
         if p.refused is not None:
             return self.rejected(p, ParseError(p.refused))
-        if p.msg is None and p.error is None:
-            self.prepare(p)
+        self.prepare_once(p)
         if p.error is not None:
             return self.rejected(p, p.error)
         assert p.msg is not None and p.base is not None
