@@ -292,3 +292,52 @@ async def test_other_nodes_rows_wait_for_their_lease(store: Store, receiver: Rec
     finally:
         await deliverer.stop()
     assert row(store, rid).status == "in_flight" and receiver.received == []
+
+
+def test_settle_and_claim_records_the_last_run_and_claims_the_next(store: Store) -> None:
+    rows = enqueue(store, [f"S{i}" for i in range(4)])
+    now = CLOCK.now()
+    marked, run = store.settle_and_claim_run([], "pacs", "n1", now, 60, 2)
+    assert (marked, [r.id for r in run]) == (0, rows[:2])
+    marked, run = store.settle_and_claim_run([(rows[0], b"A0"), (rows[1], b"A1")], "pacs",
+                                             "n1", now, 60, 5)
+    assert (marked, [r.id for r in run]) == (2, rows[2:])
+    assert row(store, rows[0]).status == "delivered" and row(store, rows[1]).last_ack == b"A1"
+    marked, run = store.settle_and_claim_run([(rows[0], b"A0")], "pacs", "n1", now, 60, 5)
+    assert (marked, run) == (0, [])  # delivered already; the rest are in flight
+
+
+class CountingTransactions:
+    """The real store; counts the write transactions the deliverer opens."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name in ("claim_run", "mark_delivered_many", "settle_and_claim_run",
+                    "release_many", "claim"):
+            def counted(*args: Any, **kw: Any) -> Any:
+                self.calls += 1
+                return attr(*args, **kw)
+            return counted
+        return attr
+
+
+async def test_a_worker_that_keeps_up_commits_once_a_run(store: Store,
+                                                          receiver: Receiver) -> None:
+    """The AAs of a run are recorded in the transaction that claims the next."""
+    counting = CountingTransactions(store)
+    deliverer = Deliverer(counting, [dest(receiver.port)], CLOCK, "node-test",  # type: ignore[arg-type]
+                          idle_poll=60)
+    await deliverer.start()
+    try:
+        for n in range(5):
+            rows = enqueue(store, [f"K{n}"])
+            before = counting.calls
+            deliverer.wake()
+            await until(lambda r=rows[0]: row(store, r).status == "delivered")  # type: ignore[misc]
+            assert counting.calls - before == 2  # claim; then settle it with the next claim
+    finally:
+        await deliverer.stop()
+    assert deliverer.delivered == 5

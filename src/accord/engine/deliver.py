@@ -195,12 +195,16 @@ class Deliverer:
         client = self._factory(dest)
         run = 1  # rows per claim: doubles after a clean run, back to 1 after a failure
         store_down = False
+        # The AAs of a clean run, recorded with the next claim (one commit a run). Kept
+        # through a store failure: the rows stay in flight under their lease meanwhile.
+        settle: list[tuple[int, bytes]] = []
         try:
             while not queue.stopping:
                 try:
-                    rows = await asyncio.to_thread(self._claim, dest, run)
+                    rows = await asyncio.to_thread(self._claim, dest, run, settle)
+                    settle = []
                     if rows:
-                        clean = await self._send_run(client, queue, rows)
+                        clean, settle = await self._send_run(client, queue, rows)
                 except StoreError as exc:
                     # The database went away (restart, network): rows this worker holds
                     # stay leased and are handed out again when the lease ends.
@@ -221,28 +225,37 @@ class Deliverer:
                     continue
                 run = min(MAX_RUN, run * 2) if clean else 1
         finally:
+            if settle:
+                await asyncio.to_thread(self._finish_run, settle, [])
             await client.close()
 
-    def _claim(self, dest: Destination, run: int) -> list[OutboxRow]:
+    def _claim(self, dest: Destination, run: int,
+               settle: list[tuple[int, bytes]]) -> list[OutboxRow]:
         now, lease = self._clock.now(), _lease_seconds(dest)
         if dest.per_patient:
+            self._finish_run(settle, [])
             return self._store.claim(dest.name, self._node, now, lease, 1, True)
-        return self._store.claim_run(dest.name, self._node, now, lease, run)
+        marked, rows = self._store.settle_and_claim_run(settle, dest.name, self._node, now,
+                                                        lease, run)
+        self.delivered += marked
+        return rows
 
     async def _send_run(self, client: MllpClient, queue: _Queue,
-                        rows: list[OutboxRow]) -> bool:
-        """Send claimed rows in order; True when every one was accepted. The AAs are
-        recorded together; rows not sent (after a failure, past the time budget, or on
+                        rows: list[OutboxRow]) -> tuple[bool, list[tuple[int, bytes]]]:
+        """Send claimed rows in order; True when every one was accepted. The AAs of a
+        run sent whole are returned, for the next claim to record; otherwise they are
+        recorded here, and rows not sent (after a failure, past the time budget, or on
         stop) are given back unsent."""
         dest = queue.dest
         loop = asyncio.get_running_loop()
         budget = loop.time() + _lease_seconds(dest) / 2  # well inside the lease
         acks: list[tuple[int, bytes]] = []
         handled = 0
+        whole = False
         try:
             for row in rows:
                 if handled and (loop.time() > budget or queue.stopping):
-                    return True
+                    return True, []
                 try:
                     result = await client.send_message(row.payload, row.control_id)
                 except DeliveryError as exc:
@@ -250,18 +263,21 @@ class Deliverer:
                         self._observe(dest.name, "outage", 0.0)
                     handled += 1
                     await self._outage(dest, row, str(exc))
-                    return False
+                    return False, []
                 handled += 1
                 if self._observe is not None:
                     self._observe(dest.name, result.code, result.latency)
                 if result.code not in ACCEPTED:
                     await asyncio.to_thread(self._record, dest, row, result)
-                    return False
+                    return False, []
                 self._ae_answers.pop(row.id, None)
                 acks.append((row.id, result.ack))
-            return True
+            whole = not queue.stopping
+            return True, acks if whole else []
         finally:
-            await asyncio.to_thread(self._finish_run, acks, [r.id for r in rows[handled:]])
+            if not whole:
+                await asyncio.to_thread(self._finish_run, acks,
+                                        [r.id for r in rows[handled:]])
 
     def _finish_run(self, acks: list[tuple[int, bytes]], unsent: list[int]) -> None:
         """Blocking: record the AAs of a run and give back its unsent rows."""

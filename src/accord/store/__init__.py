@@ -299,6 +299,15 @@ class Store(Protocol):
         ``node`` no longer holds are left alone. Returns how many were marked."""
         ...
 
+    def settle_and_claim_run(
+        self, acks: Sequence[tuple[int, bytes]], destination: str, node: str, now: datetime,
+        lease_seconds: float, limit: int,
+    ) -> tuple[int, list[OutboxRow]]:
+        """:meth:`mark_delivered_many` of the run just sent, then :meth:`claim_run` of the
+        next, in one transaction: a worker that keeps up commits once a run, not twice.
+        Returns how many were marked and the rows claimed."""
+        ...
+
     def release_many(self, row_ids: Sequence[int], node: str) -> int:
         """Give claimed rows back unsent: ``pending`` again, the claim not counted as an
         attempt. Only rows ``node`` still holds. Returns how many."""

@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,7 +28,7 @@ from accord.errors import ConfigError
 from accord.store.db import faults
 from accord.store.db.commit_faults import CommitFaults
 from accord.store.db.errors import db_errors
-from accord.store.db.sqlite import BUSY_TIMEOUT_MS, WRITE_OPTION
+from accord.store.db.sqlite import BUSY_TIMEOUT_MS, DURABLE_SYNC, WRITE_OPTION
 from accord.store.db.write_gate import write_turn
 
 
@@ -46,18 +47,48 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction: committed at exit, rolled back if the block raises."""
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction: committed at exit, rolled back if the block raises.
+
+        ``durable=False`` is for bookkeeping whose loss only repeats work (a delivery's
+        lease and its AA): its commit does not wait for the disk. It is never lost to
+        a crash of this process, and a power loss can take it only with every later
+        commit: each durable commit syncs the log (SQLite's WAL, PostgreSQL's) up to
+        itself, the relaxed ones before it included.
+        """
         with db_errors(), self.commits.watch(), \
                 write_turn(self.engine, timeout=BUSY_TIMEOUT_MS / 1000), \
                 self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
+            with _relaxed(conn, self.dialect) if not durable else contextlib.nullcontext(), \
+                    conn.begin():
+                if not durable and self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
 
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@contextmanager
+def _relaxed(conn: Connection, dialect: str) -> Iterator[None]:
+    """SQLite: this connection's commits skip their sync until the block ends (the
+    pragma is per connection and is set outside the transaction)."""
+    if dialect != "sqlite":
+        yield
+        return
+    raw = conn.connection.dbapi_connection  # not through SQLAlchemy: no autobegin
+    assert raw is not None
+    raw.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        try:
+            raw.execute(f"PRAGMA synchronous={DURABLE_SYNC}")
+        except Exception:  # never back to the pool relaxed
+            conn.invalidate()
+            raise
 
 
 def connect(url: str) -> Database:

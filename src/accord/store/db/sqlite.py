@@ -4,6 +4,10 @@ Rules:
 - WAL with ``synchronous=FULL`` on EVERY connection: a commit is on disk before the ACK
   (``NORMAL`` in WAL skips the sync at commit and would lose acknowledged messages on
   power loss). Nothing in the URL may weaken this: unknown query options are refused.
+  The one exception is a transaction the store itself marks not durable
+  (``Database.write(durable=False)``: delivery leases and AAs, whose loss on power
+  failure means a message is sent again): its connection runs ``NORMAL`` for that
+  transaction alone and is set back to ``FULL`` before it is used again.
 - pysqlite's implicit transactions are turned off and we emit BEGIN ourselves, so that
   write transactions take the write lock up front (``BEGIN IMMEDIATE``) and a
   read-then-write never fails with SQLITE_BUSY_SNAPSHOT.
@@ -23,10 +27,11 @@ from accord.errors import ConfigError
 
 BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "accord_write"
+DURABLE_SYNC = "FULL"
 PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",  # first: switching to WAL may wait for a lock
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
+    f"PRAGMA synchronous={DURABLE_SYNC}",
     "PRAGMA foreign_keys=ON",
 )
 

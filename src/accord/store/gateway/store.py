@@ -185,8 +185,8 @@ class SqlStore:
         return self._transaction()
 
     @contextmanager
-    def _transaction(self) -> Iterator[SqlTx]:
-        with self.database.write() as conn:
+    def _transaction(self, durable: bool = True) -> Iterator[SqlTx]:
+        with self.database.write(durable=durable) as conn:
             tx = SqlTx(conn)
             yield tx
         tx.committed()
@@ -297,6 +297,16 @@ class SqlStore:
     ) -> int:
         with self._transaction() as tx:
             return runs.mark_delivered_many(tx.connection, acks, node, now)
+
+    def settle_and_claim_run(
+        self, acks: Sequence[tuple[int, bytes]], destination: str, node: str, now: datetime,
+        lease_seconds: float, limit: int,
+    ) -> tuple[int, list[OutboxRow]]:
+        lease = timedelta(seconds=lease_seconds)
+        # Not durable: lost to a power failure, the run is sent again (at least once).
+        with self._transaction(durable=False) as tx:
+            marked = runs.mark_delivered_many(tx.connection, acks, node, now)
+            return marked, runs.claim_run(tx.connection, destination, node, now, lease, limit)
 
     def release_many(self, row_ids: Sequence[int], node: str) -> int:
         with self._transaction() as tx:
