@@ -242,7 +242,9 @@ class Soak:
         lane = self.lane(visit.order.patient.mrn)
         out: list[tuple[int, bytes, SimOrder | None]] = []
         for text in visit.messages:
-            is_order = "|ORM^O01" in text.split("\r", 1)[0] and visit.mess != "unmapped"
+            # Every exam is performed, an unmapped one too: its modality reports it by
+            # accession, as a technologist does who keyed it in by hand.
+            is_order = "|ORM^O01" in text.split("\r", 1)[0]
             out.append((lane, text.encode(), visit.order if is_order else None))
         registration = visit.messages[0]
         for _ in range(self.updates):
