@@ -304,10 +304,15 @@ def _crossed_reading(family: int, given: int, crossed_family: int, crossed_given
 
 
 def _closer(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """More names agreeing, then the smaller sum of the levels present; a tie keeps the
-    first reading."""
-    def rank(levels: tuple[int, int]) -> tuple[int, int]:
-        return -_names_agreeing(*levels), sum(level for level in levels if level != NULL)
+    """More names agreeing, then the smaller sum of the levels present, then the family
+    names agreeing; a tie keeps the first reading. A registration with one name only,
+    typed in the given field, that the other record holds as its family name (``-
+    LAWSON`` / ``LAWSON AMANDA``) reads as the family name: a household shares it, and
+    read as a given name it would escape the household's rules (a child registered
+    under the family name alone would look like its sister's record)."""
+    def rank(levels: tuple[int, int]) -> tuple[int, int, bool]:
+        return (-_names_agreeing(*levels), sum(level for level in levels if level != NULL),
+                not 0 <= levels[0] <= 1)
     return rank(a) < rank(b)
 
 
