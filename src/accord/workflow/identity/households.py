@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+from accord.workflow.identity.compare import COMPARISON_NAMES, NULL, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
 PLAUSIBLE_YEARS = range(1850, 2150)  # birth years a living patient may have
@@ -66,11 +66,18 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
     if a.suffix != b.suffix and birth not in (0, -1) and (
             birth == _BIRTH_DIFFERENT or _years_apart(a.birth, b.birth) >= GENERATION):
         return "namesake", DISTINCT
+    if birth == NULL and a.suffix and b.suffix and a.suffix != b.suffix:
+        return "namesake", DISTINCT  # JR and SR, no birth date to say otherwise: two men
     if birth == _BIRTH_DIFFERENT and _years_apart(a.birth, b.birth) >= GENERATION:
         return "parent_child", DISTINCT
-    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
+    # the family name left out on one side, a shared home says the household's
+    family = levels[_FAMILY] in (0, 1) or (
+        levels[_FAMILY] == NULL and levels[_CONTACT] in _SAME_HOME)
+    if birth == 0 and family and levels[_GIVEN] == _GIVEN_DIFFERENT:
         two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
         return "twin", DISTINCT if two else TWIN_CAP
+    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] > 0 and levels[_SEX] == 1:
+        return "twin", TWIN_CAP  # a boy and a girl with alike names (FRANCIS/FRANCES)
     if (birth in _BIRTH_NEAR and levels[_FAMILY] in (0, 1)
             and levels[_GIVEN] == _GIVEN_DIFFERENT and levels[_CONTACT] in _SAME_HOME):
         return "sibling", SIBLING_CAP
