@@ -9,7 +9,10 @@ comparison levels and the two sides' features:
   agreeing or not). Not a duplicate unless the registrar typed a wholly different given
   name: its score is capped below the default review threshold (``TWIN_CAP``: a site
   that lowers the threshold reviews them last), and it is not proposed at all when the
-  identifiers say two people (sex or national ID plainly different).
+  identifiers say two people (sex or national ID plainly different). The family name
+  left out on one side counts as agreeing when the two share a home. Given names that
+  are alike but not the same (FRANCIS/FRANCES) with the sex plainly different are a
+  boy and a girl born together: capped as twins.
 - ``sibling``: the same family name and home (the address agreeing), given names that
   plainly differ, birth dates near but not equal (a digit off, a year off, day and
   month swapped): a brother or sister, whose birth dates run close, far likelier than
@@ -19,6 +22,7 @@ comparison levels and the two sides' features:
   only) with birth dates that plainly differ, or whose years are ``GENERATION`` apart:
   father and son, never one person. A birth date a keystroke off within a few years
   (1948/1944) with the suffix left out on one side is one man's record typed twice.
+  Both suffixes given and different (JR and SR) with the birth date left out: two men.
 - ``parent_child``: birth dates that plainly differ, their years ``GENERATION`` or more
   apart (a mother and her newborn, a namesake father and son without suffixes): not
   proposed. A birth date that differs in one digit (1960/1980) is a typo, not a
