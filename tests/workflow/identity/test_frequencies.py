@@ -275,3 +275,19 @@ def test_a_sparse_registration_is_counted_in_its_class_and_believed_sooner() -> 
                  threshold=0.0).proposed[0]
     assert high.score > low.score
     assert sum(t.weight for t in high.fields) == pytest.approx(high.score, abs=1e-3)
+
+
+def test_names_read_crossed_over_count_as_common_as_they_are_in_their_own_fields() -> None:
+    """ROBERT typed as the family name is not a rare family name: a common name read
+    crossed over counts as common, not as the rarity it is in the field it was typed in."""
+    counts = {POPULATION: 200_000, "family:RODRIGUEZ": 4_000, "given:ROBERT": 4_000}
+    freqs = Frequencies(200_000, counts)
+    stored = features(_person("Rodriguez", "Robert"))
+
+    def name_tf(d: Demographics) -> float:
+        (result,) = propose(d, Candidates((("p", stored),), freqs), threshold=0.0)
+        return sum(t.tf for t in result.fields if t.name in ("family_name", "given_name"))
+
+    crossed = name_tf(_person("Robert", "Rodriguez"))
+    straight = name_tf(_person("Rodriguez", "Robert"))
+    assert crossed < 0 and abs(crossed - straight) < 1e-3

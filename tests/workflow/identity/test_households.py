@@ -45,6 +45,27 @@ def test_twins_are_capped_low_or_not_proposed() -> None:
     assert shown.relation == "twin"  # the console names the relation
 
 
+def test_a_boy_and_a_girl_with_alike_names_born_together_are_twins() -> None:
+    francis = Demographics(PersonName("Kowalczyk", "Francis"), date(2001, 6, 3), "M", HOME,
+                           phone="217-555-0142")
+    frances = replace(francis, name=PersonName("Kowalczyk", "Frances"), sex="F")
+    assert _relation(frances, francis) == ("twin", TWIN_CAP)
+    assert Matcher()(frances, [_patient("francis", francis)]) == []
+    # the sex left out, or the given name the same: no relation
+    assert _relation(replace(frances, sex=""), francis) == ("", None)
+    assert _relation(replace(frances, name=francis.name), francis) == ("", None)
+
+
+def test_twins_one_registered_without_the_family_name_at_their_home() -> None:
+    anna = Demographics(PersonName("Kowalczyk", "Anna"), date(2001, 6, 3), "F", HOME,
+                        phone="217-555-0142")
+    emma = replace(anna, name=PersonName("", "Emma"))
+    assert _relation(emma, anna) == ("twin", TWIN_CAP)
+    assert Matcher()(emma, [_patient("anna", anna)]) == []
+    elsewhere = replace(emma, address=Address(street="3 Elm Road", postal_code="60601"))
+    assert _relation(elsewhere, anna) == ("", None)
+
+
 def test_siblings_born_near_in_one_home_are_capped_low() -> None:
     """Another given name, a birth date a keystroke off, the same family and home: a
     brother or sister (whose birth dates run close), far likelier than a duplicate
@@ -69,6 +90,17 @@ def test_namesake_son_is_not_proposed() -> None:
                   birth_date=date(1988, 9, 30))
     assert _relation(son, FATHER) == ("namesake", DISTINCT)
     assert Matcher()(son, [_patient("father", FATHER)]) == []
+
+
+def test_namesake_son_with_the_birth_date_left_out_is_told_by_the_suffixes() -> None:
+    senior = replace(FATHER, name=PersonName("Kowalczyk", "Robert", suffix="Sr"))
+    junior = replace(FATHER, name=PersonName("Kowalczyk", "Robert", suffix="Jr"),
+                     birth_date=None)
+    assert _relation(junior, senior) == ("namesake", DISTINCT)
+    assert Matcher()(junior, [_patient("father", senior)]) == []
+    # one suffix left out says nothing: a clerk drops it as often as not
+    plain = replace(junior, name=PersonName("Kowalczyk", "Robert"))
+    assert _relation(plain, senior) == ("", None)
 
 
 def test_namesake_son_without_a_suffix_is_a_generation_apart() -> None:

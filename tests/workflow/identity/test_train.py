@@ -176,6 +176,19 @@ def test_household_correction_discounts_a_shared_address_within_a_family() -> No
     assert abs(small - large) < 0.01
 
 
+def test_a_family_name_a_typo_away_gets_no_household_correction() -> None:
+    """A housemate shares the family name as written: one a typo away at the same home
+    is a registration's slip, so the shared home keeps its full weight."""
+    levels = [-1] * len(COMPARISON_NAMES)
+    levels[COMPARISON_NAMES.index("contact")] = 0
+    levels[COMPARISON_NAMES.index("family_name")] = 0
+    assert DEFAULT_WEIGHTS.housemates(levels, 100_000) > 0
+    levels[COMPARISON_NAMES.index("family_name")] = 1
+    assert DEFAULT_WEIGHTS.housemates(levels, 100_000) == 0.0
+    contact = COMPARISON_NAMES.index("contact")
+    assert DEFAULT_WEIGHTS.factor(contact, levels, 100_000) == DEFAULT_WEIGHTS.table[contact][0]
+
+
 def test_household_is_estimated_from_same_surname_housemates() -> None:
     records = synthetic()
     rng = random.Random(5)

@@ -59,9 +59,9 @@ class Weights:
     gets badly wrong: people who share a family name often share an address and phone
     too (spouses, children). Per ``contact`` level, it is the expected number of other
     stored people with the same family name a person shares that contact level with.
-    When the family names agree, the contact level's u becomes u + household/(N · s),
-    s the chance that two people share a family name: in a population of N, a housemate
-    is one same-surname pair among N · s.
+    When the family names agree exactly, the contact level's u becomes
+    u + household/(N · s), s the chance that two people share a family name: in a
+    population of N, a housemate is one same-surname pair among N · s.
     """
 
     comparisons: tuple[ComparisonWeights, ...]
@@ -95,7 +95,8 @@ class Weights:
 
     def factor(self, i: int, levels: Sequence[int], population: int) -> float:
         """log2(m/u) of comparison ``i`` at its level in ``levels`` (0 when missing),
-        with the household correction on ``contact`` when the family names agree."""
+        with the household correction on ``contact`` when the family names agree
+        exactly."""
         level = levels[i]
         if level == NULL:
             return 0.0
@@ -107,9 +108,11 @@ class Weights:
 
     def housemates(self, levels: Sequence[int], population: int) -> float:
         """What the household correction adds to the ``contact`` level's u when the
-        family names agree: household/(N · s); 0 when it does not apply."""
+        family names agree exactly: household/(N · s); 0 when it does not apply. A
+        housemate shares the family name as written: one a typo away at the same home
+        is a registration's slip, not a housemate's name."""
         level = levels[_CONTACT]
-        if level == NULL or levels[_FAMILY] not in (0, 1) or not self.household[level]:
+        if level == NULL or levels[_FAMILY] != 0 or not self.household[level]:
             return 0.0
         family = self.comparisons[_FAMILY]
         return self.household[level] / (max(population, 1) * (family.u[0] + family.u[1]))

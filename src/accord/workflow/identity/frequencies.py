@@ -271,18 +271,27 @@ def _home_change(query: Features, stored: Features, levels: Sequence[int], weigh
 
 def adjustments(
     query: Features, stored: Features, levels: Sequence[int], weights: Weights,
-    freqs: Frequencies, population: int,
+    freqs: Frequencies, population: int, transposed: bool = False,
 ) -> tuple[float, ...]:
     """Per comparison, the term-frequency change to its weight (0 where none applies):
     exact agreement on the family name, the given name or the birth date, an address
     agreeing on one home, and a shared postal code or city as the only contact. An
-    agreement never turns into evidence against (it falls to 0 at most)."""
+    agreement never turns into evidence against (it falls to 0 at most). A pair read
+    with its names crossed over (``transposed``) has each agreeing name counted as
+    the commoner of a family and a given name (``_crossed_change``)."""
     if not freqs.population:
         return tuple(0.0 for _ in levels)
     out = [0.0 for _ in levels]
+    crossed = _crossed_values(query, stored) if transposed else []
     for i, value, key in ((_FAMILY, query.family, "family"), (_GIVEN, query.given, "given"),
                           (_BIRTH, query.birth, "birth")):
-        if levels[i] == 0 and value:
+        if levels[i] != 0:
+            continue
+        if i != _BIRTH and transposed:
+            if crossed:
+                out[i] = _adjust(weights.factor(i, levels, population),
+                                 _crossed_change(crossed.pop(0), weights, freqs))
+        elif value:
             u = weights.comparisons[i].u[0]
             out[i] = _adjust(weights.factor(i, levels, population),
                              math.log2(u / freqs.share(f"{key}:{value}", u)))
@@ -298,6 +307,24 @@ def adjustments(
     elif contact == _SAME_AREA and (area := _area_key(query, stored)):
         out[_CONTACT] = _area_change(area, levels, weights, freqs, population)
     return tuple(out)
+
+
+def _crossed_values(query: Features, stored: Features) -> list[str]:
+    """The registration's names that the stored record holds too, in either field: the
+    values a pair read crossed over agrees on exactly."""
+    held = (stored.family, stored.given)
+    return list(dict.fromkeys(v for v in (query.family, query.given) if v and v in held))
+
+
+def _crossed_change(value: str, weights: Weights, freqs: Frequencies) -> float:
+    """The term-frequency change of an exact agreement on ``value`` in a pair read crossed
+    over: either record may hold it in the wrong field, so it is not known whether it is
+    a family or a given name, and it counts as the commoner of the two (a common given
+    name typed in the family field is not a rare family name: ``ROBERT RODRIGUEZ`` /
+    ``RODRIGUEZ ROBERT`` is no stronger than ``RODRIGUEZ ROBERT`` twice)."""
+    return min(math.log2(u / freqs.share(f"{key}:{value}", u))
+               for i, key in ((_FAMILY, "family"), (_GIVEN, "given"))
+               for u in (weights.comparisons[i].u[0],))
 
 
 def _area_change(area: str, levels: Sequence[int], weights: Weights, freqs: Frequencies,

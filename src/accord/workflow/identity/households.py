@@ -9,7 +9,10 @@ comparison levels and the two sides' features:
   agreeing or not). Not a duplicate unless the registrar typed a wholly different given
   name: its score is capped below the default review threshold (``TWIN_CAP``: a site
   that lowers the threshold reviews them last), and it is not proposed at all when the
-  identifiers say two people (sex or national ID plainly different).
+  identifiers say two people (sex or national ID plainly different). The family name
+  left out on one side counts as agreeing when the two share a home. Given names that
+  are alike but not the same (FRANCIS/FRANCES) with the sex plainly different are a
+  boy and a girl born together: capped as twins.
 - ``sibling``: the same family name and home (the address agreeing), given names that
   plainly differ, birth dates near but not equal (a digit off, a year off, day and
   month swapped): a brother or sister, whose birth dates run close, far likelier than
@@ -19,6 +22,7 @@ comparison levels and the two sides' features:
   only) with birth dates that plainly differ, or whose years are ``GENERATION`` apart:
   father and son, never one person. A birth date a keystroke off within a few years
   (1948/1944) with the suffix left out on one side is one man's record typed twice.
+  Both suffixes given and different (JR and SR) with the birth date left out: two men.
 - ``parent_child``: birth dates that plainly differ, their years ``GENERATION`` or more
   apart (a mother and her newborn, a namesake father and son without suffixes): not
   proposed. A birth date that differs in one digit (1960/1980) is a typo, not a
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accord.workflow.identity.compare import COMPARISON_NAMES, Features
+from accord.workflow.identity.compare import COMPARISON_NAMES, NULL, Features
 
 GENERATION = 15  # years between birth dates that make a parent and a child
 PLAUSIBLE_YEARS = range(1850, 2150)  # birth years a living patient may have
@@ -66,11 +70,18 @@ def relation(a: Features, b: Features, levels: Sequence[int]) -> tuple[str, floa
     if a.suffix != b.suffix and birth not in (0, -1) and (
             birth == _BIRTH_DIFFERENT or _years_apart(a.birth, b.birth) >= GENERATION):
         return "namesake", DISTINCT
+    if birth == NULL and a.suffix and b.suffix and a.suffix != b.suffix:
+        return "namesake", DISTINCT  # JR and SR, no birth date to say otherwise: two men
     if birth == _BIRTH_DIFFERENT and _years_apart(a.birth, b.birth) >= GENERATION:
         return "parent_child", DISTINCT
-    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] == _GIVEN_DIFFERENT:
+    # the family name left out on one side, a shared home says the household's
+    family = levels[_FAMILY] in (0, 1) or (
+        levels[_FAMILY] == NULL and levels[_CONTACT] in _SAME_HOME)
+    if birth == 0 and family and levels[_GIVEN] == _GIVEN_DIFFERENT:
         two = levels[_SEX] == 1 or levels[_NATIONAL_ID] == _ID_DIFFERENT
         return "twin", DISTINCT if two else TWIN_CAP
+    if birth == 0 and levels[_FAMILY] in (0, 1) and levels[_GIVEN] > 0 and levels[_SEX] == 1:
+        return "twin", TWIN_CAP  # a boy and a girl with alike names (FRANCIS/FRANCES)
     if (birth in _BIRTH_NEAR and levels[_FAMILY] in (0, 1)
             and levels[_GIVEN] == _GIVEN_DIFFERENT and levels[_CONTACT] in _SAME_HOME):
         return "sibling", SIBLING_CAP

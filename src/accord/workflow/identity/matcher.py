@@ -115,7 +115,7 @@ def _score(
     kin, cap = relation(query, stored, levels)
     if cap == DISTINCT:
         return None
-    tf = tuple(adjustments(query, stored, levels, weights, freqs, population))
+    tf = tuple(adjustments(query, stored, levels, weights, freqs, population, transposed))
     return _Scored(levels, transposed, tf, kin, cap, weigh(levels, weights, population, tf, cap))
 
 
@@ -163,7 +163,7 @@ def compare_patients(
     weights = weights_for(weights, freqs, sparseness(query))
     levels, transposed = compare(query, other)
     kin, cap = relation(query, other, levels)
-    tf = adjustments(query, other, levels, weights, freqs, population)
+    tf = adjustments(query, other, levels, weights, freqs, population, transposed)
     return explain(stored.id, levels, transposed, weights, population, tf, relation=kin,
                    cap=None if cap == DISTINCT else cap)
 
