@@ -92,7 +92,8 @@ async def runtime(tmp_path: Path,
     path = tmp_path / "accord.yaml"
     path.write_text(
         "mllp: {port: 0}\n"
-        "dicom: {port: 0}\n"
+        # Its orders are on a fixed day (DAY), long past: kept on the worklist anyway.
+        "dicom: {port: 0, worklist_horizon_hours: 1000000}\n"
         "http: {port: 0}\n"
         + store_line +
         "destinations:\n"

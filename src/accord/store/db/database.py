@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,10 +86,13 @@ def _relaxed(conn: Connection, dialect: str) -> Iterator[None]:
         yield
     finally:
         try:
+            if raw.in_transaction:  # a failed COMMIT: rolled back by the pool only later
+                raw.rollback()
             raw.execute(f"PRAGMA synchronous={DURABLE_SYNC}")
-        except Exception:  # never back to the pool relaxed
+        except sqlite3.Error:
+            # Never back to the pool relaxed; the block's own outcome (committed, or
+            # its StoreError) is what the caller hears.
             conn.invalidate()
-            raise
 
 
 def connect(url: str) -> Database:
