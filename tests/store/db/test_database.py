@@ -41,9 +41,8 @@ def test_a_relaxed_write_whose_commit_fails_is_a_store_error_and_leaves_no_relax
     control = tmp_path / "fault"
     assert faults.install(db.engine, str(control))
     control.write_text("io", encoding="utf-8")
-    with pytest.raises(StoreError):
-        with db.write(durable=False) as conn:
-            conn.execute(text("SELECT 1"))
+    with pytest.raises(StoreError), db.write(durable=False) as conn:
+        conn.execute(text("SELECT 1"))
     control.write_text("", encoding="utf-8")
     for _ in range(3):
         with db.write() as conn:
