@@ -44,7 +44,8 @@ def config(data: Path, *, mllp_port: int = 0, pacs_port: int = 9) -> Config:
     return Config.model_validate({
         "store": {"data_dir": str(data)},
         "mllp": {"port": mllp_port},
-        "dicom": {"enabled": False},
+        # The samples' orders are on a fixed day, long past: the worklist keeps them.
+        "dicom": {"enabled": False, "worklist_horizon_hours": 1000000},
         "workflow": {"catalog": CATALOG, "checks": PAST_OK},
         "destinations": [{"name": "pacs", "host": "127.0.0.1", "port": pacs_port,
                           "send": ["adt", "orders", "reports"], "retries": 0,

@@ -206,7 +206,8 @@ def worklist(request: Request, deps: Deps,
     SPS start date (YYYYMMDD)."""
     try:
         found = deps.views.worklist.steps(station=station, modality=modality, date=date,
-                                          cursor=js.decode_cursor(cursor), limit=limit)
+                                          cursor=js.decode_cursor(cursor), limit=limit,
+                                          started_after=deps.worklist_since())
     except ValueError as exc:
         raise bad_request(exc) from exc
     record(request, "worklist.list", object_type="procedure_step", count=len(found.items),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -69,6 +70,14 @@ class WebDeps:
     reload: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
     permissions: Table = field(default_factory=lambda: PERMISSIONS)  # this deployment's
     caches: dict[str, Any] = field(default_factory=dict)  # the web layer's, by name
+
+    def worklist_since(self) -> datetime | None:
+        """The worklist's horizon now: steps that started before it are not served
+        (``dicom.worklist_horizon_hours``); None without a configuration."""
+        dicom = getattr(self.config, "dicom", None)
+        if dicom is None:
+            return None
+        return self.clock.now() - timedelta(hours=dicom.worklist_horizon_hours)
 
     def may(self, role: str, action: Action) -> bool:
         """Whether ``role`` may take ``action`` here."""

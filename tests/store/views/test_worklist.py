@@ -46,6 +46,14 @@ def test_only_statuses_the_mwl_serves(store: SqlStore, worklist: WorklistView) -
     assert sorted(_orders(worklist.steps())) == ["O1", "O2"]
 
 
+def test_steps_past_the_horizon_are_not_listed(store: SqlStore, worklist: WorklistView) -> None:
+    save(store, patient("P1"), order("O1", "P1", at=T0 - timedelta(hours=2)),
+         order("O2", "P1", at=T0 + timedelta(hours=1)))
+    assert _orders(worklist.steps()) == ["O1", "O2"]
+    assert _orders(worklist.steps(started_after=T0 - timedelta(hours=1))) == ["O2"]
+    assert _orders(worklist.steps(started_after=T0 + timedelta(hours=2))) == []
+
+
 def test_filters_and_the_filter_choices(store: SqlStore, worklist: WorklistView) -> None:
     save(store, patient("P1"), order("O1", "P1", station="CT1", modality="CT"),
          order("O2", "P1", station="MR1", modality="MR", at=T0 + timedelta(hours=1)),

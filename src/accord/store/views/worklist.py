@@ -3,7 +3,8 @@ modality's MWL query sees them (DICOM PS3.4 K.6), in start order.
 
 Rules:
 - A step is listed when its order is in a status the worklist serves (scheduled,
-  arrived) and is not held. Both conditions are in the SQL that cuts the page, so a page
+  arrived) and is not held, and (given the worklist's horizon) it has no start or
+  started after it, as the MWL serves it (``dicom.worklist_horizon_hours``). Both conditions are in the SQL that cuts the page, so a page
   is never short while more steps match (a held order is skipped by the query, not by
   the code that reads the page).
 - The page is cut on ``procedure_steps`` alone (its station/date and date/modality
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
@@ -74,12 +76,15 @@ def _key(found: tuple[Any, WorklistRow]) -> str:
 
 def step_rows(conn: Connection, *, station: str | None = None, modality: str | None = None,
               date: str | None = None, cursor: str | None = None,
-              limit: int = 100) -> Page[WorklistRow]:
-    """The steps the MWL serves, by station AE, modality and start date (YYYYMMDD)."""
+              limit: int = 100, started_after: datetime | None = None) -> Page[WorklistRow]:
+    """The steps the MWL serves, by station AE, modality and start date (YYYYMMDD);
+    ``started_after``: the worklist's horizon (a step without a start stays)."""
     limit = clamp(limit)
     s = wf_procedure_steps.c
     where: list[ColumnElement[bool]] = [s.status.in_(sorted(v.value for v in ON_WORKLIST)),
                                         s.held.is_(False)]
+    if started_after is not None:
+        where.append(or_(s.start_at.is_(None), s.start_at >= started_after))
     for col, value in ((s.station_ae, station), (s.modality, modality), (s.start_date, date)):
         if value:
             where.append(col == value)
@@ -144,11 +149,13 @@ class WorklistView:
 
     def steps(self, *, station: str | None = None, modality: str | None = None,
               date: str | None = None, cursor: str | None = None,
-              limit: int = 100) -> Page[WorklistRow]:
-        """The steps the MWL serves, in start order; a bad cursor raises ValueError."""
+              limit: int = 100, started_after: datetime | None = None) -> Page[WorklistRow]:
+        """The steps the MWL serves, in start order (those started after
+        ``started_after``, the worklist's horizon, or without a start); a bad cursor
+        raises ValueError."""
         with self._db.read() as conn:
             return step_rows(conn, station=station, modality=modality, date=date,
-                             cursor=cursor, limit=limit)
+                             cursor=cursor, limit=limit, started_after=started_after)
 
     def choices(self, date: str) -> tuple[list[str], list[str]]:
         """The station AE titles and modalities with steps on ``date`` (for the page's

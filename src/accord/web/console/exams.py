@@ -134,7 +134,8 @@ def worklist_page(request: Request,
     try:
         found = deps.views.worklist.steps(date=day, station=station[:16],
                                           modality=modality[:16], cursor=cursor or None,
-                                          limit=WORKLIST_PAGE)
+                                          limit=WORKLIST_PAGE,
+                                          started_after=deps.worklist_since())
     except ValueError as exc:
         raise HTTPException(400, "invalid cursor") from exc
     rows, nxt = found.items, found.next_cursor
