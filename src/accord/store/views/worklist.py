@@ -3,10 +3,11 @@ modality's MWL query sees them (DICOM PS3.4 K.6), in start order.
 
 Rules:
 - A step is listed when its order is in a status the worklist serves (scheduled,
-  arrived) and is not held, and (given the worklist's horizon) it has no start or
-  started after it, as the MWL serves it (``dicom.worklist_horizon_hours``). Both conditions are in the SQL that cuts the page, so a page
-  is never short while more steps match (a held order is skipped by the query, not by
-  the code that reads the page).
+  arrived) and is not held, and (given the worklist's horizon,
+  ``dicom.worklist_horizon_hours``) it has no start or started after it, as the MWL
+  serves it. These conditions are in the SQL that cuts the page, so a page is never
+  short while more steps match (a held order is skipped by the query, not by the code
+  that reads the page).
 - The page is cut on ``procedure_steps`` alone (its station/date and date/modality
   indexes; a step row carries its order's status and hold flag); only the page's orders
   and patients are then read, so a busy day costs one page of reads.
