@@ -49,7 +49,9 @@ def _config(data: Path, mllp: int, http: int, pacs: int, ris: int, dicom: int) -
     path = data / "accord.yaml"
     path.write_text(json.dumps({  # JSON is YAML
         "mllp": {"port": mllp}, "http": {"port": http},
-        "dicom": {"port": dicom} if dicom else {"enabled": False},
+        # The samples' orders are on fixed days, long past: the worklist keeps them.
+        "dicom": ({"port": dicom} if dicom else {"enabled": False})
+        | {"worklist_horizon_hours": 1000000},
         "store": {"data_dir": str(data)}, "workflow": {"catalog": CATALOG, "checks": PAST_OK},
         "alerts": {"interval": 1, "rules": [{"kind": "connection_down",
                                              "severity": "error"}]},
