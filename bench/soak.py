@@ -16,6 +16,11 @@ catalog; all on 127.0.0.1):
   procedure status; its listener goes down for ``FLAP_DOWN`` s every ``FLAP_PERIOD`` s);
 - a console user who logs in and fetches the pages in turn, one a second.
 
+The store is pre-loaded first, as the product lives (``STORE_SIZE`` patients and as many
+orders, default 100,000: the skewed population of ``bench/aging.py``, loaded through the
+store's bulk path and kept under ``--stores`` for the next run); the engine runs on a
+copy of it. ``--store-size 0`` starts from an empty store.
+
 Sampled every 10 s: the engine's resident memory and open file descriptors (its process
 tree, /proc: Linux only); per minute: ACK p99. At the end, the traffic stops, both
 destinations drain, and every outbox row of each destination is matched to what its
@@ -32,10 +37,12 @@ import json
 import os
 import queue
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -54,6 +61,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import aging
 from _results import write_section
 from engine_harness import END, SB, Engine, ack_code, cpu_seconds, process_tree, rss_mb
 
@@ -439,13 +447,21 @@ def drained(engine: Engine) -> bool:
     return not waiting["items"]
 
 
+def preloaded(stores: Path, size: int, data: Path) -> float:
+    """A copy at ``data`` of the skewed store of ``size`` patients and orders kept under
+    ``stores`` (loaded first when missing); the seconds its load took."""
+    store = aging.build(stores / f"skewed-{size}", "skewed", size)
+    shutil.copytree(store.path, data, ignore=shutil.ignore_patterns(aging.MARKER))
+    return store.load_seconds
+
+
 def run(seconds: float, rate: float, senders: int, updates: int, flap_period: float,
-        flap_down: float, log: Any) -> dict[str, Any]:
+        flap_down: float, log: Any, data: Path | None = None) -> dict[str, Any]:
     pacs, ris = Listener("pacs"), Listener("ris")
     pacs.up()
     ris.up()
     samples: list[dict[str, float]] = []
-    with Engine(config=config(pacs.port, ris.port)) as engine:
+    with Engine(data=data, config=config(pacs.port, ris.port)) as engine:
         add_user(engine, "soak")
         soak = Soak(engine, seconds, rate, senders, updates, flap_period, flap_down)
         threads = [threading.Thread(target=soak.send, args=(lane,), daemon=True)
@@ -563,9 +579,13 @@ def report(r: dict[str, Any], note: str) -> str:
     cpu = (f"; engine CPU {last['engine_cpu_s'] / max(r['answered'], 1) * 1000:.0f} ms per "
            f"message answered (all its work: MLLP, MPPS, C-FIND, console, delivery), "
            f"the soak's own {last['soak_cpu_s']:.0f} s" if "engine_cpu_s" in last else "")
+    size = r.get("store_size", 0)
+    store = (f"on a store pre-loaded with {size:,} patients and orders (the skewed population "
+             f"of `bench/aging.py`, loaded in {r.get('load_seconds', 0):.0f} s)"
+             if size else "on an empty store")
     return f"""## Soak (`bench/soak.py`, `make soak`)
 
-`accord serve` (SQLite) for {r['seconds'] / 60:.0f} min: {r['rate']:.0f} msg/s asked over
+`accord serve` (SQLite) {store}, for {r['seconds'] / 60:.0f} min: {r['rate']:.0f} msg/s asked over
 {r['senders']} MLLP connections (registrations, orders, A08 updates, reports; the demo
 department's mess included), MPPS IN PROGRESS + COMPLETED for every exam, worklist C-FIND
 at 5/s, destinations `pacs` (up) and `ris` (down {r.get('flap_down', 0):.0f} s every
@@ -594,6 +614,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=env_float("SOAK_RATE", 200))
     ap.add_argument("--senders", type=int, default=int(env_float("SOAK_SENDERS", 8)))
     ap.add_argument("--updates", type=int, default=3, help="A08 updates per exam")
+    ap.add_argument("--store-size", type=int, default=int(env_float("STORE_SIZE", 100_000)),
+                    help="patients and orders pre-loaded (0: an empty store)")
+    ap.add_argument("--stores", type=Path, default=None,
+                    help="keep the pre-loaded store here and reuse it on the next run")
     ap.add_argument("--flap-period", type=float, default=300.0)
     ap.add_argument("--flap-down", type=float, default=60.0)
     ap.add_argument("--note", default="", help="a sentence for RESULTS.md (the machine)")
@@ -612,8 +636,18 @@ def main() -> None:
         return
     period = min(args.flap_period, max(20.0, args.seconds / 3))
     down = min(args.flap_down, period / 3)
-    r = run(args.seconds, args.rate, args.senders, args.updates, period, down, sys.stdout)
+    root = Path(tempfile.mkdtemp(prefix="accord-soak-"))
+    try:
+        data, load = None, 0.0
+        if args.store_size:
+            data = root / "data"
+            load = preloaded(args.stores or root / "stores", args.store_size, data)
+        r = run(args.seconds, args.rate, args.senders, args.updates, period, down,
+                sys.stdout, data)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     r["flap_period"], r["flap_down"] = period, down
+    r["store_size"], r["load_seconds"] = args.store_size, load
     if args.json:
         args.json.write_text(json.dumps(r, indent=1, default=str), encoding="utf-8")
     text = report(r, args.note)

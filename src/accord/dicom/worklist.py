@@ -96,18 +96,21 @@ def _put(ds: Dataset, keyword: str, value: Any) -> None:
 
 def local_start(step: ProcedureStep, tz: tzinfo) -> datetime | None:
     """The SPS start in the department's zone: DICOM DA/TM carry local time (PS3.5 §6.2)."""
-    if step.start is None:
-        return None
-    start = step.start if step.start.tzinfo else step.start.replace(tzinfo=UTC)
-    return start.astimezone(tz)
+    start = _utc_start(step)
+    return start.astimezone(tz) if start is not None else None
 
 
 def started_before(step: ProcedureStep, when: datetime) -> bool:
     """Whether the step was scheduled to start before ``when`` (False without a start)."""
-    if step.start is None:
-        return False
-    start = step.start if step.start.tzinfo else step.start.replace(tzinfo=UTC)
-    return start < when
+    start = _utc_start(step)
+    return start is not None and start < when
+
+
+def _utc_start(step: ProcedureStep) -> datetime | None:
+    """The SPS start as an aware datetime (a naive one is taken as UTC)."""
+    if step.start is None or step.start.tzinfo is not None:
+        return step.start
+    return step.start.replace(tzinfo=UTC)
 
 
 def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
