@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -151,6 +152,11 @@ class DicomConfig(_Model):
     reconcile_interval: float = Field(default=300.0, gt=0)
 
     _check_addresses = field_validator("allowed_addresses")(_networks)
+
+    @property
+    def worklist_horizon(self) -> timedelta:
+        """``worklist_horizon_hours`` as a duration (the MWL's and the console's)."""
+        return timedelta(hours=self.worklist_horizon_hours)
 
     @field_validator("allowed_calling_aes")
     @classmethod

@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -367,7 +367,7 @@ def _workflow(config: Config, store: SqlStore, code_tables: CodeTables, clock: C
         reader = SqlWorklistReader(store.database)
         worklist = StoreWorklist(
             reader, WorklistIndex(),
-            horizon=timedelta(hours=config.dicom.worklist_horizon_hours), clock=clock)
+            horizon=config.dicom.worklist_horizon, clock=clock)
         repository = partial(repository_for, changes=worklist.committed)
         bridge = _bridge(config, store, reader, worklist, repository, outbound, clock)
     processor = WorkflowProcessor(

@@ -508,7 +508,7 @@ class DicomBridge:
         self.reader = reader
         # Given when the repository feeds it this node's commits (``committed``).
         self.worklist = worklist or StoreWorklist(
-            reader, WorklistIndex(), horizon=timedelta(hours=settings.worklist_horizon_hours),
+            reader, WorklistIndex(), horizon=settings.worklist_horizon,
             clock=clock)
         self._repository, self._outbound, self._ids = repository, outbound, ids
         self._save, self._prune_log, self._events = save, prune_log, events

@@ -77,7 +77,8 @@ class WebDeps:
         dicom = getattr(self.config, "dicom", None)
         if dicom is None:
             return None
-        return self.clock.now() - timedelta(hours=dicom.worklist_horizon_hours)
+        horizon: timedelta = dicom.worklist_horizon
+        return self.clock.now() - horizon
 
     def may(self, role: str, action: Action) -> bool:
         """Whether ``role`` may take ``action`` here."""
