@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accord.workflow.identity.compare import (
     COMPARISON_NAMES,
@@ -158,6 +160,20 @@ def test_one_edit() -> None:
     assert not one_edit("5550142", "5551024")
     assert not one_edit("5550142", "555014")
     assert not one_edit("5550142", "5550142")
+    assert not one_edit("5550142", "5055142")  # two swapped that are not neighbours
+    assert not one_edit("12", "33")  # two neighbours replaced, not swapped
+
+
+@given(st.text("0123", max_size=8), st.data())
+def test_one_edit_is_one_replacement_or_one_swap_of_neighbours(a: str, data: st.DataObject
+                                                                ) -> None:
+    """``one_edit`` against its definition, on strings close enough to meet it often."""
+    b = data.draw(st.text("0123", min_size=len(a), max_size=len(a)) | st.just(a) | st.sampled_from(
+        [a[:i] + c + a[i + 1:] for i in range(len(a)) for c in "0123"]
+        + [a[:i] + a[i + 1] + a[i] + a[i + 2:] for i in range(len(a) - 1)] or [a]))
+    replaced = len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    swapped = any(a[:i] + a[i + 1] + a[i] + a[i + 2:] == b != a for i in range(len(a) - 1))
+    assert one_edit(a, b) == (replaced or swapped)
 
 
 def test_phone_and_national_id_levels() -> None:
