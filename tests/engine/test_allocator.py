@@ -44,7 +44,8 @@ def arenas(setup: str) -> int:
     return int(done.stdout.strip())
 
 
-def test_limit_arenas_keeps_threads_to_two_arenas() -> None:
+def test_limit_arenas_keeps_threads_to_the_limit() -> None:
+    assert arenas("assert allocator.limit_arenas()") == allocator.ARENAS
     assert arenas("assert allocator.limit_arenas(2)") <= 2
     assert arenas("") > 2  # without it, the same threads make arenas of their own
 
