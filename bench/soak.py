@@ -98,8 +98,9 @@ def env_float(name: str, default: float) -> float:
 class Listener:
     """A downstream system: an MLLP listener that records each MSH-10 it gets and answers
     AA. ``down()`` closes the listening socket and every connection (between messages:
-    a message recorded is always answered, so a resend is the engine's doing), ``up()``
-    listens again on the same port."""
+    a message recorded is always answered, and one read but not yet recorded when the
+    connection is shut is dropped, as the closed connection would drop it, so a message
+    received twice is the engine's doing), ``up()`` listens again on the same port."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -108,6 +109,7 @@ class Listener:
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
         self._conns: dict[socket.socket, threading.Lock] = {}
+        self._shut: set[socket.socket] = set()  # shut down by down(), under their lock
 
     def up(self) -> None:
         s = socket.socket()
@@ -129,6 +131,7 @@ class Listener:
         for conn, busy in conns:
             # never between recording a message and answering it
             with busy, contextlib.suppress(OSError):
+                self._shut.add(conn)
                 conn.shutdown(socket.SHUT_RDWR)
 
     def _accept(self, server: socket.socket) -> None:
@@ -153,6 +156,10 @@ class Listener:
                 while (end := buf.find(END)) >= 0:
                     frame, buf = buf[:end].lstrip(SB), buf[end + len(END):]
                     with busy:
+                        if conn in self._shut:
+                            # read before down() and not answered: the engine sends it
+                            # again, so it is not recorded as received now
+                            return
                         fields = frame.split(b"\r", 1)[0].split(b"|")
                         cid = fields[9].decode() if len(fields) > 9 else ""
                         self.received[cid] += 1
@@ -162,6 +169,7 @@ class Listener:
         finally:
             with self._lock:
                 self._conns.pop(conn, None)
+                self._shut.discard(conn)
             conn.close()
 
 
