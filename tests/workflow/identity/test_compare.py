@@ -164,15 +164,25 @@ def test_one_edit() -> None:
     assert not one_edit("12", "33")  # two neighbours replaced, not swapped
 
 
+def _swapped(a: str, i: int) -> str:
+    return a[:i] + a[i + 1] + a[i] + a[i + 2:]
+
+
+def _one_away(a: str) -> list[str]:
+    """Every string one replacement or one swap of neighbours from ``a`` (``a`` itself
+    when there is none)."""
+    replaced = [a[:i] + c + a[i + 1:] for i in range(len(a)) for c in "0123"]
+    return replaced + [_swapped(a, i) for i in range(len(a) - 1)] or [a]
+
+
 @given(st.text("0123", max_size=8), st.data())
-def test_one_edit_is_one_replacement_or_one_swap_of_neighbours(a: str, data: st.DataObject
-                                                                ) -> None:
+def test_one_edit_is_one_replacement_or_one_swap_of_neighbours(
+        a: str, data: st.DataObject) -> None:
     """``one_edit`` against its definition, on strings close enough to meet it often."""
-    b = data.draw(st.text("0123", min_size=len(a), max_size=len(a)) | st.just(a) | st.sampled_from(
-        [a[:i] + c + a[i + 1:] for i in range(len(a)) for c in "0123"]
-        + [a[:i] + a[i + 1] + a[i] + a[i + 2:] for i in range(len(a) - 1)] or [a]))
+    same_length = st.text("0123", min_size=len(a), max_size=len(a))
+    b = data.draw(same_length | st.just(a) | st.sampled_from(_one_away(a)))
     replaced = len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    swapped = any(a[:i] + a[i + 1] + a[i] + a[i + 2:] == b != a for i in range(len(a) - 1))
+    swapped = any(_swapped(a, i) == b != a for i in range(len(a) - 1))
     assert one_edit(a, b) == (replaced or swapped)
 
 
