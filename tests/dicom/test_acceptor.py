@@ -1,14 +1,19 @@
-"""Accepted associations wait for requests; release, abort and requests work as before."""
+"""Accepted associations wait for requests; release, abort and requests work as before;
+an idle association's threads wait rather than poll, and leave no descriptor behind."""
 
 from __future__ import annotations
 
 import gc
+import os
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dicom_support import associate
 
-from accord.dicom.acceptor import AcceptingServer, WaitingAssociation
+from accord.dicom.acceptor import AcceptingServer, WaitingAssociation, WaitingDUL
 from accord.dicom.scp import DicomServer
 
 
@@ -55,3 +60,55 @@ def test_the_server_forces_no_full_collection_between_polls(
     for _ in range(200):
         server.service_actions()
     assert collected == []
+
+
+def _counting(calls: list[int], method: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return method(*args, **kwargs)
+    return counted
+
+
+def test_an_idle_association_waits_instead_of_polling(scp: DicomServer) -> None:
+    """pynetdicom's threads look at the socket and the request queue every few
+    milliseconds (hundreds of looks in half a second); these look when woken, and at
+    most every ``DUL_WAIT`` / ``WAIT`` seconds otherwise."""
+    assoc = associate(scp)
+    try:
+        (accepted,) = _accepted(scp)
+        assert isinstance(accepted, WaitingAssociation)
+        assert isinstance(accepted.dul, WaitingDUL)
+        assert assoc.send_c_echo().Status == 0x0000
+        looks, requests = [0], [0]
+        accepted.dul._is_transport_event = _counting(  # type: ignore[method-assign]
+            looks, accepted.dul._is_transport_event)
+        accepted._next_request = _counting(  # type: ignore[method-assign]
+            requests, accepted._next_request)
+        time.sleep(0.6)
+        assert looks[0] <= 3 and requests[0] <= 6
+        assert assoc.send_c_echo().Status == 0x0000  # still answered when it comes
+        assert looks[0] >= 1 and requests[0] >= 1
+    finally:
+        assoc.release()
+    assert assoc.is_released
+    assert _until_none_left(scp)
+
+
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc (Linux)")
+def test_an_ended_association_leaves_no_descriptor_open(scp: DicomServer) -> None:
+    gc.collect()  # what earlier tests left unreferenced is closed before counting
+    before = _descriptors()
+    for _ in range(3):
+        assoc = associate(scp)
+        (accepted,) = _accepted(scp)
+        assert assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+        accepted.dul.join(5)
+        accepted.join(5)
+        assert not isinstance(accepted, threading.Thread) or not accepted.is_alive()
+    assert _until_none_left(scp)
+    assert _descriptors() <= before
