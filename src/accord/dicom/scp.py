@@ -164,7 +164,9 @@ DUL_IDLE_POLL = 0.005
 ``_run_loop_delay``, 1 ms by default). It polls its socket and queue between naps: at
 1 ms, seven idle associations cost the engine a quarter of a core (measured). It naps
 only when idle, so a burst (a C-FIND's pending answers) still goes out back to back;
-the first PDU after a pause waits at most this long."""
+the first PDU after a pause waits at most this long. An accepted association's provider
+naps so only while it is not established: established, it waits for its socket or a
+primitive instead (``accord.dicom.acceptor.WaitingDUL``)."""
 
 
 def set_nodelay(event: evt.Event) -> None:
