@@ -7,7 +7,10 @@ with nothing else sent, the engine's CPU time (/proc, all its threads) is read a
 - ``FINDS`` worklist C-FINDs as a modality sends them (station + today, the usual return
   keys; one association kept open), round robin over the stations;
 - ``EXAMS`` MPPS exams: N-CREATE IN PROGRESS then N-SET COMPLETED for one order each
-  (one association kept open), i.e. two MPPS operations per exam.
+  (one association kept open), i.e. two MPPS operations per exam;
+- ``IDLE`` associations opened, each echoed once, then kept open and quiet for
+  ``IDLE_SECONDS``, as modalities keep theirs between exams: the engine's CPU a second,
+  against the same window with none open.
 The engine's idle work (housekeeping, alerts) in a window of the same length is read
 first and taken off. Figures in ms of CPU per operation; printed, not written to
 bench/RESULTS.md (a development measure: run it before and after a change, on the same
@@ -31,6 +34,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
+    Verification,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +48,8 @@ from accord.demo.traffic import PROCEDURES, Department, SimOrder
 ORDERS = int(os.environ.get("ORDERS", "350"))
 FINDS = int(os.environ.get("FINDS", "300"))
 EXAMS = int(os.environ.get("EXAMS", "150"))
+IDLE = int(os.environ.get("IDLE", "7"))
+IDLE_SECONDS = float(os.environ.get("IDLE_SECONDS", "10"))
 STATIONS = tuple(Station(station, modality) for _, _, modality, station in PROCEDURES)
 
 
@@ -69,6 +75,31 @@ def engine_cpu_ms(engine: Engine, work: object) -> float:
     time.sleep(min(took, 10.0))
     idle = (cpu_seconds(engine.pid) - c1) * took / min(took, 10.0)
     return max(busy - idle, 0.0) * 1000
+
+
+def cpu_per_second(engine: Engine, seconds: float) -> float:
+    """The engine's CPU, in ms a second, over the next ``seconds``."""
+    c0 = cpu_seconds(engine.pid)
+    time.sleep(seconds)
+    return (cpu_seconds(engine.pid) - c0) / seconds * 1000
+
+
+def idle_associations(engine: Engine) -> tuple[float, float]:
+    """The engine's CPU a second with no association open, then with ``IDLE`` open and
+    quiet (each echoed once, as a modality checks its link, then left alone)."""
+    alone = cpu_per_second(engine, IDLE_SECONDS)
+    ae = AE(ae_title="OPSIDLE")
+    ae.add_requested_context(Verification)
+    held = [ae.associate("127.0.0.1", engine.dicom_port, ae_title="ACCORD")
+            for _ in range(IDLE)]
+    try:
+        if not all(a.is_established and a.send_c_echo().Status == 0 for a in held):
+            raise RuntimeError("an association was not accepted or not echoed")
+        time.sleep(1.0)
+        return alone, cpu_per_second(engine, IDLE_SECONDS)
+    finally:
+        for a in held:
+            a.release()
 
 
 def main() -> None:
@@ -118,10 +149,13 @@ def main() -> None:
 
         mpps_ms = engine_cpu_ms(engine, exams)
         assoc.release()
+        alone, quiet = idle_associations(engine)
     print(f"C-FIND: {find_ms / FINDS:.2f} ms CPU per query, {answers / FINDS:.1f} answers "
           f"each ({find_ms / max(answers, 1):.3f} ms per answer)")
     print(f"MPPS: {mpps_ms / (2 * EXAMS):.2f} ms CPU per operation ({ok}/{EXAMS} exams "
           f"N-CREATE + N-SET answered 0000)")
+    print(f"Idle: {IDLE} associations open and quiet, the engine {quiet:.1f} ms CPU a "
+          f"second; none open, {alone:.1f} ms")
     print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
