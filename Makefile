@@ -78,7 +78,7 @@ self-contained:
 	@bash scripts/check-self-contained.sh
 
 bench: $(BENCH_STAMP) services dcmtk
-	@for b in parse ingest mwl identity console scale aging; do \
+	@for b in parse ingest mwl identity console scale aging floor; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 
