@@ -22,6 +22,11 @@ empty store), in one run, alternating, medians of ``--rounds``:
 The least a message can cost in the default mode is the floor plus those steps; in ACK on
 store, the floor plus parse and ACK. Each is set against its budgets.
 
+Why an empty store only: the aging goals hold at every size, and the empty store is where
+a message costs least (bench/aging.py measures how that grows with 100,000 and 1,000,000
+stored, skewed as a department's are). A least that does not fit its budget there fits
+nowhere; one that fits says only that the goal is not ruled out.
+
 Run: .venv/bin/python bench/floor.py   (rewrites the ``floor`` section of RESULTS.md)
      .venv/bin/python bench/floor.py --no-write --rounds 1
 """

@@ -109,6 +109,7 @@ def test_an_ended_association_leaves_no_descriptor_open(scp: DicomServer) -> Non
         assoc.release()
         accepted.dul.join(5)
         accepted.join(5)
-        assert not isinstance(accepted, threading.Thread) or not accepted.is_alive()
+        assert isinstance(accepted, threading.Thread)
+        assert not accepted.is_alive() and not accepted.dul.is_alive()
     assert _until_none_left(scp)
     assert _descriptors() <= before
