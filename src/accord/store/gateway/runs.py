@@ -17,19 +17,19 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
-from accord.store.gateway.outbox import UNFINISHED, to_row
+from accord.store.gateway.outbox import to_row, unfinished
 from accord.store.records import OutboxRow
 from accord.store.schema import outbox
 
 _HEAD = (
     select(outbox.c.id, outbox.c.status, outbox.c.next_attempt_at, outbox.c.lease_until)
-    .where(outbox.c.destination == bindparam("destination"),
-           outbox.c.status.in_(UNFINISHED))
+    .where(outbox.c.destination == bindparam("destination"), unfinished(outbox))
     .order_by(outbox.c.id)
     .limit(bindparam("limit"))
 )
 """The head of a destination's queue, built once: a claim per delivery run (often one
-row long) spent more on building its statements than on running them (py-spy --gil)."""
+row long) spent more on building its statements than on running them (py-spy --gil).
+Read through ``ix_outbox_open`` (``unfinished`` says why the literal predicate)."""
 _HEAD_LOCKED = _HEAD.with_for_update()  # PostgreSQL: another node waits, then sees it
 _CLAIM = (
     update(outbox)
