@@ -12,7 +12,7 @@ Rules (the order promise):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,19 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
 
 
 def to_row(row: Row[Any]) -> OutboxRow:
-    m = row._mapping
+    return _from_mapping(row._mapping)
+
+
+_COLUMNS = tuple(c.name for c in outbox.c)
+
+
+def from_values(values: Sequence[Any]) -> OutboxRow:
+    """A row read as plain values in the table's column order (``select(outbox)`` run
+    by a ``Runner``)."""
+    return _from_mapping(dict(zip(_COLUMNS, values, strict=True)))
+
+
+def _from_mapping(m: Mapping[Any, Any]) -> OutboxRow:
     return OutboxRow(
         id=m["id"],
         destination=m["destination"],
