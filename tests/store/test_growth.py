@@ -468,3 +468,42 @@ async def test_no_step_does_more_work_on_a_bigger_store(tmp_path: Path) -> None:
         f"{name}:\n  " + "\n  ".join(diff) for name, diff in grown.items())
     for name, _ in STEPS:  # every step did something, at both sizes
         assert sum(small[name].values()) > 0 and sum(big[name].values()) > 0, name
+
+
+# --------------------------------------------------------- another destination's backlog
+
+def _claim_work(store: SqlStore, work: Work) -> Counter[str]:
+    """The instructions of one delivery run claimed for ``pacs`` and of the claim that
+    settles it, as a delivery worker makes them."""
+    with work.counting() as counts:
+        _, run = store.settle_and_claim_run([], "pacs", "n1", NOW, 60, limit=1)
+        _, after = store.settle_and_claim_run([(run[0].id, b"MSA|AA")], "pacs", "n1", NOW,
+                                              60, limit=1)
+    store.release_many([r.id for r in after], "n1")  # the queue's head is free again
+    return counts
+
+
+def test_a_claim_does_the_same_work_whatever_another_destinations_backlog(
+        tmp_path: Path) -> None:
+    """A destination that is down for a weekend queues its messages; the others' claims
+    read their own queue's head and no more (``ix_outbox_open``), so their cost does not
+    grow with that backlog."""
+    store = open_store(sqlite_url(tmp_path))
+    try:
+        work = Work(store)
+        measured = []
+        for backlog in (10, 5_000):
+            with store.transaction() as tx:  # the down destination's queue grows
+                tx.enqueue([OutboxItem(destination="ris", payload=b"MSH|",
+                                       control_id=f"R{backlog}-{i}", kind="status")
+                            for i in range(backlog)], NOW)
+                tx.enqueue([OutboxItem(destination="pacs", payload=b"MSH|",
+                                       control_id=f"P{backlog}-{i}", kind="adt")
+                            for i in range(3)], NOW)
+            _claim_work(store, work)  # warm-up: statements prepared on this connection
+            measured.append(_claim_work(store, work))
+        small, big = measured
+        assert sum(small.values()) > 0
+        assert not _differences(small, big), _differences(small, big)
+    finally:
+        store.close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from accord.store.db.compiled import Runner
@@ -73,6 +73,17 @@ def test_statements_it_cannot_take_go_through_sqlalchemy(store: SqlStore) -> Non
         # An expanding IN parameter: SQLAlchemy renders it, the Runner hands it over.
         assert runner.rows(Q.CANDIDATES, {"keys": ["0:x"], "limit": 5}) == []
         runner.run(insert(wf_trace_events), [])  # nothing to do
+
+
+def test_a_run_counts_the_rows_an_update_changed(store: SqlStore) -> None:
+    orders = [_order(f"O{n}") for n in range(3)]
+    held = update(wf_orders).where(wf_orders.c.id == bindparam("oid")).values(held=False)
+    with store.transaction() as tx:
+        runner = Runner(tx.connection)
+        runner.run(insert(wf_orders), orders)
+        assert runner.run(held, [{"oid": "O1"}]) == 1
+        assert runner.run(held, [{"oid": "O0"}, {"oid": "O2"}, {"oid": "O9"}]) == 2
+        assert runner.run(held, []) == 0
 
 
 def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(store: SqlStore) -> None:

@@ -198,6 +198,7 @@ def test_claim_run_is_a_prefix_of_the_queue(store: SqlStore) -> None:
     run = store.claim_run("pacs", "n1", LATER, 60, limit=4)
     assert [r.id for r in run] == ids[:4]
     assert all(r.status == "in_flight" and r.claimed_by == "n1" for r in run)
+    assert run == [store.get_outbox(i) for i in ids[:4]]  # every field as stored
     assert store.claim_run("pacs", "n2", LATER, 60, limit=4) == []  # head in flight
     assert store.claim("pacs", "n2", LATER, 60) == []
     acks = [(ids[0], b"MSA|AA|0\r"), (ids[1], b"MSA|AA|1\r")]

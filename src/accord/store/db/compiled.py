@@ -112,14 +112,15 @@ class Runner:
         return [tuple(v if p is None else p(v) for v, p in zip(row, c.results, strict=True))
                 for row in found]
 
-    def run(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute a DML statement once per parameter set (all with the same keys)."""
+    def run(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute a DML statement once per parameter set (all with the same keys);
+        returns the rows an UPDATE or DELETE changed, all parameter sets together (the
+        driver's ``rowcount``: PostgreSQL does not count a many-row INSERT)."""
         if not rows:
-            return
+            return 0
         c = self._compiled(stmt, tuple(rows[0])) if self._raw else None
         if c is None:
-            self._conn.execute(stmt, [dict(r) for r in rows])
-            return
+            return int(self._conn.execute(stmt, [dict(r) for r in rows]).rowcount)
         cursor = self._cursor()
         try:
             if len(rows) == 1:
@@ -128,6 +129,7 @@ class Runner:
                 cursor.executemany(c.sql, [_args(c, r) for r in rows])
         except self._error as exc:
             raise _wrapped(c.sql, exc, self._error) from exc
+        return int(cursor.rowcount)
 
     def insert_ids(self, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> list[int] | None:
         """Insert ``rows`` one by one and return each new row's id (SQLite's rowid), or

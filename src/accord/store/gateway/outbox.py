@@ -12,7 +12,7 @@ Rules (the order promise):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,19 @@ def enqueue(conn: Connection, items: Sequence[OutboxItem], now: datetime) -> lis
 
 
 def to_row(row: Row[Any]) -> OutboxRow:
-    m = row._mapping
+    return _from_mapping(row._mapping)
+
+
+_COLUMNS = tuple(c.name for c in outbox.c)
+
+
+def from_values(values: Sequence[Any]) -> OutboxRow:
+    """A row read as plain values in the table's column order (``select(outbox)`` run
+    by a ``Runner``)."""
+    return _from_mapping(dict(zip(_COLUMNS, values, strict=True)))
+
+
+def _from_mapping(m: Mapping[Any, Any]) -> OutboxRow:
     return OutboxRow(
         id=m["id"],
         destination=m["destination"],
@@ -98,9 +110,12 @@ def get_row(conn: Connection, row_id: int) -> OutboxRow | None:
     return None if row is None else to_row(row)
 
 
-def _open(table: FromClause) -> ColumnElement[bool]:
+def unfinished(table: FromClause) -> ColumnElement[bool]:
     """``status IN ('pending', 'in_flight')`` with literal values, exactly the predicate of
-    the partial indexes, so both planners can use them."""
+    the partial indexes, so both planners can use them. With bound values SQLite cannot
+    tell that a query stays inside a partial index: it reads every unfinished row of
+    every destination through the status index and sorts them, so one destination's
+    backlog would slow every other destination's claims."""
     return table.c.status.in_([literal_column("'pending'"), literal_column("'in_flight'")])
 
 
@@ -122,16 +137,16 @@ def _claimable_ids(destination: str, per_patient: bool, now: datetime) -> Select
             .where(
                 older.c.destination == destination,
                 older.c.patient_key == c.patient_key,
-                _open(older),
+                unfinished(older),
             )
             .scalar_subquery()
         )
         return select(c.id).where(
-            c.destination == destination, _open(outbox), due, c.id == key_head
+            c.destination == destination, unfinished(outbox), due, c.id == key_head
         )
     head = (
         select(c.id)
-        .where(c.destination == destination, _open(outbox))
+        .where(c.destination == destination, unfinished(outbox))
         .order_by(c.id)
         .limit(1)
         .scalar_subquery()
